@@ -1,0 +1,1 @@
+"""The Textual application (wired up by the dashboard work)."""

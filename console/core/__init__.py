@@ -1,0 +1,1 @@
+"""Textual-free core of routedeck: domain models, ports, statistics, simulator."""

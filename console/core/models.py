@@ -1,0 +1,184 @@
+"""Domain models: route profiles, route flags, allocations and rollout state.
+
+Wire formats are camelCase (as flag platforms and the seed examples spell them);
+Python attributes are snake_case. Unknown fields of a route profile are kept, so a
+profile read from a platform and written back loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+#: Allocation shares are stored in basis points so fractional splits stay integers
+#: (flagd's `fractional` silently ignores float weights) and the total stays fixed,
+#: which is what keeps cohorts nested between stages.
+FULL_SHARE_BP = 10_000
+
+
+class RouteProfile(BaseModel):
+    """One flag variation: the model route an application calls and its knobs."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="allow",
+        frozen=True,
+    )
+
+    route: str = Field(min_length=1)
+    provider_route: str | None = None
+    prompt_profile: str | None = None
+    model: str | None = None
+    provider: str | None = None
+    max_output_tokens: int | None = Field(default=None, ge=1)
+    timeout_ms: int | None = Field(default=None, ge=1)
+    fallback: str | None = None
+    budget_policy: str | None = None
+
+    def to_wire(self) -> dict[str, Any]:
+        """The JSON object as a flag platform stores it (camelCase, extras kept)."""
+        return self.model_dump(by_alias=True, exclude_none=True)
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.to_wire(), sort_keys=True, separators=(",", ":"))
+
+
+class Stage(str, Enum):
+    """Where a rollout stands. The order of the members is the order of the ladder."""
+
+    BASELINE = "baseline"  # candidate prepared but not served
+    INTERNAL = "internal"
+    PCT5 = "5%"
+    PCT20 = "20%"
+    FULL = "full"
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+
+
+class Allocation(BaseModel):
+    """Who gets the candidate route: an internal audience and a sticky share of the eligible scope.
+
+    Units outside the eligible scope always get the baseline. ``candidate_bp`` is the share of
+    the eligible scope served the candidate, in basis points (10,000 = everyone in scope).
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    internal_audience: str | None = None
+    internal_enabled: bool = False
+    eligible_scope: str | None = None
+    candidate_bp: int = Field(default=0, ge=0, le=FULL_SHARE_BP)
+
+    @property
+    def candidate_share(self) -> float:
+        return self.candidate_bp / FULL_SHARE_BP
+
+    @property
+    def serves_candidate(self) -> bool:
+        return self.internal_enabled or self.candidate_bp > 0
+
+    def rolled_back(self) -> "Allocation":
+        """The same targeting with nobody on the candidate."""
+        return self.model_copy(update={"internal_enabled": False, "candidate_bp": 0})
+
+    def describe(self) -> str:
+        parts = []
+        if self.internal_enabled:
+            parts.append(f"internal:{self.internal_audience or '?'}")
+        pct = self.candidate_bp / 100
+        scope = self.eligible_scope or "all"
+        parts.append(f"{pct:g}% of {scope}")
+        return " + ".join(parts)
+
+
+class RouteFlag(BaseModel):
+    """A route flag as read from a flag platform, with the revision it was read at."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key: str
+    variations: dict[str, RouteProfile]
+    baseline: str
+    candidate: str | None = None
+    allocation: Allocation = Allocation()
+    revision: str = ""
+    rollout: "RolloutState | None" = None
+    #: Set when the targeting on the platform is not in the shape routedeck writes.
+    foreign_targeting: str | None = None
+
+    @model_validator(mode="after")
+    def _variations_exist(self) -> "RouteFlag":
+        if self.baseline not in self.variations:
+            raise ValueError(f"baseline variation {self.baseline!r} is not among the variations")
+        if self.candidate is not None and self.candidate not in self.variations:
+            raise ValueError(f"candidate variation {self.candidate!r} is not among the variations")
+        return self
+
+    @property
+    def baseline_profile(self) -> RouteProfile:
+        return self.variations[self.baseline]
+
+    @property
+    def candidate_profile(self) -> RouteProfile | None:
+        return self.variations.get(self.candidate) if self.candidate else None
+
+
+class Lease(BaseModel):
+    """Who may act on a flag right now (a guard or a console), until when."""
+
+    holder: str
+    expires_at: datetime
+
+
+class Acknowledgement(BaseModel):
+    item: str
+    by: str
+    at: datetime
+    stage: str
+
+
+class Override(BaseModel):
+    stage_from: str
+    stage_to: str
+    verdict: str
+    reason: str
+    by: str
+    at: datetime
+
+
+class RolloutState(BaseModel):
+    """The rollout's progress, stored with the flag on the platform so every console sees it."""
+
+    stage: Stage = Stage.BASELINE
+    stage_started_at: datetime | None = None
+    rule_hash: str | None = None
+    acknowledgements: list[Acknowledgement] = Field(default_factory=list)
+    overrides: list[Override] = Field(default_factory=list)
+    lease: Lease | None = None
+    chain_head: str | None = None
+
+    @field_validator("acknowledgements", "overrides", mode="before")
+    @classmethod
+    def _none_is_empty(cls, value: Any) -> Any:
+        return [] if value is None else value
+
+
+RouteFlag.model_rebuild()
+
+
+class ChangeEvent(BaseModel):
+    """One entry of a flag platform's own change history."""
+
+    at: datetime
+    actor: str
+    flag: str
+    action: str
+    detail: str = ""
+    before: dict[str, Any] | None = None
+    after: dict[str, Any] | None = None
