@@ -61,6 +61,16 @@ class Stage(str, Enum):
     ROLLED_BACK = "rolled_back"
 
 
+def default_audience_predicate(name: str) -> dict[str, Any]:
+    """A first audience named NAME: units whose context has ``audience`` equal to NAME."""
+    return {"==": [{"var": "audience"}, name]}
+
+
+def default_scope_predicate(name: str) -> dict[str, Any]:
+    """An eligible scope named NAME: units whose context has ``scope`` equal to NAME."""
+    return {"==": [{"var": "scope"}, name]}
+
+
 class Allocation(BaseModel):
     """Who gets the candidate route: an internal audience and a sticky share of the eligible scope.
 
@@ -74,6 +84,21 @@ class Allocation(BaseModel):
     internal_enabled: bool = False
     eligible_scope: str | None = None
     candidate_bp: int = Field(default=0, ge=0, le=FULL_SHARE_BP)
+    #: Explicit JsonLogic predicates; when None the documented default applies:
+    #: audience NAME matches context attribute ``audience == NAME``, scope NAME matches
+    #: ``scope == NAME`` (see ``default_audience_predicate`` / ``default_scope_predicate``).
+    audience_predicate: dict[str, Any] | None = None
+    scope_predicate: dict[str, Any] | None = None
+
+    def audience_rule(self) -> dict[str, Any] | None:
+        if self.audience_predicate is not None:
+            return self.audience_predicate
+        return default_audience_predicate(self.internal_audience) if self.internal_audience else None
+
+    def scope_rule(self) -> dict[str, Any] | None:
+        if self.scope_predicate is not None:
+            return self.scope_predicate
+        return default_scope_predicate(self.eligible_scope) if self.eligible_scope else None
 
     @property
     def candidate_share(self) -> float:
