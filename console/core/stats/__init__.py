@@ -1,0 +1,1 @@
+"""Guardrail statistics: anytime-valid confidence sequences, health gates and verdicts."""
