@@ -1,0 +1,82 @@
+"""Turn a backend SPEC (``flagd:PATH``, ``sim:SCENARIO?seed=N``, ``unleash:URL``…) into an adapter.
+
+This is the one place that knows every adapter; commands and the app ask it for a
+``FlagPlatform`` or a ``MetricsSource`` and never import adapters themselves.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+from console.core.errors import BadInput
+from console.core.ports import FlagPlatform, MetricsSource
+
+FLAG_KINDS = ("flagd", "unleash", "featbit")
+METRIC_KINDS = ("sim", "prometheus")
+
+
+def _split(spec: str, option: str, kinds: tuple[str, ...]) -> tuple[str, str]:
+    kind, sep, rest = spec.partition(":")
+    if not sep or kind not in kinds:
+        raise BadInput(
+            f"{option} {redact(spec)!r}: unknown backend — use one of "
+            + ", ".join(f"{k}:…" for k in kinds)
+        )
+    if not rest:
+        raise BadInput(f"{option} {kind}: needs a location after '{kind}:'")
+    return kind, rest
+
+
+def open_flags(spec: str) -> FlagPlatform:
+    """The flag platform named by ``spec`` (``--flags``)."""
+    kind, rest = _split(spec, "--flags", FLAG_KINDS)
+    if kind == "flagd":
+        from adapters.flags.flagd_file import FlagdFilePlatform
+
+        return FlagdFilePlatform(Path(rest).expanduser())
+    if kind == "unleash":
+        from adapters.flags.unleash import UnleashPlatform
+
+        return UnleashPlatform.from_spec(spec)
+    from adapters.flags.featbit import FeatBitPlatform  # type: ignore[import-not-found]
+
+    return FeatBitPlatform.from_spec(spec)
+
+
+def flags_file_of(spec: str) -> Path | None:
+    """The flag file behind a ``flagd:`` spec (the simulator evaluates it directly)."""
+    kind, _, rest = spec.partition(":")
+    return Path(rest).expanduser() if kind == "flagd" and rest else None
+
+
+def open_metrics(spec: str, flags_spec: str | None = None, **options) -> MetricsSource:
+    """The metrics source named by ``spec`` (``--metrics``).
+
+    The simulator needs the flag file it evaluates, taken from ``flags_spec``.
+    """
+    kind, rest = _split(spec, "--metrics", METRIC_KINDS)
+    if kind == "sim":
+        from adapters.metrics.simulated import SimulatedMetricsSource
+
+        path = flags_file_of(flags_spec or "")
+        if path is None:
+            raise BadInput("--metrics sim:… evaluates a flag file: pass --flags flagd:PATH as well")
+        return SimulatedMetricsSource.from_spec(spec, path, **options)
+    from adapters.metrics.prometheus import PrometheusSource
+
+    return PrometheusSource.from_spec(spec)
+
+
+def spec_query(spec: str) -> dict[str, str]:
+    """The ``?a=b&c=d`` options of a spec as a flat dict (last value wins)."""
+    query = urlsplit(spec.partition(":")[2]).query
+    return {k: v[-1] for k, v in parse_qs(query).items()}
+
+
+def redact(text: str) -> str:
+    """Hide credentials that may travel in a URL (userinfo, token-like query values)."""
+    import re
+
+    text = re.sub(r"//[^/@\s]+@", "//***@", text)
+    return re.sub(r"(?i)([?&](?:token|secret|key|apikey|api_key|password|auth)=)[^&\s]+", r"\1***", text)

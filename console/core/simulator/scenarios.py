@@ -1,0 +1,49 @@
+"""Scenarios: what goes wrong (or not) with the candidate route."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..errors import BadInput
+
+
+@dataclass(frozen=True)
+class Scenario:
+    name: str
+    description: str
+    #: the candidate behaves exactly like the baseline route of its flag
+    candidate_as_baseline: bool = False
+    latency_factor: float = 1.0
+    resolve_shift: float = 0.0  # added to the candidate's resolve probability
+    correction_shift: float = 0.0
+    complaint_shift: float = 0.0
+    provider_error: float | None = None  # replaces the candidate provider's error rate
+    token_factor: float = 1.0
+    join_probability: float | None = None  # replaces the candidate's outcome join probability
+
+
+SCENARIOS: dict[str, Scenario] = {
+    s.name: s
+    for s in (
+        Scenario("steady", "healthy candidate: a little better at resolving, a little costlier"),
+        Scenario("aa", "A/A: the candidate behaves exactly like the baseline", candidate_as_baseline=True),
+        Scenario("latency-regression", "candidate answers ~1.9× slower and times out more", latency_factor=1.9),
+        Scenario(
+            "quality-regression",
+            "candidate resolves fewer cases and gets corrected more",
+            resolve_shift=-0.15,
+            correction_shift=0.08,
+            complaint_shift=0.02,
+        ),
+        Scenario("provider-outage", "the candidate's provider fails a third of calls; fallbacks surge", provider_error=0.35),
+        Scenario("cost-spike", "candidate spends ~3× the tokens per answer", token_factor=3.0),
+        Scenario("join-break", "candidate outcomes stop joining their exposures (telemetry broken)", join_probability=0.3),
+    )
+}
+
+
+def get_scenario(name: str) -> Scenario:
+    try:
+        return SCENARIOS[name]
+    except KeyError:
+        raise BadInput(f"--scenario {name!r}: unknown scenario — choose one of {', '.join(SCENARIOS)}") from None
