@@ -33,6 +33,12 @@ from .evaluator import FlagEvaluator
 from .portfolio import ELIGIBLE_SCOPE, INTERNAL_AUDIENCE, WORKFLOW_FLAGS, RouteBehaviour, behaviour_of
 from .scenarios import Scenario
 
+def json_key(profile: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(profile, sort_keys=True)
+
+
 ERR_NONE, ERR_ERROR, ERR_429, ERR_TIMEOUT = 0, 1, 2, 3
 ERR_NAMES = {ERR_ERROR: "error", ERR_429: "429", ERR_TIMEOUT: "timeout"}
 ARM_CODES = {Arm.BASELINE: 0, Arm.CANDIDATE: 1, Arm.OTHER: 2}
@@ -133,12 +139,16 @@ class TrafficSimulator:
         self._providers: list[tuple[str, str]] = []
         self._provider_index: dict[tuple[str, str], int] = {}
         self._seen: set[tuple[int, int]] = set()  # (key index, unit) pairs already counted as new units
-        self._assign: dict[tuple[str, int], tuple[str, dict[str, Any], Arm]] = {}
+        #: (flag, unit) → parameter row; valid for one evaluator revision (the evaluation is deterministic)
+        self._assign: dict[tuple[str, int], int] = {}
         self._assign_rev: str | None = None
         self._chunks: deque[dict[str, np.ndarray]] = deque()
         self._log: dict[str, np.ndarray] | None = None
         self._listeners: list[Callable[[dict[str, np.ndarray], "TrafficSimulator"], None]] = []
-        self._price_cache: dict[str, RouteProfile] = {}
+        self._eff_rows: list[dict[str, Any]] = []
+        self._eff_index: dict[tuple[str, str, Arm], int] = {}
+        self._eff_table: dict[str, np.ndarray] | None = None
+        self._unit_flag = [WORKFLOW_FLAGS[WORKFLOWS[w]] for w in self.pop.workflow.tolist()]
 
     # ---- time ---------------------------------------------------------------------
 
@@ -170,24 +180,6 @@ class TrafficSimulator:
     def key_of(self, i: int) -> RouteKey:
         return self._keys[i]
 
-    def _assignment(self, flag: str, unit: int) -> tuple[str, dict[str, Any], Arm]:
-        rev = self.evaluator.revision
-        if rev != self._assign_rev:
-            self._assign.clear()
-            self._assign_rev = rev
-        cached = self._assign.get((flag, unit))
-        if cached is None:
-            cached = self.evaluator.evaluate(flag, self.pop.ids[unit], self.pop.context(unit))
-            self._assign[(flag, unit)] = cached
-        return cached
-
-    def _price(self, route: str, model: str | None, tin: float, tout: float) -> float:
-        prof = self._price_cache.get(route)
-        if prof is None:
-            prof = self._price_cache[route] = RouteProfile(route=route, model=model)
-        cost = self.pricing.cost(prof, int(tin), int(tout))
-        return 0.0 if cost is None else cost
-
     def _behaviour(self, flag: str, profile: dict[str, Any], arm: Arm) -> tuple[RouteBehaviour, dict[str, Any]]:
         sc = self.scenario
         if arm is Arm.CANDIDATE and sc.candidate_as_baseline:
@@ -210,82 +202,123 @@ class TrafficSimulator:
             )
         return beh, profile
 
+    def _effective(self, flag: str, profile: dict[str, Any], arm: Arm) -> int:
+        """Index of the parameter row for requests of ``flag`` assigned ``profile`` on ``arm``."""
+        ident = (flag, json_key(profile), arm)
+        found = self._eff_index.get(ident)
+        if found is not None:
+            return found
+        beh, prof = self._behaviour(flag, profile, arm)
+        route = profile.get("route", "?")
+        fb_name = prof.get("fallback")
+        fb = behaviour_of(fb_name) if fb_name else None
+        price = self.pricing.price_for(RouteProfile(route=prof.get("route", route), model=prof.get("model") or beh.model))
+        fb_price = self.pricing.price_for(RouteProfile(route=fb_name, model=fb.model)) if fb else None
+        row = {
+            "key": self._index(self._keys, self._key_index, RouteKey(flag, route, arm)),
+            "prov": self._index(self._providers, self._provider_index, (beh.provider, beh.model)),
+            "lat_med": beh.latency_median_ms, "lat_sig": beh.latency_sigma, "ttft_share": beh.ttft_share,
+            "tin": beh.tokens_in, "tout": beh.tokens_out, "p_err": beh.error_rate, "p_429": beh.rate_limit_rate,
+            "resolve": beh.resolve, "correct": beh.correction, "complain": beh.complaint, "join": beh.join_probability,
+            "timeout": float(prof.get("timeoutMs") or 30_000), "max_out": float(prof.get("maxOutputTokens") or 4096),
+            "in_price": price.input_per_mtok / 1e6 if price else 0.0,
+            "out_price": price.output_per_mtok / 1e6 if price else 0.0,
+            "has_fb": fb is not None,
+            "fb_route": self._index(self._routes, self._route_index, (flag, fb_name)) if fb else -1,
+            "fb_prov": self._index(self._providers, self._provider_index, (fb.provider, fb.model)) if fb else -1,
+            "fb_lat_med": fb.latency_median_ms if fb else 0.0, "fb_lat_sig": fb.latency_sigma if fb else 0.0,
+            "fb_ttft_share": fb.ttft_share if fb else 0.0, "fb_p_err": fb.error_rate if fb else 1.0,
+            "fb_tin": fb.tokens_in if fb else 0.0, "fb_tout": fb.tokens_out if fb else 0.0,
+            "fb_in_price": fb_price.input_per_mtok / 1e6 if fb_price else 0.0,
+            "fb_out_price": fb_price.output_per_mtok / 1e6 if fb_price else 0.0,
+        }
+        self._eff_rows.append(row)
+        self._eff_table = None
+        found = self._eff_index[ident] = len(self._eff_rows) - 1
+        return found
+
+    def _table(self) -> dict[str, np.ndarray]:
+        if self._eff_table is None:
+            self._eff_table = {k: np.array([r[k] for r in self._eff_rows]) for k in self._eff_rows[0]}
+        return self._eff_table
+
     def _generate_tick(self, tick: int) -> None:
         self.evaluator.refresh()
         rng = np.random.default_rng([self.seed, tick])
         n = int(rng.poisson(self.rate))
-        units = np.searchsorted(self.pop.cum_activity, rng.random(n))
-        units = np.minimum(units, len(self.pop.ids) - 1)
+        units = np.minimum(np.searchsorted(self.pop.cum_activity, rng.random(n)), len(self.pop.ids) - 1)
         u = rng.random((n, 8))
         z = rng.standard_normal((n, 4))
-        cols = {name: np.zeros(n, dtype=dt) for name, dt in _COLUMNS.items()}
-        t_abs = int(self.start_time) + tick
-        cols["t"][:] = t_abs
         pop = self.pop
-        for i in range(n):
-            unit = int(units[i])
-            flag = WORKFLOW_FLAGS[WORKFLOWS[pop.workflow[unit]]]
-            _variant, assigned, arm = self._assignment(flag, unit)
-            route = assigned.get("route", "?")
-            beh, profile = self._behaviour(flag, assigned, arm)
-            key = self._index(self._keys, self._key_index, RouteKey(flag, route, arm))
-            cols["unit"][i] = unit
-            cols["key"][i] = key
-            cols["prov"][i] = self._index(self._providers, self._provider_index, (beh.provider, beh.model))
-            if (key, unit) not in self._seen:
-                self._seen.add((key, unit))
-                cols["new_unit"][i] = True
-            latency = beh.latency_median_ms * pop.slowness[unit] * math.exp(beh.latency_sigma * z[i, 0])
-            timeout = float(profile.get("timeoutMs") or 30_000)
-            max_out = float(profile.get("maxOutputTokens") or 4096)
-            tin = beh.tokens_in * pop.verbosity[unit] * math.exp(0.3 * z[i, 1])
-            tout = min(beh.tokens_out * pop.verbosity[unit] * math.exp(0.35 * z[i, 2]), max_out)
-            ttft = latency * beh.ttft_share
-            d = u[i, 0]
-            if d < beh.error_rate:
-                err, spent, tin_c, tout_c = ERR_ERROR, latency * 0.3, tin, 0.0
-            elif d < beh.error_rate + beh.rate_limit_rate:
-                err, spent, tin_c, tout_c = ERR_429, 60.0, 0.0, 0.0
-            elif latency > timeout:
-                err, spent, tin_c, tout_c = ERR_TIMEOUT, timeout, tin, tout * 0.5
-            else:
-                err, spent, tin_c, tout_c = ERR_NONE, latency, tin, tout
-            cost = self._price(route, profile.get("model") or beh.model, tin_c, tout_c)
-            success = err == ERR_NONE
-            total_latency = spent
-            fallback_to = profile.get("fallback") if not success else None
-            if fallback_to:
-                fb = behaviour_of(fallback_to)
-                fb_latency = fb.latency_median_ms * pop.slowness[unit] * math.exp(fb.latency_sigma * z[i, 3])
-                fb_failed = bool(u[i, 1] < fb.error_rate)
-                fb_tin, fb_tout = fb.tokens_in * pop.verbosity[unit], 0.0 if fb_failed else fb.tokens_out * pop.verbosity[unit]
-                cost += self._price(fallback_to, fb.model, fb_tin, fb_tout)
-                ttft = spent + fb_latency * fb.ttft_share
-                total_latency = spent + fb_latency
-                success = not fb_failed
-                cols["fallback"][i] = True
-                cols["fb_failed"][i] = fb_failed
-                cols["fb_route"][i] = self._index(self._routes, self._route_index, (flag, fallback_to))
-                cols["fb_prov"][i] = self._index(self._providers, self._provider_index, (fb.provider, fb.model))
-                tin_c, tout_c = tin_c + fb_tin, tout_c + fb_tout
-            else:
-                cols["fb_route"][i] = -1
-                cols["fb_prov"][i] = -1
-            cols["err"][i] = err
-            cols["success"][i] = success
-            cols["latency"][i] = total_latency
-            cols["ttft"][i] = ttft if success else total_latency
-            cols["slo"][i] = success and total_latency <= self.slo_ms
-            cols["tin"][i] = int(tin_c)
-            cols["tout"][i] = int(tout_c)
-            cols["cost"][i] = cost
-            p_resolve = beh.resolve - 0.08 * pop.difficulty[unit] if success else 0.0
-            resolved = bool(u[i, 2] < p_resolve)
-            cols["resolved"][i] = resolved
-            cols["corrected"][i] = resolved and u[i, 3] < beh.correction
-            cols["complaint"][i] = u[i, 4] < beh.complaint + (0.0 if success else 0.05)
-            cols["joined"][i] = u[i, 5] < beh.join_probability
-            cols["arrival"][i] = t_abs + 5 + int(85 * u[i, 6])
+        rev = self.evaluator.revision
+        if rev != self._assign_rev:
+            self._assign.clear()
+            self._assign_rev = rev
+        eff = np.empty(n, dtype=np.int64)
+        new_unit = np.zeros(n, dtype=np.bool_)
+        for i, unit in enumerate(units.tolist()):
+            flag = self._unit_flag[unit]
+            idx = self._assign.get((flag, unit))
+            if idx is None:
+                _variant, assigned, arm = self.evaluator.evaluate(flag, pop.ids[unit], pop.context(unit))
+                idx = self._assign[(flag, unit)] = self._effective(flag, assigned, arm)
+            eff[i] = idx
+            seen = (self._eff_rows[idx]["key"], unit)
+            if seen not in self._seen:
+                self._seen.add(seen)
+                new_unit[i] = True
+        T = {k: v[eff] for k, v in self._table().items()} if n else {k: np.zeros(0) for k in self._table()}
+        slow, verb = pop.slowness[units], pop.verbosity[units]
+        latency = T["lat_med"] * slow * np.exp(T["lat_sig"] * z[:, 0])
+        tin = T["tin"] * verb * np.exp(0.3 * z[:, 1])
+        tout = np.minimum(T["tout"] * verb * np.exp(0.35 * z[:, 2]), T["max_out"])
+        d = u[:, 0]
+        err = np.select(
+            [d < T["p_err"], d < T["p_err"] + T["p_429"], latency > T["timeout"]],
+            [ERR_ERROR, ERR_429, ERR_TIMEOUT], ERR_NONE,
+        ).astype(np.int8)
+        spent = np.select([err == ERR_ERROR, err == ERR_429, err == ERR_TIMEOUT],
+                          [latency * 0.3, np.full(n, 60.0), T["timeout"]], latency)
+        tin_c = np.where(err == ERR_429, 0.0, tin)
+        tout_c = np.select([err == ERR_NONE, err == ERR_TIMEOUT], [tout, tout * 0.5], 0.0)
+        cost = tin_c * T["in_price"] + tout_c * T["out_price"]
+        fallback = (err != ERR_NONE) & T["has_fb"].astype(bool)
+        fb_latency = T["fb_lat_med"] * slow * np.exp(T["fb_lat_sig"] * z[:, 3])
+        fb_failed = fallback & (u[:, 1] < T["fb_p_err"])
+        fb_tin = np.where(fallback, T["fb_tin"] * verb, 0.0)
+        fb_tout = np.where(fallback & ~fb_failed, T["fb_tout"] * verb, 0.0)
+        cost = cost + fb_tin * T["fb_in_price"] + fb_tout * T["fb_out_price"]
+        success = (err == ERR_NONE) | (fallback & ~fb_failed)
+        total_latency = np.where(fallback, spent + fb_latency, spent)
+        ttft = np.where(fallback, spent + fb_latency * T["fb_ttft_share"], latency * T["ttft_share"])
+        ttft = np.where(success, ttft, total_latency)
+        p_resolve = np.where(success, T["resolve"] - 0.08 * pop.difficulty[units], 0.0)
+        resolved = u[:, 2] < p_resolve
+        t_abs = int(self.start_time) + tick
+        cols = {
+            "t": np.full(n, t_abs, dtype=np.int64),
+            "unit": units.astype(np.int32),
+            "key": T["key"].astype(np.int16),
+            "fb_route": np.where(fallback, T["fb_route"], -1).astype(np.int16),
+            "success": success,
+            "err": err,
+            "fallback": fallback,
+            "slo": success & (total_latency <= self.slo_ms),
+            "latency": total_latency.astype(np.float32),
+            "ttft": ttft.astype(np.float32),
+            "tin": (tin_c + fb_tin).astype(np.int32),
+            "tout": (tout_c + fb_tout).astype(np.int32),
+            "cost": cost,
+            "prov": T["prov"].astype(np.int16),
+            "fb_prov": np.where(fallback, T["fb_prov"], -1).astype(np.int16),
+            "fb_failed": fb_failed,
+            "new_unit": new_unit,
+            "joined": u[:, 5] < T["join"],
+            "arrival": (t_abs + 5 + (85 * u[:, 6]).astype(np.int64)),
+            "resolved": resolved,
+            "corrected": resolved & (u[:, 3] < T["correct"]),
+            "complaint": u[:, 4] < T["complain"] + np.where(success, 0.0, 0.05),
+        }
         self._chunks.append(cols)
         self._log = None
         for fn in self._listeners:
