@@ -1,1 +1,399 @@
-"""The Textual application (wired up by the dashboard work)."""
+"""The Textual application: polls the adapters in workers and keeps the console's state.
+
+Polling follows one rule: the next read is scheduled only after the previous one finished,
+so a slow backend stretches the period instead of piling up requests. Rollback runs in its
+own worker group, so it never waits behind a stuck metrics read.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from functools import partial
+from typing import Callable
+
+from rich.text import Text
+from textual.app import App
+from textual.command import DiscoveryHit, Hit, Hits, Provider
+from textual.message import Message
+from textual.worker import get_current_worker
+
+from console.actions import ACTIONS, BY_ID
+from console.backends import redact
+from console.core.errors import RouteDeckError
+from console.core.figures import RouteFigures, route_figures
+from console.core.models import RouteFlag
+from console.core.ports import FlagPlatform, MetricsSource, WriteResult
+from console.core.telemetry import MetricsSnapshot
+from console.screens.dashboard import TREND_METRICS, DashboardScreen
+from console.screens.help import HelpScreen
+
+WINDOWS_S = (60, 300, 900, 3600)
+
+
+def window_text(seconds: float) -> str:
+    return f"{seconds / 3600:g}h" if seconds >= 3600 else f"{seconds / 60:g}m" if seconds >= 60 else f"{seconds:g}s"
+
+
+class ActionCommands(Provider):
+    """The command palette lists the same actions as the keys and `?` help."""
+
+    def _available(self):
+        app: RouteDeckApp = self.app  # type: ignore[assignment]
+        for action in ACTIONS:
+            if action.id == "command_palette" or (action.writes and app.read_only):
+                continue
+            yield action, action.reason_unavailable(app)
+
+    async def discover(self) -> Hits:
+        for action, why in self._available():
+            yield DiscoveryHit(action.label, partial(self.app.run_action, action.id),
+                               help=why and f"unavailable: {why}" or action.description)
+
+    async def search(self, query: str) -> Hits:
+        matcher = self.matcher(query)
+        for action, why in self._available():
+            text = f"{action.label}: {action.description}"
+            score = matcher.match(text)
+            if score > 0:
+                yield Hit(score, matcher.highlight(text), partial(self.app.run_action, action.id),
+                          help=why and f"unavailable: {why}" or None)
+
+
+@dataclass
+class MetricsRead(Message):
+    snapshot: MetricsSnapshot | None
+    error: str | None
+    elapsed_s: float
+
+
+@dataclass
+class FlagsRead(Message):
+    flags: dict[str, RouteFlag] | None
+    error: str | None
+
+
+@dataclass
+class RollbackDone(Message):
+    flag: str
+    result: WriteResult | None
+    error: str | None
+
+
+class RouteDeckApp(App):
+    TITLE = "routedeck"
+    COMMANDS = {ActionCommands}
+    COMMAND_PALETTE_BINDING = "ctrl+p"
+    ENABLE_COMMAND_PALETTE = True
+
+    def __init__(
+        self,
+        platform: FlagPlatform,
+        metrics: MetricsSource,
+        *,
+        flags: dict[str, RouteFlag] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        refresh_s: float = 1.0,
+        window_s: float = 300.0,
+        read_only: bool = False,
+    ) -> None:
+        super().__init__()
+        self.platform = platform
+        self.metrics = metrics
+        self.flags: dict[str, RouteFlag] = dict(flags or {})
+        self.clock = clock
+        self.refresh_s = refresh_s
+        self.window_s = window_s
+        self.read_only = read_only
+        self.paused = False
+        self.snapshot: MetricsSnapshot | None = None
+        self.figures: list[RouteFigures] = []
+        self.metrics_error: str | None = None
+        self.flags_error: str | None = None
+        self.last_metrics_ok: float | None = None
+        self.metrics_asked_at: float | None = None
+        self.trend_metric = TREND_METRICS[0]
+        self.foreign: dict[str, str] = {}  # flag -> what changed outside this console
+        self._own_revisions: set[str] = set()
+        self._rollback_running: set[str] = set()
+        self._started = clock()
+        self._metrics_timer = None
+
+    # ---- life cycle ---------------------------------------------------------------
+
+    def on_mount(self) -> None:
+        self.push_screen(DashboardScreen())
+        self.poll_flags()
+        self.poll_metrics()
+        self.set_interval(1.0, self._tick)
+
+    def _tick(self) -> None:
+        screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
+        if isinstance(screen, DashboardScreen):
+            screen.query_one("StatusHeader").show(self.header_lines(screen.size.width))
+
+    def _redraw(self) -> None:
+        for screen in self.screen_stack:
+            if isinstance(screen, DashboardScreen):
+                screen.refresh_view()
+
+    # ---- polling ------------------------------------------------------------------
+
+    def poll_metrics(self) -> None:
+        if self._metrics_timer is not None:
+            self._metrics_timer.stop()
+            self._metrics_timer = None
+        if self.paused:
+            return
+        self.metrics_asked_at = self.clock()
+        self._read_metrics()
+
+    def _read_metrics_now(self) -> MetricsRead:
+        started = time.perf_counter()
+        try:
+            now = self.metrics.now()
+            step = max(1.0, self.window_s / 60)
+            snap = self.metrics.read(now - self.window_s, now, step)
+            return MetricsRead(snap, None, time.perf_counter() - started)
+        except RouteDeckError as exc:
+            return MetricsRead(None, str(exc), time.perf_counter() - started)
+        except Exception as exc:  # an adapter bug must not take the console down; show it
+            return MetricsRead(None, f"{type(exc).__name__}: {redact(str(exc))}", time.perf_counter() - started)
+
+    def _read_metrics(self) -> None:
+        self.run_worker(self._metrics_worker, thread=True, exclusive=True, group="metrics", exit_on_error=False)
+
+    def _metrics_worker(self) -> None:
+        result = self._read_metrics_now()
+        if not get_current_worker().is_cancelled:
+            self.post_message(result)
+
+    def on_metrics_read(self, message: MetricsRead) -> None:
+        if message.snapshot is not None:
+            self.snapshot = message.snapshot
+            self.figures = route_figures(message.snapshot)
+            self.metrics_error = None
+            self.last_metrics_ok = self.clock()
+        else:
+            self.metrics_error = message.error
+        self._redraw()
+        self._metrics_timer = self.set_timer(self.refresh_s, self.poll_metrics)
+
+    def poll_flags(self) -> None:
+        self.run_worker(self._flags_worker, thread=True, exclusive=True, group="flags", exit_on_error=False)
+
+    def _flags_worker(self) -> None:
+        try:
+            flags = {key: self.platform.read_flag(key) for key in self.platform.list_flags()}
+            self.post_message(FlagsRead(flags, None))
+        except RouteDeckError as exc:
+            self.post_message(FlagsRead(None, str(exc)))
+        except Exception as exc:
+            self.post_message(FlagsRead(None, f"{type(exc).__name__}: {redact(str(exc))}"))
+
+    def on_flags_read(self, message: FlagsRead) -> None:
+        if message.flags is not None:
+            for key, flag in message.flags.items():
+                old = self.flags.get(key)
+                if old is not None and old.revision != flag.revision and flag.revision not in self._own_revisions:
+                    from console.core.ports import describe_difference
+
+                    what = describe_difference(old, flag)
+                    self.foreign[key] = what
+                    self.notify(f"{key} changed outside this console: {what}", title="Foreign change",
+                                severity="warning", timeout=12)
+            self.flags = message.flags
+            self.flags_error = None
+        else:
+            self.flags_error = message.error
+        self._redraw()
+        self.set_timer(self.refresh_s, self.poll_flags)
+
+    # ---- state the screens and actions read ---------------------------------------
+
+    @property
+    def window_label(self) -> str:
+        return window_text(self.window_s)
+
+    def rollout_flags(self) -> list[RouteFlag]:
+        return [f for f in self.flags.values() if f.candidate and (f.allocation.serves_candidate or f.foreign_targeting)]
+
+    def rollback_target(self) -> tuple[str | None, str]:
+        screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
+        highlighted = screen.highlighted_flag() if isinstance(screen, DashboardScreen) else None
+        if highlighted is not None:
+            flag = self.flags.get(highlighted)
+            if flag is None:
+                return None, f"{highlighted} has not been read from the flag platform yet"
+            if flag.candidate is None:
+                others = self.rollout_flags()
+                if len(others) == 1:
+                    return others[0].key, ""
+                return None, f"{flag.key} has no candidate route: highlight a route of a flag in rollout"
+            if not (flag.allocation.serves_candidate or flag.foreign_targeting):
+                return None, f"{flag.key} already serves 100% baseline ({flag.baseline})"
+            return flag.key, ""
+        flags = self.rollout_flags()
+        if len(flags) == 1:
+            return flags[0].key, ""
+        if not flags:
+            return None, "no flag is serving a candidate route"
+        return None, "several flags are in rollout: highlight a route of the one to roll back"
+
+    def header_lines(self, width: int) -> list[Text]:
+        lines = []
+        top = Text.assemble(("routedeck ", "bold"), f"flags {self.platform.describe()} · metrics {self.metrics.describe()}")
+        if self.read_only:
+            top.append("  READ-ONLY", "bold reverse")
+        lines.append(top)
+        at_baseline = []
+        for flag in sorted(self.flags.values(), key=lambda f: f.key):
+            if not flag.candidate:
+                at_baseline.append(flag)
+                continue
+            stage = flag.rollout.stage.value if flag.rollout else "—"
+            line = Text.assemble((flag.key, "bold"), f"  baseline {flag.baseline} → candidate ", (flag.candidate, "bold"))
+            lines.append(line)
+            line = Text("  ◆ to ")
+            if flag.foreign_targeting:
+                line.append(f"targeting unrecognised ({flag.foreign_targeting}) — R rewrites it to baseline", "bold red")
+            elif flag.allocation.serves_candidate:
+                line.append(flag.allocation.describe(), "bold yellow")
+            else:
+                line.append("100% baseline", "green")
+            line.append(f" · stage {stage}")
+            if flag.key in self.foreign:
+                line.append("  changed outside routedeck", "bold magenta")
+            lines.append(line)
+        if at_baseline:
+            names = ", ".join(f"{f.key} → {f.baseline}" for f in at_baseline)
+            lines.append(Text(f"steady: {names}", style="dim"))
+        status = Text()
+        now = self.clock()
+        if self.paused:
+            status.append("PAUSED (space resumes)", "bold reverse")
+        elif self.metrics_error:
+            status.append(f"metrics error: {self.metrics_error}", "bold red")
+        elif self.last_metrics_ok is None:
+            waited = now - (self.metrics_asked_at or self._started)
+            status.append(f"waiting for the metrics source ({waited:.0f}s)", "yellow")
+        else:
+            age = now - self.last_metrics_ok
+            stale = age > max(5.0, 3 * self.refresh_s)
+            status.append(f"data {age:.0f}s old", "bold red" if stale else "green")
+            if stale:
+                status.append(" — metrics source not answering", "bold red")
+        if self.flags_error:
+            status.append(f" · flags error: {self.flags_error}", "bold red")
+        status.append(f" · window {self.window_label} · trend {self.trend_metric}", "dim")
+        lines.append(status)
+        for line in lines:
+            line.truncate(max(10, width - 2), overflow="ellipsis")
+        return lines
+
+    # ---- actions ------------------------------------------------------------------
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        registered = BY_ID.get(action)
+        if registered is None:
+            return True
+        if registered.writes and self.read_only:
+            return False
+        return None if registered.reason_unavailable(self) else True
+
+    def action_rollback(self) -> None:
+        if self.read_only:
+            self.notify("read-only console: rollback is disabled", severity="warning")
+            return
+        key, why = self.rollback_target()
+        if key is None:
+            self.notify(f"rollback: {why}", severity="warning")
+            return
+        if key in self._rollback_running:
+            self.notify(f"rollback of {key} already in progress", severity="warning")
+            return
+        self._rollback_running.add(key)
+        seen = self.flags.get(key)
+        self.notify(f"rolling back {key} to {seen.baseline if seen else 'baseline'}…", timeout=3)
+        rollout = None
+        if seen is not None and seen.rollout is not None:
+            from datetime import datetime, timezone
+
+            from console.core.models import Stage
+
+            rollout = seen.rollout.model_copy(
+                update={"stage": Stage.ROLLED_BACK, "stage_started_at": datetime.now(timezone.utc)}
+            )
+        self.run_worker(partial(self._rollback_worker, key, seen.revision if seen else None, rollout),
+                        thread=True, group="rollback", exit_on_error=False)
+
+    def _rollback_worker(self, key: str, seen_revision: str | None, rollout) -> None:
+        try:
+            result = self.platform.rollback_to_baseline(key, seen_revision, rollout=rollout)
+            self.post_message(RollbackDone(key, result, None))
+        except RouteDeckError as exc:
+            self.post_message(RollbackDone(key, None, str(exc)))
+        except Exception as exc:
+            self.post_message(RollbackDone(key, None, f"{type(exc).__name__}: {redact(str(exc))}"))
+
+    def on_rollback_done(self, message: RollbackDone) -> None:
+        self._rollback_running.discard(message.flag)
+        if message.result is None:
+            self.bell()
+            self.notify(
+                f"ROLLBACK OF {message.flag} FAILED: {message.error}. The platform's state is unknown — "
+                "check it and press R again.",
+                title="Rollback failed", severity="error", timeout=30,
+            )
+            self.poll_flags()
+            return
+        after = message.result.after
+        self._own_revisions.add(after.revision)
+        self.flags[message.flag] = after
+        self.foreign.pop(message.flag, None)
+        text = (
+            f"{message.flag}: 100% {after.baseline}, candidate {after.candidate} at 0% — "
+            f"confirmed by read-back in {message.result.elapsed_s * 1000:.0f} ms"
+        )
+        if message.result.foreign_change:
+            text += f". It had been changed elsewhere before: {message.result.foreign_change}"
+        self.notify(text, title="Rolled back", severity="information", timeout=15)
+        self._redraw()
+
+    def action_toggle_pause(self) -> None:
+        self.paused = not self.paused
+        if not self.paused:
+            self.poll_metrics()
+        self._redraw()
+
+    def _cycle_metric(self, step: int) -> None:
+        i = TREND_METRICS.index(self.trend_metric)
+        self.trend_metric = TREND_METRICS[(i + step) % len(TREND_METRICS)]
+        self._redraw()
+
+    def action_next_metric(self) -> None:
+        self._cycle_metric(1)
+
+    def action_prev_metric(self) -> None:
+        self._cycle_metric(-1)
+
+    def _cycle_window(self, step: int) -> None:
+        i = min(range(len(WINDOWS_S)), key=lambda j: abs(WINDOWS_S[j] - self.window_s))
+        self.window_s = WINDOWS_S[max(0, min(len(WINDOWS_S) - 1, i + step))]
+        self.notify(f"window: last {self.window_label}", timeout=2)
+        if not self.paused:
+            self.poll_metrics()
+
+    def action_wider_window(self) -> None:
+        self._cycle_window(1)
+
+    def action_narrower_window(self) -> None:
+        self._cycle_window(-1)
+
+    def action_help(self) -> None:
+        self.push_screen(HelpScreen(self))
+
+    def action_details(self) -> None:
+        screen = self.screen
+        if isinstance(screen, DashboardScreen):
+            screen.action_details()

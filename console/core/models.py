@@ -115,7 +115,7 @@ class Allocation(BaseModel):
     def describe(self) -> str:
         parts = []
         if self.internal_enabled:
-            parts.append(f"internal:{self.internal_audience or '?'}")
+            parts.append(f"{self.internal_audience or 'internal audience'}")
         pct = self.candidate_bp / 100
         scope = self.eligible_scope or "all"
         parts.append(f"{pct:g}% of {scope}")

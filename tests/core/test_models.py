@@ -52,6 +52,6 @@ def test_allocation_rollback_keeps_targeting_and_clears_candidate():
     r = a.rolled_back()
     assert r.candidate_bp == 0 and not r.internal_enabled
     assert r.eligible_scope == "en" and r.internal_audience == "staff"
-    assert a.describe() == "internal:staff + 20% of en"
+    assert a.describe() == "staff + 20% of en"
     with pytest.raises(ValidationError):
         Allocation(candidate_bp=10_001)

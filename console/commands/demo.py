@@ -1,0 +1,76 @@
+"""`routedeck demo`: the console on the embedded flag file and the traffic simulator (no server needed)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+from console.core.errors import BadInput
+from console.core.simulator import SCENARIOS, get_scenario
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser(
+        "demo",
+        help="open the console on the embedded demo (flagd flag file + traffic simulator)",
+        description="Open the console on a flagd flag file and a seeded simulator of an LLM application. "
+        "The flag file is created in the state dir if it does not exist (mid-rollout: candidate at 5%).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="scenarios:\n" + "\n".join(f"  {name:<20} {s.description}" for name, s in SCENARIOS.items()),
+    )
+    p.add_argument("--scenario", default="steady", help="what happens to the candidate (default: steady)")
+    p.add_argument("--seed", type=int, default=7, help="traffic seed; the same seed gives the same traffic (default: 7)")
+    p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default: 1)")
+    p.add_argument("--state-dir", type=Path, default=None,
+                   help="where the flag file lives (default: $XDG_STATE_HOME/routedeck)")
+    p.add_argument("--read-only", action="store_true", help="reviewers: hide and refuse every action that changes flags")
+    p.set_defaults(run=run)
+
+
+def default_state_dir() -> Path:
+    from platformdirs import user_state_path
+
+    return user_state_path("routedeck")
+
+
+def prepare_state_dir(state_dir: Path) -> Path:
+    """Create the state dir and the demo flag file if missing; return the flag file's path."""
+    from adapters.flags.flagd_file import FlagdFilePlatform
+    from console.core.simulator.portfolio import demo_flags
+
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--state-dir {state_dir}: cannot create it ({exc.strerror}) — pass a writable directory") from None
+    if not os.access(state_dir, os.W_OK | os.X_OK):
+        raise BadInput(f"--state-dir {state_dir}: not writable — pass a writable directory")
+    path = state_dir / "flags.json"
+    if not path.exists():
+        platform = FlagdFilePlatform(path)
+        for flag in demo_flags():
+            platform.create_flag(flag)
+    return path
+
+
+def run(args: argparse.Namespace) -> int:
+    get_scenario(args.scenario)  # validate before touching anything
+    if args.speed <= 0:
+        raise BadInput(f"--speed {args.speed:g}: must be a positive number of simulated seconds per second")
+    state_dir = (args.state_dir or default_state_dir()).expanduser()
+    path = prepare_state_dir(state_dir)
+
+    from adapters.flags.flagd_file import FlagdFilePlatform
+    from adapters.metrics.simulated import SimulatedMetricsSource
+    from console.core.simulator.evaluator import FlagdFileEvaluator
+
+    platform = FlagdFilePlatform(path)
+    flags = {key: platform.read_flag(key) for key in platform.list_flags()}  # validates the file up front
+    if not flags:
+        raise BadInput(f"{path}: holds no route flags — delete it to recreate the demo, or fix it")
+    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), args.scenario, seed=args.seed, speed=args.speed)
+
+    from console.app import RouteDeckApp
+
+    RouteDeckApp(platform, metrics, flags=flags, read_only=args.read_only).run()
+    return 0

@@ -1,0 +1,170 @@
+"""Per-route figures for the dashboard, computed from additive counters.
+
+Every figure is ``None`` when its denominator is zero: the screen shows "—", never 0.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .registry import lookup
+from .telemetry import (
+    LATENCY_BOUNDS_MS,
+    TTFT_BOUNDS_MS,
+    Arm,
+    MetricsSnapshot,
+    RouteCounters,
+    RouteKey,
+    histogram_quantile,
+)
+
+#: the columns of the route table, in order: (registry metric name, short label)
+PANEL_METRICS: tuple[tuple[str, str], ...] = (
+    ("share", "share"),
+    ("p50_latency", "p50"),
+    ("p95_latency", "p95"),
+    ("p95_ttft", "ttft95"),
+    ("cost_per_request", "$/req"),
+    ("cost_per_resolved_case", "$/resolved"),
+    ("resolved_without_escalation", "resolved"),
+    ("fallback_rate", "fallback"),
+    ("error_rate", "errors"),
+)
+
+
+def _ratio(num: float, den: float) -> float | None:
+    return num / den if den else None
+
+
+@dataclass
+class RouteFigures:
+    key: RouteKey
+    requests: int
+    share: float | None  # of the flag's requests in the window
+    values: dict[str, float | None]
+    worst_provider: str | None = None
+    worst_provider_rate: float | None = None
+    via_fallback: int = 0  # requests this route served for other routes' fallbacks
+    #: metric name -> "warn" when beyond the registry's default warning line
+    marks: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        return self.key.route
+
+
+def figures_from_counters(key: RouteKey, c: RouteCounters, flag_requests: int) -> RouteFigures:
+    values: dict[str, float | None] = {
+        "share": _ratio(c.requests, flag_requests),
+        "p50_latency": histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.5),
+        "p95_latency": histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.95),
+        "p95_ttft": histogram_quantile(c.ttft_hist, TTFT_BOUNDS_MS, 0.95),
+        "cost_per_request": _ratio(c.cost_usd, c.requests),
+        "cost_per_resolved_case": _ratio(c.cost_usd, c.resolved) if c.outcomes else None,
+        "resolved_without_escalation": _ratio(c.resolved, c.outcomes),
+        "fallback_rate": _ratio(c.fallbacks, c.requests),
+        "error_rate": _ratio(c.errors, c.requests),
+        "slo_attainment": _ratio(c.slo_met, c.requests),
+        "join_coverage": _ratio(c.outcomes, c.exposures),
+        "timeout_rate": _ratio(c.timeouts, c.requests),
+        "rate_limit_rate": _ratio(c.rate_limited, c.requests),
+        "correction_rate": _ratio(c.corrected, c.outcomes),
+        "complaint_rate": _ratio(c.complaints, c.outcomes),
+    }
+    worst, worst_rate = None, None
+    for (provider, model), n in c.provider_requests.items():
+        failed = sum(v for (p, m, _k), v in c.provider_errors.items() if (p, m) == (provider, model))
+        rate = failed / n if n else None
+        if rate is not None and failed and (worst_rate is None or rate > worst_rate):
+            worst, worst_rate = f"{provider} ({model.split('/')[-1]})", rate
+    marks = {}
+    for name, value in values.items():
+        metric = lookup(name)
+        if metric is None or value is None:
+            continue
+        if metric.warn_above is not None and value > metric.warn_above:
+            marks[name] = "warn"
+        if metric.warn_below is not None and value < metric.warn_below:
+            marks[name] = "warn"
+    return RouteFigures(
+        key=key, requests=c.requests, share=values["share"], values=values,
+        worst_provider=worst, worst_provider_rate=worst_rate, marks=marks,
+    )
+
+
+#: traffic share is a "now" figure: it is read over the newest buckets, not the whole window
+SHARE_RECENT_S = 30.0
+
+
+def recent_shares(snapshot: MetricsSnapshot, recent_s: float = SHARE_RECENT_S) -> dict[RouteKey, float | None]:
+    """Each route key's share of its flag's requests over the newest ``recent_s`` seconds."""
+    per_key: dict[RouteKey, int] = {}
+    per_flag: dict[str, int] = {}
+    for b in snapshot.buckets:
+        if b.end <= snapshot.end - recent_s:
+            continue
+        for key, c in b.counters.items():
+            per_key[key] = per_key.get(key, 0) + c.requests
+            per_flag[key.flag] = per_flag.get(key.flag, 0) + c.requests
+    return {key: _ratio(n, per_flag.get(key.flag, 0)) for key, n in per_key.items()}
+
+
+def route_figures(snapshot: MetricsSnapshot) -> list[RouteFigures]:
+    """One row per (flag, assigned route, arm) that served traffic, plus routes reached only by fallback.
+
+    Every figure covers the snapshot's window, except ``share``, which covers its newest
+    ``SHARE_RECENT_S`` seconds so a rollback shows at once.
+    """
+    shares = recent_shares(snapshot)
+    per_flag: dict[str, int] = {}
+    for key, c in snapshot.totals.items():
+        per_flag[key.flag] = per_flag.get(key.flag, 0) + c.requests
+    rows = []
+    assigned = set()
+    for key, c in snapshot.totals.items():
+        if c.requests == 0 and c.outcomes == 0:
+            continue
+        fig = figures_from_counters(key, c, per_flag.get(key.flag, 0))
+        fig.share = fig.values["share"] = shares.get(key, 0.0 if any(k.flag == key.flag for k in shares) else None)
+        fig.via_fallback = snapshot.fallback_served.get((key.flag, key.route), 0)
+        rows.append(fig)
+        assigned.add((key.flag, key.route))
+    for (flag, route), n in snapshot.fallback_served.items():
+        if (flag, route) not in assigned and n:
+            key = RouteKey(flag, route, Arm.OTHER)
+            rows.append(RouteFigures(key=key, requests=0, share=0.0, values={}, via_fallback=n))
+    in_rollout = {r.key.flag for r in rows if r.key.arm is Arm.CANDIDATE}
+    rows.sort(key=lambda r: (r.key.flag not in in_rollout, r.key.flag, r.requests == 0, _arm_order(r.key.arm), r.key.route))
+    return rows
+
+
+def _arm_order(arm: Arm) -> int:
+    return {Arm.BASELINE: 0, Arm.CANDIDATE: 1, Arm.OTHER: 2}[arm]
+
+
+def trend(snapshot: MetricsSnapshot, key: RouteKey, metric: str) -> list[float | None]:
+    """The metric per bucket for one route (None where a bucket has no data)."""
+    per_flag = []
+    for b in snapshot.buckets:
+        per_flag.append(sum(c.requests for k, c in b.counters.items() if k.flag == key.flag))
+    out: list[float | None] = []
+    for b, flag_requests in zip(snapshot.buckets, per_flag):
+        c = b.counters.get(key)
+        if c is None:
+            out.append(0.0 if metric == "share" and flag_requests else None)
+            continue
+        out.append(figures_from_counters(key, c, flag_requests).values.get(metric))
+    return out
+
+
+def format_value(metric: str, value: float | None) -> str:
+    """Compact text for a table cell."""
+    if value is None:
+        return "—"
+    if metric in ("p50_latency", "p95_latency", "p95_ttft"):
+        return f"{value / 1000:.2f}s" if value >= 1000 else f"{value:.0f}ms"
+    if metric in ("cost_per_request", "cost_per_resolved_case"):
+        return f"${value:.4f}" if value < 0.1 else f"${value:.3f}"
+    if metric == "share" or lookup(metric) is not None and lookup(metric).unit == "share":
+        return f"{value * 100:.1f}%"
+    return f"{value:.3g}"

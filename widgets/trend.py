@@ -1,0 +1,26 @@
+"""TrendPanel: a titled sparkline of one metric over the time window."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.containers import Vertical
+from textual.widgets import Label, Sparkline
+
+
+class TrendPanel(Vertical):
+    DEFAULT_CSS = """
+    TrendPanel { height: 4; border-top: solid $primary-darken-2; padding: 0 1; }
+    TrendPanel > Label { width: 100%; color: $text-muted; }
+    TrendPanel > Sparkline { height: 2; }
+    """
+
+    def compose(self) -> ComposeResult:
+        yield Label("", id="trend-title")
+        yield Sparkline([], id="trend-spark")
+
+    def show(self, title: str, values: list[float]) -> None:
+        """Draw ``values`` (already cleaned of missing buckets) under ``title``."""
+        self.query_one("#trend-title", Label).update(title)
+        spark = self.query_one(Sparkline)
+        if list(spark.data or []) != values:
+            spark.data = values
