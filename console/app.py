@@ -242,9 +242,11 @@ class RouteDeckApp(App):
 
     def header_lines(self, width: int) -> list[Text]:
         lines = []
-        top = Text.assemble(("routedeck ", "bold"), f"flags {self.platform.describe()} · metrics {self.metrics.describe()}")
+        top = Text("routedeck ", style="bold")
         if self.read_only:
-            top.append("  READ-ONLY", "bold reverse")
+            top.append("READ-ONLY", "bold reverse")
+            top.append(" ")
+        top.append(f"flags {self.platform.describe()} · metrics {self.metrics.describe()}")
         lines.append(top)
         at_baseline = []
         for flag in sorted(self.flags.values(), key=lambda f: f.key):

@@ -28,7 +28,7 @@ class RouteTable(DataTable):
     """
 
     def __init__(self, **kwargs) -> None:
-        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=1, **kwargs)
+        super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kwargs)
         self._columns: tuple[str, ...] = ()
         self._cells: dict[str, tuple[Cell, ...]] = {}
 
@@ -40,7 +40,7 @@ class RouteTable(DataTable):
         self._cells = {}
         self._columns = labels
         for label in labels:
-            self.add_column(label, key=label)
+            self.add_column(f" {label} ", key=label)
 
     def update_rows(self, rows: list[Row]) -> None:
         """Add, update and remove rows so the table shows exactly ``rows``, touching only what changed."""
@@ -51,12 +51,17 @@ class RouteTable(DataTable):
         for row in rows:
             old = self._cells.get(row.key)
             if old is None:
-                self.add_row(*(Text(c.text, style=c.style) for c in row.cells), key=row.key)
+                self.add_row(*(self._render(c) for c in row.cells), key=row.key)
             elif old != row.cells:
                 for label, before, after in zip(self._columns, old, row.cells):
                     if before != after:
-                        self.update_cell(row.key, label, Text(after.text, style=after.style))
+                        self.update_cell(row.key, label, self._render(after))
             self._cells[row.key] = row.cells
+
+    @staticmethod
+    def _render(cell: Cell) -> Text:
+        # one space of gutter on each side, drawn in the cell so it takes the row's highlight
+        return Text(f" {cell.text} ", style=cell.style)
 
     @property
     def highlighted_key(self) -> str | None:

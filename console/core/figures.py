@@ -76,7 +76,7 @@ def figures_from_counters(key: RouteKey, c: RouteCounters, flag_requests: int) -
         failed = sum(v for (p, m, _k), v in c.provider_errors.items() if (p, m) == (provider, model))
         rate = failed / n if n else None
         if rate is not None and failed and (worst_rate is None or rate > worst_rate):
-            worst, worst_rate = f"{provider} ({model.split('/')[-1]})", rate
+            worst, worst_rate = f"{provider}/{model.split('/')[-1]}" if model and not model.startswith(provider) else model or provider, rate
     marks = {}
     for name, value in values.items():
         metric = lookup(name)

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
+from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -53,6 +54,10 @@ class DashboardScreen(Screen):
     DEFAULT_CSS = """
     DashboardScreen { layout: vertical; }
     DashboardScreen RouteTable { height: 1fr; }
+    DashboardScreen #trends { height: auto; }
+    DashboardScreen #trends TrendPanel { width: 1fr; }
+    DashboardScreen #trends.tall TrendPanel { height: 7; }
+    DashboardScreen #trends.tall TrendPanel > Sparkline { height: 5; }
     """
     BINDINGS = [
         Binding(a.key, f"app.{a.id}" if a.id != "details" else "details", a.label, show=a.show_in_footer,
@@ -72,7 +77,9 @@ class DashboardScreen(Screen):
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
         yield RouteTable(id="routes")
-        yield TrendPanel(id="trend")
+        with Horizontal(id="trends"):
+            for i in range(3):
+                yield TrendPanel(id=f"trend-{i}")
         yield Footer(show_command_palette=False)
 
     def on_mount(self) -> None:
@@ -116,8 +123,7 @@ class DashboardScreen(Screen):
         table = self.query_one(RouteTable)
         wide = self.size.width >= 120
         metrics = WIDE if wide else NARROW
-        columns = ("flag", "route") if wide else ("route",)
-        columns += tuple((LABELS if wide else NARROW_LABELS)[m] for m in metrics) + (("worst provider",) if wide else ())
+        columns = ("route",) + tuple(NARROW_LABELS[m] for m in metrics) + (("worst provider",) if wide else ())
         table.set_columns(columns)
         rows = []
         figures = self.rd.figures
@@ -127,16 +133,14 @@ class DashboardScreen(Screen):
             key = row_key(fig.key)
             prev = self._previous.get(key, {})
             cells = []
-            if wide:
-                cells.append(Cell(fig.key.flag, "dim"))
-            elif fig.key.flag != current_flag:
-                blank = (Cell(""),) * len(metrics)
+            if fig.key.flag != current_flag:
+                blank = (Cell(""),) * (len(metrics) + (1 if wide else 0))
                 rows.append(Row(GROUP_PREFIX + fig.key.flag, (Cell(fig.key.flag, "bold underline"),) + blank))
             current_flag = fig.key.flag
             route_style = "bold" if fig.key.arm is Arm.CANDIDATE else ""
             tags = ARM_TAG if wide else NARROW_TAG
             tag = tags[fig.key.arm] if fig.requests else " ↪fb"
-            cells.append(Cell(("" if wide else " ") + fig.key.route + tag, route_style))
+            cells.append(Cell(" " + fig.key.route + tag, route_style))
             for m in metrics:
                 if m == "share" and not fig.requests:
                     cells.append(Cell(f"fb {fig.via_fallback}", "dim"))
@@ -144,7 +148,7 @@ class DashboardScreen(Screen):
                 cells.append(self._cell(fig, m, prev.get(m)))
             if wide:
                 wp = fig.worst_provider
-                cells.append(Cell(f"{wp} {fig.worst_provider_rate * 100:.1f}%" if wp else "—",
+                cells.append(Cell(f"{wp.split('/')[0]} {fig.worst_provider_rate * 100:.1f}%" if wp else "—",
                                   "red" if fig.marks.get("error_rate") else ""))
             rows.append(Row(key, tuple(cells)))
             self._previous[key] = dict(fig.values)
@@ -180,22 +184,38 @@ class DashboardScreen(Screen):
                 style = "yellow" if worse else "green"
         return Cell(text, style)
 
+    def _trend_metrics(self) -> list[str]:
+        """The focused metric first; wide terminals add two more that matter in an incident."""
+        focused = self.rd.trend_metric
+        if self.size.width < 120:
+            return [focused]
+        extra = [m for m in ("fallback_rate", "cost_per_resolved_case", "error_rate") if m != focused]
+        return [focused] + extra[:2]
+
     def _draw_trend(self) -> None:
-        panel = self.query_one(TrendPanel)
+        metrics = self._trend_metrics()
+        trends = self.query_one("#trends")
+        trends.set_class(self.size.height >= 36, "tall")
+        for i, panel in enumerate(self.query(TrendPanel)):
+            panel.display = i < len(metrics)
+            if i < len(metrics):
+                self._draw_one_trend(panel, metrics[i], focused=i == 0)
+
+    def _draw_one_trend(self, panel: TrendPanel, metric: str, focused: bool) -> None:
         fig = self.highlighted_route()
         snapshot = self.rd.snapshot
-        metric = self.rd.trend_metric
         label = LABELS.get(metric, metric)
         if fig is None or snapshot is None:
-            panel.show(f"trend: {label} — no route highlighted", [])
+            panel.show(f"trend: {label} — highlight a route", [])
             return
         values = trend(snapshot, fig.key, metric)
         present = [v for v in values if v is not None]
         gaps = len(values) - len(present)
         last = format_value(metric, present[-1]) if present else "no data"
         title = Text.assemble(
-            (f"{label}", "bold"), f" · {fig.key.route} ({fig.key.arm.value}) · last {self.rd.window_label} · now ",
-            (last, "bold"), (f" · {gaps} empty" if gaps else "", "dim"), ("  m: next metric", "dim"),
+            (f"{label}", "bold"),
+            f" · {fig.key.route} ({fig.key.arm.value}) · last {self.rd.window_label} · now " if focused else " · now ",
+            (last, "bold"), (f" · {gaps} empty" if gaps else "", "dim"), ("  m: next metric" if focused else "", "dim"),
         )
-        title.truncate(max(10, self.size.width - 4), overflow="ellipsis")
+        title.truncate(max(10, panel.size.width - 2 if panel.size.width else self.size.width - 4), overflow="ellipsis")
         panel.show(title, [float(v) for v in present])

@@ -29,18 +29,24 @@ class HelpScreen(ModalScreen):
         super().__init__()
         self.state = state
 
-    def compose(self) -> ComposeResult:
-        table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
-        table.add_column("key")
-        table.add_column("action")
-        table.add_column("now")
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(key, what it does, whether it applies now and why not) for every action on offer."""
+        out = []
         for action in ACTIONS:
-            why = action.reason_unavailable(self.state)
             if action.writes and self.state.read_only:
                 continue  # read-only consoles do not offer write actions at all
-            status = f"[dim]unavailable: {why}[/dim]" if why else "[green]ready[/green]"
-            label = f"{action.label} — {action.description}" + (" [red](changes traffic)[/red]" if action.writes else "")
-            table.add_row(f"[b]{key_label(action)}[/b]", label, status)
+            why = action.reason_unavailable(self.state)
+            label = f"{action.label} — {action.description}" + (" (changes traffic)" if action.writes else "")
+            out.append((key_label(action), label, f"unavailable: {why}" if why else "ready"))
+        return out
+
+    def compose(self) -> ComposeResult:
+        table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
+        table.add_column("key", style="bold")
+        table.add_column("action")
+        table.add_column("now")
+        for key, label, status in self.rows():
+            table.add_row(key, label, status, style="dim" if status != "ready" else "")
         with VerticalScroll():
             yield Static("[b]Keys[/b]  (↑/↓ move between routes; esc closes)")
             yield Static(table)

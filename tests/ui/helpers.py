@@ -1,0 +1,52 @@
+"""Building the real demo app for UI tests: fixed seed, frozen clocks, relative paths."""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+
+from adapters.flags.flagd_file import FlagdFilePlatform
+from adapters.metrics.simulated import SimulatedMetricsSource
+from console.app import RouteDeckApp
+from console.commands.demo import prepare_state_dir
+from console.core.ports import MetricsSource
+from console.core.simulator.evaluator import FlagdFileEvaluator
+from console.core.telemetry import MetricsSnapshot, SourceCapabilities
+
+SIM_EPOCH = 1_790_000_000.0
+
+
+def demo_app(state_dir: Path, *, scenario: str = "steady", metrics: MetricsSource | None = None, **kw) -> RouteDeckApp:
+    path = prepare_state_dir(state_dir)
+    platform = FlagdFilePlatform(path)
+    flags = {k: platform.read_flag(k) for k in platform.list_flags()}
+    if metrics is None:
+        metrics = SimulatedMetricsSource(
+            FlagdFileEvaluator(path), scenario, seed=7, sim_epoch=SIM_EPOCH, clock=lambda: 0.0, warmup_s=300
+        )
+    return RouteDeckApp(platform, metrics, flags=flags, clock=lambda: 100.0, **kw)
+
+
+class StuckSource(MetricsSource):
+    """A metrics source whose reads never return (until released at teardown)."""
+
+    kind = "stuck"
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.calls = 0
+
+    @property
+    def capabilities(self) -> SourceCapabilities:
+        return SourceCapabilities(unit_level=False)
+
+    def describe(self) -> str:
+        return "stuck:never-answers"
+
+    def now(self) -> float:
+        return SIM_EPOCH
+
+    def read(self, start: float, end: float, step: float) -> MetricsSnapshot:
+        self.calls += 1
+        self.release.wait(30)
+        raise TimeoutError("released")

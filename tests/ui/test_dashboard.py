@@ -1,0 +1,172 @@
+"""The dashboard as an operator uses it: keys, rollback, help, palette, foreign changes."""
+
+from __future__ import annotations
+
+from openfeature.contrib.tools.flagd.core import FlagdCore
+from openfeature.evaluation_context import EvaluationContext
+
+from adapters.flags.flagd_file import FlagdFilePlatform
+from console.cli import main
+from console.core.models import Stage
+
+from .helpers import StuckSource, demo_app
+
+FLAG = "support-answer-route"
+
+
+async def settle(app, pilot) -> None:
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def served_variants(path, n=1500) -> set[str]:
+    core = FlagdCore()
+    core.set_flags(path.read_text())
+    served = set()
+    for i in range(n):
+        ctx = EvaluationContext(
+            targeting_key=f"unit-{i}",
+            attributes={"scope": "english_support_chat", **({"audience": "internal_support_team"} if i % 10 == 0 else {})},
+        )
+        served.add(core.resolve_object_value(FLAG, {}, ctx).variant)
+    return served
+
+
+async def test_rollback_key_rewrites_flag_and_evaluator_serves_baseline(tmp_path):
+    app = demo_app(tmp_path)
+    path = tmp_path / "flags.json"
+    assert served_variants(path) == {"fast_default_v1", "balanced_core_v2"}
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("R")
+        await settle(app, pilot)
+        flag = FlagdFilePlatform(path).read_flag(FLAG)
+        assert flag.allocation.candidate_bp == 0 and not flag.allocation.internal_enabled
+        assert flag.rollout.stage is Stage.ROLLED_BACK
+        assert any("confirmed by read-back" in n.message for n in app._notifications)
+    assert served_variants(path) == {"fast_default_v1"}
+
+
+async def test_candidate_share_falls_to_zero_after_rollback(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        cand = [f for f in app.figures if f.key.arm.value == "candidate"]
+        assert cand and cand[0].share > 0.01
+        await pilot.press("R")
+        await settle(app, pilot)
+        app.metrics.advance_by(60)  # a minute of traffic after the rollback
+        app.poll_metrics()
+        await settle(app, pilot)
+        cand = [f for f in app.figures if f.key.arm.value == "candidate"]
+        assert cand[0].share == 0.0
+
+
+async def test_rollback_works_while_metrics_source_never_answers(tmp_path):
+    stuck = StuckSource()
+    app = demo_app(tmp_path, metrics=stuck)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause()
+            assert stuck.calls == 1
+            header = app.header_lines(80)[-1].plain
+            assert "waiting for the metrics source" in header
+            await pilot.press("R")
+            for _ in range(50):
+                await pilot.pause(0.05)
+                if not app._rollback_running:
+                    break
+            flag = FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG)
+            assert flag.allocation.candidate_bp == 0
+            stuck.release.set()
+    finally:
+        stuck.release.set()
+
+
+async def test_help_lists_keys_and_explains_unavailable_rollback(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("R")
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        from console.screens.help import HelpScreen
+
+        assert isinstance(app.screen, HelpScreen)
+        rows = {label.split(" — ")[0]: (key, status) for key, label, status in app.screen.rows()}
+        assert rows["Quit"] == ("q", "ready") and rows["Pause"][1] == "ready" and rows["Help"][0] == "?"
+        assert rows["Rollback"][0] == "R"
+        assert "already serves 100% baseline" in rows["Rollback"][1]
+
+
+async def test_palette_lists_the_same_actions(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("colon")
+        await pilot.pause(0.3)
+        from textual.command import CommandPalette
+
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"roll")
+        await pilot.pause(0.5)
+        options = app.screen.query_one("CommandList")
+        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+        assert any("Rollback" in label for label in labels)
+
+
+async def test_space_pauses_and_header_says_so(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("space")
+        assert app.paused
+        assert "PAUSED" in app.header_lines(80)[-1].plain
+        await pilot.press("space")
+        assert not app.paused
+
+
+async def test_foreign_change_shows_in_header(tmp_path):
+    app = demo_app(tmp_path, refresh_s=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        other = FlagdFilePlatform(tmp_path / "flags.json")
+        flag = other.read_flag(FLAG)
+        other.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 2000}), flag.revision)
+        for _ in range(40):
+            await pilot.pause(0.05)
+            if FLAG in app.foreign:
+                break
+        assert "5% → " in app.foreign[FLAG] or "20%" in app.foreign[FLAG]
+        text = " ".join(line.plain for line in app.header_lines(100))
+        assert "changed outside routedeck" in text and "20% of english_support_chat" in text
+
+
+async def test_read_only_refuses_rollback(tmp_path):
+    app = demo_app(tmp_path, read_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("R")
+        await settle(app, pilot)
+        assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
+        assert "READ-ONLY" in app.header_lines(80)[0].plain
+
+
+def test_malformed_flag_file_is_one_line_error(tmp_path, capsys):
+    (tmp_path / "flags.json").write_text('{"flags": {"x": \n')
+    assert main(["demo", "--state-dir", str(tmp_path)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0
+    assert "flags.json:2" in err and "not valid JSON" in err
+
+
+def test_unknown_scenario_and_unusable_state_dir(tmp_path, capsys):
+    assert main(["demo", "--scenario", "meltdown", "--state-dir", str(tmp_path)]) == 2
+    assert "unknown scenario" in capsys.readouterr().err
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a directory")
+    assert main(["demo", "--state-dir", str(blocker / "inner")]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("routedeck: --state-dir") and "\n" not in err
