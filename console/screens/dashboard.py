@@ -91,6 +91,9 @@ class DashboardScreen(Screen):
     def on_data_table_row_highlighted(self) -> None:
         self._draw_trend()
 
+    def on_data_table_row_selected(self) -> None:
+        self.action_details()
+
     def action_details(self) -> None:
         key = self.query_one(RouteTable).highlighted_key
         if key and key in self._rows:

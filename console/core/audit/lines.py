@@ -46,10 +46,14 @@ def iter_raw_lines(path: Path) -> Iterator[RawLine]:
 def parse_line(data: bytes) -> dict[str, Any] | None:
     """The JSON object on a line, or None when it is not one."""
     try:
-        obj = json.loads(data)
+        obj = json.loads(data, parse_constant=_reject_constant)
     except (UnicodeDecodeError, ValueError):
         return None
     return obj if isinstance(obj, dict) else None
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")  # the writer never emits NaN/Infinity literals
 
 
 @dataclass(frozen=True)
