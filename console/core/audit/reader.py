@@ -8,7 +8,7 @@ from datetime import datetime
 from pathlib import Path
 
 from ..errors import BadInput
-from .entry import EMPTY_HEAD, ChainHead, JournalEntry, format_time, is_digest
+from .entry import EMPTY_HEAD, ChainHead, JournalEntry, canonical_json, format_time, is_digest
 from .lines import iter_raw_lines, parse_line, read_tail
 
 
@@ -27,7 +27,11 @@ def read_entries(
         return
     since_time = format_time(since) if isinstance(since, datetime) else None
     since_seq = since if isinstance(since, int) and not isinstance(since, bool) else None
+    # Lines are canonical JSON, so a line for the flag contains exactly this; skip others unparsed.
+    needle = b'"flag":' + canonical_json(flag).encode("ascii") if flag is not None else None
     for raw in iter_raw_lines(path):
+        if needle is not None and needle not in raw.data and not raw.last:
+            continue
         obj = parse_line(raw.data) if raw.complete else None
         if obj is None:
             if raw.last:

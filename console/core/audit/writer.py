@@ -226,7 +226,7 @@ class Journal:
             fix = "free space on that disk"
         elif exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
             fix = "make it writable or pass --state-dir with a writable directory"
-        elif exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.ENOENT):
+        elif exc.errno in (errno.ENOTDIR, errno.EISDIR, errno.ENOENT, errno.EEXIST):
             fix = "pass --state-dir with a directory routedeck can create files in"
         else:
             fix = "check the disk and the state dir, then retry"
