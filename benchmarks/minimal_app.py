@@ -15,7 +15,8 @@ class MinimalApp(App):
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        table.add_columns("row", "a", "b", "c")
+        for label in ("row", "a", "b", "c"):
+            table.add_column(label, key=label)
         for i in range(20):
             table.add_row(f"row {i}", "0", "0", "0", key=str(i))
         self._rng = random.Random(1)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from functools import partial
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from rich.text import Text
 from textual.app import App
@@ -19,14 +19,19 @@ from textual.message import Message
 from textual.worker import get_current_worker
 
 from console.actions import ACTIONS, BY_ID
-from console.backends import redact
-from console.core.errors import RouteDeckError
+from console.core.errors import BadInput, RouteDeckError
 from console.core.figures import RouteFigures, route_figures
-from console.core.models import RouteFlag
-from console.core.ports import FlagPlatform, MetricsSource, WriteResult
+from console.core.redact import redact
 from console.core.telemetry import MetricsSnapshot
 from console.screens.dashboard import TREND_METRICS, DashboardScreen
 from console.screens.help import HelpScreen
+
+if TYPE_CHECKING:  # the models pull in pydantic: keep it off the path to the first frame
+    from console.core.models import RouteFlag
+    from console.core.ports import FlagPlatform, MetricsSource, WriteResult
+
+#: builds (platform, metrics, flags) in a worker after the first frame; raises RouteDeckError on bad input
+Loader = Callable[[], "tuple[FlagPlatform, MetricsSource, dict[str, RouteFlag]]"]
 
 WINDOWS_S = (60, 300, 900, 3600)
 
@@ -68,6 +73,14 @@ class MetricsRead(Message):
 
 
 @dataclass
+class Loaded(Message):
+    platform: "FlagPlatform | None"
+    metrics: "MetricsSource | None"
+    flags: "dict[str, RouteFlag] | None"
+    error: RouteDeckError | None
+
+
+@dataclass
 class FlagsRead(Message):
     flags: dict[str, RouteFlag] | None
     error: str | None
@@ -88,10 +101,11 @@ class RouteDeckApp(App):
 
     def __init__(
         self,
-        platform: FlagPlatform,
-        metrics: MetricsSource,
+        platform: "FlagPlatform | None" = None,
+        metrics: "MetricsSource | None" = None,
         *,
-        flags: dict[str, RouteFlag] | None = None,
+        loader: Loader | None = None,
+        flags: "dict[str, RouteFlag] | None" = None,
         clock: Callable[[], float] = time.monotonic,
         refresh_s: float = 1.0,
         window_s: float = 300.0,
@@ -118,14 +132,38 @@ class RouteDeckApp(App):
         self._rollback_running: set[str] = set()
         self._started = clock()
         self._metrics_timer = None
+        self._loader = loader
+        #: set when start-up failed on bad input; the CLI prints it as one line and exits 2
+        self.startup_error: RouteDeckError | None = None
 
     # ---- life cycle ---------------------------------------------------------------
 
     def on_mount(self) -> None:
         self.push_screen(DashboardScreen())
+        self.set_interval(1.0, self._tick)
+        if self._loader is not None:
+            self.run_worker(self._load_worker, thread=True, group="load", exit_on_error=False)
+        else:
+            self._start_polling()
+
+    def _load_worker(self) -> None:
+        try:
+            platform, metrics, flags = self._loader()
+            self.post_message(Loaded(platform, metrics, flags, None))
+        except RouteDeckError as exc:
+            self.post_message(Loaded(None, None, None, exc))
+
+    def on_loaded(self, message: Loaded) -> None:
+        if message.error is not None:
+            self.startup_error = message.error
+            self.exit(return_code=2 if isinstance(message.error, BadInput) else 1)
+            return
+        self.platform, self.metrics, self.flags = message.platform, message.metrics, dict(message.flags or {})
+        self._start_polling()
+
+    def _start_polling(self) -> None:
         self.poll_flags()
         self.poll_metrics()
-        self.set_interval(1.0, self._tick)
 
     def _tick(self) -> None:
         screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
@@ -143,7 +181,7 @@ class RouteDeckApp(App):
         if self._metrics_timer is not None:
             self._metrics_timer.stop()
             self._metrics_timer = None
-        if self.paused:
+        if self.paused or self.metrics is None:
             return
         self.metrics_asked_at = self.clock()
         self._read_metrics()
@@ -246,7 +284,10 @@ class RouteDeckApp(App):
         if self.read_only:
             top.append("READ-ONLY", "bold reverse")
             top.append(" ")
-        top.append(f"flags {self.platform.describe()} · metrics {self.metrics.describe()}")
+        if self.platform is None or self.metrics is None:
+            top.append("connecting to the flag platform and the metrics source…")
+        else:
+            top.append(f"flags {self.platform.describe()} · metrics {self.metrics.describe()}")
         lines.append(top)
         at_baseline = []
         for flag in sorted(self.flags.values(), key=lambda f: f.key):

@@ -9,8 +9,13 @@ from __future__ import annotations
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
+from typing import TYPE_CHECKING
+
 from console.core.errors import BadInput
-from console.core.ports import FlagPlatform, MetricsSource
+from console.core.redact import redact
+
+if TYPE_CHECKING:
+    from console.core.ports import FlagPlatform, MetricsSource
 
 FLAG_KINDS = ("flagd", "unleash", "featbit")
 METRIC_KINDS = ("sim", "prometheus")
@@ -28,7 +33,7 @@ def _split(spec: str, option: str, kinds: tuple[str, ...]) -> tuple[str, str]:
     return kind, rest
 
 
-def open_flags(spec: str) -> FlagPlatform:
+def open_flags(spec: str) -> "FlagPlatform":
     """The flag platform named by ``spec`` (``--flags``)."""
     kind, rest = _split(spec, "--flags", FLAG_KINDS)
     if kind == "flagd":
@@ -50,7 +55,7 @@ def flags_file_of(spec: str) -> Path | None:
     return Path(rest).expanduser() if kind == "flagd" and rest else None
 
 
-def open_metrics(spec: str, flags_spec: str | None = None, **options) -> MetricsSource:
+def open_metrics(spec: str, flags_spec: str | None = None, **options) -> "MetricsSource":
     """The metrics source named by ``spec`` (``--metrics``).
 
     The simulator needs the flag file it evaluates, taken from ``flags_spec``.
@@ -72,11 +77,3 @@ def spec_query(spec: str) -> dict[str, str]:
     """The ``?a=b&c=d`` options of a spec as a flat dict (last value wins)."""
     query = urlsplit(spec.partition(":")[2]).query
     return {k: v[-1] for k, v in parse_qs(query).items()}
-
-
-def redact(text: str) -> str:
-    """Hide credentials that may travel in a URL (userinfo, token-like query values)."""
-    import re
-
-    text = re.sub(r"//[^/@\s]+@", "//***@", text)
-    return re.sub(r"(?i)([?&](?:token|secret|key|apikey|api_key|password|auth)=)[^&\s]+", r"\1***", text)

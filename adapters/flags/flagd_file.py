@@ -55,6 +55,10 @@ class FlagdFilePlatform(FlagPlatform):
         self.path = Path(path)
         self.history_path = self.path.with_name(self.path.name + ".history.jsonl")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
+        # A console polls every second: re-parse only when the file's identity changed.
+        # Writers replace the file (new inode), so (inode, size, mtime) catches every write.
+        self._cache: tuple[tuple[int, int, int], dict[str, Any], bytes] | None = None
+        self._parsed: dict[tuple[str, str], RouteFlag] = {}
 
     @classmethod
     def from_spec(cls, spec: str) -> "FlagdFilePlatform":
@@ -67,6 +71,18 @@ class FlagdFilePlatform(FlagPlatform):
         return f"flagd:{self.path}"
 
     # ---- reading ------------------------------------------------------------------
+
+    def _load_cached(self) -> tuple[dict[str, Any], bytes]:
+        try:
+            st = os.stat(self.path)
+            ident = (st.st_ino, st.st_size, st.st_mtime_ns)
+        except OSError:
+            return self._load()
+        if self._cache is not None and self._cache[0] == ident:
+            return self._cache[1], self._cache[2]
+        doc, raw = self._load()
+        self._cache = (ident, doc, raw)
+        return doc, raw
 
     def _load(self) -> tuple[dict[str, Any], bytes]:
         try:
@@ -91,12 +107,19 @@ class FlagdFilePlatform(FlagPlatform):
         return doc, raw
 
     def list_flags(self) -> list[str]:
-        doc, _ = self._load()
+        doc, _ = self._load_cached()
         return sorted(k for k, v in doc["flags"].items() if _is_route_flag(v))
 
     def read_flag(self, key: str) -> RouteFlag:
-        doc, raw = self._load()
-        return self._parse(doc, key, revision_of(raw))
+        doc, raw = self._load_cached()
+        revision = revision_of(raw)
+        cached = self._parsed.get((key, revision))
+        if cached is None:
+            cached = self._parse(doc, key, revision)
+            if len(self._parsed) > 64:
+                self._parsed.clear()
+            self._parsed[(key, revision)] = cached
+        return cached
 
     def _parse(self, doc: dict[str, Any], key: str, revision: str) -> RouteFlag:
         flags = doc["flags"]

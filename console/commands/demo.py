@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from functools import partial
 from pathlib import Path
 
 from console.core.errors import BadInput
@@ -53,11 +55,8 @@ def prepare_state_dir(state_dir: Path) -> Path:
     return path
 
 
-def run(args: argparse.Namespace) -> int:
-    get_scenario(args.scenario)  # validate before touching anything
-    if args.speed <= 0:
-        raise BadInput(f"--speed {args.speed:g}: must be a positive number of simulated seconds per second")
-    state_dir = (args.state_dir or default_state_dir()).expanduser()
+def load_demo(state_dir: Path, scenario: str, seed: int, speed: float):
+    """Create or open the demo flag file and start the simulator: (platform, metrics, flags)."""
     path = prepare_state_dir(state_dir)
 
     from adapters.flags.flagd_file import FlagdFilePlatform
@@ -65,12 +64,28 @@ def run(args: argparse.Namespace) -> int:
     from console.core.simulator.evaluator import FlagdFileEvaluator
 
     platform = FlagdFilePlatform(path)
-    flags = {key: platform.read_flag(key) for key in platform.list_flags()}  # validates the file up front
+    flags = {key: platform.read_flag(key) for key in platform.list_flags()}  # validates the whole file
     if not flags:
         raise BadInput(f"{path}: holds no route flags — delete it to recreate the demo, or fix it")
-    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), args.scenario, seed=args.seed, speed=args.speed)
+    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed)
+    return platform, metrics, flags
+
+
+def run(args: argparse.Namespace) -> int:
+    get_scenario(args.scenario)  # validate what is cheap before the screen opens
+    if args.speed <= 0:
+        raise BadInput(f"--speed {args.speed:g}: must be a positive number of simulated seconds per second")
+    state_dir = (args.state_dir or default_state_dir()).expanduser()
+    if not sys.stdout.isatty():
+        load_demo(state_dir, args.scenario, args.seed, args.speed)  # no screen to paint: fail fast instead
 
     from console.app import RouteDeckApp
 
-    RouteDeckApp(platform, metrics, flags=flags, read_only=args.read_only).run()
-    return 0
+    # the heavy imports and the flag file are loaded in a worker, after the first frame is on screen
+    app = RouteDeckApp(
+        loader=partial(load_demo, state_dir, args.scenario, args.seed, args.speed), read_only=args.read_only
+    )
+    code = app.run()
+    if app.startup_error is not None:
+        raise app.startup_error
+    return int(code or 0)

@@ -53,7 +53,7 @@ class RouteFigures:
         return self.key.route
 
 
-def figures_from_counters(key: RouteKey, c: RouteCounters, flag_requests: int) -> RouteFigures:
+def figures_from_counters(key: RouteKey, c: RouteCounters, flag_requests: int, marks: bool = True) -> RouteFigures:
     values: dict[str, float | None] = {
         "share": _ratio(c.requests, flag_requests),
         "p50_latency": histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.5),
@@ -77,18 +77,18 @@ def figures_from_counters(key: RouteKey, c: RouteCounters, flag_requests: int) -
         rate = failed / n if n else None
         if rate is not None and failed and (worst_rate is None or rate > worst_rate):
             worst, worst_rate = f"{provider}/{model.split('/')[-1]}" if model and not model.startswith(provider) else model or provider, rate
-    marks = {}
-    for name, value in values.items():
+    found: dict[str, str] = {}
+    for name, value in values.items() if marks else ():
         metric = lookup(name)
         if metric is None or value is None:
             continue
         if metric.warn_above is not None and value > metric.warn_above:
-            marks[name] = "warn"
+            found[name] = "warn"
         if metric.warn_below is not None and value < metric.warn_below:
-            marks[name] = "warn"
+            found[name] = "warn"
     return RouteFigures(
         key=key, requests=c.requests, share=values["share"], values=values,
-        worst_provider=worst, worst_provider_rate=worst_rate, marks=marks,
+        worst_provider=worst, worst_provider_rate=worst_rate, marks=found,
     )
 
 
@@ -153,7 +153,7 @@ def trend(snapshot: MetricsSnapshot, key: RouteKey, metric: str) -> list[float |
         if c is None:
             out.append(0.0 if metric == "share" and flag_requests else None)
             continue
-        out.append(figures_from_counters(key, c, flag_requests).values.get(metric))
+        out.append(figures_from_counters(key, c, flag_requests, marks=False).values.get(metric))
     return out
 
 

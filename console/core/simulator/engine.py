@@ -354,7 +354,15 @@ class TrafficSimulator:
         Requests count in the bucket they were made; outcomes in the bucket they arrived.
         """
         end = min(end, self.now)
-        step = max(1.0, float(step))
+        buckets, served = self._aggregate(start, end, max(1.0, float(step)))
+        # the totals are one more aggregation over a single bucket: cheaper than adding counters up
+        whole, _ = self._aggregate(start, end, max(1.0, end - start))
+        return MetricsSnapshot(
+            start=start, end=end, as_of=self.now, buckets=buckets,
+            totals=whole[0].counters if whole else {}, fallback_served=served,
+        )
+
+    def _aggregate(self, start: float, end: float, step: float) -> tuple[list[TimeBucket], dict[tuple[str, str], int]]:
         nb = max(1, math.ceil((end - start) / step))
         log = self.log()
         nk = max(1, len(self._keys))
@@ -418,10 +426,7 @@ class TrafficSimulator:
         served: dict[tuple[str, str], int] = {}
         for r, count in zip(*np.unique(fb[fb >= 0], return_counts=True)):
             served[self._routes[int(r)]] = int(count)
-        return MetricsSnapshot(
-            start=start, end=end, as_of=self.now, buckets=buckets,
-            totals=MetricsSnapshot.total_of(buckets), fallback_served=served,
-        )
+        return buckets, served
 
     def _provider_breakdown(self, log, m, cell) -> dict[int, tuple[dict, dict]]:
         """Per cell: requests by (provider, model), failures by (provider, model, kind)."""
