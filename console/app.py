@@ -230,6 +230,7 @@ class RouteDeckApp(App):
             self.post_message(FlagsRead(None, f"{type(exc).__name__}: {redact(str(exc))}"))
 
     def on_flags_read(self, message: FlagsRead) -> None:
+        before = ({k: f.revision for k, f in self.flags.items()}, self.flags_error)
         if message.flags is not None:
             for key, flag in message.flags.items():
                 old = self.flags.get(key)
@@ -244,7 +245,8 @@ class RouteDeckApp(App):
             self.flags_error = None
         else:
             self.flags_error = message.error
-        self._redraw()
+        if before != ({k: f.revision for k, f in self.flags.items()}, self.flags_error):
+            self._redraw()  # an unchanged flag needs no redraw: this poll runs every second
         self.set_timer(self.refresh_s, self.poll_flags)
 
     # ---- state the screens and actions read ---------------------------------------
