@@ -27,6 +27,7 @@ from console.screens.dashboard import TREND_METRICS, DashboardScreen
 from console.screens.help import HelpScreen
 
 if TYPE_CHECKING:  # the models pull in pydantic: keep it off the path to the first frame
+    from console.core.journal import Journal
     from console.core.models import RouteFlag
     from console.core.ports import FlagPlatform, MetricsSource, WriteResult
 
@@ -78,6 +79,7 @@ class Loaded(Message):
     metrics: "MetricsSource | None"
     flags: "dict[str, RouteFlag] | None"
     error: RouteDeckError | None
+    journal: "Journal | None" = None
 
 
 @dataclass
@@ -89,8 +91,9 @@ class FlagsRead(Message):
 @dataclass
 class RollbackDone(Message):
     flag: str
-    result: WriteResult | None
+    result: "WriteResult | None"
     error: str | None
+    journal_warning: str | None = None
 
 
 class RouteDeckApp(App):
@@ -110,8 +113,10 @@ class RouteDeckApp(App):
         refresh_s: float = 1.0,
         window_s: float = 300.0,
         read_only: bool = False,
+        journal: "Journal | None" = None,
     ) -> None:
         super().__init__()
+        self.journal = journal
         self.platform = platform
         self.metrics = metrics
         self.flags: dict[str, RouteFlag] = dict(flags or {})
@@ -148,8 +153,10 @@ class RouteDeckApp(App):
 
     def _load_worker(self) -> None:
         try:
-            platform, metrics, flags = self._loader()
-            self.post_message(Loaded(platform, metrics, flags, None))
+            loaded = self._loader()
+            platform, metrics, flags = loaded[:3]
+            journal = loaded[3] if len(loaded) > 3 else None
+            self.post_message(Loaded(platform, metrics, flags, None, journal))
         except RouteDeckError as exc:
             self.post_message(Loaded(None, None, None, exc))
 
@@ -159,6 +166,7 @@ class RouteDeckApp(App):
             self.exit(return_code=2 if isinstance(message.error, BadInput) else 1)
             return
         self.platform, self.metrics, self.flags = message.platform, message.metrics, dict(message.flags or {})
+        self.journal = message.journal or self.journal
         self._start_polling()
 
     def _start_polling(self) -> None:
@@ -369,13 +377,29 @@ class RouteDeckApp(App):
             rollout = seen.rollout.model_copy(
                 update={"stage": Stage.ROLLED_BACK, "stage_started_at": datetime.now(timezone.utc)}
             )
-        self.run_worker(partial(self._rollback_worker, key, seen.revision if seen else None, rollout),
+        self.run_worker(partial(self._rollback_worker, key, seen, rollout),
                         thread=True, group="rollback", exit_on_error=False)
 
-    def _rollback_worker(self, key: str, seen_revision: str | None, rollout) -> None:
+    def _rollback_worker(self, key: str, seen: "RouteFlag | None", rollout) -> None:
+        seen_revision = seen.revision if seen else None
+
+        def call():
+            return self.platform.rollback_to_baseline(key, seen_revision, rollout=rollout)
+
         try:
-            result = self.platform.rollback_to_baseline(key, seen_revision, rollout=rollout)
-            self.post_message(RollbackDone(key, result, None))
+            if self.journal is None:
+                result, warning = call(), None
+            else:
+                from console.core.journal import record_action
+
+                recorded = record_action(
+                    self.journal, "rollback", call=call, flag=key,
+                    before=seen.allocation.model_dump(mode="json") if seen else None,
+                    planned=seen.allocation.rolled_back().model_dump(mode="json") if seen else None,
+                    reason="R pressed in the console", required=False,  # rollback never waits for the journal
+                )
+                result, warning = recorded.result, recorded.warning
+            self.post_message(RollbackDone(key, result, None, warning))
         except RouteDeckError as exc:
             self.post_message(RollbackDone(key, None, str(exc)))
         except Exception as exc:
@@ -403,6 +427,10 @@ class RouteDeckApp(App):
         if message.result.foreign_change:
             text += f". It had been changed elsewhere before: {message.result.foreign_change}"
         self.notify(text, title="Rolled back", severity="information", timeout=15)
+        if message.journal_warning:
+            self.bell()
+            self.notify(f"NOT RECORDED in the audit journal: {message.journal_warning}", title="Journal",
+                        severity="error", timeout=30)
         self._redraw()
 
     def action_toggle_pause(self) -> None:

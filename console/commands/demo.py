@@ -68,7 +68,9 @@ def load_demo(state_dir: Path, scenario: str, seed: int, speed: float):
     if not flags:
         raise BadInput(f"{path}: holds no route flags — delete it to recreate the demo, or fix it")
     metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed)
-    return platform, metrics, flags
+    from console.core.journal import Journal, journal_path
+
+    return platform, metrics, flags, Journal(journal_path(state_dir))
 
 
 def run(args: argparse.Namespace) -> int:

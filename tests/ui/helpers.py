@@ -24,6 +24,9 @@ def demo_app(state_dir: Path, *, scenario: str = "steady", metrics: MetricsSourc
         metrics = SimulatedMetricsSource(
             FlagdFileEvaluator(path), scenario, seed=7, sim_epoch=SIM_EPOCH, clock=lambda: 0.0, warmup_s=300
         )
+    from console.core.journal import Journal, journal_path
+
+    kw.setdefault("journal", Journal(journal_path(state_dir)))
     return RouteDeckApp(platform, metrics, flags=flags, clock=lambda: 100.0, **kw)
 
 

@@ -45,6 +45,12 @@ async def test_rollback_key_rewrites_flag_and_evaluator_serves_baseline(tmp_path
         assert flag.allocation.candidate_bp == 0 and not flag.allocation.internal_enabled
         assert flag.rollout.stage is Stage.ROLLED_BACK
         assert any("confirmed by read-back" in n.message for n in app._notifications)
+    from console.core.journal import read_entries, verify
+
+    entries = list(read_entries(tmp_path / "journal.jsonl"))
+    assert [(e.kind, e.action) for e in entries] == [("intent", "rollback"), ("outcome", "rollback")]
+    assert entries[1].status == "confirmed" and entries[1].after["candidate_bp"] == 0
+    assert verify(tmp_path / "journal.jsonl").ok
     assert served_variants(path) == {"fast_default_v1"}
 
 
