@@ -176,7 +176,8 @@ class RouteDeckApp(App):
     def _tick(self) -> None:
         screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
         if isinstance(screen, DashboardScreen):
-            screen.query_one("StatusHeader").show(self.header_lines(screen.size.width))
+            for header in screen.query("StatusHeader"):  # none while the app is quitting
+                header.show(self.header_lines(screen.size.width))
 
     def _redraw(self) -> None:
         for screen in self.screen_stack:
@@ -304,7 +305,7 @@ class RouteDeckApp(App):
             if not flag.candidate:
                 at_baseline.append(flag)
                 continue
-            stage = flag.rollout.stage.value if flag.rollout else "—"
+            stage = (flag.rollout.stage_label or flag.rollout.stage.value) if flag.rollout else "—"
             line = Text.assemble((flag.key, "bold"), f"  baseline {flag.baseline} → candidate ", (flag.candidate, "bold"))
             lines.append(line)
             line = Text("  ◆ to ")

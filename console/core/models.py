@@ -181,6 +181,8 @@ class RolloutState(BaseModel):
     """The rollout's progress, stored with the flag on the platform so every console sees it."""
 
     stage: Stage = Stage.BASELINE
+    #: the stage's name in the rule's plan when it is not one of the built-in ones (e.g. "50%")
+    stage_label: str | None = None
     stage_started_at: datetime | None = None
     rule_hash: str | None = None
     acknowledgements: list[Acknowledgement] = Field(default_factory=list)

@@ -76,7 +76,7 @@ METRICS: tuple[Metric, ...] = (
        description="outcomes a person had to correct"),
     _m(name="complaint_rate", label="complaints", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("complaints",),
-       numerator="complaints", denominator="outcomes", default_margin=0.005, warn_above=0.02,
+       numerator="complaints", denominator="outcomes", default_margin=0.01, warn_above=0.02,
        min_events=5, description="outcomes followed by a complaint"),
     _m(name="fallback_rate", label="fallback", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("fallback_ratio", "fallbacks"),

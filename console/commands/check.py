@@ -1,0 +1,68 @@
+"""`routedeck check`: the verdict table for a rollout; exit 0 advance, 3 hold, 4 rollback, 2 bad input, 1 backend error."""
+
+from __future__ import annotations
+
+import argparse
+
+from .common import EXIT_ADVANCE, EXIT_HOLD, EXIT_ROLLBACK, add_backend_options, open_backends, print_json
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("check", help="print the verdict for the rollout in a rule (exit 0 advance, 3 hold, 4 rollback)",
+                       description=__doc__)
+    add_backend_options(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
+    p.set_defaults(run=run)
+
+
+def decision_json(decision) -> dict:
+    return {
+        "verdict": decision.verdict.value,
+        "stage": decision.stage,
+        "health": [{"name": g.name, "status": g.status.value, "detail": g.detail, "action": g.action.value}
+                   for g in decision.health],
+        "metrics": [
+            {"name": m.name, "candidate": m.candidate, "baseline": m.baseline,
+             "interval": list(m.interval) if m.interval else None, "threshold": m.threshold,
+             "n": {"candidate": m.n_candidate, "baseline": m.n_baseline}, "verdict": m.verdict.value,
+             "critical": m.critical, "line": m.line}
+            for m in decision.metrics
+        ],
+        "reasons": decision.reasons,
+        "request_level": decision.request_level,
+        "units": {"candidate": decision.units_candidate, "baseline": decision.units_baseline},
+    }
+
+
+def print_decision(flag_key: str, decision) -> None:
+    print(f"{flag_key}  stage {decision.stage}  verdict {decision.verdict.value}  "
+          f"(units: candidate {decision.units_candidate}, baseline {decision.units_baseline})")
+    if decision.health:
+        print("health gates")
+        for g in decision.health:
+            print(f"  {g.name:<24} {g.status.value:<8} {g.detail}")
+    if decision.metrics:
+        print("metrics")
+        for m in decision.metrics:
+            print(f"  {m.line}")
+    print("why")
+    for r in decision.reasons:
+        print(f"  - {r}")
+
+
+def exit_code(decision) -> int:
+    return {"ADVANCE": EXIT_ADVANCE, "HOLD": EXIT_HOLD, "ROLLBACK": EXIT_ROLLBACK}[decision.verdict.value]
+
+
+def run(args: argparse.Namespace) -> int:
+    from console.core.operations import look
+    from console.core.rules import load_rule
+
+    rule = load_rule(args.rule)
+    platform, metrics = open_backends(args)
+    current = look(rule, platform, metrics)
+    if args.json:
+        print_json(decision_json(current.decision) | {"flag": rule.flag_key, "rule_hash": rule.rule_hash})
+    else:
+        print_decision(rule.flag_key, current.decision)
+    return exit_code(current.decision)

@@ -1,0 +1,84 @@
+"""Options and helpers shared by the headless commands."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from pathlib import Path
+
+from console.core.errors import BadInput
+
+EXIT_ADVANCE, EXIT_BACKEND, EXIT_BAD_INPUT, EXIT_HOLD, EXIT_ROLLBACK = 0, 1, 2, 3, 4
+
+
+def state_dir(args: argparse.Namespace) -> Path:
+    if getattr(args, "state_dir", None):
+        return Path(args.state_dir).expanduser()
+    from platformdirs import user_state_path
+
+    return user_state_path("routedeck")
+
+
+def default_flags_spec(args: argparse.Namespace) -> str:
+    return args.flags or f"flagd:{state_dir(args) / 'flags.json'}"
+
+
+def add_backend_options(p: argparse.ArgumentParser, metrics: bool = True, rule: bool = True) -> None:
+    if rule:
+        p.add_argument("--rule", required=True, type=Path, help="the decision rule (YAML)")
+    p.add_argument("--flags", help="flag platform SPEC, e.g. flagd:PATH (default: the demo's flag file in the state dir)")
+    if metrics:
+        p.add_argument("--metrics", help="metrics SPEC, e.g. sim:SCENARIO?seed=N&minutes=M or prometheus:URL")
+    p.add_argument("--state-dir", type=Path, help="where the journal lives (default: $XDG_STATE_HOME/routedeck)")
+    p.add_argument("--operator", default=os.environ.get("ROUTEDECK_OPERATOR"),
+                   help="your name in the journal (default: $ROUTEDECK_OPERATOR, else the OS user)")
+
+
+def add_write_options(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="print the exact before/after flag change; write nothing")
+
+
+def open_backends(args: argparse.Namespace, metrics: bool = True):
+    from console.backends import open_flags, open_metrics
+
+    flags_spec = default_flags_spec(args)
+    platform = open_flags(flags_spec)
+    source = None
+    if metrics:
+        if not args.metrics:
+            raise BadInput("--metrics is required: e.g. --metrics 'sim:steady?minutes=30' or --metrics prometheus:URL")
+        source = open_metrics(args.metrics, flags_spec)
+    return platform, source
+
+
+def open_journal(args: argparse.Namespace, required: bool = True):
+    """The journal; when it cannot be opened, required actions stop and rollback goes on with a warning."""
+    from console.core.journal import Journal, JournalUnavailable, journal_path
+
+    try:
+        return Journal(journal_path(state_dir(args)), operator_name=args.operator)
+    except JournalUnavailable:
+        if required:
+            raise
+        return None
+
+
+def operator(args: argparse.Namespace) -> str:
+    if args.operator:
+        return args.operator
+    from console.core.audit.writer import current_os_user
+
+    return current_os_user()
+
+
+def print_change(before, after, dry_run: bool) -> None:
+    from console.core.operations import describe_change
+
+    print("DRY RUN — nothing written. The change would be:" if dry_run else "changed:")
+    for line in describe_change(before, after):
+        print(f"  {line}")
+
+
+def print_json(obj) -> None:
+    print(json.dumps(obj, indent=2, default=str))

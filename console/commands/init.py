@@ -1,0 +1,79 @@
+"""`routedeck init`: create the route flag a rule needs (baseline 100%, candidate ready); an existing flag is left alone."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from console.core.errors import BadInput
+
+from .common import add_backend_options, add_write_options, open_backends, open_journal
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("init", help="create the rule's route flag if it does not exist", description=__doc__)
+    add_backend_options(p, metrics=False)
+    add_write_options(p)
+    p.add_argument("--profiles", type=Path,
+                   help="JSON object of route name → route profile (default: the built-in portfolio's profiles)")
+    p.set_defaults(run=run)
+
+
+def load_profiles(path: Path | None) -> dict:
+    from pydantic import ValidationError
+
+    from console.core.models import RouteProfile
+
+    if path is None:
+        from console.core.simulator.portfolio import PROFILES
+
+        return dict(PROFILES)
+    try:
+        raw = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise BadInput(f"{path}: no such profiles file") from None
+    except json.JSONDecodeError as exc:
+        raise BadInput(f"{path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg})") from None
+    if not isinstance(raw, dict):
+        raise BadInput(f"{path}: must be a JSON object of route name → route profile")
+    out = {}
+    for name, body in raw.items():
+        try:
+            out[name] = RouteProfile.model_validate(body)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise BadInput(f"{path}: {name}.{'.'.join(map(str, err['loc']))}: {err['msg']}") from None
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    from console.core import rollout
+    from console.core.rules import load_rule
+
+    rule = load_rule(args.rule)
+    platform, _ = open_backends(args, metrics=False)
+    try:
+        existing = platform.read_flag(rule.flag_key)
+    except BadInput as exc:
+        if "no flag" not in str(exc) and "no such flag file" not in str(exc):
+            raise
+        existing = None
+    if existing is not None:
+        print(f"{rule.flag_key} already exists on {platform.describe()} "
+              f"(baseline {existing.baseline}, candidate {existing.candidate}, {existing.allocation.describe()}) — "
+              "nothing changed")
+        return 0
+    flag = rollout.init_flag(rule, load_profiles(args.profiles))
+    if args.dry_run:
+        print(f"DRY RUN — would create {flag.key} on {platform.describe()}: baseline {flag.baseline} for everyone, "
+              f"candidate {flag.candidate} ready, first audience {rule.first_audience}, scope {rule.eligible_scope}")
+        return 0
+    journal = open_journal(args)
+    from console.core.journal import record_action
+
+    record_action(journal, "init", call=lambda: platform.create_flag(flag), flag=flag.key,
+                  planned=flag.allocation.model_dump(mode="json"), reason=f"rule {rule.path}", rule_hash=rule.rule_hash)
+    print(f"created {flag.key} on {platform.describe()}: 100% {flag.baseline}, candidate {flag.candidate} at 0% "
+          "(confirmed by read-back)")
+    return 0

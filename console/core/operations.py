@@ -1,0 +1,195 @@
+"""One look and one action at a time: rule + flag platform + metrics + journal, without any UI.
+
+The CLI commands, the console's rollout actions and the headless guard all go through here, so
+an advance is journalled, written, confirmed and explained the same way wherever it starts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from . import rollout
+from .errors import BadInput
+from .journal import Journal, record_action
+from .models import Override, RouteFlag, Stage
+from .ports import FlagPlatform, MetricsSource, WriteResult
+from .rules import DecisionRule
+from .stats.engine import evaluate
+from .stats.spec import Decision, StageContext, StageSpec, Verdict
+from .telemetry import Arm, RouteCounters
+
+
+@dataclass
+class Look:
+    flag: RouteFlag
+    decision: Decision
+    at: float  # the metrics source's clock
+
+
+def _ts(moment: datetime | None, default: float) -> float:
+    return moment.timestamp() if moment is not None else default
+
+
+def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> Look:
+    """Read the flag, read the stage's telemetry, and decide."""
+    flag = platform.read_flag(rule.flag_key)
+    rollout.check_matches_rule(rule, flag)
+    now = metrics.now()
+    now_dt = datetime.fromtimestamp(now, tz=timezone.utc)
+    stage_name = rollout.current_stage_name(flag)
+    if flag.rollout is not None and flag.rollout.stage in rollout.TERMINAL:
+        decision = Decision(Verdict.HOLD, stage_name, [], [], [f"the rollout is {stage_name.replace('_', ' ')}: nothing to decide"])
+        return Look(flag, decision, now)
+    if stage_name == Stage.BASELINE.value or not flag.allocation.serves_candidate:
+        first = rule.stages[0].name
+        decision = Decision(Verdict.ADVANCE, stage_name, [], [],
+                            [f"not started: no traffic on the candidate yet; advancing starts stage {first}"])
+        return Look(flag, decision, now)
+    ctx = rollout.stage_context(flag, rule, now_dt)
+    since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
+    units = None
+    if metrics.capabilities.unit_level:
+        units = metrics.read_units(flag.key, since, rule.spec.gates.maturation_s)
+    snap = metrics.read(since, now, max(1.0, now - since))
+    totals: dict[Arm, RouteCounters] = {}
+    for key, c in snap.totals.items():
+        if key.flag == flag.key:
+            totals.setdefault(key.arm, RouteCounters()).add(c)
+    decision = evaluate(rule.spec, ctx, units, totals, rule.comparable())
+    for gap in snap.gaps:
+        decision.reasons.append(f"note: {gap}")
+    return Look(flag, decision, now)
+
+
+def operator_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def verdict_snapshot(decision: Decision) -> dict[str, Any]:
+    """The evidence behind an action, as the journal stores it."""
+    return {
+        "verdict": decision.verdict.value,
+        "stage": decision.stage,
+        "health": [{"name": g.name, "status": g.status.value, "detail": g.detail} for g in decision.health],
+        "metrics": [
+            {"name": m.name, "candidate": m.candidate, "baseline": m.baseline,
+             "interval": list(m.interval) if m.interval else None, "threshold": m.threshold,
+             "n": [m.n_candidate, m.n_baseline], "verdict": m.verdict.value, "critical": m.critical}
+            for m in decision.metrics
+        ],
+        "reasons": decision.reasons,
+        "request_level": decision.request_level,
+    }
+
+
+@dataclass
+class ActionResult:
+    before: RouteFlag
+    after: RouteFlag
+    write: WriteResult | None  # None for a dry run
+    warning: str | None = None
+
+
+def _write(platform: FlagPlatform, journal: Journal | None, action: str, target: RouteFlag, before: RouteFlag, *,
+           reason: str, rule: DecisionRule | None, decision: Decision | None, required: bool,
+           rollback_write: bool = False) -> ActionResult:
+    def call() -> WriteResult:
+        if rollback_write:
+            return platform.rollback_to_baseline(target.key, before.revision, rollout=target.rollout)
+        return platform.write_flag(target, before.revision)
+
+    if journal is None:
+        return ActionResult(before, call().after, None)
+    recorded = record_action(
+        journal, action, call=call, flag=target.key,
+        before=before.allocation.model_dump(mode="json"), planned=target.allocation.model_dump(mode="json"),
+        reason=reason, rule_hash=rule.rule_hash if rule else None,
+        verdict=verdict_snapshot(decision) if decision else None, required=required,
+    )
+    return ActionResult(before, recorded.result.after, recorded.result, recorded.warning)
+
+
+def advance(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: Journal | None, by: str, *,
+            override_reason: str | None = None, dry_run: bool = False) -> ActionResult:
+    """Move one stage if the verdict allows it (or an override with a reason forces it)."""
+    decision = current.decision
+    override = None
+    if decision.verdict is not Verdict.ADVANCE:
+        if not override_reason:
+            raise BadInput(f"advance refused: verdict {decision.verdict.value} — " + "; ".join(decision.reasons[:3])
+                           + " (use --override --reason TEXT to force one stage)")
+        target_stage = rollout.next_stage(rule, current.flag)
+        override = Override(stage_from=rollout.current_stage_name(current.flag),
+                            stage_to=target_stage.name if target_stage else "?", verdict=decision.verdict.value,
+                            reason=override_reason, by=by, at=operator_now())
+    target = rollout.advance(current.flag, rule, operator_now(), by, override=override)
+    if dry_run:
+        return ActionResult(current.flag, target, None)
+    action = "override" if override else "advance"
+    return _write(platform, journal, action, target, current.flag, reason=override_reason or "verdict ADVANCE",
+                  rule=rule, decision=decision, required=True)
+
+
+def rollback(platform: FlagPlatform, key: str, journal: Journal | None, *, reason: str, decision: Decision | None = None,
+             rule: DecisionRule | None = None, action: str = "rollback", dry_run: bool = False) -> ActionResult:
+    """Everyone back on the baseline. Never refused: it is the safe direction; the journal cannot block it."""
+    flag = platform.read_flag(key)
+    target = rollout.rollback(flag, operator_now())
+    if dry_run:
+        return ActionResult(flag, target, None)
+    return _write(platform, journal, action, target, flag, reason=reason, rule=rule, decision=decision,
+                  required=False, rollback_write=True)
+
+
+def promote(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: Journal | None, by: str, *,
+            override_reason: str | None = None, dry_run: bool = False) -> ActionResult:
+    if current.decision.verdict is not Verdict.ADVANCE and not override_reason:
+        raise BadInput(f"promote refused: verdict {current.decision.verdict.value} — "
+                       + "; ".join(current.decision.reasons[:3]) + " (use --override --reason TEXT to force it)")
+    target = rollout.promote(current.flag, rule, operator_now())
+    if dry_run:
+        return ActionResult(current.flag, target, None)
+    return _write(platform, journal, "promote", target, current.flag, reason=override_reason or "verdict ADVANCE",
+                  rule=rule, decision=current.decision, required=True)
+
+
+def acknowledge(rule: DecisionRule, platform: FlagPlatform, item: str, journal: Journal | None, by: str, *,
+                dry_run: bool = False) -> ActionResult:
+    flag = platform.read_flag(rule.flag_key)
+    target = rollout.acknowledge(flag, item, by, operator_now(), rule)
+    if dry_run:
+        return ActionResult(flag, target, None)
+    return _write(platform, journal, "acknowledge", target, flag, reason=item, rule=rule, decision=None, required=True)
+
+
+def describe_change(before: RouteFlag, after: RouteFlag) -> list[str]:
+    """The exact before/after of a flag change, line by line (for --dry-run and confirm dialogs)."""
+    lines = []
+    if before.allocation != after.allocation:
+        lines.append(f"allocation: {before.allocation.describe()}{' (internal on)' if before.allocation.internal_enabled else ''}"
+                     f"  →  {after.allocation.describe()}{' (internal on)' if after.allocation.internal_enabled else ''}")
+        if before.allocation.candidate_bp != after.allocation.candidate_bp:
+            lines.append(f"  candidate weight {before.allocation.candidate_bp} → {after.allocation.candidate_bp} of 10000 "
+                         f"(baseline {10000 - before.allocation.candidate_bp} → {10000 - after.allocation.candidate_bp})")
+        if before.allocation.internal_enabled != after.allocation.internal_enabled:
+            lines.append(f"  first audience {before.allocation.internal_audience}: "
+                         f"{'on' if before.allocation.internal_enabled else 'off'} → {'on' if after.allocation.internal_enabled else 'off'}")
+    if before.baseline != after.baseline:
+        lines.append(f"baseline: {before.baseline} → {after.baseline}")
+    if before.candidate != after.candidate:
+        lines.append(f"candidate: {before.candidate} → {after.candidate}")
+    b_stage = rollout.current_stage_name(before)
+    a_stage = rollout.current_stage_name(after)
+    if b_stage != a_stage:
+        lines.append(f"stage: {b_stage} → {a_stage}")
+    return lines or ["no change"]
+
+
+def stage_of(rule: DecisionRule, flag: RouteFlag) -> StageSpec | None:
+    return rollout.stage_spec(rule, flag)
+
+
+__all__ = ["Look", "ActionResult", "look", "advance", "rollback", "promote", "acknowledge", "describe_change",
+           "verdict_snapshot", "StageContext"]

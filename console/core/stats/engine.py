@@ -1,0 +1,345 @@
+"""The verdict: health gates first, then every guardrail and the primary metric, then the stage's minimums.
+
+Semantics (also in docs/decisions.md):
+- ROLLBACK — a critical guardrail shows harm beyond its margin, or a gate whose action is rollback fails;
+- HOLD — harm on a non-critical guardrail, a hold gate fails or is still waiting for data, a guardrail
+  or the primary metric is inconclusive or has no data, the p95 tripwire is beyond its limit, the
+  stage's minimum units or dwell are not reached, a checklist item is unacknowledged, the rule changed;
+- ADVANCE — none of the above, and the primary metric shows what the rule asks.
+
+The rule's α is split evenly (Bonferroni) over every metric and statistical gate tested at a look,
+so the chance that an identical candidate is rolled back at a stage — however often anyone looks —
+stays within α: each test uses an anytime-valid confidence sequence at its share of α.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from itertools import chain
+from operator import attrgetter
+from typing import Callable
+
+import numpy as np
+
+from ..registry import Metric, MetricKind, lookup
+from ..telemetry import LATENCY_BOUNDS_MS, Arm, RouteCounters, UnitRecord, histogram_quantile
+from .gates import crossover_gate, gate_blocks, join_gate, no_traffic_gate, srm_gate
+from .sequences import RatioEstimate, binomial_estimate, difference, one_sample, ratio_estimate
+from .spec import (
+    Decision,
+    DecisionSpec,
+    GateAction,
+    GateReadout,
+    GateStatus,
+    GuardrailSpec,
+    MarginKind,
+    MetricReadout,
+    MetricVerdict,
+    PrimarySpec,
+    PrimaryTest,
+    StageContext,
+    Verdict,
+)
+
+UNIT_FIELDS = ("requests", "successes", "exposures", "outcomes", "resolved", "escalated", "corrected", "complaints",
+               "errors", "rate_limited", "timeouts", "fallbacks", "slo_met", "cost_usd", "mature_exposures",
+               "mature_outcomes")
+
+
+@dataclass
+class Arms:
+    """Per-unit columns for each arm (unit-level) — built once per look."""
+
+    cand: dict[str, np.ndarray]
+    base: dict[str, np.ndarray]
+    crossed: int
+    units: int
+
+
+_ROW = attrgetter(*UNIT_FIELDS)
+
+
+def columns(units: list[UnitRecord]) -> dict[str, np.ndarray]:
+    """Per-unit columns, one array per counter (one pass over the records)."""
+    if not units:
+        return {f: np.zeros(0) for f in UNIT_FIELDS}
+    k = len(UNIT_FIELDS)
+    table = np.fromiter(chain.from_iterable(map(_ROW, units)), dtype=float, count=len(units) * k).reshape(-1, k)
+    return {f: table[:, i] for i, f in enumerate(UNIT_FIELDS)}
+
+
+def split_arms(units: list[UnitRecord], is_comparable: Callable[[UnitRecord], bool], has_control: bool) -> Arms:
+    """Candidate and baseline units that may be compared (eligible scope, not the internal audience)."""
+    # no control at the internal stage: every candidate unit is judged on its own
+    pool = [u for u in units if is_comparable(u)] if has_control else units
+    arm = np.fromiter((u.arm is Arm.CANDIDATE for u in pool), dtype=bool, count=len(pool))
+    crossed = int(sum(u.crossed for u in pool))
+    cols = columns(pool)
+    base_mask = ~arm if has_control else np.zeros(len(pool), dtype=bool)
+    if has_control:
+        # units of neither arm (OTHER) are not compared
+        base_mask &= np.fromiter((u.arm is Arm.BASELINE for u in pool), dtype=bool, count=len(pool))
+    cand = {f: v[arm] for f, v in cols.items()}
+    base = {f: v[base_mask] for f, v in cols.items()}
+    return Arms(cand, base, crossed, int(arm.sum() + base_mask.sum()))
+
+
+def arm_estimate(arms: Arms | None, totals: dict[Arm, RouteCounters] | None, arm: Arm, metric: Metric) -> RatioEstimate:
+    """One arm's value of ``metric``: unit-level delta method, or request-level binomial from totals."""
+    if arms is not None:
+        cols = arms.cand if arm is Arm.CANDIDATE else arms.base
+        if not len(cols["requests"]):
+            return RatioEstimate(None, None, 0, 0.0, 0.0)
+        return ratio_estimate(cols[metric.numerator], cols[metric.denominator])
+    c = (totals or {}).get(arm)
+    if c is None:
+        return RatioEstimate(None, None, 0, 0.0, 0.0)
+    num, den = getattr(c, metric.numerator), getattr(c, metric.denominator)
+    if metric.kind is MetricKind.PROPORTION:
+        return binomial_estimate(num, den)
+    return RatioEstimate(num / den if den else None, None, int(den), num, den)
+
+
+def fmt(metric: Metric | None, value: float | None, signed: bool = False) -> str:
+    if value is None or (isinstance(value, float) and math.isinf(value)):
+        return "—"
+    unit = metric.unit if metric else ""
+    sign = "+" if signed and value >= 0 else ""
+    if unit == "share":
+        return f"{sign}{value * 100:.2f}%" if abs(value) < 0.1 else f"{sign}{value * 100:.1f}%"
+    if unit == "USD":
+        return f"{sign}${value:.4f}" if value >= 0 or not signed else f"-${-value:.4f}"
+    if unit == "ms":
+        return f"{sign}{value:.0f}ms"
+    return f"{sign}{value:.4g}"
+
+
+def _margin_abs(margin: float, kind: MarginKind, base_value: float | None) -> float | None:
+    if kind is MarginKind.ABSOLUTE:
+        return margin
+    return None if base_value is None else margin * abs(base_value)
+
+
+def judge_difference(metric: Metric, low: float, high: float, margin: float) -> MetricVerdict:
+    """Harm when the whole interval is worse than the margin; non-inferior when it is all better than it."""
+    if metric.worse_is_higher:
+        if low > margin:
+            return MetricVerdict.HARM
+        if high < margin:
+            return MetricVerdict.NON_INFERIOR
+    else:
+        if high < -margin:
+            return MetricVerdict.HARM
+        if low > -margin:
+            return MetricVerdict.NON_INFERIOR
+    return MetricVerdict.INCONCLUSIVE
+
+
+def _line(name: str, metric: Metric, c: float | None, b: float | None, interval, threshold, nc: int, nb: int,
+          verdict: MetricVerdict, note: str = "", margin_text: str | None = None) -> str:
+    iv = f"Δ [{fmt(metric, interval[0], True)}, {fmt(metric, interval[1], True)}]" if interval else "Δ —"
+    thr = f"margin {margin_text or fmt(metric, threshold, True)}" if threshold is not None else "margin —"
+    base = f"base {fmt(metric, b)}" if b is not None or nb else "base —"
+    text = f"{name:<28} cand {fmt(metric, c):>9}  {base:<15} {iv:<28} {thr:<16} n {nc}/{nb}  {verdict.value}"
+    return text + (f" ({note})" if note else "")
+
+
+def guardrail_readout(g: GuardrailSpec, arms: Arms | None, totals, ctx: StageContext, alpha: float,
+                      planned: int, primary: PrimarySpec | None = None, sequential: bool = True) -> MetricReadout:
+    """One guardrail (or the primary metric) judged against the baseline, or against its absolute limit without one."""
+    metric = lookup(g.metric)
+    assert metric is not None and metric.numerator is not None
+    est_c = arm_estimate(arms, totals, Arm.CANDIDATE, metric)
+    est_b = arm_estimate(arms, totals, Arm.BASELINE, metric)
+    components = {}
+    if metric.kind is MetricKind.RATIO:
+        req = lookup("cost_per_request")
+        res = lookup("resolved_without_escalation")
+        components = {
+            "cost_per_request": arm_estimate(arms, totals, Arm.CANDIDATE, req).value,
+            "resolved_rate": arm_estimate(arms, totals, Arm.CANDIDATE, res).value,
+        }
+    nc, nb = est_c.n_units, est_b.n_units
+    if not ctx.has_control:
+        limit = g.absolute_limit if g.absolute_limit is not None else (
+            metric.warn_above if metric.worse_is_higher else metric.warn_below)
+        if est_c.value is None:
+            verdict, interval, note = MetricVerdict.NO_DATA, None, "no candidate data"
+        elif limit is None:
+            verdict, interval, note = MetricVerdict.INCONCLUSIVE, None, "no absolute limit at the internal stage"
+        else:
+            lo, hi = one_sample(est_c, alpha, planned, sequential)
+            interval = None if math.isinf(lo) else (lo, hi)
+            # compare the candidate's own value with the absolute limit (a smoke test)
+            verdict = judge_difference(metric, lo - limit, hi - limit, 0.0)
+            note = ""
+        iv = f"[{fmt(metric, interval[0])}, {fmt(metric, interval[1])}]" if interval else "—"
+        lim = f"limit {fmt(metric, limit)}" if limit is not None else "no limit"
+        line = (f"{g.metric:<28} cand {fmt(metric, est_c.value):>9}  interval {iv:<22} {lim:<16} n {nc}  {verdict.value}"
+                + (f" ({note})" if note else ""))
+        return MetricReadout(g.metric, est_c.value, None, interval, limit, nc, 0, verdict, g.critical, components, line)
+    diff = difference(est_c, est_b, alpha, planned, sequential)
+    margin = _margin_abs(g.margin, g.margin_kind, est_b.value)
+    note = ""
+    if diff.interval is None or margin is None:
+        verdict = MetricVerdict.NO_DATA
+        note = ("the source counts requests only: no interval for a per-unit ratio" if arms is None and est_c.value is not None
+                else "no data on one arm — never a pass")
+    elif primary is not None and primary.test is PrimaryTest.SUPERIOR:
+        better = diff.high < 0 if metric.worse_is_higher else diff.low > 0
+        verdict = MetricVerdict.SUPERIOR if better else judge_difference(metric, diff.low, diff.high, margin)
+        if verdict is MetricVerdict.NON_INFERIOR:
+            verdict, note = MetricVerdict.INCONCLUSIVE, "the rule asks for improvement"
+    else:
+        verdict = judge_difference(metric, diff.low, diff.high, margin)
+    if verdict is MetricVerdict.HARM and g.min_events and est_c.numerator < g.min_events:
+        verdict, note = MetricVerdict.INCONCLUSIVE, f"only {est_c.numerator:.0f} events, harm needs {g.min_events}"
+    if components:
+        comp = ", ".join(f"{k} {fmt(lookup(k), v)}" for k, v in components.items())
+        note = f"{note}; {comp}" if note else comp
+    shown = f"{g.margin:+.0%}" if g.margin_kind is MarginKind.RELATIVE else None
+    line = _line(g.metric, metric, est_c.value, est_b.value, diff.interval, margin, nc, nb, verdict, note, shown)
+    return MetricReadout(g.metric, est_c.value, est_b.value, diff.interval, margin, nc, nb, verdict, g.critical,
+                         components, line)
+
+
+def p95_tripwire(spec: DecisionSpec, totals: dict[Arm, RouteCounters] | None) -> MetricReadout | None:
+    if spec.p95_tripwire_ms is None:
+        return None
+    metric = lookup("p95_latency")
+    c = (totals or {}).get(Arm.CANDIDATE)
+    b = (totals or {}).get(Arm.BASELINE)
+    pc = histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.95) if c else None
+    pb = histogram_quantile(b.latency_hist, LATENCY_BOUNDS_MS, 0.95) if b else None
+    if pc is None:
+        verdict = MetricVerdict.NO_DATA
+    else:
+        verdict = MetricVerdict.TRIPPED if pc > spec.p95_tripwire_ms else MetricVerdict.NON_INFERIOR
+    nc = c.requests if c else 0
+    nb = b.requests if b else 0
+    line = _line("p95_latency (tripwire)", metric, pc, pb, None, spec.p95_tripwire_ms, nc, nb, verdict,
+                 f"limit {spec.p95_tripwire_ms:.0f}ms; a point estimate that can only hold")
+    return MetricReadout("p95_latency", pc, pb, None, spec.p95_tripwire_ms, nc, nb, verdict, False, {}, line)
+
+
+def evaluate(
+    spec: DecisionSpec,
+    ctx: StageContext,
+    units: list[UnitRecord] | None,
+    totals: dict[Arm, RouteCounters] | None,
+    is_comparable: Callable[[UnitRecord], bool] = lambda u: True,
+) -> Decision:
+    """One look: the verdict, every gate and metric with its numbers, and the reasons in words.
+
+    ``units`` (unit level) is preferred; with only ``totals`` the verdict is request level and says so.
+    ``is_comparable`` keeps only units that may be compared (eligible scope, not the internal audience).
+    """
+    return evaluate_with(spec, ctx, units, totals, is_comparable)
+
+
+def alpha_per_test(spec: DecisionSpec) -> float:
+    """The rule's α split evenly (Bonferroni) over every test that can fail at a look.
+
+    Counted: each guardrail, the primary metric, the sample-ratio test, and the join gate's two tests
+    (floor and gap between arms). Bonferroni needs no independence, which these tests lack.
+    """
+    tests = len(spec.guardrails) + (1 if spec.primary else 0) + 3
+    return spec.alpha / tests
+
+
+def evaluate_with(
+    spec: DecisionSpec,
+    ctx: StageContext,
+    units: list[UnitRecord] | None,
+    totals: dict[Arm, RouteCounters] | None,
+    is_comparable: Callable[[UnitRecord], bool] = lambda u: True,
+    sequential: bool = True,
+    split_alpha: bool = True,
+) -> Decision:
+    """``evaluate`` with its safety switches exposed, so the naive comparators can turn them off."""
+    request_level = units is None
+    arms = split_arms(units, is_comparable, ctx.has_control) if units is not None else None
+    alpha = alpha_per_test(spec) if split_alpha else spec.alpha
+    # without a control (internal stage) the sequence is tuned to the stage's own, small, sample
+    planned = spec.tuning_units if ctx.has_control else max(ctx.stage.min_units, 20)
+    gspec = spec.gates
+
+    if arms is not None:
+        n_c, n_b = len(arms.cand["requests"]), len(arms.base["requests"])
+    else:
+        n_c = (totals or {}).get(Arm.CANDIDATE, RouteCounters()).new_units
+        n_b = (totals or {}).get(Arm.BASELINE, RouteCounters()).new_units
+    health: list[GateReadout] = [no_traffic_gate(n_c, n_b, ctx.has_control, gspec)]
+    if ctx.has_control:
+        health.append(srm_gate(n_c, n_b, ctx.intended_candidate_share, min(alpha, gspec.srm_alpha), gspec))
+    if arms is not None:
+        health.append(join_gate(arms.cand["mature_exposures"], arms.cand["mature_outcomes"],
+                                arms.base["mature_exposures"] if ctx.has_control else None,
+                                arms.base["mature_outcomes"] if ctx.has_control else None, alpha, planned, gspec, sequential))
+        if ctx.has_control:
+            health.append(crossover_gate(arms.crossed, arms.units, gspec))
+    else:
+        c = (totals or {}).get(Arm.CANDIDATE)
+        if c is not None and c.exposures:
+            exp = np.array([float(c.exposures)])
+            health.append(join_gate(exp, np.array([float(c.outcomes)]), None, None, alpha, planned, gspec,
+                                    sequential))
+        if ctx.has_control:
+            health.append(GateReadout("crossover", GateStatus.NO_DATA,
+                                      "the source counts requests, not units: crossover cannot be checked",
+                                      GateAction.HOLD))
+
+    metrics = [guardrail_readout(g, arms, totals, ctx, alpha, planned, sequential=sequential) for g in spec.guardrails]
+    primary_readout = None
+    if spec.primary is not None:
+        p = spec.primary
+        primary_readout = guardrail_readout(GuardrailSpec(p.metric, p.margin, p.margin_kind), arms, totals, ctx, alpha,
+                                            planned, primary=p, sequential=sequential)
+        primary_readout.line = "primary: " + primary_readout.line
+        metrics.insert(0, primary_readout)
+    trip = p95_tripwire(spec, totals)
+    if trip is not None:
+        metrics.append(trip)
+
+    rollback: list[str] = []
+    hold: list[str] = []
+    for g in health:
+        action = gate_blocks(g)
+        if action is GateAction.ROLLBACK and g.status is GateStatus.FAIL:
+            rollback.append(f"rollback: {g.name}: {g.detail}")
+        elif action is not None:
+            hold.append(f"hold: {g.name} {g.status.value}: {g.detail}")
+    for m in metrics:
+        if m is primary_readout:
+            continue
+        if m.verdict is MetricVerdict.HARM:
+            (rollback if m.critical else hold).append(
+                f"{'rollback' if m.critical else 'hold'}: {m.name} harmed beyond its margin — {m.line.strip()}")
+        elif m.verdict is MetricVerdict.TRIPPED:
+            hold.append(f"hold: p95 latency {fmt(lookup('p95_latency'), m.candidate)} is over its {m.threshold:.0f}ms tripwire")
+        elif m.verdict in (MetricVerdict.INCONCLUSIVE, MetricVerdict.NO_DATA):
+            if ctx.has_control or m.threshold is not None:
+                hold.append(f"hold: {m.name} {m.verdict.value} — {m.line.strip()}")
+    if primary_readout is not None and ctx.has_control:
+        wanted = MetricVerdict.SUPERIOR if spec.primary.test is PrimaryTest.SUPERIOR else MetricVerdict.NON_INFERIOR
+        ok = primary_readout.verdict in (wanted, MetricVerdict.SUPERIOR)
+        if primary_readout.verdict is MetricVerdict.HARM:
+            hold.append(f"hold: primary metric {primary_readout.name} is worse than baseline beyond its margin")
+        elif not ok:
+            hold.append(f"hold: primary metric {primary_readout.name} does not yet show {wanted.value} "
+                        f"({primary_readout.verdict.value})")
+    if n_c < ctx.stage.min_units:
+        hold.append(f"hold: minimum units {n_c}/{ctx.stage.min_units} on the candidate")
+    if ctx.elapsed_s < ctx.stage.min_dwell_s:
+        hold.append(f"hold: minimum dwell {ctx.elapsed_s / 60:.0f}/{ctx.stage.min_dwell_s / 60:.0f} min in stage {ctx.stage.name}")
+    for item in ctx.pending_checklist:
+        hold.append(f"hold: checklist item not acknowledged: {item}")
+    if ctx.rule_changed:
+        hold.append("hold: the rule file changed since this stage started — review it and re-confirm")
+
+    verdict = Verdict.ROLLBACK if rollback else Verdict.HOLD if hold else Verdict.ADVANCE
+    reasons = rollback + hold if rollback or hold else [f"advance: every gate passes and every guardrail is non-inferior at stage {ctx.stage.name}"]
+    if request_level:
+        reasons.append("note: the metrics source counts requests, not units — intervals ignore clustering by unit")
+    return Decision(verdict, ctx.stage.name, health, metrics, reasons, request_level, n_c, n_b)

@@ -1,0 +1,78 @@
+"""Two naive comparators for the benchmark, with the same call shape as ``engine.evaluate``.
+
+They exist to show what the guardrail engine protects against; the console never acts on them.
+- ``naive_threshold``: rolls back the moment a guardrail's current point estimate is worse than
+  its threshold (baseline plus margin, or the absolute limit without a control) — no interval at all.
+- ``fixed_horizon_peeking``: the engine with fixed-horizon z-intervals at the full α for every test,
+  looked at on every refresh as if each look were the only one.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+from ..registry import lookup
+from ..telemetry import Arm, RouteCounters, UnitRecord
+from .engine import evaluate_with, fmt, split_arms, arm_estimate
+from .spec import Decision, DecisionSpec, MetricReadout, MetricVerdict, StageContext, Verdict, MarginKind
+
+
+def naive_threshold(
+    spec: DecisionSpec,
+    ctx: StageContext,
+    units: list[UnitRecord] | None,
+    totals: dict[Arm, RouteCounters] | None,
+    is_comparable: Callable[[UnitRecord], bool] = lambda u: True,
+) -> Decision:
+    """ROLLBACK as soon as any guardrail's current value is worse than its threshold; ADVANCE once the stage minimums are met."""
+    arms = split_arms(units, is_comparable, ctx.has_control) if units is not None else None
+    readouts: list[MetricReadout] = []
+    reasons: list[str] = []
+    for g in spec.guardrails:
+        metric = lookup(g.metric)
+        if metric is None or metric.numerator is None:
+            continue
+        c = arm_estimate(arms, totals, Arm.CANDIDATE, metric)
+        b = arm_estimate(arms, totals, Arm.BASELINE, metric)
+        if ctx.has_control:
+            if b.value is None:
+                threshold = None
+            else:
+                margin = g.margin * abs(b.value) if g.margin_kind is MarginKind.RELATIVE else g.margin
+                threshold = b.value + margin if metric.worse_is_higher else b.value - margin
+        else:
+            threshold = g.absolute_limit if g.absolute_limit is not None else (
+                metric.warn_above if metric.worse_is_higher else metric.warn_below)
+        if c.value is None or threshold is None:
+            verdict = MetricVerdict.NO_DATA
+        elif (c.value > threshold) if metric.worse_is_higher else (c.value < threshold):
+            verdict = MetricVerdict.HARM
+            reasons.append(f"rollback: {g.metric} is {fmt(metric, c.value)}, worse than {fmt(metric, threshold)}")
+        else:
+            verdict = MetricVerdict.NON_INFERIOR
+        line = f"{g.metric:<28} cand {fmt(metric, c.value):>9}  threshold {fmt(metric, threshold)}  {verdict.value}"
+        readouts.append(MetricReadout(g.metric, c.value, b.value, None, threshold, c.n_units, b.n_units, verdict,
+                                      g.critical, {}, line))
+    n_c = len(arms.cand["requests"]) if arms is not None else (totals or {}).get(Arm.CANDIDATE, RouteCounters()).new_units
+    n_b = len(arms.base["requests"]) if arms is not None else (totals or {}).get(Arm.BASELINE, RouteCounters()).new_units
+    if reasons:
+        verdict = Verdict.ROLLBACK
+    elif n_c < ctx.stage.min_units or ctx.elapsed_s < ctx.stage.min_dwell_s:
+        verdict = Verdict.HOLD
+        reasons.append(f"hold: minimum units {n_c}/{ctx.stage.min_units} or dwell "
+                       f"{ctx.elapsed_s / 60:.0f}/{ctx.stage.min_dwell_s / 60:.0f} min not reached")
+    else:
+        verdict = Verdict.ADVANCE
+        reasons.append("advance: every guardrail's current value is within its threshold")
+    return Decision(verdict, ctx.stage.name, [], readouts, reasons, units is None, n_c, n_b)
+
+
+def fixed_horizon_peeking(
+    spec: DecisionSpec,
+    ctx: StageContext,
+    units: list[UnitRecord] | None,
+    totals: dict[Arm, RouteCounters] | None,
+    is_comparable: Callable[[UnitRecord], bool] = lambda u: True,
+) -> Decision:
+    """The engine's verdict with fixed-horizon z-intervals and no α split: valid for one look, not for many."""
+    return evaluate_with(spec, ctx, units, totals, is_comparable, sequential=False, split_alpha=False)
