@@ -8,6 +8,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
 from textual.screen import Screen
 from textual.widgets import Footer
 
@@ -116,11 +117,14 @@ class DashboardScreen(Screen):
         """Redraw from the app's latest state (called after every poll and once a second)."""
         if not self.is_mounted:
             return
-        self.query_one(StatusHeader).show(self.rd.header_lines(self.size.width))
-        if self.app.screen is not self:
-            return  # a modal covers the table: skip the work
-        self._draw_table()
-        self._draw_trend()
+        try:
+            self.query_one(StatusHeader).show(self.rd.header_lines(self.size.width))
+            if self.app.screen is not self:
+                return  # a modal covers the table: skip the work
+            self._draw_table()
+            self._draw_trend()
+        except NoMatches:
+            return  # the app is quitting and has already removed the widgets; a late poll result is moot
 
     def _draw_table(self) -> None:
         table = self.query_one(RouteTable)

@@ -53,7 +53,8 @@ def test_changing_any_byte_of_an_entry_is_found_on_that_line(batch: list[dict], 
             journal.append(f)
         lines = path.read_bytes().splitlines(keepends=True)
         index = data.draw(st.integers(0, len(lines) - 2), label="line")  # not the last: that one may read as torn
-        position = data.draw(st.integers(0, len(lines[index]) - 1), label="byte")
+        # not the newline: a second-to-last line merged into the last reads as a torn write (anchors catch that)
+        position = data.draw(st.integers(0, len(lines[index]) - 2), label="byte")
         new = data.draw(st.integers(0, 255).filter(lambda b: b != lines[index][position]), label="value")
         line = bytearray(lines[index])
         line[position] = new

@@ -46,8 +46,8 @@ def test_find_in_text_maps_free_text_lines():
 def test_default_prices_cost_a_call():
     table = PricingTable.defaults()
     profile = RouteProfile(route="balanced_core_v2", model="provider-b/balanced")
-    assert table.cost(profile, 1_000_000, 0) == pytest.approx(1.10)
-    assert table.cost(profile, 1000, 500) == pytest.approx((1000 * 1.10 + 500 * 4.40) / 1e6)
+    assert table.cost(profile, 1_000_000, 0) == pytest.approx(0.45)
+    assert table.cost(profile, 1000, 500) == pytest.approx((1000 * 0.45 + 500 * 1.80) / 1e6)
     # a profile without a model is priced under its route name
     assert table.cost(RouteProfile(route="fast_default_v1"), 0, 1_000_000) == pytest.approx(1.60)
     # unknown models are unknown, never free

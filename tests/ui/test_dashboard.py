@@ -79,7 +79,7 @@ async def test_rollback_works_while_metrics_source_never_answers(tmp_path):
             header = app.header_lines(80)[-1].plain
             assert "waiting for the metrics source" in header
             await pilot.press("R")
-            for _ in range(50):
+            for _ in range(200):  # generous: CI machines can be busy
                 await pilot.pause(0.05)
                 if not app._rollback_running:
                     break
@@ -141,7 +141,7 @@ async def test_foreign_change_shows_in_header(tmp_path):
         other = FlagdFilePlatform(tmp_path / "flags.json")
         flag = other.read_flag(FLAG)
         other.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 2000}), flag.revision)
-        for _ in range(40):
+        for _ in range(200):
             await pilot.pause(0.05)
             if FLAG in app.foreign:
                 break

@@ -11,13 +11,15 @@ dashboard's bucketed counters and the decision engine's per-unit totals.
 from __future__ import annotations
 
 import math
+import json
 from collections import deque
-from dataclasses import dataclass
-from typing import Any, Callable
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
 
 import numpy as np
 
-from ..models import RouteProfile
+from ..models import RouteFlag, RouteProfile
 from ..pricing import PricingTable
 from ..telemetry import (
     LATENCY_BOUNDS_MS,
@@ -30,12 +32,12 @@ from ..telemetry import (
     UnitRecord,
 )
 from .evaluator import FlagEvaluator
-from .portfolio import ELIGIBLE_SCOPE, INTERNAL_AUDIENCE, WORKFLOW_FLAGS, RouteBehaviour, behaviour_of
-from .scenarios import Scenario
+from .events import Listener, OutcomeEvent, RequestEvent, SimEvent
+from .portfolio import CODE_DEFAULTS, ELIGIBLE_SCOPE, INTERNAL_AUDIENCE, WORKFLOW_FLAGS, RouteBehaviour, behaviour_of
+from .scenarios import Scenario, get_scenario
+
 
 def json_key(profile: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(profile, sort_keys=True)
 
 
@@ -48,6 +50,8 @@ WORKFLOWS = ("support_answer", "hard_case", "classify")
 PLANS = ("free", "pro", "enterprise")
 REGIONS = ("us", "eu", "apac")
 DEFAULT_SLO_MS = 2500.0
+#: outcomes arrive this many seconds after their request, at least and at most
+MIN_OUTCOME_DELAY_S, MAX_OUTCOME_DELAY_S = 5, 89
 
 _COLUMNS: dict[str, Any] = {
     "t": np.int64, "unit": np.int32, "key": np.int16, "fb_route": np.int16, "success": np.bool_,
@@ -55,7 +59,30 @@ _COLUMNS: dict[str, Any] = {
     "tin": np.int32, "tout": np.int32, "cost": np.float64, "prov": np.int16, "fb_prov": np.int16,
     "fb_failed": np.bool_, "new_unit": np.bool_, "joined": np.bool_, "arrival": np.int64,
     "resolved": np.bool_, "corrected": np.bool_, "complaint": np.bool_,
+    "lat_b": np.int8, "ttft_b": np.int8,  # histogram bucket of latency and ttft
 }
+
+
+_LAT_BOUNDS = np.asarray(LATENCY_BOUNDS_MS, dtype=np.float32)
+_TTFT_BOUNDS = np.asarray(TTFT_BOUNDS_MS, dtype=np.float32)
+
+#: ticks per block of the request log (the unit of trimming and of query selection)
+BLOCK_TICKS = 60
+
+
+@dataclass(frozen=True)
+class _Block:
+    t_start: int  # first tick covered (simulated seconds)
+    t_end: int  # one past the last tick covered
+    cols: dict[str, np.ndarray]
+
+
+def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+    if not parts:
+        return {k: np.zeros(0, dtype=dt) for k, dt in _COLUMNS.items()}
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in _COLUMNS}
 
 
 @dataclass(frozen=True)
@@ -102,8 +129,14 @@ class Population:
         return ctx
 
     def segment(self, i: int) -> dict[str, str]:
-        return {"plan": PLANS[self.plan[i]], "region": REGIONS[self.region[i]], "workflow": WORKFLOWS[self.workflow[i]],
-                "internal": "yes" if self.internal[i] else "no"}
+        """Pre-exposure attributes, including the targeting attributes (audience, scope) the flag saw."""
+        seg = {"plan": PLANS[self.plan[i]], "region": REGIONS[self.region[i]], "workflow": WORKFLOWS[self.workflow[i]],
+               "internal": "yes" if self.internal[i] else "no"}
+        ctx = self.context(i)
+        for attr in ("audience", "scope", "language"):
+            if attr in ctx:
+                seg[attr] = ctx[attr]
+        return seg
 
 
 class TrafficSimulator:
@@ -112,22 +145,33 @@ class TrafficSimulator:
     def __init__(
         self,
         evaluator: FlagEvaluator,
-        scenario: Scenario,
-        *,
+        flags_info: Mapping[str, RouteFlag] | Sequence[RouteFlag] | Scenario | str | None = None,
+        scenario: Scenario | str | None = None,
         seed: int = 7,
         pricing: PricingTable | None = None,
+        *,
         rate_rps: float = 30.0,
         n_units: int = 20_000,
         start_time: float = 0.0,
         keep_s: float = 4 * 3600,
         slo_ms: float = DEFAULT_SLO_MS,
     ) -> None:
+        """``flags_info`` (optional) are the route flags as routedeck knows them: their baseline
+        profiles stand in when the evaluator cannot name one. ``scenario`` is a Scenario or its name.
+        For brevity ``TrafficSimulator(evaluator, scenario, ...)`` is accepted too."""
+        if isinstance(flags_info, (Scenario, str)) and scenario is None:
+            flags_info, scenario = None, flags_info
+        if flags_info is None:
+            flags_info = {}
+        elif not isinstance(flags_info, Mapping):
+            flags_info = {f.key: f for f in flags_info}
+        self.flags_info: dict[str, RouteFlag] = dict(flags_info)
         self.evaluator = evaluator
-        self.scenario = scenario
+        self.scenario = get_scenario(scenario) if isinstance(scenario, str) else (scenario or get_scenario("steady"))
         self.seed = seed
         self.pricing = pricing or PricingTable.defaults()
         self.rate = rate_rps
-        self.start_time = float(start_time)
+        self.start_time = float(int(start_time))
         self.keep_s = keep_s
         self.slo_ms = slo_ms
         self.pop = Population.generate(seed, n_units)
@@ -142,12 +186,17 @@ class TrafficSimulator:
         #: (flag, unit) → parameter row; valid for one evaluator revision (the evaluation is deterministic)
         self._assign: dict[tuple[str, int], int] = {}
         self._assign_rev: str | None = None
-        self._chunks: deque[dict[str, np.ndarray]] = deque()
-        self._log: dict[str, np.ndarray] | None = None
-        self._listeners: list[Callable[[dict[str, np.ndarray], "TrafficSimulator"], None]] = []
+        #: the request log: merged blocks of BLOCK_TICKS ticks, oldest first, then this block's ticks
+        self._blocks: deque[_Block] = deque()
+        self._open: list[dict[str, np.ndarray]] = []
+        self._open_from = int(self.start_time)
+        self._listeners: list[Listener] = []
+        #: the last ticks' rows, whose outcomes may still be on their way (for listeners)
+        self._in_flight: deque[dict[str, np.ndarray]] = deque(maxlen=MAX_OUTCOME_DELAY_S + 1)
         self._eff_rows: list[dict[str, Any]] = []
         self._eff_index: dict[tuple[str, str, Arm], int] = {}
         self._eff_table: dict[str, np.ndarray] | None = None
+        self._defaults: dict[str, dict[str, Any]] = {}
         self._unit_flag = [WORKFLOW_FLAGS[WORKFLOWS[w]] for w in self.pop.workflow.tolist()]
 
     # ---- time ---------------------------------------------------------------------
@@ -164,9 +213,14 @@ class TrafficSimulator:
             self.next_tick += 1
         self._trim()
 
-    def add_listener(self, fn: Callable[[dict[str, np.ndarray], "TrafficSimulator"], None]) -> None:
-        """``fn(rows, sim)`` is called with each tick's request rows (column arrays) as generated."""
+    def add_listener(self, fn: Listener) -> None:
+        """Call ``fn(events)`` once per generated tick with that tick's RequestEvents, then the
+        OutcomeEvents that arrived during it. Listeners run on the generating thread: keep them quick."""
         self._listeners.append(fn)
+
+    def remove_listener(self, fn: Listener) -> None:
+        """Stop calling ``fn``."""
+        self._listeners.remove(fn)
 
     # ---- generation ---------------------------------------------------------------
 
@@ -183,12 +237,10 @@ class TrafficSimulator:
     def _behaviour(self, flag: str, profile: dict[str, Any], arm: Arm) -> tuple[RouteBehaviour, dict[str, Any]]:
         sc = self.scenario
         if arm is Arm.CANDIDATE and sc.candidate_as_baseline:
-            base = self.evaluator.baseline_profile(flag) or profile
+            base = self.evaluator.baseline_profile(flag) or self._known_baseline(flag) or profile
             return behaviour_of(base.get("route", "")), base
         beh = behaviour_of(profile.get("route", ""))
         if arm is Arm.CANDIDATE:
-            from dataclasses import replace
-
             beh = replace(
                 beh,
                 latency_median_ms=beh.latency_median_ms * sc.latency_factor,
@@ -201,6 +253,18 @@ class TrafficSimulator:
                 join_probability=sc.join_probability if sc.join_probability is not None else beh.join_probability,
             )
         return beh, profile
+
+    def _code_default(self, flag: str) -> dict[str, Any]:
+        found = self._defaults.get(flag)
+        if found is None:
+            known = CODE_DEFAULTS.get(flag)
+            found = self._defaults[flag] = self._known_baseline(flag) or (known.to_wire() if known else {"route": "code_default"})
+        return found
+
+    def _known_baseline(self, flag: str) -> dict[str, Any] | None:
+        info = self.flags_info.get(flag)
+        profile = info.variations.get(info.baseline) if info else None
+        return profile.to_wire() if profile else None
 
     def _effective(self, flag: str, profile: dict[str, Any], arm: Arm) -> int:
         """Index of the parameter row for requests of ``flag`` assigned ``profile`` on ``arm``."""
@@ -260,7 +324,9 @@ class TrafficSimulator:
             flag = self._unit_flag[unit]
             idx = self._assign.get((flag, unit))
             if idx is None:
-                _variant, assigned, arm = self.evaluator.evaluate(flag, pop.ids[unit], pop.context(unit))
+                _variant, assigned, arm = self.evaluator.evaluate(
+                    flag, pop.ids[unit], pop.context(unit), self._code_default(flag)
+                )
                 idx = self._assign[(flag, unit)] = self._effective(flag, assigned, arm)
             eff[i] = idx
             seen = (self._eff_rows[idx]["key"], unit)
@@ -314,37 +380,74 @@ class TrafficSimulator:
             "fb_failed": fb_failed,
             "new_unit": new_unit,
             "joined": u[:, 5] < T["join"],
-            "arrival": (t_abs + 5 + (85 * u[:, 6]).astype(np.int64)),
+            "arrival": t_abs + MIN_OUTCOME_DELAY_S
+            + ((MAX_OUTCOME_DELAY_S - MIN_OUTCOME_DELAY_S + 1) * u[:, 6]).astype(np.int64),
             "resolved": resolved,
             "corrected": resolved & (u[:, 3] < T["correct"]),
             "complaint": u[:, 4] < T["complain"] + np.where(success, 0.0, 0.05),
+            "lat_b": np.searchsorted(_LAT_BOUNDS, total_latency.astype(np.float32), side="left").astype(np.int8),
+            "ttft_b": np.searchsorted(_TTFT_BOUNDS, ttft.astype(np.float32), side="left").astype(np.int8),
         }
-        self._chunks.append(cols)
-        self._log = None
-        for fn in self._listeners:
-            fn(cols, self)
+        self._open.append(cols)
+        if len(self._open) >= BLOCK_TICKS:
+            self._blocks.append(_Block(self._open_from, t_abs + 1, _concat(self._open)))
+            self._open = []
+            self._open_from = t_abs + 1
+        self._in_flight.append(cols)
+        if self._listeners:
+            events = self._events(cols, t_abs)
+            for fn in list(self._listeners):
+                fn(events)
+
+    def _events(self, cols: dict[str, np.ndarray], t_abs: int) -> list[SimEvent]:
+        """This tick's requests, then the outcomes arriving in it, as plain records."""
+        pop = self.pop
+        events: list[SimEvent] = []
+        for r in range(len(cols["t"])):
+            unit = int(cols["unit"][r])
+            key = self._keys[int(cols["key"][r])]
+            provider, model = self._providers[int(cols["prov"][r])]
+            fb = int(cols["fb_route"][r])
+            err = int(cols["err"][r])
+            events.append(RequestEvent(
+                time=float(t_abs), flag=key.flag, unit_id=pop.ids[unit], segment=pop.segment(unit), arm=key.arm,
+                route=key.route, served_route=self._routes[fb][1] if fb >= 0 else key.route,
+                provider=provider, model=model, status=ERR_NAMES.get(err, "ok"), fallback=bool(cols["fallback"][r]),
+                success=bool(cols["success"][r]), latency_ms=float(cols["latency"][r]), ttft_ms=float(cols["ttft"][r]),
+                tokens_in=int(cols["tin"][r]), tokens_out=int(cols["tout"][r]), cost_usd=float(cols["cost"][r]),
+                new_unit=bool(cols["new_unit"][r]),
+            ))
+        for past in self._in_flight:
+            for r in np.nonzero(past["arrival"] == t_abs)[0].tolist():
+                key = self._keys[int(past["key"][r])]
+                events.append(OutcomeEvent(
+                    time=float(t_abs), request_time=float(past["t"][r]), flag=key.flag,
+                    unit_id=pop.ids[int(past["unit"][r])], arm=key.arm, route=key.route,
+                    kind="resolved" if past["resolved"][r] else "escalated", corrected=bool(past["corrected"][r]),
+                    complaint=bool(past["complaint"][r]), joined=bool(past["joined"][r]),
+                ))
+        return events
 
     def _trim(self) -> None:
+        """Drop per-request detail older than ``keep_s`` (whole blocks, so memory stays bounded)."""
         horizon = self.now - self.keep_s
-        while self._chunks and len(self._chunks[0]["t"]) and self._chunks[0]["t"][-1] < horizon:
-            self._chunks.popleft()
-            self._log = None
-        # compact many one-tick chunks into one so queries concatenate few arrays
-        if len(self._chunks) > 120:
-            merged = {k: np.concatenate([c[k] for c in self._chunks]) for k in _COLUMNS}
-            self._chunks = deque([merged])
-            self._log = merged
+        while self._blocks and self._blocks[0].t_end <= horizon:
+            self._blocks.popleft()
 
-    def log(self) -> dict[str, np.ndarray]:
-        """All retained request rows as one set of columns."""
-        if self._log is None:
-            if not self._chunks:
-                self._log = {k: np.zeros(0, dtype=dt) for k, dt in _COLUMNS.items()}
-            elif len(self._chunks) == 1:
-                self._log = self._chunks[0]
-            else:
-                self._log = {k: np.concatenate([c[k] for c in self._chunks]) for k in _COLUMNS}
-        return self._log
+    @property
+    def retained_from(self) -> float:
+        """The oldest simulated second whose requests are still held."""
+        return float(self._blocks[0].t_start if self._blocks else self._open_from)
+
+    def log(self, since: float | None = None, until: float | None = None) -> dict[str, np.ndarray]:
+        """Retained request rows as one set of columns: all of them, or at least those made in
+        [since, until) (whole blocks are returned, so callers still mask by time)."""
+        lo = -math.inf if since is None else since
+        hi = math.inf if until is None else until
+        parts = [b.cols for b in self._blocks if b.t_end > lo and b.t_start < hi]
+        if self._open and self._open_from < hi:
+            parts.extend(self._open)
+        return _concat(parts)
 
     # ---- queries ------------------------------------------------------------------
 
@@ -354,109 +457,117 @@ class TrafficSimulator:
         Requests count in the bucket they were made; outcomes in the bucket they arrived.
         """
         end = min(end, self.now)
-        buckets, served = self._aggregate(start, end, max(1.0, float(step)))
-        # the totals are one more aggregation over a single bucket: cheaper than adding counters up
-        whole, _ = self._aggregate(start, end, max(1.0, end - start))
+        step = max(1.0, float(step))
+        # outcomes arriving in the window belong to requests made up to MAX_OUTCOME_DELAY_S before it
+        log = self.log(since=start - MAX_OUTCOME_DELAY_S, until=end)
+        nb = max(1, math.ceil((end - start) / step))
+        nk = max(1, len(self._keys))
+        grid = self._aggregate(log, start, end, step, nb, nk)
+        buckets = [TimeBucket(start + b * step, min(end, start + (b + 1) * step)) for b in range(nb)]
+        for b, bucket in enumerate(buckets):
+            bucket.counters = self._counters({name: arr[b] for name, arr in grid.items()})
+        totals = self._counters({name: arr.sum(axis=0) for name, arr in grid.items()})
+        t = log["t"]
+        fb = log["fb_route"][(t >= start) & (t < end)]
+        served = {self._routes[int(r)]: int(n) for r, n in zip(*np.unique(fb[fb >= 0], return_counts=True))}
+        gaps = []
+        if start < self.retained_from and start < self.now:
+            gaps.append(
+                f"the simulator keeps {self.keep_s / 3600:g} h of request detail: "
+                f"traffic before {self.retained_from:.0f} is not counted"
+            )
         return MetricsSnapshot(
-            start=start, end=end, as_of=self.now, buckets=buckets,
-            totals=whole[0].counters if whole else {}, fallback_served=served,
+            start=start, end=end, as_of=self.now, buckets=buckets, totals=totals, fallback_served=served, gaps=gaps
         )
 
-    def _aggregate(self, start: float, end: float, step: float) -> tuple[list[TimeBucket], dict[tuple[str, str], int]]:
-        nb = max(1, math.ceil((end - start) / step))
-        log = self.log()
-        nk = max(1, len(self._keys))
-        buckets = [TimeBucket(start + b * step, min(end, start + (b + 1) * step)) for b in range(nb)]
+    def _aggregate(
+        self, log: dict[str, np.ndarray], start: float, end: float, step: float, nb: int, nk: int
+    ) -> dict[str, np.ndarray]:
+        """Dense counts per (bucket, key[, histogram bin or provider×kind]) for [start, end)."""
         t = log["t"]
         m = (t >= start) & (t < end)
-        b_idx = ((t[m] - start) // step).astype(np.int64)
-        cell = b_idx * nk + log["key"][m]
+        cell = ((t[m] - start) // step).astype(np.int64) * nk + log["key"][m]
         size = nb * nk
 
-        def total(col: np.ndarray | None) -> np.ndarray:
-            return np.bincount(cell, weights=col, minlength=size) if col is not None else np.bincount(cell, minlength=size)
+        def count(weights: np.ndarray | None = None) -> np.ndarray:
+            w = None if weights is None else weights.astype(np.float64)
+            return np.bincount(cell, weights=w, minlength=size).reshape(nb, nk)
 
         err = log["err"][m]
-        sums = {
-            "requests": total(None),
-            "exposures": total(None),
-            "new_units": total(log["new_unit"][m].astype(float)),
-            "successes": total(log["success"][m].astype(float)),
-            "errors": total((err != ERR_NONE).astype(float)),
-            "rate_limited": total((err == ERR_429).astype(float)),
-            "timeouts": total((err == ERR_TIMEOUT).astype(float)),
-            "fallbacks": total(log["fallback"][m].astype(float)),
-            "slo_met": total(log["slo"][m].astype(float)),
-            "tokens_in": total(log["tin"][m].astype(float)),
-            "tokens_out": total(log["tout"][m].astype(float)),
-            "cost_usd": total(log["cost"][m]),
+        grid = {
+            "requests": count(),
+            "new_units": count(log["new_unit"][m]),
+            "successes": count(log["success"][m]),
+            "errors": count(err != ERR_NONE),
+            "rate_limited": count(err == ERR_429),
+            "timeouts": count(err == ERR_TIMEOUT),
+            "fallbacks": count(log["fallback"][m]),
+            "slo_met": count(log["slo"][m]),
+            "tokens_in": count(log["tin"][m]),
+            "tokens_out": count(log["tout"][m]),
+            "cost_usd": count(log["cost"][m]),
         }
-        nl = len(LATENCY_BOUNDS_MS) + 1
-        lat_idx = np.searchsorted(np.asarray(LATENCY_BOUNDS_MS), log["latency"][m], side="left")
-        lat = np.bincount(cell * nl + lat_idx, minlength=size * nl).reshape(size, nl)
-        nt = len(TTFT_BOUNDS_MS) + 1
-        ttft_idx = np.searchsorted(np.asarray(TTFT_BOUNDS_MS), log["ttft"][m], side="left")
-        ttf = np.bincount(cell * nt + ttft_idx, minlength=size * nt).reshape(size, nt)
+        grid["exposures"] = grid["requests"]
+        nl, nt = len(LATENCY_BOUNDS_MS) + 1, len(TTFT_BOUNDS_MS) + 1
+        grid["latency_hist"] = np.bincount(cell * nl + log["lat_b"][m], minlength=size * nl).reshape(nb, nk, nl)
+        grid["ttft_hist"] = np.bincount(cell * nt + log["ttft_b"][m], minlength=size * nt).reshape(nb, nk, nt)
+        # provider calls: the assigned route's call, then the fallback's call when there was one
+        npv = max(1, len(self._providers))
+        fbm = log["fb_prov"][m] >= 0
+        prov_cell = np.concatenate([cell * npv + log["prov"][m], cell[fbm] * npv + log["fb_prov"][m][fbm]])
+        kinds = np.concatenate([err, np.where(log["fb_failed"][m][fbm], ERR_ERROR, ERR_NONE)]).astype(np.int64)
+        grid["providers"] = np.bincount(prov_cell * 4 + kinds, minlength=size * npv * 4).reshape(nb, nk, npv, 4)
         # outcomes, by arrival time, only those joined to their exposure
         arr = log["arrival"]
         mo = (arr >= start) & (arr < end) & (arr <= self.now) & log["joined"]
         ocell = ((arr[mo] - start) // step).astype(np.int64) * nk + log["key"][mo]
         resolved = log["resolved"][mo]
-        osums = {
-            "outcomes": np.bincount(ocell, minlength=size),
-            "resolved": np.bincount(ocell, weights=resolved.astype(float), minlength=size),
-            "escalated": np.bincount(ocell, weights=(~resolved).astype(float), minlength=size),
-            "corrected": np.bincount(ocell, weights=log["corrected"][mo].astype(float), minlength=size),
-            "complaints": np.bincount(ocell, weights=log["complaint"][mo].astype(float), minlength=size),
-        }
-        active = np.nonzero(sums["requests"] + osums["outcomes"])[0]
-        prov_errs = self._provider_breakdown(log, m, cell)
-        for c in active:
-            b, k = divmod(int(c), nk)
-            rc = RouteCounters()
-            for name, arr_ in sums.items():
-                setattr(rc, name, float(arr_[c]) if name == "cost_usd" else int(arr_[c]))
-            for name, arr_ in osums.items():
-                setattr(rc, name, int(arr_[c]))
-            rc.latency_hist = lat[c].tolist()
-            rc.ttft_hist = ttf[c].tolist()
-            rc.provider_requests, rc.provider_errors = prov_errs.get(int(c), ({}, {}))
-            buckets[b].counters[self._keys[k]] = rc
-        fb = log["fb_route"][m]
-        served: dict[tuple[str, str], int] = {}
-        for r, count in zip(*np.unique(fb[fb >= 0], return_counts=True)):
-            served[self._routes[int(r)]] = int(count)
-        return buckets, served
 
-    def _provider_breakdown(self, log, m, cell) -> dict[int, tuple[dict, dict]]:
-        """Per cell: requests by (provider, model), failures by (provider, model, kind)."""
-        out: dict[int, tuple[dict, dict]] = {}
-        np_ = max(1, len(self._providers))
-        for prov_col, err_col in (("prov", None), ("fb_prov", "fb_failed")):
-            prov = log[prov_col][m]
-            has = prov >= 0
-            if not has.any():
-                continue
-            if err_col is None:
-                kinds = log["err"][m]
-            else:
-                kinds = np.where(log[err_col][m], ERR_ERROR, ERR_NONE)
-            code = (cell[has].astype(np.int64) * np_ + prov[has]) * 4 + kinds[has]
-            values, counts = np.unique(code, return_counts=True)
-            for v, count in zip(values.tolist(), counts.tolist()):
-                rest, kind = divmod(v, 4)
-                c, p = divmod(rest, np_)
-                reqs, errs = out.setdefault(c, ({}, {}))
-                pm = self._providers[p]
-                reqs[pm] = reqs.get(pm, 0) + count
+        def ocount(weights: np.ndarray | None = None) -> np.ndarray:
+            w = None if weights is None else weights.astype(np.float64)
+            return np.bincount(ocell, weights=w, minlength=size).reshape(nb, nk)
+
+        grid["outcomes"] = ocount()
+        grid["resolved"] = ocount(resolved)
+        grid["escalated"] = ocount(~resolved)
+        grid["corrected"] = ocount(log["corrected"][mo])
+        grid["complaints"] = ocount(log["complaint"][mo])
+        return grid
+
+    def _counters(self, cells: dict[str, np.ndarray]) -> dict[RouteKey, RouteCounters]:
+        """RouteCounters for every key with traffic, from one bucket's (or the totals') dense arrays."""
+        out: dict[RouteKey, RouteCounters] = {}
+        active = np.nonzero(cells["requests"] + cells["outcomes"])[0]
+        if not len(active):
+            return out
+        scalars = {
+            name: arr[active].tolist() if name == "cost_usd" else np.rint(arr[active]).astype(np.int64).tolist()
+            for name, arr in cells.items()
+            if name not in ("latency_hist", "ttft_hist", "providers")
+        }
+        for j, k in enumerate(active.tolist()):
+            rc = RouteCounters()
+            for name, values in scalars.items():
+                setattr(rc, name, values[j])
+            rc.latency_hist = cells["latency_hist"][k].astype(int).tolist()
+            rc.ttft_hist = cells["ttft_hist"][k].astype(int).tolist()
+            prov = cells["providers"][k]
+            for p, kind in zip(*np.nonzero(prov)):
+                pm = self._providers[int(p)]
+                n = int(prov[p, kind])
+                rc.provider_requests[pm] = rc.provider_requests.get(pm, 0) + n
                 if kind:
-                    k3 = (pm[0], pm[1], ERR_NAMES[kind])
-                    errs[k3] = errs.get(k3, 0) + count
+                    k3 = (pm[0], pm[1], ERR_NAMES[int(kind)])
+                    rc.provider_errors[k3] = rc.provider_errors.get(k3, 0) + n
+            out[self._keys[k]] = rc
         return out
 
     def units(self, flag: str, since: float, maturation_s: float = 120.0) -> list[UnitRecord]:
-        """Per-unit totals for ``flag`` since ``since`` (unit-level data for the decision engine)."""
-        log = self.log()
+        """Per-unit totals for ``flag`` since ``since`` (unit-level data for the decision engine).
+
+        Outcomes count once arrived and joined; ``mature_*`` count exposures older than
+        ``maturation_s`` and the outcomes joined to them."""
+        log = self.log(since=since)
         keys = np.array([k.flag == flag for k in self._keys] or [False])
         m = (log["t"] >= since) & keys[log["key"]] if len(log["t"]) else np.zeros(0, dtype=bool)
         if not m.any():

@@ -16,7 +16,9 @@ from typing import Any, Protocol
 
 from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.evaluation_context import EvaluationContext
+from openfeature.exception import OpenFeatureError
 
+from ..errors import BadInput
 from ..telemetry import Arm
 
 # The evaluator logs at error level when a unit has no targeting key; our units always have one.
@@ -33,15 +35,25 @@ class FlagEvaluator(Protocol):
     def revision(self) -> str:
         """Changes whenever the configuration changes (used to cache per-unit assignments)."""
 
-    def evaluate(self, flag: str, unit_id: str, attributes: dict[str, Any]) -> tuple[str, dict[str, Any], Arm]:
-        """(variant name, route profile as JSON, arm) for one unit."""
+    def evaluate(
+        self, flag: str, unit_id: str, attributes: dict[str, Any], default: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any], Arm]:
+        """(variant name, route profile as JSON, arm) for one unit; ``default`` (the application's
+        built-in profile) when the flag cannot be evaluated, with an empty variant name."""
 
     def baseline_profile(self, flag: str) -> dict[str, Any] | None:
         """The route profile of the flag's baseline variation."""
 
 
 class FlagdFileEvaluator:
+    """Evaluates a flagd flag file with ``openfeature-flagd-core``, as an in-process provider would.
+
+    ``error`` holds the reason the file could not be (re)loaded, or None; the last good
+    configuration keeps being served meanwhile.
+    """
+
     def __init__(self, path: Path) -> None:
+        """Load ``path`` now; BadInput if it cannot be loaded (there is no good configuration yet)."""
         self.path = Path(path)
         self._core = FlagdCore()
         self._stat: tuple[int, int, int] | None = None
@@ -50,12 +62,16 @@ class FlagdFileEvaluator:
         self._revision = 0
         self.error: str | None = None
         self.refresh()
+        if self._revision == 0:
+            raise BadInput((self.error or f"{self.path}: unreadable").replace("; serving the last good flags", "")
+                           + " — create it (routedeck demo writes one) or fix it")
 
     @property
     def revision(self) -> str:
         return str(self._revision)
 
     def refresh(self) -> None:
+        """Reload the file if its stat (mtime, size, inode) changed since the last load."""
         try:
             st = os.stat(self.path)
         except OSError as exc:
@@ -67,9 +83,14 @@ class FlagdFileEvaluator:
         try:
             text = self.path.read_text()
             doc = json.loads(text)
+            if not isinstance(doc, dict) or not isinstance(doc.get("flags"), dict):
+                raise ValueError('no "flags" object')
             self._core.set_flags(text)
-        except (OSError, ValueError, Exception) as exc:  # the evaluator raises its own ParseError types
-            self.error = f"{self.path}: unreadable flag file ({type(exc).__name__}); serving the last good flags"
+        except Exception as exc:  # the evaluator raises its own parse and validation errors
+            where = f"line {exc.lineno}: " if isinstance(exc, json.JSONDecodeError) else ""
+            reason = exc.strerror if isinstance(exc, OSError) else f"{where}{type(exc).__name__}: {exc}"
+            reason = str(reason).splitlines()[0][:160]
+            self.error = f"{self.path}: unreadable flag file ({reason}); serving the last good flags"
             self._stat = key
             return
         self._stat = key
@@ -87,8 +108,17 @@ class FlagdFileEvaluator:
         baseline, _ = self._arms.get(flag, (None, None))
         return self._variants.get(flag, {}).get(baseline) if baseline else None
 
-    def evaluate(self, flag: str, unit_id: str, attributes: dict[str, Any]) -> tuple[str, dict[str, Any], Arm]:
-        details = self._core.resolve_object_value(flag, {}, EvaluationContext(targeting_key=unit_id, attributes=attributes))
+    def evaluate(
+        self, flag: str, unit_id: str, attributes: dict[str, Any], default: dict[str, Any] | None = None
+    ) -> tuple[str, dict[str, Any], Arm]:
+        """Resolve ``flag`` for one unit: (variant, route profile, arm)."""
+        try:
+            details = self._core.resolve_object_value(
+                flag, default or {}, EvaluationContext(targeting_key=unit_id, attributes=attributes)
+            )
+        except OpenFeatureError:
+            # a missing flag: the application falls back to its built-in profile, as an SDK would
+            return "", dict(default or {}), Arm.OTHER
         variant = details.variant or ""
         baseline, candidate = self._arms.get(flag, (None, None))
         if candidate and variant == candidate:
@@ -97,4 +127,5 @@ class FlagdFileEvaluator:
             arm = Arm.BASELINE
         else:
             arm = Arm.OTHER
-        return variant, dict(details.value or {}), arm
+        value = details.value
+        return variant, dict(value) if isinstance(value, dict) else dict(default or {}), arm

@@ -30,7 +30,7 @@ class RouteBehaviour:
 BEHAVIOURS: dict[str, RouteBehaviour] = {
     "small_low_cost_v1": RouteBehaviour("provider-a", "provider-a/mini", 600, 0.45, 0.25, 700, 120, 0.004, 0.002, 0.80, 0.06, 0.004),
     "fast_default_v1": RouteBehaviour("provider-a", "provider-a/standard", 1100, 0.45, 0.22, 1500, 350, 0.005, 0.003, 0.70, 0.08, 0.006),
-    "balanced_core_v2": RouteBehaviour("provider-b", "provider-b/balanced", 1500, 0.42, 0.20, 1500, 480, 0.005, 0.002, 0.76, 0.06, 0.005),
+    "balanced_core_v2": RouteBehaviour("provider-b", "provider-b/balanced", 1100, 0.40, 0.20, 1500, 380, 0.005, 0.002, 0.76, 0.06, 0.005),
     "premium_hard_cases_v1": RouteBehaviour("provider-c", "provider-c/premium", 3200, 0.40, 0.18, 3000, 900, 0.006, 0.004, 0.72, 0.07, 0.006),
     "fallback_baseline_v1": RouteBehaviour("provider-c", "provider-c/reserve", 900, 0.40, 0.25, 1400, 300, 0.003, 0.001, 0.62, 0.10, 0.008),
 }
@@ -67,6 +67,13 @@ WORKFLOW_FLAGS: dict[str, str] = {
     "support_answer": "support-answer-route",
     "hard_case": "hard-case-route",
     "classify": "classify-route",
+}
+
+#: flag → the route profile the application falls back to when the flag cannot be evaluated
+CODE_DEFAULTS: dict[str, RouteProfile] = {
+    "support-answer-route": PROFILES["fast_default_v1"],
+    "hard-case-route": PROFILES["premium_hard_cases_v1"],
+    "classify-route": PROFILES["small_low_cost_v1"],
 }
 
 INTERNAL_AUDIENCE = "internal_support_team"
