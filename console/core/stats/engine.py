@@ -1,6 +1,6 @@
 """The verdict: health gates first, then every guardrail and the primary metric, then the stage's minimums.
 
-Semantics (also in docs/decisions.md):
+Semantics:
 - ROLLBACK — a critical guardrail shows harm beyond its margin, or a gate whose action is rollback fails;
 - HOLD — harm on a non-critical guardrail, a hold gate fails or is still waiting for data, a guardrail
   or the primary metric is inconclusive or has no data, the p95 tripwire is beyond its limit, the
@@ -9,7 +9,9 @@ Semantics (also in docs/decisions.md):
 
 The rule's α is split evenly (Bonferroni) over every metric and statistical gate tested at a look,
 so the chance that an identical candidate is rolled back at a stage — however often anyone looks —
-stays within α: each test uses an anytime-valid confidence sequence at its share of α.
+stays within α: each test uses a two-sided anytime-valid confidence sequence at its share of α
+(harm is one side of it, so a guardrail's false-harm rate is at most half its share). The bound holds
+per stage; a rollout whose stages restart their sequences spends α once per stage.
 """
 
 from __future__ import annotations
@@ -57,32 +59,31 @@ class Arms:
     units: int
 
 
-_ROW = attrgetter(*UNIT_FIELDS)
+#: "crossed" rides along as the last column so one pass over the records builds every array
+_ROW = attrgetter(*UNIT_FIELDS, "crossed")
 
 
 def columns(units: list[UnitRecord]) -> dict[str, np.ndarray]:
-    """Per-unit columns, one array per counter (one pass over the records)."""
-    if not units:
-        return {f: np.zeros(0) for f in UNIT_FIELDS}
-    k = len(UNIT_FIELDS)
+    """Per-unit columns, one array per counter plus ``crossed`` (one pass over the records)."""
+    k = len(UNIT_FIELDS) + 1
     table = np.fromiter(chain.from_iterable(map(_ROW, units)), dtype=float, count=len(units) * k).reshape(-1, k)
-    return {f: table[:, i] for i, f in enumerate(UNIT_FIELDS)}
+    return {f: table[:, i] for i, f in enumerate((*UNIT_FIELDS, "crossed"))}
 
 
-def split_arms(units: list[UnitRecord], is_comparable: Callable[[UnitRecord], bool], has_control: bool) -> Arms:
+def split_arms(units: list[UnitRecord], is_comparable: Callable[[UnitRecord], bool] | None, has_control: bool) -> Arms:
     """Candidate and baseline units that may be compared (eligible scope, not the internal audience)."""
     # no control at the internal stage: every candidate unit is judged on its own
-    pool = [u for u in units if is_comparable(u)] if has_control else units
-    arm = np.fromiter((u.arm is Arm.CANDIDATE for u in pool), dtype=bool, count=len(pool))
-    crossed = int(sum(u.crossed for u in pool))
+    pool = [u for u in units if is_comparable(u)] if has_control and is_comparable is not None else units
     cols = columns(pool)
-    base_mask = ~arm if has_control else np.zeros(len(pool), dtype=bool)
-    if has_control:
-        # units of neither arm (OTHER) are not compared
-        base_mask &= np.fromiter((u.arm is Arm.BASELINE for u in pool), dtype=bool, count=len(pool))
-    cand = {f: v[arm] for f, v in cols.items()}
+    arm = np.array([u.arm for u in pool], dtype=object)
+    # compare against object arrays: numpy would turn a bare str-enum into a string scalar and match nothing
+    cand_mask = arm == np.array([Arm.CANDIDATE], dtype=object)
+    # units of neither arm (OTHER) are never compared
+    base_mask = arm == np.array([Arm.BASELINE], dtype=object) if has_control else np.zeros(len(pool), dtype=bool)
+    cand = {f: v[cand_mask] for f, v in cols.items()}
     base = {f: v[base_mask] for f, v in cols.items()}
-    return Arms(cand, base, crossed, int(arm.sum() + base_mask.sum()))
+    crossed = int(cand["crossed"].sum() + base["crossed"].sum())
+    return Arms(cand, base, crossed, int(cand_mask.sum() + base_mask.sum()))
 
 
 def arm_estimate(arms: Arms | None, totals: dict[Arm, RouteCounters] | None, arm: Arm, metric: Metric) -> RatioEstimate:
@@ -228,7 +229,7 @@ def evaluate(
     ctx: StageContext,
     units: list[UnitRecord] | None,
     totals: dict[Arm, RouteCounters] | None,
-    is_comparable: Callable[[UnitRecord], bool] = lambda u: True,
+    is_comparable: Callable[[UnitRecord], bool] | None = None,
 ) -> Decision:
     """One look: the verdict, every gate and metric with its numbers, and the reasons in words.
 
@@ -253,13 +254,19 @@ def evaluate_with(
     ctx: StageContext,
     units: list[UnitRecord] | None,
     totals: dict[Arm, RouteCounters] | None,
-    is_comparable: Callable[[UnitRecord], bool] = lambda u: True,
+    is_comparable: Callable[[UnitRecord], bool] | None = None,
     sequential: bool = True,
     split_alpha: bool = True,
+    arms: Arms | None = None,
 ) -> Decision:
-    """``evaluate`` with its safety switches exposed, so the naive comparators can turn them off."""
-    request_level = units is None
-    arms = split_arms(units, is_comparable, ctx.has_control) if units is not None else None
+    """``evaluate`` with its safety switches exposed, so the naive comparators can turn them off.
+
+    ``arms`` (per-unit columns already split by arm) skips building them from ``units``; the
+    benchmark's aggregate path uses it.
+    """
+    if arms is None and units is not None:
+        arms = split_arms(units, is_comparable, ctx.has_control)
+    request_level = arms is None
     alpha = alpha_per_test(spec) if split_alpha else spec.alpha
     # without a control (internal stage) the sequence is tuned to the stage's own, small, sample
     planned = spec.tuning_units if ctx.has_control else max(ctx.stage.min_units, 20)

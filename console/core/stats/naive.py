@@ -13,7 +13,7 @@ from typing import Callable
 
 from ..registry import lookup
 from ..telemetry import Arm, RouteCounters, UnitRecord
-from .engine import evaluate_with, fmt, split_arms, arm_estimate
+from .engine import Arms, arm_estimate, evaluate_with, fmt, split_arms
 from .spec import Decision, DecisionSpec, MetricReadout, MetricVerdict, StageContext, Verdict, MarginKind
 
 
@@ -22,10 +22,12 @@ def naive_threshold(
     ctx: StageContext,
     units: list[UnitRecord] | None,
     totals: dict[Arm, RouteCounters] | None,
-    is_comparable: Callable[[UnitRecord], bool] = lambda u: True,
+    is_comparable: Callable[[UnitRecord], bool] | None = None,
+    arms: Arms | None = None,
 ) -> Decision:
     """ROLLBACK as soon as any guardrail's current value is worse than its threshold; ADVANCE once the stage minimums are met."""
-    arms = split_arms(units, is_comparable, ctx.has_control) if units is not None else None
+    if arms is None and units is not None:
+        arms = split_arms(units, is_comparable, ctx.has_control)
     readouts: list[MetricReadout] = []
     reasons: list[str] = []
     for g in spec.guardrails:
@@ -64,7 +66,7 @@ def naive_threshold(
     else:
         verdict = Verdict.ADVANCE
         reasons.append("advance: every guardrail's current value is within its threshold")
-    return Decision(verdict, ctx.stage.name, [], readouts, reasons, units is None, n_c, n_b)
+    return Decision(verdict, ctx.stage.name, [], readouts, reasons, arms is None, n_c, n_b)
 
 
 def fixed_horizon_peeking(
@@ -72,7 +74,8 @@ def fixed_horizon_peeking(
     ctx: StageContext,
     units: list[UnitRecord] | None,
     totals: dict[Arm, RouteCounters] | None,
-    is_comparable: Callable[[UnitRecord], bool] = lambda u: True,
+    is_comparable: Callable[[UnitRecord], bool] | None = None,
+    arms: Arms | None = None,
 ) -> Decision:
     """The engine's verdict with fixed-horizon z-intervals and no α split: valid for one look, not for many."""
-    return evaluate_with(spec, ctx, units, totals, is_comparable, sequential=False, split_alpha=False)
+    return evaluate_with(spec, ctx, units, totals, is_comparable, sequential=False, split_alpha=False, arms=arms)
