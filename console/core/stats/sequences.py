@@ -35,12 +35,20 @@ class RatioEstimate:
     denominator: float
 
 
+#: the asymptotic sequences need a burn-in: below this many units with a non-zero denominator
+#: (or this total denominator) an arm's estimate carries no interval, so no verdict can rest on it
+MIN_CONTRIBUTING_UNITS = 30
+MIN_DENOMINATOR = 30.0
+
+
 def ratio_estimate(num: np.ndarray, den: np.ndarray) -> RatioEstimate:
     """Ratio of sums with the delta-method variance; units with a zero denominator still count as units."""
     n = int(len(num))
     s_num, s_den = float(np.sum(num)), float(np.sum(den))
     if n < 2 or s_den <= 0:
         return RatioEstimate(None if s_den <= 0 else s_num / s_den, None, n, s_num, s_den)
+    if s_den < MIN_DENOMINATOR or int(np.count_nonzero(den)) < MIN_CONTRIBUTING_UNITS:
+        return RatioEstimate(s_num / s_den, None, n, s_num, s_den)
     mu_n, mu_d = s_num / n, s_den / n
     r = mu_n / mu_d
     # sample (co)variances from raw sums: three dot products instead of np.var/np.cov (a hot path)
@@ -48,6 +56,11 @@ def ratio_estimate(num: np.ndarray, den: np.ndarray) -> RatioEstimate:
     var_d = (float(np.dot(den, den)) - n * mu_d * mu_d) / (n - 1)
     cov = (float(np.dot(num, den)) - n * mu_n * mu_d) / (n - 1)
     variance = (var_n - 2 * r * cov + r * r * var_d) / (n * mu_d * mu_d)
+    if 0.0 <= r <= 1.0 and bool(np.all(num <= den)):
+        # a share that has seen no (or only) events would get a zero variance: floor it with half a
+        # pseudo-event each way so "0 of 40" is not read as certainty
+        p_tilde = (s_num + 0.5) / (s_den + 1.0)
+        variance = max(variance, p_tilde * (1 - p_tilde) / s_den)
     return RatioEstimate(r, max(variance, 0.0), n, s_num, s_den)
 
 
