@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: demo test lint bench screenshots clean
+.PHONY: demo test lint servers bench screenshots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -18,11 +18,15 @@ demo: $(STAMP)
 lint: $(STAMP)
 	$(BIN)/lint-imports
 
-test: $(STAMP) lint
+servers:
+	bash scripts/install-servers.sh
+
+test: $(STAMP) lint servers
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/dashboard.py
+	$(BIN)/python benchmarks/guardrails.py
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py

@@ -137,6 +137,7 @@ class RouteDeckApp(App):
         self._rollback_running: set[str] = set()
         self._started = clock()
         self._metrics_timer = None
+        self._flags_timer = None
         self._loader = loader
         #: set when start-up failed on bad input; the CLI prints it as one line and exits 2
         self.startup_error: RouteDeckError | None = None
@@ -224,9 +225,14 @@ class RouteDeckApp(App):
         else:
             self.metrics_error = message.error
         self._redraw()
+        if self._metrics_timer is not None:  # a read that finished just as it was superseded: keep one chain
+            self._metrics_timer.stop()
         self._metrics_timer = self.set_timer(self.refresh_s, self.poll_metrics)
 
     def poll_flags(self) -> None:
+        if self._flags_timer is not None:
+            self._flags_timer.stop()
+            self._flags_timer = None
         self.run_worker(self._flags_worker, thread=True, exclusive=True, group="flags", exit_on_error=False)
 
     def _flags_worker(self) -> None:
@@ -256,7 +262,9 @@ class RouteDeckApp(App):
             self.flags_error = message.error
         if before != ({k: f.revision for k, f in self.flags.items()}, self.flags_error):
             self._redraw()  # an unchanged flag needs no redraw: this poll runs every second
-        self.set_timer(self.refresh_s, self.poll_flags)
+        if self._flags_timer is not None:  # an extra poll (e.g. after a failed rollback) must not start a 2nd chain
+            self._flags_timer.stop()
+        self._flags_timer = self.set_timer(self.refresh_s, self.poll_flags)
 
     # ---- state the screens and actions read ---------------------------------------
 
@@ -265,7 +273,9 @@ class RouteDeckApp(App):
         return window_text(self.window_s)
 
     def rollout_flags(self) -> list[RouteFlag]:
-        return [f for f in self.flags.values() if f.candidate and (f.allocation.serves_candidate or f.foreign_targeting)]
+        # a hand-edited flag (foreign targeting) may hide who gets what: it can always be rolled back
+        return [f for f in self.flags.values()
+                if f.foreign_targeting or (f.candidate and f.allocation.serves_candidate)]
 
     def rollback_target(self) -> tuple[str | None, str]:
         screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
@@ -274,7 +284,7 @@ class RouteDeckApp(App):
             flag = self.flags.get(highlighted)
             if flag is None:
                 return None, f"{highlighted} has not been read from the flag platform yet"
-            if flag.candidate is None:
+            if flag.candidate is None and not flag.foreign_targeting:
                 others = self.rollout_flags()
                 if len(others) == 1:
                     return others[0].key, ""
@@ -368,7 +378,6 @@ class RouteDeckApp(App):
             return
         self._rollback_running.add(key)
         seen = self.flags.get(key)
-        self.notify(f"rolling back {key} to {seen.baseline if seen else 'baseline'}…", timeout=3)
         rollout = None
         if seen is not None and seen.rollout is not None:
             from datetime import datetime, timezone

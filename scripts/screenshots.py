@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import shutil
@@ -30,7 +31,7 @@ async def shoot(name: str, size: tuple[int, int], keys: list[str], out: Path) ->
     os.chdir(work)
     try:
         app = demo_app(Path("."))
-        async with app.run_test(size=size) as pilot:
+        async with app.run_test(size=size, notifications=True) as pilot:  # toasts are how R reports
             await pilot.pause()
             await app.workers.wait_for_complete()
             await pilot.pause()
@@ -52,15 +53,17 @@ async def shoot(name: str, size: tuple[int, int], keys: list[str], out: Path) ->
         shutil.rmtree(work, ignore_errors=True)
 
 
-def main() -> int:
-    out = ROOT / "screenshots"
-    out.mkdir(exist_ok=True)
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--out", type=Path, default=ROOT / "screenshots", help="where to write (default: screenshots/)")
+    out = parser.parse_args(argv).out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
     converter = shutil.which("rsvg-convert")
     for name, size, keys in SHOTS:
         svg = asyncio.run(shoot(name, size, keys, out))
         if converter:
             subprocess.run([converter, str(svg), "-o", str(svg.with_suffix(".png"))], check=True)
-        print(f"wrote {svg.relative_to(ROOT)}" + (" and .png" if converter else " (install librsvg2-bin for PNG)"))
+        print(f"wrote {svg}" + (" and .png" if converter else " (install librsvg2-bin for PNG)"))
     return 0
 
 

@@ -1,8 +1,13 @@
-"""The official flagd evaluator serves exactly the split routedeck writes, with nested cohorts."""
+"""The official flagd evaluator serves exactly the split routedeck writes, with nested cohorts.
+
+The file is written through FlagdFilePlatform and evaluated with ``openfeature-flagd-core``, as
+an application's in-process flagd provider would evaluate it.
+"""
 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 from openfeature.contrib.tools.flagd.core import FlagdCore
 from openfeature.evaluation_context import EvaluationContext
@@ -11,50 +16,89 @@ from adapters.flags.flagd_file import FlagdFilePlatform
 from console.core.models import Allocation, RouteFlag, RouteProfile
 
 FLAG = "support-answer-route"
+BASELINE, CANDIDATE = "fast_default_v1", "balanced_core_v2"
 N = 12_000
 
 
-def make_flag() -> RouteFlag:
+def make_flag(scope: str | None = "english_support_chat") -> RouteFlag:
     return RouteFlag(
         key=FLAG,
-        variations={"fast_default_v1": RouteProfile(route="fast_default_v1"),
-                    "balanced_core_v2": RouteProfile(route="balanced_core_v2")},
-        baseline="fast_default_v1",
-        candidate="balanced_core_v2",
-        allocation=Allocation(internal_audience="internal_support_team", eligible_scope="english_support_chat"),
+        variations={BASELINE: RouteProfile(route=BASELINE, timeoutMs=6000),
+                    CANDIDATE: RouteProfile(route=CANDIDATE, maxOutputTokens=900, fallback=BASELINE)},
+        baseline=BASELINE,
+        candidate=CANDIDATE,
+        allocation=Allocation(internal_audience="internal_support_team", eligible_scope=scope),
     )
 
 
-def serve(path, contexts) -> list[str]:
+def serve(path: Path, contexts: list[EvaluationContext]) -> list[str]:
     core = FlagdCore()
     core.set_flags(path.read_text())
     return [core.resolve_object_value(FLAG, {}, ctx).variant for ctx in contexts]
 
 
-def in_scope(i: int) -> EvaluationContext:
-    return EvaluationContext(targeting_key=f"unit-{i}", attributes={"scope": "english_support_chat"})
+def units(prefix: str, n: int, **attributes: str) -> list[EvaluationContext]:
+    return [EvaluationContext(targeting_key=f"{prefix}-{i}", attributes=attributes) for i in range(n)]
 
 
-def test_split_within_sampling_error_cohorts_nested_and_rollback_total(tmp_path):
+def move(platform: FlagdFilePlatform, bp: int, internal: bool) -> None:
+    flag = platform.read_flag(FLAG)
+    update = {"internal_enabled": internal, "candidate_bp": bp}
+    platform.set_allocation(FLAG, flag.allocation.model_copy(update=update), flag.revision)
+
+
+def assert_share(served: list[str], bp: int) -> None:
+    got = sum(v == CANDIDATE for v in served) / len(served)
+    p = bp / 10_000
+    assert abs(got - p) < 4 * math.sqrt(p * (1 - p) / len(served)), (bp, got)
+
+
+def test_stages_serve_their_share_nested_and_rollback_serves_baseline_to_all(tmp_path: Path) -> None:
     path = tmp_path / "flags.json"
     platform = FlagdFilePlatform(path)
     platform.create_flag(make_flag())
-    units = [in_scope(i) for i in range(N)]
-    outside = [EvaluationContext(targeting_key=f"unit-{i}", attributes={"scope": "french_email"}) for i in range(2000)]
-    internal = [EvaluationContext(targeting_key=f"staff-{i}", attributes={"audience": "internal_support_team"}) for i in range(200)]
+    in_scope = units("unit", N, scope="english_support_chat")
+    outside = units("unit", 2000, scope="french_email")
+    internal = units("staff", 200, audience="internal_support_team")
 
-    cohorts = {}
+    assert set(serve(path, in_scope[:2000] + outside + internal)) == {BASELINE}  # nothing moved yet
+
+    move(platform, 0, internal=True)  # internal stage: only the first audience
+    assert set(serve(path, internal)) == {CANDIDATE}
+    assert set(serve(path, in_scope[:2000] + outside)) == {BASELINE}
+
+    cohorts: dict[int, set[int]] = {}
     for bp in (500, 2000):
-        flag = platform.read_flag(FLAG)
-        platform.set_allocation(FLAG, flag.allocation.model_copy(update={"internal_enabled": True, "candidate_bp": bp}), flag.revision)
-        served = serve(path, units)
-        got = sum(v == "balanced_core_v2" for v in served) / N
-        p = bp / 10_000
-        assert abs(got - p) < 4 * math.sqrt(p * (1 - p) / N), (bp, got)
-        cohorts[bp] = {i for i, v in enumerate(served) if v == "balanced_core_v2"}
-        assert set(serve(path, outside)) == {"fast_default_v1"}  # never outside the eligible scope
-        assert set(serve(path, internal)) == {"balanced_core_v2"}  # the first audience is on
-    assert cohorts[500] <= cohorts[2000]  # every unit that had the candidate at 5% keeps it at 20%
+        move(platform, bp, internal=True)
+        served = serve(path, in_scope)
+        assert_share(served, bp)
+        cohorts[bp] = {i for i, v in enumerate(served) if v == CANDIDATE}
+        assert set(serve(path, outside)) == {BASELINE}  # never outside the eligible scope
+        assert set(serve(path, internal)) == {CANDIDATE}  # the first audience stays on
+    assert cohorts[500] <= cohorts[2000], len(cohorts[500] - cohorts[2000])  # 5% ⊂ 20%
+
+    move(platform, 2000, internal=False)  # the audience switched off: staff outside scope get baseline
+    assert set(serve(path, internal)) == {BASELINE}
+
+    move(platform, 10_000, internal=True)
+    assert set(serve(path, in_scope[:2000])) == {CANDIDATE}
+    assert set(serve(path, outside)) == {BASELINE}
 
     platform.rollback_to_baseline(FLAG)
-    assert set(serve(path, units + outside + internal)) == {"fast_default_v1"}
+    assert set(serve(path, in_scope + outside + internal)) == {BASELINE}
+
+
+def test_without_an_eligible_scope_the_split_covers_everyone(tmp_path: Path) -> None:
+    path = tmp_path / "flags.json"
+    platform = FlagdFilePlatform(path)
+    platform.create_flag(make_flag(scope=None))
+    anyone = units("unit", N, region="eu")
+    move(platform, 500, internal=False)
+    five = serve(path, anyone)
+    assert_share(five, 500)
+    move(platform, 2000, internal=False)
+    twenty = serve(path, anyone)
+    assert_share(twenty, 2000)
+    assert all(b == CANDIDATE for a, b in zip(five, twenty) if a == CANDIDATE)
+    platform.rollback_to_baseline(FLAG)
+    assert set(serve(path, anyone[:2000])) == {BASELINE}

@@ -10,6 +10,11 @@ Weights are integer basis points with a fixed total and the candidate listed fir
 flagd's bucketing (murmur3 of [flagKey, targetingKey] scaled to the total weight) this keeps
 every unit that had the candidate at 5% on it at 20%. Rollout state lives in the flag's
 ``metadata`` as a JSON string (flagd metadata values must be scalars).
+
+Writes hold an exclusive ``flock`` on ``<file>.lock``, re-check the revision (sha256 of the
+file's bytes) and replace the file atomically. The file has no history of its own, so
+``<file>.history.jsonl`` records routedeck's writes and each flag's digest after them; a flag
+whose digest no longer matches was edited outside routedeck, and history says so.
 """
 
 from __future__ import annotations
@@ -55,9 +60,10 @@ class FlagdFilePlatform(FlagPlatform):
         self.path = Path(path)
         self.history_path = self.path.with_name(self.path.name + ".history.jsonl")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
-        # A console polls every second: re-parse only when the file's identity changed.
-        # Writers replace the file (new inode), so (inode, size, mtime) catches every write.
-        self._cache: tuple[tuple[int, int, int], dict[str, Any], bytes] | None = None
+        # A console polls every second: re-parse only when the file's bytes changed. The bytes are
+        # compared, not (inode, size, mtime): inodes get reused and coarse mtimes can repeat, and a
+        # stale read here would show the operator a state the file no longer holds.
+        self._cache: tuple[bytes, dict[str, Any]] | None = None
         self._parsed: dict[tuple[str, str], RouteFlag] = {}
 
     @classmethod
@@ -73,20 +79,20 @@ class FlagdFilePlatform(FlagPlatform):
     # ---- reading ------------------------------------------------------------------
 
     def _load_cached(self) -> tuple[dict[str, Any], bytes]:
-        try:
-            st = os.stat(self.path)
-            ident = (st.st_ino, st.st_size, st.st_mtime_ns)
-        except OSError:
-            return self._load()
-        if self._cache is not None and self._cache[0] == ident:
-            return self._cache[1], self._cache[2]
-        doc, raw = self._load()
-        self._cache = (ident, doc, raw)
+        raw = self._read_bytes()
+        if self._cache is not None and self._cache[0] == raw:
+            return self._cache[1], raw
+        doc = self._decode(raw)
+        self._cache = (raw, doc)
         return doc, raw
 
     def _load(self) -> tuple[dict[str, Any], bytes]:
+        raw = self._read_bytes()
+        return self._decode(raw), raw
+
+    def _read_bytes(self) -> bytes:
         try:
-            raw = self.path.read_bytes()
+            return self.path.read_bytes()
         except FileNotFoundError:
             raise BadInput(
                 f"{self.path}: no such flag file — run `routedeck demo` to create the embedded default "
@@ -94,6 +100,8 @@ class FlagdFilePlatform(FlagPlatform):
             ) from None
         except OSError as exc:
             raise BackendError(f"{self.path}: cannot read the flag file ({exc.strerror}) — check its permissions") from None
+
+    def _decode(self, raw: bytes) -> dict[str, Any]:
         try:
             doc = json.loads(raw)
         except json.JSONDecodeError as exc:
@@ -104,7 +112,7 @@ class FlagdFilePlatform(FlagPlatform):
             raise BadInput(f"{self.path}: not UTF-8 text — is this a flag file?") from None
         if not isinstance(doc, dict) or not isinstance(doc.get("flags"), dict):
             raise BadInput(f"{self.path}: a flagd flag file needs a top-level \"flags\" object")
-        return doc, raw
+        return doc
 
     def list_flags(self) -> list[str]:
         doc, _ = self._load_cached()
@@ -138,26 +146,42 @@ class FlagdFilePlatform(FlagPlatform):
                 err = exc.errors()[0]
                 field = ".".join(str(p) for p in err["loc"]) or "value"
                 raise BadInput(f"{where}: variant {name}: {field}: {err['msg']} — fix the route profile") from None
-        meta = raw_flag.get("metadata") or {}
-        baseline = meta.get(META + "baseline") or raw_flag.get("defaultVariant")
-        if not baseline or baseline not in variations:
+        meta = raw_flag.get("metadata")
+        meta = meta if isinstance(meta, dict) else {}
+        # Anything not in the shape routedeck writes is reported, never guessed at: the read
+        # says so in ``foreign_targeting`` and a rollback rewrites the flag into routedeck's shape.
+        foreign: list[str] = []
+        default_variant = raw_flag.get("defaultVariant")
+        baseline = meta.get(META + "baseline") or default_variant
+        if baseline not in variations and default_variant in variations:
+            foreign.append(f"baseline {baseline!r} named in metadata is not a variant")
+            baseline = default_variant
+        if not isinstance(baseline, str) or baseline not in variations:
             raise BadInput(f"{where}: baseline variant {baseline!r} is not among the variants — set defaultVariant")
+        if default_variant != baseline:
+            foreign.append(f"defaultVariant is {default_variant!r}, not the baseline {baseline}")
+        if raw_flag.get("state", "ENABLED") != "ENABLED":
+            foreign.append(f"state is {raw_flag.get('state')!r}: flagd serves the application's built-in default")
         candidate = meta.get(META + "candidate") or None
         if candidate is not None and candidate not in variations:
-            raise BadInput(f"{where}: metadata {META}candidate names {candidate!r}, which is not a variant")
+            # Keep the flag readable so a rollback can still send everyone to the baseline.
+            foreign.append(f"candidate {candidate!r} named in metadata is not a variant")
+            candidate = None
         rollout = None
         if meta.get(META + "rollout"):
             try:
-                rollout = RolloutState.model_validate_json(meta[META + "rollout"])
+                rollout = RolloutState.model_validate_json(str(meta[META + "rollout"]))
             except ValidationError:
-                raise BadInput(f"{where}: metadata {META}rollout is not a valid rollout state — remove it to reset") from None
+                foreign.append(f"metadata {META}rollout is not a valid rollout state")
         base_alloc = Allocation(
-            internal_audience=meta.get(META + "internalAudience") or None,
-            eligible_scope=meta.get(META + "eligibleScope") or None,
+            internal_audience=_str_or_none(meta.get(META + "internalAudience")),
+            eligible_scope=_str_or_none(meta.get(META + "eligibleScope")),
             audience_predicate=_json_or_none(meta.get(META + "audiencePredicate")),
             scope_predicate=_json_or_none(meta.get(META + "scopePredicate")),
         )
-        allocation, foreign = parse_targeting(raw_flag.get("targeting"), base_alloc, baseline, candidate)
+        allocation, odd_targeting = parse_targeting(raw_flag.get("targeting"), base_alloc, baseline, candidate)
+        if odd_targeting:
+            foreign.append(odd_targeting)
         return RouteFlag(
             key=key,
             variations=variations,
@@ -166,7 +190,7 @@ class FlagdFilePlatform(FlagPlatform):
             allocation=allocation,
             revision=revision,
             rollout=rollout,
-            foreign_targeting=foreign,
+            foreign_targeting="; ".join(foreign) or None,
         )
 
     # ---- writing ------------------------------------------------------------------
@@ -174,11 +198,10 @@ class FlagdFilePlatform(FlagPlatform):
     @contextmanager
     def _locked(self) -> Iterator[None]:
         try:
+            self.lock_path.parent.mkdir(parents=True, exist_ok=True)
             fh = open(self.lock_path, "a+")
         except OSError as exc:
-            raise BackendError(
-                f"{self.lock_path.parent}: cannot write here ({exc.strerror}) — choose a writable --state-dir or fix permissions"
-            ) from None
+            raise BackendError(f"{self.lock_path.parent}: cannot write here ({exc.strerror}) — {_WRITABLE_FIX}") from None
         with fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
             try:
@@ -187,20 +210,27 @@ class FlagdFilePlatform(FlagPlatform):
                 fcntl.flock(fh, fcntl.LOCK_UN)
 
     def _write_flag(self, flag: RouteFlag, expected_revision: str | None) -> None:
+        if flag.foreign_targeting:
+            # Writing would silently replace what someone set by hand; rollback clears the
+            # marker on purpose (the safe direction), every other write must be told to.
+            raise ConflictError(
+                f"{self.path}: flag {flag.key} holds targeting routedeck did not write ({flag.foreign_targeting}); "
+                "nothing written — roll back to rewrite it in routedeck's shape, or fix the file",
+                current_revision=flag.revision,
+            )
         with self._locked():
             doc, raw = self._load()
             current = revision_of(raw)
             if expected_revision is not None and current != expected_revision:
-                now = self._parse(doc, flag.key, current) if flag.key in doc["flags"] else None
-                what = describe_difference_short(now) if now else "flag removed"
                 raise ConflictError(
-                    f"{self.path}: flag {flag.key} was changed by someone else ({what}); nothing written — reload and retry",
+                    f"{self.path}: flag {flag.key} was changed by someone else "
+                    f"({self._what_is_there(doc, flag.key, current)}); nothing written — reload and retry",
                     current_revision=current,
                 )
+            self._note_outside_edits(doc, current)
             before = doc["flags"].get(flag.key)
             doc["flags"][flag.key] = render_flag(flag, before)
-            new_raw = self._atomic_write(doc)
-            self._record(flag.key, "write", before, doc["flags"][flag.key], current, revision_of(new_raw))
+            self._commit(doc, flag.key, "write", before, current)
 
     def _create_flag(self, flag: RouteFlag) -> None:
         with self._locked():
@@ -210,20 +240,48 @@ class FlagdFilePlatform(FlagPlatform):
                 doc, raw = {"flags": {}}, b""
             if flag.key in doc["flags"]:
                 raise BadInput(f"{self.path}: flag {flag.key} already exists — nothing changed")
+            if raw:
+                self._note_outside_edits(doc, revision_of(raw))
             doc["flags"][flag.key] = render_flag(flag, None)
-            new_raw = self._atomic_write(doc)
-            self._record(flag.key, "create", None, doc["flags"][flag.key], revision_of(raw), revision_of(new_raw))
+            self._commit(doc, flag.key, "create", None, revision_of(raw))
+
+    def _what_is_there(self, doc: dict[str, Any], key: str, revision: str) -> str:
+        if key not in doc["flags"]:
+            return "flag removed"
+        try:
+            return describe_difference_short(self._parse(doc, key, revision))
+        except BadInput as exc:
+            return f"now unreadable: {exc}"
+
+    def _commit(self, doc: dict[str, Any], key: str, action: str, before: Any, rev_before: str) -> None:
+        """Write ``doc`` atomically and record the change in the history sidecar."""
+        data = self._atomic_write(doc)
+        # The bytes just written parse to ``doc``: the read-back compares bytes, so this is safe.
+        self._cache = (data, doc)
+        after = doc["flags"][key]
+        self._append_history(
+            {
+                "at": _now().isoformat(),
+                "actor": _os_user(),
+                "flag": key,
+                "action": action,
+                "revision_before": rev_before,
+                "revision_after": revision_of(data),
+                "digest_after": flag_digest(after),
+                "digests": file_digests(doc),
+                "before": self._summary(key, before),
+                "after": self._summary(key, after),
+            }
+        )
 
     def _atomic_write(self, doc: dict[str, Any]) -> bytes:
-        data = (json.dumps(doc, indent=2) + "\n").encode()
+        data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
         directory = self.path.parent
         try:
             directory.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(prefix="." + self.path.name + ".", suffix=".tmp", dir=directory)
         except OSError as exc:
-            raise BackendError(
-                f"{directory}: cannot write the flag file here ({exc.strerror}) — choose a writable --state-dir or fix permissions"
-            ) from None
+            raise BackendError(f"{directory}: cannot write the flag file here ({exc.strerror}) — {_WRITABLE_FIX}") from None
         try:
             with os.fdopen(fd, "wb") as fh:
                 fh.write(data)
@@ -249,66 +307,179 @@ class FlagdFilePlatform(FlagPlatform):
 
     # ---- history ------------------------------------------------------------------
 
-    def _record(self, key: str, action: str, before: Any, after: Any, rev_before: str, rev_after: str) -> None:
-        entry = {
-            "at": datetime.now(timezone.utc).isoformat(),
-            "actor": _os_user(),
-            "flag": key,
-            "action": action,
-            "revision_before": rev_before,
-            "revision_after": rev_after,
-            "before": _alloc_summary(before),
-            "after": _alloc_summary(after),
+    def _summary(self, key: str, raw_flag: Any) -> dict[str, Any] | None:
+        """What a flag routed, for the history: allocation, baseline, candidate (None if unreadable)."""
+        if raw_flag is None:
+            return None
+        try:
+            flag = self._parse({"flags": {key: raw_flag}}, key, "")
+        except BadInput:
+            return {"describe": "unreadable"}
+        out: dict[str, Any] = {
+            "describe": flag.allocation.describe(),
+            "baseline": flag.baseline,
+            "candidate": flag.candidate,
+            "allocation": flag.allocation.model_dump(mode="json", exclude_none=True),
         }
-        try:
-            with open(self.history_path, "a") as fh:
-                fh.write(json.dumps(entry) + "\n")
-        except OSError:
-            pass  # the journal is the record that must not be lost; this sidecar is a convenience
+        if flag.foreign_targeting:
+            out["foreign"] = flag.foreign_targeting
+        return out
 
-    def history(self, key: str, limit: int = 100) -> list[ChangeEvent]:
-        events: list[ChangeEvent] = []
-        last_written = None
+    def _read_history(self) -> list[dict[str, Any]]:
         try:
-            lines = self.history_path.read_text().splitlines()
+            lines = self.history_path.read_text(encoding="utf-8", errors="replace").splitlines()
         except OSError:
-            lines = []
+            return []
+        entries = []
         for line in lines:
             try:
-                e = json.loads(line)
+                entry = json.loads(line)
             except json.JSONDecodeError:
-                continue
-            last_written = e.get("revision_after", last_written)
-            if e.get("flag") != key:
-                continue
-            events.append(
-                ChangeEvent(
-                    at=datetime.fromisoformat(e["at"]),
-                    actor=e.get("actor", "?"),
-                    flag=key,
-                    action=e.get("action", "write"),
-                    detail=f"{e.get('before') or '—'} → {e.get('after') or '—'}",
-                    before={"allocation": e.get("before")},
-                    after={"allocation": e.get("after")},
-                )
+                continue  # a torn last line after a crash; the rest is still good
+            if isinstance(entry, dict) and isinstance(entry.get("flag"), str) and "at" in entry:
+                entries.append(entry)
+        return entries
+
+    def _append_history(self, entry: dict[str, Any]) -> None:
+        try:
+            with open(self.history_path, "a", encoding="utf-8") as fh:
+                fh.write(json.dumps(entry, ensure_ascii=False) + "\n")
+        except OSError:
+            pass  # the audit journal is the record that must not be lost; this sidecar is a convenience
+
+    def _note_outside_edits(self, doc: dict[str, Any], revision: str) -> None:
+        """Before routedeck writes, record flags someone changed since routedeck last wrote them,
+        so the next write does not make a hand edit vanish from the history."""
+        last = self._last_written_digests()
+        if not last:
+            return
+        now = file_digests(doc)
+        changed = [key for key in sorted(set(last) | set(now)) if last.get(key) != now.get(key)]
+        if not changed:
+            return
+        mtime, owner = self._file_stamp()
+        for key in changed:
+            raw_flag = doc["flags"].get(key)
+            self._append_history(
+                {
+                    "at": mtime.isoformat(),
+                    "actor": owner,
+                    "flag": key,
+                    "action": OUTSIDE_EDIT,
+                    "revision_after": revision,
+                    "digest_after": now.get(key),
+                    "digests": now,
+                    "before": None,
+                    "after": self._summary(key, raw_flag),
+                }
             )
+
+    def _last_written_digests(self) -> dict[str, str]:
+        """Each flag's digest as routedeck last saw it, from the sidecar's last entry.
+
+        Only the tail is read, so a long history does not slow a rollback down."""
+        try:
+            with open(self.history_path, "rb") as fh:
+                fh.seek(0, os.SEEK_END)
+                size = fh.tell()
+                fh.seek(max(0, size - _TAIL_BYTES))
+                tail = fh.read()
+        except OSError:
+            return {}
+        for line in reversed(tail.splitlines()):
+            try:
+                entry = json.loads(line)
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                continue
+            if isinstance(entry, dict) and isinstance(entry.get("digests"), dict):
+                return entry["digests"]
+        return {}
+
+    def _file_stamp(self) -> tuple[datetime, str]:
         try:
             st = self.path.stat()
-            current = revision_of(self.path.read_bytes())
         except OSError:
-            current, st = None, None
-        if st is not None and last_written is not None and current != last_written:
-            events.append(
-                ChangeEvent(
-                    at=datetime.fromtimestamp(st.st_mtime, tz=timezone.utc),
-                    actor=_owner(st.st_uid),
-                    flag=key,
-                    action="edited outside routedeck",
-                    detail=f"file revision {current} was not written by routedeck",
+            return _now(), "?"
+        return datetime.fromtimestamp(st.st_mtime, tz=timezone.utc), _owner(st.st_uid)
+
+    def history(self, key: str, limit: int = 100) -> list[ChangeEvent]:
+        """routedeck's writes to the flag from the sidecar, plus one "edited outside routedeck"
+        event when the flag in the file is not what routedeck last wrote. Newest first."""
+        entries = [e for e in self._read_history() if e["flag"] == key]
+        events = [_event(e) for e in entries[-limit:]]
+        last = next((e["digest_after"] for e in reversed(entries) if "digest_after" in e), None)
+        if last is not None:
+            try:
+                doc, _ = self._load()
+            except BadInput:
+                doc = None
+            current = doc["flags"].get(key) if doc is not None else None
+            if doc is None or flag_digest(current) != last:
+                mtime, owner = self._file_stamp()
+                summary = self._summary(key, current) if current is not None else None
+                now = "file unreadable" if doc is None else ("flag removed" if current is None else summary["describe"])
+                events.append(
+                    ChangeEvent(
+                        at=mtime,
+                        actor=owner,
+                        flag=key,
+                        action=OUTSIDE_EDIT,
+                        detail=f"{self.path} changed since routedeck last wrote it: now {now}",
+                        after=summary,
+                    )
                 )
-            )
         events.sort(key=lambda ev: ev.at, reverse=True)
         return events[:limit]
+
+
+OUTSIDE_EDIT = "edited outside routedeck"
+#: how much of the history sidecar's end is read to find the last entry (one entry is ~1 KB)
+_TAIL_BYTES = 256 * 1024
+_WRITABLE_FIX = "make it writable or keep the flag file in a writable directory (--flags flagd:PATH)"
+
+
+def flag_digest(raw_flag: Any) -> str | None:
+    """A fingerprint of one flag's JSON, independent of formatting and of the rest of the file."""
+    return None if raw_flag is None else _digest(raw_flag)
+
+
+def _digest(value: Any) -> str:
+    return hashlib.sha256(json.dumps(value, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def file_digests(doc: dict[str, Any]) -> dict[str, str]:
+    """The digest of every route flag in a flag file document."""
+    return {key: _digest(raw) for key, raw in doc["flags"].items() if _is_route_flag(raw)}
+
+
+def _event(e: dict[str, Any]) -> ChangeEvent:
+    before, after = e.get("before"), e.get("after")
+    before = before if isinstance(before, dict) else None
+    after = after if isinstance(after, dict) else None
+    was = before.get("describe", "?") if before else "—"
+    now = after.get("describe", "?") if after else "flag removed"
+    action = str(e.get("action", "write"))
+    return ChangeEvent(
+        at=_parse_time(e["at"]),
+        actor=str(e.get("actor", "?")),
+        flag=e["flag"],
+        action=action,
+        detail=f"now {now}" if action == OUTSIDE_EDIT else f"{was} → {now}",
+        before=before,
+        after=after,
+    )
+
+
+def _parse_time(text: Any) -> datetime:
+    try:
+        at = datetime.fromisoformat(str(text))
+    except ValueError:
+        return datetime.fromtimestamp(0, tz=timezone.utc)
+    return at if at.tzinfo else at.replace(tzinfo=timezone.utc)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
 
 
 # ---- targeting <-> allocation ----------------------------------------------------------
@@ -424,6 +595,10 @@ def _is_route_flag(raw: Any) -> bool:
     )
 
 
+def _str_or_none(value: Any) -> str | None:
+    return value if isinstance(value, str) and value else None
+
+
 def _json_or_none(text: Any) -> dict[str, Any] | None:
     if not text:
         return None
@@ -432,13 +607,6 @@ def _json_or_none(text: Any) -> dict[str, Any] | None:
     except (TypeError, json.JSONDecodeError):
         return None
     return value if isinstance(value, dict) else None
-
-
-def _alloc_summary(raw_flag: Any) -> str | None:
-    if not isinstance(raw_flag, dict):
-        return None
-    t = json.dumps(raw_flag.get("targeting") or {})
-    return t if len(t) < 400 else t[:400] + "…"
 
 
 def _os_user() -> str:

@@ -60,7 +60,8 @@ def figures_from_counters(key: RouteKey, c: RouteCounters, flag_requests: int, m
         "p95_latency": histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.95),
         "p95_ttft": histogram_quantile(c.ttft_hist, TTFT_BOUNDS_MS, 0.95),
         "cost_per_request": _ratio(c.cost_usd, c.requests),
-        "cost_per_resolved_case": _ratio(c.cost_usd, c.resolved) if c.outcomes else None,
+        # cost is booked when requests happen, resolutions when outcomes arrive: a bucket needs both
+        "cost_per_resolved_case": _ratio(c.cost_usd, c.resolved) if c.outcomes and c.requests else None,
         "resolved_without_escalation": _ratio(c.resolved, c.outcomes),
         "fallback_rate": _ratio(c.fallbacks, c.requests),
         "error_rate": _ratio(c.errors, c.requests),
@@ -93,7 +94,7 @@ def figures_from_counters(key: RouteKey, c: RouteCounters, flag_requests: int, m
 
 
 #: traffic share is a "now" figure: it is read over the newest buckets, not the whole window
-SHARE_RECENT_S = 30.0
+SHARE_RECENT_S = 10.0
 
 
 def recent_shares(snapshot: MetricsSnapshot, recent_s: float = SHARE_RECENT_S) -> dict[RouteKey, float | None]:

@@ -82,10 +82,10 @@ def rule_changed(flag: RouteFlag, rule: DecisionRule) -> bool:
 
 def advance(flag: RouteFlag, rule: DecisionRule, now: datetime, by: str, *, override: Override | None = None) -> RouteFlag:
     """The flag one stage further along the ladder."""
-    check_matches_rule(rule, flag)
     if flag.rollout is not None and flag.rollout.stage in TERMINAL:
         raise BadInput(f"flag {flag.key} is {flag.rollout.stage.value.replace('_', ' ')}: nothing to advance — "
                        "start a new rollout with `routedeck init`")
+    check_matches_rule(rule, flag)
     target = next_stage(rule, flag)
     if target is None:
         raise BadInput(f"flag {flag.key} is at the last stage ({current_stage_name(flag)}): use promote")
@@ -105,6 +105,9 @@ def advance(flag: RouteFlag, rule: DecisionRule, now: datetime, by: str, *, over
 
 def rollback(flag: RouteFlag, now: datetime) -> RouteFlag:
     """Everyone on the baseline; the rollout ends as rolled back."""
+    if flag.rollout is not None and flag.rollout.stage is Stage.PROMOTED:
+        # the promoted route is the baseline now: nothing to send back, and "rolled back" would misstate it
+        return flag.model_copy(update={"allocation": flag.allocation.rolled_back()})
     state = (flag.rollout or RolloutState()).model_copy(
         update={"stage": Stage.ROLLED_BACK, "stage_label": None, "stage_started_at": now})
     return flag.model_copy(update={"allocation": flag.allocation.rolled_back(), "rollout": state})
@@ -128,6 +131,9 @@ def pending_checklist(flag: RouteFlag, rule: DecisionRule) -> tuple[str, ...]:
 
 def promote(flag: RouteFlag, rule: DecisionRule, now: datetime) -> RouteFlag:
     """The candidate becomes the baseline for everyone; the old baseline stays as a variation."""
+    if flag.rollout is not None and flag.rollout.stage in TERMINAL:
+        raise BadInput(f"flag {flag.key} is {flag.rollout.stage.value.replace('_', ' ')}: nothing to promote — "
+                       "start a new rollout with `routedeck init`")
     check_matches_rule(rule, flag)
     last = rule.stages[-1].name
     if current_stage_name(flag) != last:

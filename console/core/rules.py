@@ -45,6 +45,7 @@ DEFAULT_STAGES = (
     StageSpec("full", FULL_SHARE_BP - 500, internal=True, min_units=2000, min_dwell_s=900),
 )
 
+RESERVED_STAGE_NAMES = {"baseline", "promoted", "rolled_back"}
 ALLOWED = {
     "flag_key", "candidate_route", "baseline_route", "first_audience", "eligible_scope", "primary_metric",
     "primary", "guardrails", "expand_when", "rollback_when", "alpha", "auto_rollback", "latency_slo_ms",
@@ -142,11 +143,11 @@ class _Located:
         return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
 
     def error(self, at: tuple, message: str) -> BadInput:
+        field_name = _field(at)  # the field asked about, even when only its parent has a line (a missing key)
         line = self.lines.get(at)
         while line is None and at:
             at = at[:-1]
             line = self.lines.get(at)
-        field_name = _field(at)
         return BadInput(f"{self.path}:{line or 1}: {field_name}: {message}")
 
 
@@ -165,6 +166,8 @@ def load_rule(path: Path | str) -> DecisionRule:
         raise BadInput(f"{path}: no such rule file — pass --rule with the path of a decision rule (YAML)") from None
     except OSError as exc:
         raise BadInput(f"{path}: cannot read the rule file ({exc.strerror})") from None
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text — a decision rule is a YAML file") from None
     return parse_rule(text, str(path))
 
 
@@ -250,6 +253,7 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
         if not isinstance(primary_name, str):
             raise doc.error(root + ("primary_metric",), "must be a metric name")
         m = _metric(doc, root + ("primary_metric",), primary_name)
+        _not_quantile(doc, root + ("primary_metric",), m)
         primary = PrimarySpec(m.name, PrimaryTest.NON_INFERIOR, m.default_margin or 0.02, MarginKind.ABSOLUTE)
         defaults.append(f"primary {m.name}: non-inferior within {primary.margin:g}")
     else:
@@ -297,7 +301,7 @@ def _mapping(doc: _Located, raw: dict, key: str) -> dict[str, Any]:
 
 def _number(doc: _Located, raw: dict, key: str, default: float, lo: float | None = None, hi: float | None = None) -> float:
     value = raw.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
         raise doc.error((TOP_KEY, key), f"must be a number (got {value!r})")
     if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise doc.error((TOP_KEY, key), f"must be between {lo} and {hi}")
@@ -393,11 +397,19 @@ def _primary(doc: _Located, at: tuple, item: Any) -> PrimarySpec:
         if key not in PRIMARY_KEYS:
             raise doc.error(at + (key,), f"unknown key — allowed: {', '.join(sorted(PRIMARY_KEYS))}")
     metric = _metric(doc, at + ("metric",), item.get("metric"))
+    _not_quantile(doc, at + ("metric",), metric)
     test = item.get("test", "non_inferior")
     if test not in ("non_inferior", "superior"):
         raise doc.error(at + ("test",), "must be non_inferior or superior")
     margin, kind = _margin(doc, at, item, metric)
     return PrimarySpec(metric.name, PrimaryTest(test), margin, kind)
+
+
+def _not_quantile(doc: _Located, at: tuple, metric: Any) -> None:
+    # a quantile from a histogram is a point estimate with no interval: it can trip, never decide
+    if metric.kind is MetricKind.QUANTILE:
+        raise doc.error(at, f"{metric.name} is a tripwire, not a decision metric — use slo_attainment "
+                            "(share of requests inside the latency SLO) or list it under guardrails")
 
 
 def _action(doc, at, value) -> GateAction:
@@ -453,6 +465,9 @@ def _stages(doc: _Located, root: tuple, raw: Any, holdback: Any) -> tuple[StageS
         stages = tuple(replace(s, candidate_bp=round(FULL_SHARE_BP * (1 - share))) if s.name == "full" else s for s in stages)
     if raw is None:
         return stages
+    if holdback is not None:
+        raise doc.error(root + ("holdback",), "applies to the default stage plan only — with stages:, set the "
+                                              "last stage's share instead (e.g. '95%')")
     if not isinstance(raw, list) or not raw:
         raise doc.error(root + ("stages",), "must be a non-empty list of stages")
     out = []
@@ -467,6 +482,10 @@ def _stages(doc: _Located, root: tuple, raw: Any, holdback: Any) -> tuple[StageS
         name = item.get("name")
         if not isinstance(name, str) or not name:
             raise doc.error(at + ("name",), "required: a stage name")
+        if name in RESERVED_STAGE_NAMES or name in {s.name for s in out}:
+            # the stage machine finds the current stage by name, so names must be unique and not its own states
+            raise doc.error(at + ("name",), f"stage {name!r} is reserved or used twice — give each stage its own "
+                                            f"name (not {', '.join(sorted(RESERVED_STAGE_NAMES))})")
         share = parse_share(item.get("share", 0))
         if share is None or not 0 <= share <= 1:
             raise doc.error(at + ("share",), "must be a percentage like '20%'")
@@ -475,7 +494,7 @@ def _stages(doc: _Located, root: tuple, raw: Any, holdback: Any) -> tuple[StageS
             raise doc.error(at + ("share",), "stages must not shrink the candidate's share (cohorts stay nested)")
         last_bp = bp
         dwell = parse_duration(item.get("min_dwell", 600))
-        if dwell is None:
+        if dwell is None or dwell < 0:
             raise doc.error(at + ("min_dwell",), "must be a duration like '10m'")
         units = item.get("min_units", 200)
         if not isinstance(units, int) or isinstance(units, bool) or units < 0:
@@ -531,7 +550,8 @@ def _map_line(section: str, i: int, line: str, guardrails: dict, primary: Primar
         if metric.name not in guardrails and metric.name != primary.metric:
             margin = RELATIVE_BY_DEFAULT.get(metric.name, metric.default_margin or 0.02)
             kind = MarginKind.RELATIVE if metric.name in RELATIVE_BY_DEFAULT else MarginKind.ABSOLUTE
-            guardrails[metric.name] = GuardrailSpec(metric.name, margin, kind, metric.name not in NON_CRITICAL_BY_DEFAULT)
+            guardrails[metric.name] = GuardrailSpec(metric.name, margin, kind, metric.name not in NON_CRITICAL_BY_DEFAULT,
+                                                    min_events=metric.min_events)
         direction = "must not get worse than its margin" if metric.direction is Direction.LOWER_IS_BETTER else "must hold"
         return TextMapping(source, line, f"guardrail {metric.name} {direction}"), primary, gates, tripwire
     return TextMapping(source, line, "manual checklist item: acknowledge before advancing", checklist=True), primary, gates, tripwire

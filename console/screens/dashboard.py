@@ -68,7 +68,10 @@ class DashboardScreen(Screen):
 
     def __init__(self) -> None:
         super().__init__()
+        #: figures of the read before the one on screen (what ↑/↓ compare with) and of the one on screen
         self._previous: dict[str, dict[str, float | None]] = {}
+        self._current: dict[str, dict[str, float | None]] = {}
+        self._figures_drawn: object = None
         self._rows: dict[str, RouteFigures] = {}
 
     @property
@@ -134,6 +137,9 @@ class DashboardScreen(Screen):
         table.set_columns(columns)
         rows = []
         figures = self.rd.figures
+        if figures is not self._figures_drawn:  # a new read: only then do the arrows' reference values move on
+            self._previous, self._figures_drawn = self._current, figures
+            self._current = {row_key(f.key): dict(f.values) for f in figures}
         self._rows = {row_key(f.key): f for f in figures}
         current_flag = None
         for fig in figures:
@@ -158,7 +164,6 @@ class DashboardScreen(Screen):
                 cells.append(Cell(f"{wp.split('/')[0]} {fig.worst_provider_rate * 100:.1f}%" if wp else "—",
                                   "red" if fig.marks.get("error_rate") else ""))
             rows.append(Row(key, tuple(cells)))
-            self._previous[key] = dict(fig.values)
         first_fill = table.row_count == 0
         with self.app.batch_update():
             table.update_rows(rows)

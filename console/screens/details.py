@@ -43,7 +43,7 @@ class RouteDetailsScreen(ModalScreen):
             value = f.values.get(name)
             mark = "  over the default guardrail" if f.marks.get(name) else ""
             table.add_row(metric.label if metric else name, format_value(name, value),
-                          (metric.description if metric else "share of the flag's requests over the last 30 s") + mark)
+                          (metric.description if metric else "share of the flag's requests over the last 10 s") + mark)
         table.add_row("requests", str(f.requests), f"in the last {self.window}")
         table.add_row("served for fallbacks", str(f.via_fallback), "requests other routes of this flag fell back to")
         providers = (

@@ -41,11 +41,15 @@ class HelpScreen(ModalScreen):
         return out
 
     def compose(self) -> ComposeResult:
-        table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold")
-        table.add_column("key", style="bold")
-        table.add_column("action")
-        table.add_column("now")
-        for key, label, status in self.rows():
+        # below 100 columns a wrapped description pushes the last keys off an 80×24 screen: cut it instead
+        narrow = self.app.size.width < 100
+        table = Table(box=None, padding=(0, 1), show_header=True, header_style="bold", expand=narrow)
+        table.add_column("key", style="bold", no_wrap=True)
+        table.add_column("action", no_wrap=narrow, overflow="ellipsis", ratio=3 if narrow else None)
+        rows = self.rows()
+        reasons = any(status != "ready" for _, _, status in rows)
+        table.add_column("now", ratio=2 if narrow and reasons else None)
+        for key, label, status in rows:
             table.add_row(key, label, status, style="dim" if status != "ready" else "")
         with VerticalScroll():
             yield Static("[b]Keys[/b]  (↑/↓ move between routes; esc closes)")

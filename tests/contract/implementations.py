@@ -1,13 +1,15 @@
-"""The flag platforms the contract suite runs against: one factory each.
+"""The flag platforms the contract suite runs against: one registry entry each.
 
-A factory returns a ``Harness``: the platform under test, seeded with one route flag, and a
-second, independent handle on the same backend that plays "someone else".
-Adding a platform to the suite is one entry in ``FACTORIES``.
+An entry's factory returns a ``Harness``: the platform under test, seeded with one route flag
+(baseline + candidate, internal audience + eligible scope, nobody on the candidate), and a
+second, independent client of the same backend that plays "someone else". Adding a platform
+to the suite is one entry in ``IMPLEMENTATIONS``; a factory that needs a running server asks
+for it through ``request.getfixturevalue`` and carries the ``servers`` mark.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
 
@@ -16,33 +18,73 @@ import pytest
 from adapters.flags.flagd_file import FlagdFilePlatform
 from console.core.models import Allocation, ChangeEvent, RouteFlag, RouteProfile
 from console.core.ports import FlagPlatform
+from tests.integration.contract_unleash import unleash_factory
 
 FLAG = "contract-route"
+BASELINE = "fast_default_v1"
+CANDIDATE = "balanced_core_v2"
 
 
-def seed_flag() -> RouteFlag:
+def seed_flag(key: str = FLAG) -> RouteFlag:
+    """The route flag every implementation is seeded with."""
     return RouteFlag(
-        key=FLAG,
+        key=key,
         variations={
-            "fast_default_v1": RouteProfile(route="fast_default_v1", model="provider-a/standard", timeout_ms=6000),
-            "balanced_core_v2": RouteProfile(route="balanced_core_v2", model="provider-b/balanced", max_output_tokens=900,
-                                             fallback="fast_default_v1", budget_policy="standard_support_budget"),
+            BASELINE: RouteProfile(route=BASELINE, model="provider-a/standard", timeout_ms=6000),
+            CANDIDATE: RouteProfile(
+                route=CANDIDATE,
+                model="provider-b/balanced",
+                max_output_tokens=900,
+                fallback=BASELINE,
+                budget_policy="standard_support_budget",
+            ),
         },
-        baseline="fast_default_v1",
-        candidate="balanced_core_v2",
+        baseline=BASELINE,
+        candidate=CANDIDATE,
         allocation=Allocation(internal_audience="internal_support_team", eligible_scope="english_support_chat"),
     )
 
 
 @dataclass
 class Harness:
+    """One implementation, ready for a check."""
+
     platform: FlagPlatform
-    other: FlagPlatform  # an independent client of the same backend
-    reopen: Callable[[], FlagPlatform]  # a fresh client, as another console would open
+    #: an independent client of the same backend: "someone else" changing the flag
+    other: FlagPlatform
+    #: a fresh client, as another console on another machine would open it
+    reopen: Callable[[], FlagPlatform]
+    cleanup: list[Callable[[], None]] = field(default_factory=list)
+
+    def close(self) -> None:
+        for fn in reversed(self.cleanup):
+            fn()
+
+
+Factory = Callable[[pytest.FixtureRequest, Path], Harness]
+
+
+@dataclass(frozen=True)
+class Implementation:
+    name: str
+    factory: Factory
+    marks: tuple[pytest.MarkDecorator, ...] = ()
+
+
+# ---- flagd flag file -------------------------------------------------------------------
+
+
+def flagd_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
+    path = tmp_path / "flags.json"
+    FlagdFilePlatform(path).create_flag(seed_flag())
+    return Harness(FlagdFilePlatform(path), FlagdFilePlatform(path), lambda: FlagdFilePlatform(path))
+
+
+# ---- a deliberately broken adapter (the suite must fail it) -----------------------------
 
 
 class DroppingFlagdPlatform(FlagdFilePlatform):
-    """A deliberately broken adapter: it accepts writes and silently drops them."""
+    """Accepts every write and silently drops it; keeps no history."""
 
     def _write_flag(self, flag: RouteFlag, expected_revision: str | None) -> None:
         return None
@@ -51,27 +93,38 @@ class DroppingFlagdPlatform(FlagdFilePlatform):
         return []
 
 
-def flagd_factory(tmp_path: Path) -> Harness:
-    path = tmp_path / "flags.json"
-    FlagdFilePlatform(path).create_flag(seed_flag())
-    return Harness(FlagdFilePlatform(path), FlagdFilePlatform(path), lambda: FlagdFilePlatform(path))
-
-
-def dropping_factory(tmp_path: Path) -> Harness:
+def dropping_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
     path = tmp_path / "flags.json"
     FlagdFilePlatform(path).create_flag(seed_flag())
     return Harness(DroppingFlagdPlatform(path), FlagdFilePlatform(path), lambda: FlagdFilePlatform(path))
 
 
-FACTORIES: dict[str, Callable[[Path], Harness]] = {
-    "flagd": flagd_factory,
+#: every real implementation; each must pass every check
+IMPLEMENTATIONS: list[Implementation] = [
+    Implementation("flagd", flagd_factory),
+    Implementation("unleash", unleash_factory, (pytest.mark.servers,)),
+]
+
+#: implementations that must FAIL the suite (proof that the suite can fail), with the checks
+#: each one is expected to fail
+BROKEN: dict[str, tuple[Factory, frozenset[str]]] = {
+    "drops-writes": (
+        dropping_factory,
+        frozenset(
+            {
+                "set_allocation_persists_for_a_fresh_client",
+                "revision_changes_on_every_write",
+                "change_between_read_and_write_is_detected",
+                "rollback_after_foreign_change_still_rolls_back_and_reports_it",
+                "rollback_without_foreign_change_reports_none",
+                "rollout_state_round_trips",
+                "write_is_confirmed_by_read_back",
+                "history_lists_routedeck_writes",
+            }
+        ),
+    ),
 }
 
-#: implementations that must FAIL the suite (proof that the suite can fail)
-BROKEN: dict[str, Callable[[Path], Harness]] = {
-    "drops-writes": dropping_factory,
-}
 
-
-def params():
-    return [pytest.param(name, id=name) for name in FACTORIES]
+def implementation_params() -> list:
+    return [pytest.param(impl, id=impl.name, marks=impl.marks) for impl in IMPLEMENTATIONS]

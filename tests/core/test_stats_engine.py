@@ -214,7 +214,6 @@ def test_alpha_budget_is_split_across_tests() -> None:
 def test_identical_candidate_is_rarely_rolled_back_but_naive_rules_are_not() -> None:
     spec = DecisionSpec(guardrails=(GuardrailSpec("error_rate", 0.0, critical=True),))
     stage = StageSpec("20%", 2000, internal=False, min_units=100, min_dwell_s=0)
-    rng = np.random.default_rng(21)
     rollbacks = {"engine": 0, "naive": 0, "fixed": 0}
     streams = 60
     for s in range(streams):
@@ -229,8 +228,7 @@ def test_identical_candidate_is_rarely_rolled_back_but_naive_rules_are_not() -> 
                     hit.add(name)
         for name in hit:
             rollbacks[name] += 1
-    assert rng is not None
-    assert rollbacks["engine"] / streams <= 0.05 + 0.05  # ≤ α with room for 60 streams
+    assert rollbacks["engine"] / streams <= 0.05 + 0.05  # ≤ α, with room for sampling error over 60 streams
     assert rollbacks["naive"] / streams > 0.5  # a point estimate is worse than baseline half the time
     assert rollbacks["fixed"] > rollbacks["engine"]
 
@@ -238,11 +236,20 @@ def test_identical_candidate_is_rarely_rolled_back_but_naive_rules_are_not() -> 
 def test_evaluate_on_20000_units_is_fast() -> None:
     units = make_units(Arm.CANDIDATE, 10000, seed=30) + make_units(Arm.BASELINE, 10000, seed=31)
     evaluate(SPEC, CTX, units, None)
-    best = min(_timed(lambda: evaluate(SPEC, CTX, units, None)) for _ in range(3))
-    assert best < 0.05
+    best = min(_cpu_time(lambda: evaluate(SPEC, CTX, units, None)) for _ in range(5))
+    assert best < 0.05, f"evaluate took {best * 1000:.0f} ms of CPU on 20,000 units"
 
 
-def _timed(fn) -> float:
-    start = time.perf_counter()
+def _cpu_time(fn) -> float:
+    # CPU time of this process, so a busy machine does not fail the test; best of several runs
+    start = time.process_time()
     fn()
-    return time.perf_counter() - start
+    return time.process_time() - start
+
+
+def test_quantile_guardrail_is_refused_in_one_line() -> None:
+    from console.core.errors import BadInput
+
+    spec = DecisionSpec(guardrails=(GuardrailSpec("p95_latency", 100.0),))
+    with pytest.raises(BadInput, match="only be a tripwire"):
+        evaluate(spec, CTX, make_units(Arm.CANDIDATE, 50, seed=40), None)

@@ -127,3 +127,10 @@ def test_srm_stays_quiet_on_a_fair_split_over_many_looks() -> None:
                 alarms += 1
                 break
     assert alarms / streams <= binomial_ceiling(ALPHA, streams)
+
+
+def test_one_sided_bound_is_tighter_than_two_sided() -> None:
+    two = cs_half_width(0.25 / 1000, 1000, ALPHA, 2000)
+    one = cs_half_width(0.25 / 1000, 1000, ALPHA, 2000, two_sided=False)
+    assert one < two
+    assert one == pytest.approx(cs_half_width(0.25 / 1000, 1000, 2 * ALPHA, 2000))

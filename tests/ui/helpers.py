@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 from adapters.flags.flagd_file import FlagdFilePlatform
@@ -21,13 +22,19 @@ def demo_app(state_dir: Path, *, scenario: str = "steady", metrics: MetricsSourc
     platform = FlagdFilePlatform(path)
     flags = {k: platform.read_flag(k) for k in platform.list_flags()}
     if metrics is None:
-        metrics = SimulatedMetricsSource(
-            FlagdFileEvaluator(path), scenario, seed=7, sim_epoch=SIM_EPOCH, clock=lambda: 0.0, warmup_s=300
-        )
+        metrics = sim_source(path, scenario)
     from console.core.journal import Journal, journal_path
 
     kw.setdefault("journal", Journal(journal_path(state_dir)))
-    return RouteDeckApp(platform, metrics, flags=flags, clock=lambda: 100.0, **kw)
+    kw.setdefault("clock", lambda: 100.0)
+    return RouteDeckApp(platform, metrics, flags=flags, **kw)
+
+
+def sim_source(flags_path: Path, scenario: str = "steady") -> SimulatedMetricsSource:
+    """The demo's simulator on a frozen clock: simulated time moves only by ``advance_by``."""
+    return SimulatedMetricsSource(
+        FlagdFileEvaluator(flags_path), scenario, seed=7, sim_epoch=SIM_EPOCH, clock=lambda: 0.0, warmup_s=300
+    )
 
 
 class StuckSource(MetricsSource):
@@ -53,3 +60,11 @@ class StuckSource(MetricsSource):
         self.calls += 1
         self.release.wait(30)
         raise TimeoutError("released")
+
+
+async def wait_for(pilot, condition, timeout_s: float = 10.0) -> None:
+    """Let the app run until ``condition()`` holds; fail after ``timeout_s``."""
+    started = time.perf_counter()
+    while not condition():
+        assert time.perf_counter() - started < timeout_s, "timed out"
+        await pilot.pause(0.02)

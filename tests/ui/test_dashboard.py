@@ -85,6 +85,9 @@ async def test_rollback_works_while_metrics_source_never_answers(tmp_path):
                     break
             flag = FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG)
             assert flag.allocation.candidate_bp == 0
+            assert any("confirmed by read-back" in n.message for n in app._notifications)
+            # the metrics read is still hanging: the rollback did not wait for it
+            assert stuck.calls == 1 and any(w.group == "metrics" and w.is_running for w in app.workers)
             stuck.release.set()
     finally:
         stuck.release.set()

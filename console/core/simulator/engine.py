@@ -102,6 +102,7 @@ class Population:
 
     @classmethod
     def generate(cls, seed: int, n: int) -> "Population":
+        """``n`` units drawn from ``seed`` alone (the same population whatever the flags say)."""
         rng = np.random.default_rng([seed, 0x5EED])
         activity = rng.lognormal(0.0, 1.0, n)
         cum = np.cumsum(activity)
@@ -119,6 +120,7 @@ class Population:
         )
 
     def context(self, i: int) -> dict[str, Any]:
+        """The evaluation context attributes the application sends for unit ``i``."""
         wf = WORKFLOWS[self.workflow[i]]
         ctx: dict[str, Any] = {"workflow": wf, "plan": PLANS[self.plan[i]], "region": REGIONS[self.region[i]],
                                "language": "en" if self.english[i] else "other"}
@@ -197,6 +199,7 @@ class TrafficSimulator:
         self._eff_index: dict[tuple[str, str, Arm], int] = {}
         self._eff_table: dict[str, np.ndarray] | None = None
         self._defaults: dict[str, dict[str, Any]] = {}
+        self._segments: dict[int, dict[str, str]] = {}
         self._unit_flag = [WORKFLOW_FLAGS[WORKFLOWS[w]] for w in self.pop.workflow.tolist()]
 
     # ---- time ---------------------------------------------------------------------
@@ -232,6 +235,7 @@ class TrafficSimulator:
         return found
 
     def key_of(self, i: int) -> RouteKey:
+        """The RouteKey behind a ``key`` column value of the request log."""
         return self._keys[i]
 
     def _behaviour(self, flag: str, profile: dict[str, Any], arm: Arm) -> tuple[RouteBehaviour, dict[str, Any]]:
@@ -609,17 +613,25 @@ class TrafficSimulator:
         cost = np.bincount(inv, weights=log["cost"][m], minlength=n)
         t_first = log["t"][m][first]
         keys_m = log["key"][m]
+        # plain lists: indexing numpy scalars one by one costs more than the arithmetic above
+        lists = {name: np.rint(arr).astype(np.int64).tolist() for name, arr in cols.items()}
+        first_keys = [self._keys[k] for k in keys_m[first].tolist()]
+        crossed = (on_baseline & on_candidate).tolist()
         records = []
-        for j in range(n):
-            unit = int(uniq[j])
-            key = self._keys[int(keys_m[first[j]])]
+        for j, (unit, key, seen, spent) in enumerate(zip(uniq.tolist(), first_keys, t_first.tolist(), cost.tolist())):
             rec = UnitRecord(
                 unit_id=self.pop.ids[unit], flag=flag, arm=key.arm, route=key.route,
-                segment=self.pop.segment(unit), first_seen=float(t_first[j]),
-                exposures=int(cols["requests"][j]), cost_usd=float(cost[j]),
-                crossed=bool(on_baseline[j] and on_candidate[j]),
+                segment=self._segment(unit), first_seen=float(seen), cost_usd=spent, crossed=crossed[j],
             )
-            for name, arr in cols.items():
-                setattr(rec, name, int(arr[j]))
+            for name, values in lists.items():
+                setattr(rec, name, values[j])
+            rec.exposures = rec.requests
             records.append(rec)
         return records
+
+    def _segment(self, unit: int) -> dict[str, str]:
+        """The unit's segment (computed once: it is fixed); callers get their own copy."""
+        found = self._segments.get(unit)
+        if found is None:
+            found = self._segments[unit] = self.pop.segment(unit)
+        return dict(found)

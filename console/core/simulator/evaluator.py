@@ -68,6 +68,7 @@ class FlagdFileEvaluator:
 
     @property
     def revision(self) -> str:
+        """Counts successful loads: equal revisions mean equal configurations."""
         return str(self._revision)
 
     def refresh(self) -> None:

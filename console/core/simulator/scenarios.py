@@ -9,6 +9,8 @@ from ..errors import BadInput
 
 @dataclass(frozen=True)
 class Scenario:
+    """What a scenario does to the candidate arm (the baseline is never touched)."""
+
     name: str
     description: str
     #: the candidate behaves exactly like the baseline route of its flag
@@ -43,6 +45,7 @@ SCENARIOS: dict[str, Scenario] = {
 
 
 def get_scenario(name: str) -> Scenario:
+    """The scenario called ``name``; BadInput naming the valid ones otherwise."""
     try:
         return SCENARIOS[name]
     except KeyError:

@@ -24,6 +24,7 @@ from typing import Callable
 
 import numpy as np
 
+from ..errors import BadInput
 from ..registry import Metric, MetricKind, lookup
 from ..telemetry import LATENCY_BOUNDS_MS, Arm, RouteCounters, UnitRecord, histogram_quantile
 from .gates import crossover_gate, gate_blocks, join_gate, no_traffic_gate, srm_gate
@@ -150,7 +151,9 @@ def guardrail_readout(g: GuardrailSpec, arms: Arms | None, totals, ctx: StageCon
                       planned: int, primary: PrimarySpec | None = None, sequential: bool = True) -> MetricReadout:
     """One guardrail (or the primary metric) judged against the baseline, or against its absolute limit without one."""
     metric = lookup(g.metric)
-    assert metric is not None and metric.numerator is not None
+    if metric is None or metric.numerator is None or metric.denominator is None:
+        raise BadInput(f"decision rule: guardrail {g.metric!r} is not a rate or ratio metric — quantiles such as "
+                       "p95 can only be a tripwire (p95_tripwire_ms)")
     est_c = arm_estimate(arms, totals, Arm.CANDIDATE, metric)
     est_b = arm_estimate(arms, totals, Arm.BASELINE, metric)
     components = {}

@@ -1,0 +1,470 @@
+"""Route flags on an Unleash server, through its Admin API.
+
+A route flag is one Unleash feature flag whose strategies, in one environment, are (in order)::
+
+    routedeck:internal   flexibleRollout 100 % (0 % when off), constraint audience → candidate variant
+    routedeck:candidate  flexibleRollout N %, groupId = flag key, constraint scope  → candidate variant
+    routedeck:baseline   flexibleRollout 100 %, no constraint                       → baseline variant
+
+Each strategy carries one variant whose JSON payload is the route profile. Unleash serves the
+variant of the first strategy that matches, so units outside the rollout (or outside the scope)
+fall through to the explicit baseline strategy and get the baseline *profile*, never the SDK's
+disabled variant. The candidate strategy's ``groupId`` is fixed to the flag key, so Unleash's
+bucketing (murmur3 of ``groupId:userId``) keeps the 5 % cohort inside the 20 % cohort.
+Rollback sets both candidate strategies' rollout to 0; the flag is never switched off.
+
+routedeck's own state (which variation is the baseline, the candidate, the audience and scope
+names, other variations, the rollout state) is a JSON string in the baseline strategy's
+``parameters["routedeck"]``: it lives in the same environment as the split it describes and
+reaches Unleash's change history with it. Route flags carry the tag ``simple:routedeck``.
+
+Unleash strategies carry no revision. The revision here is a hash of the environment's
+strategies as read; ``_write_flag`` re-reads and compares before writing. That detects most
+foreign changes but is racy (a change landing between the compare and the write is lost):
+best effort, and said so in ``docs/backends.md``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+from datetime import datetime, timezone
+from typing import Any
+from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+
+import httpx
+from pydantic import ValidationError
+
+from console.core.errors import BackendError, BadInput, ConflictError
+from console.core.models import (
+    FULL_SHARE_BP,
+    Allocation,
+    ChangeEvent,
+    RolloutState,
+    RouteFlag,
+    RouteProfile,
+)
+from console.core.ports import FlagPlatform, describe_difference_short
+from console.core.redact import redact
+
+from ..http import JsonHttp, RetryPolicy, make_client, redact_url
+
+TOKEN_ENV = "ROUTEDECK_UNLEASH_TOKEN"
+TAG = {"type": "simple", "value": "routedeck"}
+META_KEY = "routedeck"
+INTERNAL, CANDIDATE, BASELINE = "routedeck:internal", "routedeck:candidate", "routedeck:baseline"
+ORDER = (INTERNAL, CANDIDATE, BASELINE)
+#: strategy fields that decide routing (and so make up the revision)
+_ROUTING_FIELDS = ("name", "title", "disabled", "constraints", "parameters", "variants", "segments", "sortOrder")
+
+
+class UnleashPlatform(FlagPlatform):
+    """Route flags in one project and environment of an Unleash server."""
+
+    kind = "unleash"
+
+    def __init__(
+        self,
+        base_url: str,
+        token: str,
+        *,
+        project: str = "default",
+        environment: str = "development",
+        timeout_s: float = 5.0,
+        retry: RetryPolicy = RetryPolicy(),
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.project = project
+        self.environment = environment
+        client = make_client(
+            self.base_url,
+            headers={"Authorization": token, "Content-Type": "application/json"},
+            timeout_s=timeout_s,
+            transport=transport,
+        )
+        self.http = JsonHttp(client, "Unleash", retry=retry)
+
+    @classmethod
+    def from_spec(cls, spec: str, **options: Any) -> "UnleashPlatform":
+        """``unleash:http://HOST:PORT?project=P&environment=E``; the admin token comes from ROUTEDECK_UNLEASH_TOKEN."""
+        kind, _, url = spec.partition(":")
+        parts = urlsplit(url)
+        if kind != "unleash" or parts.scheme not in ("http", "https") or not parts.netloc:
+            raise BadInput(f"--flags {redact(spec)!r}: expected unleash:http://HOST:PORT?project=P&environment=E")
+        if parts.username or parts.password:
+            raise BadInput(f"--flags {redact_url(url)!r}: put no credentials in the URL — set {TOKEN_ENV}")
+        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        unknown = sorted(set(query) - {"project", "environment"})
+        if unknown:
+            raise BadInput(f"--flags {redact_url(url)!r}: unknown option {unknown[0]!r} — use project and environment")
+        token = options.pop("token", None) or os.environ.get(TOKEN_ENV)
+        if not token:
+            raise BadInput(f"--flags unleash:…: no admin API token — set {TOKEN_ENV}")
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        return cls(
+            base, token,
+            project=query.get("project") or "default",
+            environment=query.get("environment") or "development",
+            **options,
+        )
+
+    def describe(self) -> str:
+        return f"unleash:{redact_url(self.base_url)}?project={self.project}&environment={self.environment}"
+
+    def close(self) -> None:
+        self.http.close()
+
+    # ---- paths ---------------------------------------------------------------------------
+
+    def _features(self) -> str:
+        return f"/api/admin/projects/{quote(self.project, safe='')}/features"
+
+    def _feature(self, key: str) -> str:
+        return f"{self._features()}/{quote(key, safe='')}"
+
+    def _strategies(self, key: str) -> str:
+        return f"{self._feature(key)}/environments/{quote(self.environment, safe='')}/strategies"
+
+    # ---- reading -------------------------------------------------------------------------
+
+    def list_flags(self) -> list[str]:
+        body = self.http.json(
+            "GET", "/api/admin/search/features",
+            params={"project": f"IS:{self.project}", "tag": f"INCLUDE:{TAG['type']}:{TAG['value']}", "limit": "1000"},
+        )
+        return sorted(f["name"] for f in (body or {}).get("features", []) if isinstance(f, dict) and "name" in f)
+
+    def _read_raw(self, key: str) -> dict[str, Any]:
+        response = self.http.request("GET", self._feature(key))
+        if response.status_code == 404:
+            raise BadInput(f"{self.describe()}: no flag {key!r} in project {self.project} — check the key or run init")
+        if response.status_code != 200:
+            self.http.json("GET", self._feature(key))  # raises the one-line error
+        feature = response.json()
+        env = next((e for e in feature.get("environments", []) if e.get("name") == self.environment), None)
+        if env is None:
+            raise BackendError(f"{self.describe()}: flag {key} has no environment {self.environment!r} — check the spec")
+        return env
+
+    def read_flag(self, key: str) -> RouteFlag:
+        env = self._read_raw(key)
+        return parse_flag(key, env, self.describe())
+
+    # ---- writing -------------------------------------------------------------------------
+
+    def _write_flag(self, flag: RouteFlag, expected_revision: str | None) -> None:
+        env = self._read_raw(flag.key)
+        if expected_revision is not None and revision_of(env) != expected_revision:
+            try:
+                what = describe_difference_short(parse_flag(flag.key, env, self.describe()))
+            except BadInput:
+                what = "no longer in routedeck's shape"
+            raise ConflictError(
+                f"{self.describe()}: flag {flag.key} was changed by someone else ({what}); nothing written — reload and retry",
+                current_revision=revision_of(env),
+            )
+        self._put_strategies(flag, env.get("strategies", []))
+        if not env.get("enabled"):
+            self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on")
+
+    def _put_strategies(self, flag: RouteFlag, existing: list[dict[str, Any]]) -> None:
+        wanted = render_strategies(flag)
+        by_title = {s.get("title"): s for s in existing if s.get("title") in ORDER}
+        base = self._strategies(flag.key)
+        # the baseline goes in first, so that at no moment does a unit fall off the end of the list
+        for body in sorted(wanted, key=lambda s: s["title"] != BASELINE):
+            current = by_title.pop(body["title"], None)
+            if current is None:
+                self.http.json("POST", base, json=body)
+            else:
+                self.http.json("PUT", f"{base}/{quote(current['id'], safe='')}", json=body)
+        # strategies routedeck did not write (or no longer needs) would route units their own way
+        for s in existing:
+            if s.get("title") not in {b["title"] for b in wanted}:
+                self.http.json("DELETE", f"{base}/{quote(s['id'], safe='')}")
+
+    def _create_flag(self, flag: RouteFlag) -> None:
+        response = self.http.request("POST", self._features(), json={
+            "name": flag.key, "type": "experiment",
+            "description": "Model route flag managed by routedeck (variants are route profiles).",
+        })
+        if response.status_code == 409:
+            raise BadInput(f"{self.describe()}: flag {flag.key} already exists — nothing changed")
+        if response.status_code not in (200, 201):
+            self.http.json("POST", self._features(), ok=(200, 201), json={"name": flag.key})
+        self.http.json("POST", f"/api/admin/features/{quote(flag.key, safe='')}/tags", ok=(200, 201), json=TAG)
+        self._put_strategies(flag, [])
+        self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on")
+
+    # ---- history -------------------------------------------------------------------------
+
+    def history(self, key: str, limit: int = 100) -> list[ChangeEvent]:
+        body = self.http.json("GET", "/api/admin/search/events", params={"feature": f"IS:{key}", "limit": str(limit)})
+        events = []
+        for e in _since_created((body or {}).get("events", [])):
+            env = e.get("environment")
+            if env not in (None, self.environment):
+                continue
+            events.append(ChangeEvent(
+                at=_parse_time(e.get("createdAt")),
+                actor=str(e.get("createdBy") or "?"),
+                flag=key,
+                action=str(e.get("label") or e.get("type") or "change"),
+                detail=_event_detail(e),
+                before=e.get("preData") if isinstance(e.get("preData"), dict) else None,
+                after=e.get("data") if isinstance(e.get("data"), dict) else None,
+            ))
+        events.sort(key=lambda ev: ev.at, reverse=True)
+        return events[:limit]
+
+
+# ---- RouteFlag <-> strategies -------------------------------------------------------------
+
+
+def revision_of(env: dict[str, Any]) -> str:
+    """A hash of what routes traffic in the environment (strategies in order, and on/off)."""
+    strategies = sorted(env.get("strategies", []), key=lambda s: (s.get("sortOrder", 0), s.get("id", "")))
+    doc = {
+        "enabled": bool(env.get("enabled")),
+        "strategies": [{k: s.get(k) for k in ("id",) + _ROUTING_FIELDS} for s in strategies],
+    }
+    return hashlib.sha256(json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()).hexdigest()[:16]
+
+
+def predicate_to_constraint(predicate: dict[str, Any], what: str) -> dict[str, Any]:
+    """``{"==": [{"var": FIELD}, VALUE]}`` as an Unleash constraint; other predicates cannot be expressed."""
+    match = predicate.get("==") if isinstance(predicate, dict) and len(predicate) == 1 else None
+    if (
+        isinstance(match, list) and len(match) == 2 and isinstance(match[0], dict)
+        and list(match[0]) == ["var"] and isinstance(match[0]["var"], str) and isinstance(match[1], (str, int, float))
+    ):
+        return {"contextName": match[0]["var"], "operator": "IN", "values": [str(match[1])],
+                "caseInsensitive": False, "inverted": False}
+    raise BadInput(
+        f"{what} predicate {json.dumps(predicate)} cannot be an Unleash constraint — "
+        'use {"==": [{"var": FIELD}, VALUE]}'
+    )
+
+
+def _strategy(title: str, rollout_pct: int, group: str, variant: str, profile: RouteProfile,
+              constraints: list[dict[str, Any]], sort_order: int, meta: str | None = None) -> dict[str, Any]:
+    params = {"rollout": str(rollout_pct), "stickiness": "default", "groupId": group}
+    if meta is not None:
+        params[META_KEY] = meta
+    return {
+        "name": "flexibleRollout",
+        "title": title,
+        "disabled": False,
+        "constraints": constraints,
+        "parameters": params,
+        "segments": [],
+        "sortOrder": sort_order,
+        "variants": [{
+            "name": variant, "weight": 1000, "weightType": "variable", "stickiness": "default",
+            "payload": {"type": "json", "value": profile.canonical_json()},
+        }],
+    }
+
+
+def render_strategies(flag: RouteFlag) -> list[dict[str, Any]]:
+    """The strategies routedeck writes for ``flag``, in evaluation order."""
+    a = flag.allocation
+    if a.candidate_bp % 100:
+        raise BadInput(
+            f"flag {flag.key}: Unleash rollouts are whole percentages — "
+            f"{a.candidate_bp / 100:g}% cannot be set; use a stage share such as 5% or 20%"
+        )
+    out = []
+    if flag.candidate is not None:
+        cand = flag.variations[flag.candidate]
+        audience = a.audience_rule()
+        if audience is not None:
+            out.append(_strategy(INTERNAL, 100 if a.internal_enabled else 0, flag.key, flag.candidate, cand,
+                                 [predicate_to_constraint(audience, "audience")], 0))
+        scope = a.scope_rule()
+        scope_constraints = [predicate_to_constraint(scope, "eligible scope")] if scope is not None else []
+        out.append(_strategy(CANDIDATE, a.candidate_bp // 100, flag.key, flag.candidate, cand, scope_constraints, 1))
+    out.append(_strategy(BASELINE, 100, flag.key, flag.baseline, flag.variations[flag.baseline], [], 2,
+                         meta=json.dumps(_meta(flag), sort_keys=True, separators=(",", ":"))))
+    return out
+
+
+def _meta(flag: RouteFlag) -> dict[str, Any]:
+    a = flag.allocation
+    meta: dict[str, Any] = {"v": 1, "baseline": flag.baseline, "candidate": flag.candidate}
+    if a.internal_audience:
+        meta["internalAudience"] = a.internal_audience
+    if a.eligible_scope:
+        meta["eligibleScope"] = a.eligible_scope
+    if a.audience_predicate is not None:
+        meta["audiencePredicate"] = a.audience_predicate
+    if a.scope_predicate is not None:
+        meta["scopePredicate"] = a.scope_predicate
+    others = {n: p.to_wire() for n, p in flag.variations.items() if n not in (flag.baseline, flag.candidate)}
+    if others:
+        meta["variations"] = others
+    if flag.rollout is not None:
+        meta["rollout"] = flag.rollout.model_dump(mode="json", exclude_none=True)
+    return meta
+
+
+def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
+    """Read a RouteFlag back from an environment's strategies (foreign shapes are reported, not hidden)."""
+    here = f"{where}: flag {key}"
+    strategies = sorted(env.get("strategies", []), key=lambda s: s.get("sortOrder", 0))
+    mine = {s.get("title"): s for s in strategies if s.get("title") in ORDER}
+    base = mine.get(BASELINE)
+    if base is None:
+        raise BadInput(f"{here}: no {BASELINE!r} strategy — not a routedeck route flag (create it with routedeck init)")
+    try:
+        meta = json.loads((base.get("parameters") or {}).get(META_KEY) or "{}")
+    except json.JSONDecodeError:
+        raise BadInput(f"{here}: parameter {META_KEY!r} of the baseline strategy is not JSON — restore it from history") from None
+    baseline = meta.get("baseline")
+    candidate = meta.get("candidate")
+    variations: dict[str, RouteProfile] = {}
+    for name, wire in (meta.get("variations") or {}).items():
+        variations[name] = _profile(wire, f"{here}: variation {name}")
+    foreign: list[str] = []
+    for title, s in mine.items():
+        for v in s.get("variants") or []:
+            payload = (v.get("payload") or {}).get("value")
+            if payload is None:
+                continue
+            try:
+                variations[v["name"]] = _profile(json.loads(payload), f"{here}: variant {v.get('name')}")
+            except json.JSONDecodeError:
+                raise BadInput(f"{here}: variant {v.get('name')} payload is not JSON — fix it in Unleash") from None
+    if not baseline or baseline not in variations:
+        raise BadInput(f"{here}: baseline variation {baseline!r} not found in the baseline strategy — restore it from history")
+    if candidate is not None and candidate not in variations:
+        foreign.append(f"candidate {candidate} has no strategy variant")
+        candidate = None
+    rollout = None
+    if meta.get("rollout"):
+        try:
+            rollout = RolloutState.model_validate(meta["rollout"])
+        except ValidationError:
+            raise BadInput(f"{here}: stored rollout state is not valid — remove parameter {META_KEY}.rollout to reset") from None
+    alloc = Allocation(
+        internal_audience=meta.get("internalAudience"),
+        eligible_scope=meta.get("eligibleScope"),
+        audience_predicate=meta.get("audiencePredicate"),
+        scope_predicate=meta.get("scopePredicate"),
+    )
+    internal_on, bp = False, 0
+    if candidate is not None:
+        internal = mine.get(INTERNAL)
+        if internal is not None:
+            internal_on = _rollout_bp(internal) > 0
+            foreign += _check(internal, key, candidate, _constraints_for(alloc.audience_rule()), "internal")
+        elif alloc.audience_rule() is not None:
+            foreign.append("the internal-audience strategy is missing")
+        cand = mine.get(CANDIDATE)
+        if cand is not None:
+            bp = _rollout_bp(cand)
+            foreign += _check(cand, key, candidate, _constraints_for(alloc.scope_rule()), "candidate")
+        else:
+            foreign.append("the candidate strategy is missing")
+    foreign += _check(base, key, baseline, [], "baseline", rollout_pct=100)
+    others = [s.get("title") or s.get("name") for s in strategies if s.get("title") not in ORDER]
+    if others:
+        foreign.append(f"strategies not written by routedeck: {', '.join(map(str, others))}")
+    order = [s.get("title") for s in strategies if s.get("title") in ORDER]
+    if order != [t for t in ORDER if t in order]:
+        foreign.append("routedeck's strategies are out of order")
+    if not env.get("enabled"):
+        foreign.append(f"the flag is off in {env.get('name', 'this environment')} — every unit gets the application's default")
+    return RouteFlag(
+        key=key,
+        variations=variations,
+        baseline=baseline,
+        candidate=candidate,
+        allocation=alloc.model_copy(update={"internal_enabled": internal_on, "candidate_bp": bp}),
+        revision=revision_of(env),
+        rollout=rollout,
+        foreign_targeting="; ".join(foreign) or None,
+    )
+
+
+def _constraints_for(predicate: dict[str, Any] | None) -> list[dict[str, Any]]:
+    return [] if predicate is None else [predicate_to_constraint(predicate, "stored")]
+
+
+def _check(s: dict[str, Any], key: str, variant: str, constraints: list[dict[str, Any]], what: str,
+           rollout_pct: int | None = None) -> list[str]:
+    """Ways ``s`` differs from the strategy routedeck writes (each would change who gets what)."""
+    problems = []
+    params = s.get("parameters") or {}
+    if s.get("disabled"):
+        problems.append(f"the {what} strategy is disabled")
+    if s.get("name") != "flexibleRollout" or params.get("groupId") != key or params.get("stickiness", "default") != "default":
+        problems.append(f"the {what} strategy is not a flexibleRollout on groupId {key} with default stickiness")
+    if rollout_pct is not None and params.get("rollout") != str(rollout_pct):
+        problems.append(f"the {what} strategy's rollout is {params.get('rollout')}%, not {rollout_pct}%")
+    names = [v.get("name") for v in s.get("variants") or []]
+    if names != [variant]:
+        problems.append(f"the {what} strategy serves {', '.join(map(str, names)) or 'no variant'}, not {variant}")
+    if _norm(s.get("constraints") or []) != _norm(constraints) or s.get("segments"):
+        problems.append(f"the {what} strategy's constraints were changed outside routedeck")
+    return problems
+
+
+def _norm(constraints: list[dict[str, Any]]) -> list[tuple]:
+    return sorted(
+        (c.get("contextName"), c.get("operator"), tuple(c.get("values") or ([c["value"]] if c.get("value") else [])),
+         bool(c.get("inverted")), bool(c.get("caseInsensitive")))
+        for c in constraints
+    )
+
+
+def _rollout_bp(s: dict[str, Any]) -> int:
+    try:
+        pct = float((s.get("parameters") or {}).get("rollout", 0))
+    except (TypeError, ValueError):
+        return 0
+    return max(0, min(FULL_SHARE_BP, round(pct * 100)))
+
+
+def _profile(wire: Any, where: str) -> RouteProfile:
+    try:
+        return RouteProfile.model_validate(wire)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        field = ".".join(str(p) for p in err["loc"]) or "value"
+        raise BadInput(f"{where}: {field}: {err['msg']} — fix the route profile") from None
+
+
+def _parse_time(raw: Any) -> datetime:
+    try:
+        return datetime.fromisoformat(str(raw).replace("Z", "+00:00"))
+    except ValueError:
+        return datetime.fromtimestamp(0, tz=timezone.utc)
+
+
+def _since_created(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Events of the flag as it exists now: Unleash keeps the events of a deleted flag of the same name."""
+    ordered = sorted(events, key=lambda e: str(e.get("createdAt", "")), reverse=True)
+    for i, e in enumerate(ordered):
+        if e.get("type") == "feature-created":
+            return ordered[: i + 1]
+    return ordered
+
+
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+
+
+def _event_detail(e: dict[str, Any]) -> str:
+    """A one-line account of an event: rollout changes spelled out, else Unleash's own summary."""
+    data, pre = e.get("data"), e.get("preData")
+    if isinstance(data, dict) and isinstance(pre, dict) and "parameters" in data:
+        was, now = (pre.get("parameters") or {}).get("rollout"), (data.get("parameters") or {}).get("rollout")
+        if was != now:
+            return f"{data.get('title') or data.get('name')}: rollout {was}% → {now}%"
+    summary = str(e.get("summary") or "")
+    text = _LINK.sub(r"\1", summary).replace("**", "")
+    return " ".join(text.split())[:300]
+

@@ -1,0 +1,78 @@
+"""The metric contract between an instrumented application and routedeck's Prometheus source.
+
+One module holds the names, labels and bucket bounds, so the exporter (what an application
+emits) and the source (what routedeck queries) cannot drift apart. Where OpenTelemetry's GenAI
+semantic conventions define a metric, its name is used with Prometheus' mapping (dots become
+underscores, the unit becomes a suffix); routedeck's own route-level counters fill the rest.
+``docs/backends.md`` documents the same contract for people.
+"""
+
+from __future__ import annotations
+
+from console.core.telemetry import LATENCY_BOUNDS_MS, TTFT_BOUNDS_MS
+
+# ---- labels -------------------------------------------------------------------------------
+
+#: every metric carries these: which flag assigned the route, the route, the arm and the stage
+ROUTE_LABELS: tuple[str, ...] = ("flag", "route", "arm", "stage")
+#: segment attributes of the randomisation unit
+SEGMENT_LABELS: tuple[str, ...] = ("plan", "region", "workflow")
+#: the labels the source groups by (stage and segments are summed over)
+GROUP_LABELS: tuple[str, ...] = ("flag", "route", "arm")
+
+# OpenTelemetry GenAI attributes, Prometheus-spelled
+OPERATION = "gen_ai_operation_name"
+PROVIDER = "gen_ai_provider_name"
+MODEL = "gen_ai_request_model"
+TOKEN_TYPE = "gen_ai_token_type"  # "input" | "output"
+ERROR_TYPE = "error_type"  # empty on success (OTel sets error.type only when the call failed)
+
+# ---- OpenTelemetry GenAI metrics ----------------------------------------------------------
+
+#: gen_ai.client.operation.duration (s), one observation per user-facing request
+DURATION = "gen_ai_client_operation_duration_seconds"
+DURATION_LABELS = ROUTE_LABELS + SEGMENT_LABELS + (OPERATION, PROVIDER, MODEL, ERROR_TYPE)
+#: gen_ai.client.token.usage ({token}), one observation per call and token type
+TOKEN_USAGE = "gen_ai_client_token_usage"
+TOKEN_USAGE_LABELS = ROUTE_LABELS + SEGMENT_LABELS + (OPERATION, PROVIDER, MODEL, TOKEN_TYPE)
+#: gen_ai.server.time_to_first_token (s), measured by the client for streamed answers
+TTFT = "gen_ai_server_time_to_first_token_seconds"
+TTFT_LABELS = ROUTE_LABELS + SEGMENT_LABELS + (OPERATION, PROVIDER, MODEL)
+
+# ---- routedeck route-level counters (Prometheus names; the client adds _total) ------------
+
+UNITS = "routedeck_units_total"  # first request of a unit on (flag, route, arm)
+REQUESTS = "routedeck_requests_total"
+REQUESTS_LABELS = ROUTE_LABELS + SEGMENT_LABELS + ("provider", "model", "status")
+FALLBACKS = "routedeck_fallbacks_total"
+FALLBACKS_LABELS = ROUTE_LABELS + SEGMENT_LABELS + ("served_route",)
+#: every outcome the application recorded, by kind
+OUTCOMES = "routedeck_outcomes_total"
+#: outcomes joined to their exposure by unit id, by kind (the guardrails use these)
+JOINED_OUTCOMES = "routedeck_joined_outcomes_total"
+OUTCOME_LABELS = ROUTE_LABELS + SEGMENT_LABELS + ("kind",)
+EXPOSURES = "routedeck_exposures_total"
+COST = "routedeck_cost_usd_total"
+PLAIN_LABELS = ROUTE_LABELS + SEGMENT_LABELS
+
+#: values of ``status`` on routedeck_requests_total: "ok" or the failure kind of the assigned call
+STATUS_OK = "ok"
+STATUS_RATE_LIMITED = "429"
+STATUS_TIMEOUT = "timeout"
+STATUS_MALFORMED = "malformed"
+STATUS_POLICY_BLOCK = "policy_block"
+#: values of ``kind`` on the outcome counters; resolved and escalated are exclusive, the others flags
+OUTCOME_KINDS: tuple[str, ...] = ("resolved", "escalated", "corrected", "complaint")
+
+# ---- histogram buckets (seconds) ----------------------------------------------------------
+
+#: a bound at every latency SLO threshold routedeck offers, so attainment is exact
+DURATION_BUCKETS_S: tuple[float, ...] = tuple(ms / 1000 for ms in LATENCY_BOUNDS_MS)
+TTFT_BUCKETS_S: tuple[float, ...] = tuple(ms / 1000 for ms in TTFT_BOUNDS_MS)
+#: token counts per call
+TOKEN_BUCKETS: tuple[float, ...] = (16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576)
+
+
+def le_to_ms(le: str) -> float:
+    """A Prometheus ``le`` label (seconds, may be "+Inf") as milliseconds."""
+    return float(le) * 1000.0

@@ -1,0 +1,113 @@
+"""Turn the simulated application's events into Prometheus metrics, exactly as the contract says.
+
+This is what an instrumented application does, written once: the simulator's ``RequestEvent``
+and ``OutcomeEvent`` records become the OpenTelemetry GenAI histograms and routedeck's counters
+of ``prom_contract``. Tests and the docs' instrumentation example use it; a real application
+would call ``record_request``/``record_outcome`` from its own request path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, start_http_server
+
+from console.core.simulator.events import OutcomeEvent, RequestEvent, SimEvent
+
+from . import prom_contract as c
+
+#: the operation name routedeck's example applications report (OTel gen_ai.operation.name)
+OPERATION_CHAT = "chat"
+
+
+class RouteMetricsExporter:
+    """Prometheus metrics of one application, in their own registry.
+
+    ``stage_of(flag)`` gives the rollout stage label for a flag (the application knows it from
+    the flag's rollout state); the default labels every series with "unknown".
+    """
+
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        stage_of: Callable[[str], str] = lambda flag: "unknown",
+        export_cost: bool = True,
+    ) -> None:
+        """``export_cost=False`` emits no cost counter, as an application that only knows tokens."""
+        disable_created_metrics()
+        self.registry = registry if registry is not None else CollectorRegistry()
+        self.stage_of = stage_of
+        self.export_cost = export_cost
+        r = self.registry
+        self.duration = Histogram(c.DURATION, "GenAI client operation duration", c.DURATION_LABELS,
+                                  buckets=c.DURATION_BUCKETS_S, registry=r)
+        self.tokens = Histogram(c.TOKEN_USAGE, "GenAI tokens used per call", c.TOKEN_USAGE_LABELS,
+                                buckets=c.TOKEN_BUCKETS, registry=r)
+        self.ttft = Histogram(c.TTFT, "time to the first token of the answer", c.TTFT_LABELS,
+                              buckets=c.TTFT_BUCKETS_S, registry=r)
+        self.units = Counter(c.UNITS, "units seen for the first time on a route and arm", c.PLAIN_LABELS, registry=r)
+        self.requests = Counter(c.REQUESTS, "requests by provider, model and status", c.REQUESTS_LABELS, registry=r)
+        self.fallbacks = Counter(c.FALLBACKS, "requests answered by a fallback route", c.FALLBACKS_LABELS, registry=r)
+        self.outcomes = Counter(c.OUTCOMES, "business outcomes recorded", c.OUTCOME_LABELS, registry=r)
+        self.joined = Counter(c.JOINED_OUTCOMES, "outcomes joined to their exposure", c.OUTCOME_LABELS, registry=r)
+        self.exposures = Counter(c.EXPOSURES, "exposures recorded (flag, route, unit)", c.PLAIN_LABELS, registry=r)
+        self.cost = Counter(c.COST, "cost of the calls in USD", c.PLAIN_LABELS, registry=r) if export_cost else None
+        #: the segment of each unit's last request (outcome events carry none)
+        self._segments: dict[str, dict[str, str]] = {}
+
+    def _route(self, flag: str, route: str, arm: str, segment: dict[str, str]) -> dict[str, str]:
+        labels = {"flag": flag, "route": route, "arm": arm, "stage": self.stage_of(flag)}
+        for name in c.SEGMENT_LABELS:
+            labels[name] = segment.get(name, "")
+        return labels
+
+    def record_request(self, e: RequestEvent) -> None:
+        """Count one request: duration, tokens, time to first token and the route counters."""
+        base = self._route(e.flag, e.route, e.arm.value, e.segment)
+        gen = {c.OPERATION: OPERATION_CHAT, c.PROVIDER: e.provider, c.MODEL: e.model}
+        self.duration.labels(**base, **gen, **{c.ERROR_TYPE: "" if e.success else e.status}).observe(e.latency_ms / 1000)
+        self.tokens.labels(**base, **gen, **{c.TOKEN_TYPE: "input"}).observe(e.tokens_in)
+        self.tokens.labels(**base, **gen, **{c.TOKEN_TYPE: "output"}).observe(e.tokens_out)
+        if e.success:
+            self.ttft.labels(**base, **gen).observe(e.ttft_ms / 1000)
+        self.requests.labels(**base, provider=e.provider, model=e.model, status=e.status).inc()
+        self.exposures.labels(**base).inc()
+        if e.new_unit:
+            self.units.labels(**base).inc()
+        if e.fallback:
+            self.fallbacks.labels(**base, served_route=e.served_route).inc()
+        if self.cost is not None and e.cost_usd > 0:
+            self.cost.labels(**base).inc(e.cost_usd)
+
+    def record_outcome(self, e: OutcomeEvent, segment: dict[str, str] | None = None) -> None:
+        """Count one outcome by kind, and again as joined when it was joined to its exposure."""
+        base = self._route(e.flag, e.route, e.arm.value, segment or {})
+        kinds = [e.kind] + (["corrected"] if e.corrected else []) + (["complaint"] if e.complaint else [])
+        for kind in kinds:
+            self.outcomes.labels(**base, kind=kind).inc()
+            if e.joined:
+                self.joined.labels(**base, kind=kind).inc()
+
+    def record(self, events: Iterable[SimEvent]) -> None:
+        """A ``TrafficSimulator`` listener: record one tick's events.
+
+        Outcomes carry no segment, so they take the one their unit's last request had.
+        """
+        for e in events:
+            if isinstance(e, RequestEvent):
+                self._segments[e.unit_id] = e.segment
+                self.record_request(e)
+            elif isinstance(e, OutcomeEvent):
+                self.record_outcome(e, self._segments.get(e.unit_id))
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> Callable[[], None]:
+        """Expose ``/metrics`` on ``addr:port`` (loopback by default); returns a function that stops it."""
+        server, thread = start_http_server(port, addr=addr, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return stop

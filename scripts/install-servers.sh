@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Install the servers the integration tests start: Prometheus and PostgreSQL (Debian packages)
+# and unleash-server (npm, pinned by servers/unleash/package-lock.json).
+# Idempotent and quick when everything is present. It never starts a service: the test fixtures
+# start their own processes on 127.0.0.1 and stop them by PID.
+# Exit status is 0 even when something cannot be installed: the reasons are printed here, and the
+# tests that need the missing server skip with their own reason.
+set -u
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+PG_BIN="${ROUTEDECK_PG_BIN:-/usr/lib/postgresql/15/bin}"
+problems=()
+apt_updated=0
+
+say() { printf 'install-servers: %s\n' "$*"; }
+
+as_root() {
+    if [ "$(id -u)" -eq 0 ]; then "$@"; elif command -v sudo >/dev/null 2>&1; then sudo -n "$@"; else return 1; fi
+}
+
+apt_install() {
+    command -v apt-get >/dev/null 2>&1 || return 1
+    if [ "$apt_updated" -eq 0 ]; then
+        as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null 2>&1 || return 1
+        apt_updated=1
+    fi
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "$@" >/dev/null 2>&1
+}
+
+# ---- Prometheus ------------------------------------------------------------------------
+if command -v prometheus >/dev/null 2>&1 && command -v promtool >/dev/null 2>&1; then
+    say "prometheus present ($(prometheus --version 2>&1 | head -n1 | awk '{print $3}'))"
+elif apt_install prometheus; then
+    say "prometheus installed ($(prometheus --version 2>&1 | head -n1 | awk '{print $3}'))"
+else
+    problems+=("prometheus: not installed and apt-get install prometheus failed (needs root and a Debian package mirror)")
+fi
+
+# ---- PostgreSQL --------------------------------------------------------------------------
+if [ ! -x "$PG_BIN/initdb" ]; then
+    found="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+    if [ -n "$found" ] && [ -x "$found/initdb" ]; then
+        PG_BIN="$found"
+    elif apt_install postgresql; then
+        PG_BIN="$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n1)"
+    fi
+fi
+if [ -x "$PG_BIN/initdb" ]; then
+    say "postgresql present ($PG_BIN)"
+else
+    problems+=("postgresql: no initdb under /usr/lib/postgresql/*/bin and apt-get install postgresql failed")
+fi
+
+# ---- unleash-server (npm) ----------------------------------------------------------------
+UNLEASH_DIR="$ROOT/servers/unleash"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    problems+=("unleash-server: node and npm are not installed")
+else
+    want="$(node -p "require('$UNLEASH_DIR/package.json').dependencies['unleash-server']")"
+    have="$(node -p "try { require('$UNLEASH_DIR/node_modules/unleash-server/package.json').version } catch (e) { '' }" 2>/dev/null)"
+    if [ "$have" = "$want" ] && [ "$UNLEASH_DIR/node_modules/.package-lock.json" -nt "$UNLEASH_DIR/package-lock.json" ]; then
+        say "unleash-server $have present"
+    elif (cd "$UNLEASH_DIR" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then
+        say "unleash-server $want installed (npm ci)"
+    else
+        problems+=("unleash-server: npm ci in servers/unleash failed (needs the npm registry)")
+    fi
+fi
+
+for p in "${problems[@]+"${problems[@]}"}"; do say "NOT AVAILABLE: $p"; done
+exit 0

@@ -1,0 +1,32 @@
+"""Session fixtures for the real servers: each starts once, on 127.0.0.1, and stops by PID at the end.
+
+A server that cannot be installed or started here makes its tests skip with the reason printed
+(``pytest -rs`` lists them); everything that can run, runs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from .servers import Servers, Unavailable, session_servers
+
+
+@pytest.fixture(scope="session")
+def servers() -> Servers:
+    s = session_servers()
+    yield s
+    s.stop_all()
+
+
+@pytest.fixture(scope="session")
+def unleash(servers: Servers):
+    try:
+        return servers.unleash()
+    except Unavailable as exc:
+        pytest.skip(f"Unleash unavailable: {exc}")
+
+
+def pytest_terminal_summary(terminalreporter) -> None:
+    """Say which servers could not run here and why, even without ``-rs``."""
+    for name, reason in session_servers().unavailable().items():
+        terminalreporter.write_line(f"servers: {name} tests skipped — {reason}", yellow=True)

@@ -1,0 +1,292 @@
+"""Start and stop the real servers the integration tests talk to: PostgreSQL, Unleash, Prometheus.
+
+Each runs on 127.0.0.1 on a free port, is declared ready by polling (never by sleeping a fixed
+time) and is stopped by its PID. ``Servers`` starts each at most once per test session; its
+``stop_all`` runs at session end (and at interpreter exit, should the session die first).
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from string import Template
+from typing import Callable
+
+import httpx
+
+ROOT = Path(__file__).resolve().parents[2]
+UNLEASH_DIR = ROOT / "servers" / "unleash"
+PROM_CONFIG = ROOT / "servers" / "prometheus" / "prometheus.yml.tmpl"
+PG_BIN = Path(os.environ.get("ROUTEDECK_PG_BIN", "/usr/lib/postgresql/15/bin"))
+
+
+class Unavailable(Exception):
+    """A server cannot be installed or started here; the message says why (tests skip with it)."""
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str, proc: subprocess.Popen | None = None,
+               log: Path | None = None) -> None:
+    """Poll ``check`` every 50 ms until it is true; fail with the log's tail if the process died."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and proc.poll() is not None:
+            raise Unavailable(f"{what} exited with code {proc.returncode}: {_tail(log)}")
+        try:
+            if check():
+                return
+        except (httpx.HTTPError, OSError):
+            pass
+        time.sleep(0.05)
+    raise Unavailable(f"{what} not ready within {timeout_s:g} s: {_tail(log)}")
+
+
+def _tail(log: Path | None, lines: int = 5) -> str:
+    if log is None or not log.exists():
+        return "(no log)"
+    return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+
+
+def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
+    """Signal ``pid`` and wait for it to go; SIGKILL if it lingers."""
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        try:
+            waited, _ = os.waitpid(pid, os.WNOHANG)
+            if waited == pid:
+                return
+        except ChildProcessError:  # not our child (postgres daemonises): poll for existence
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+        time.sleep(0.05)
+    try:
+        os.kill(pid, signal.SIGKILL)
+        os.waitpid(pid, 0)
+    except (ProcessLookupError, ChildProcessError):
+        pass
+
+
+@dataclass
+class Postgres:
+    port: int
+    data_dir: Path
+    pid: int
+
+    @property
+    def url(self) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
+
+
+@dataclass
+class Unleash:
+    url: str
+    admin_token: str
+    client_token: str
+    pid: int
+
+
+@dataclass
+class Prometheus:
+    url: str
+    pid: int
+    data_dir: Path
+
+
+def _as_postgres(cmd: list[str]) -> list[str]:
+    """Run ``cmd`` as the postgres user when we are root (initdb refuses to run as root)."""
+    if os.geteuid() != 0:
+        return cmd
+    return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(f"'{c}'" for c in cmd)]
+
+
+def start_postgres(base: Path) -> Postgres:
+    initdb = PG_BIN / "initdb"
+    if not initdb.exists():
+        raise Unavailable(f"PostgreSQL is not installed ({initdb} missing) — run scripts/install-servers.sh")
+    data = base / "pg"
+    data.mkdir()
+    if os.geteuid() == 0:
+        shutil.chown(base, "postgres")
+        shutil.chown(data, "postgres")
+        os.chmod(base, 0o755)
+    log = base / "pg.log"
+    log.touch()
+    if os.geteuid() == 0:
+        shutil.chown(log, "postgres")
+    run = subprocess.run(_as_postgres([str(initdb), "-D", str(data), "-U", "postgres", "--auth=trust", "-E", "UTF8"]),
+                         capture_output=True, text=True)
+    if run.returncode:
+        raise Unavailable(f"initdb failed: {(run.stderr or run.stdout).strip().splitlines()[-1:]}")
+    port = free_port()
+    opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off -c full_page_writes=off"
+    run = subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"]),
+                         capture_output=True, text=True)
+    if run.returncode:
+        raise Unavailable(f"PostgreSQL did not start: {_tail(log)}")
+    pid = int((data / "postmaster.pid").read_text().splitlines()[0])
+    return Postgres(port, data, pid)
+
+
+def start_unleash(base: Path, pg: Postgres) -> Unleash:
+    if shutil.which("node") is None:
+        raise Unavailable("node is not installed — unleash-server needs it")
+    if not (UNLEASH_DIR / "node_modules" / "unleash-server").exists():
+        raise Unavailable("unleash-server is not installed — run scripts/install-servers.sh (npm ci in servers/unleash)")
+    port = free_port()
+    admin = "*:*." + secrets.token_hex(16)
+    client = "default:development." + secrets.token_hex(16)
+    env = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(base),
+        "DATABASE_URL": pg.url,
+        "DATABASE_SSL": "false",
+        "INIT_ADMIN_API_TOKENS": admin,
+        "INIT_BACKEND_API_TOKENS": client,
+        "UNLEASH_PORT": str(port),
+        "NODE_ENV": "production",
+    }
+    log = base / "unleash.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(["node", "start.mjs"], cwd=UNLEASH_DIR, env=env, stdout=out, stderr=subprocess.STDOUT,
+                                start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(url + "/health", timeout=1).json().get("health") == "GOOD", 60, "Unleash", proc, log)
+    except Unavailable:
+        stop_pid(proc.pid)
+        raise
+    return Unleash(url, admin, client, proc.pid)
+
+
+def start_prometheus(base: Path, targets: list[str], data_dir: Path | None = None) -> Prometheus:
+    exe = shutil.which("prometheus")
+    if exe is None:
+        raise Unavailable("prometheus is not installed — run scripts/install-servers.sh (apt-get install prometheus)")
+    base.mkdir(parents=True, exist_ok=True)
+    config = base / "prometheus.yml"
+    config.write_text(Template(PROM_CONFIG.read_text()).substitute(
+        scrape_targets=", ".join(f"'{t}'" for t in targets)))
+    data = data_dir or (base / "tsdb")
+    port = free_port()
+    log = base / "prometheus.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(
+            [exe, f"--config.file={config}", f"--storage.tsdb.path={data}", f"--web.listen-address=127.0.0.1:{port}",
+             "--storage.tsdb.retention.time=30d", "--log.level=warn"],
+            stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until(lambda: httpx.get(url + "/-/ready", timeout=1).status_code == 200, 30, "Prometheus", proc, log)
+    except Unavailable:
+        stop_pid(proc.pid)
+        raise
+    return Prometheus(url, proc.pid, data)
+
+
+def backfill(openmetrics: str, data_dir: Path) -> None:
+    """Write ``openmetrics`` text as TSDB blocks into ``data_dir`` (history a fresh Prometheus serves at once)."""
+    exe = shutil.which("promtool")
+    if exe is None:
+        raise Unavailable("promtool is not installed — run scripts/install-servers.sh")
+    data_dir.mkdir(parents=True, exist_ok=True)
+    src = data_dir.parent / "backfill.om"
+    src.write_text(openmetrics)
+    run = subprocess.run([exe, "tsdb", "create-blocks-from", "openmetrics", str(src), str(data_dir)],
+                         capture_output=True, text=True)
+    if run.returncode:
+        raise RuntimeError(f"promtool could not backfill: {run.stderr.strip()[-300:]}")
+
+
+@dataclass
+class Servers:
+    """The session's servers, each started on first use and stopped by ``stop_all``."""
+
+    base: Path | None = None
+    _pg: Postgres | None = None
+    _unleash: Unleash | None = None
+    _failed: dict[str, str] = field(default_factory=dict)
+    _pids: list[int] = field(default_factory=list)
+
+    def _dir(self) -> Path:
+        """The session's scratch directory, made on first use (none is left behind when nothing starts)."""
+        if self.base is None:
+            self.base = Path(tempfile.mkdtemp(prefix="routedeck-servers-"))
+        return self.base
+
+    def unleash(self) -> Unleash:
+        """A running Unleash (with its PostgreSQL), started once; Unavailable says why not."""
+        if "unleash" in self._failed:
+            raise Unavailable(self._failed["unleash"])
+        if self._unleash is None:
+            try:
+                if self._pg is None:
+                    self._pg = start_postgres(self._dir())
+                    self._pids.append(self._pg.pid)
+                self._unleash = start_unleash(self._dir(), self._pg)
+                self._pids.insert(0, self._unleash.pid)  # stop Unleash before its database
+            except Unavailable as exc:
+                self._failed["unleash"] = str(exc)
+                raise
+        return self._unleash
+
+    def unavailable(self) -> dict[str, str]:
+        """Servers that could not start this session, with the reason."""
+        return dict(self._failed)
+
+    def prometheus(self, name: str, targets: list[str], data_dir: Path | None = None) -> Prometheus:
+        """A new Prometheus scraping ``targets``; stopped with the others (or earlier by ``stop``)."""
+        try:
+            prom = start_prometheus(self._dir() / name, targets, data_dir)
+        except Unavailable as exc:
+            self._failed["prometheus"] = str(exc)
+            raise
+        self._pids.insert(0, prom.pid)
+        return prom
+
+    def stop(self, pid: int) -> None:
+        stop_pid(pid)
+        if pid in self._pids:
+            self._pids.remove(pid)
+
+    def stop_all(self) -> None:
+        for pid in list(self._pids):
+            # SIGINT is PostgreSQL's "fast" shutdown; the others take SIGTERM
+            stop_pid(pid, signal.SIGINT if self._pg is not None and pid == self._pg.pid else signal.SIGTERM)
+        self._pids.clear()
+        self._pg = self._unleash = None
+        if self.base is not None:
+            shutil.rmtree(self.base, ignore_errors=True)
+            self.base = None  # a later start gets a clean tree
+
+
+_SESSION: Servers | None = None
+
+
+def session_servers() -> Servers:
+    """The process-wide ``Servers`` (shared by the integration fixtures and the contract suite)."""
+    global _SESSION
+    if _SESSION is None:
+        _SESSION = Servers()
+        atexit.register(_SESSION.stop_all)
+    return _SESSION

@@ -1,0 +1,260 @@
+"""The backend adapters' logic without servers: retries, parsing, error states, the exporter's output."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+import httpx
+import pytest
+from prometheus_client import generate_latest
+from prometheus_client.parser import text_string_to_metric_families
+
+from adapters.flags.unleash import UnleashPlatform, parse_flag, predicate_to_constraint, render_strategies, revision_of
+from adapters.http import JsonHttp, RetryPolicy, make_client, redact_url
+from adapters.metrics import prom_contract as c
+from adapters.metrics.prom_exporter import RouteMetricsExporter
+from adapters.metrics.prometheus import PrometheusSource, _delta
+from console.core.errors import BackendError, BadInput
+from console.core.models import Allocation, RolloutState, RouteFlag, RouteProfile, Stage
+from console.core.simulator.events import OutcomeEvent, RequestEvent
+from console.core.telemetry import Arm, RouteKey
+
+# ---- adapters/http.py ------------------------------------------------------------------------
+
+
+def _http(handler, attempts: int = 3) -> tuple[JsonHttp, list[float]]:
+    slept: list[float] = []
+    client = make_client("http://user:pw@backend.test:9090", transport=httpx.MockTransport(handler))
+    return JsonHttp(client, "Backend", retry=RetryPolicy(attempts=attempts), sleep=slept.append), slept
+
+
+def test_transient_statuses_are_retried_with_growing_backoff():
+    answers = iter([503, 429, 200])
+    http, slept = _http(lambda req: httpx.Response(next(answers), json={"ok": True}))
+    assert http.json("GET", "/x") == {"ok": True}
+    assert slept == [0.2, 0.4]
+
+
+def test_persistent_failure_is_one_line_with_the_redacted_url():
+    http, slept = _http(lambda req: httpx.Response(500, json={"error": "boom token=abc123"}))
+    with pytest.raises(BackendError) as err:
+        http.json("GET", "/api?token=abc123")
+    msg = str(err.value)
+    assert "HTTP 500: boom" in msg and "after 3 attempts" in msg and "backend.test:9090" in msg
+    assert "abc123" not in msg and "pw" not in msg and len(slept) == 2
+
+
+def test_timeouts_and_refused_connections_become_backend_errors():
+    def timeout(req):
+        raise httpx.ReadTimeout("slow", request=req)
+
+    http, _ = _http(timeout, attempts=2)
+    with pytest.raises(BackendError, match="no answer within 5 s after 2 attempts"):
+        http.request("GET", "/")
+
+
+def test_auth_failure_hints_at_the_token_without_showing_it():
+    http, slept = _http(lambda req: httpx.Response(401, json={"message": "bad token"}))
+    with pytest.raises(BackendError, match="check the API token") as err:
+        http.json("GET", "/")
+    assert slept == []  # 401 is not retried
+
+
+def test_redact_url_drops_userinfo_and_secret_queries():
+    assert redact_url("https://me:pw@host:1/p?token=s3&x=1#f") == "https://host:1/p?token=***&x=1"
+
+
+# ---- Prometheus source over a fake API -------------------------------------------------------
+
+
+def _fake_prometheus(series: dict[str, list[dict]], calls: list[str] | None = None):
+    """Answers every query with the series registered for the family whose metric it names."""
+
+    def handler(req: httpx.Request) -> httpx.Response:
+        q = parse_qs(req.content.decode())["query"][0]
+        if calls is not None:
+            calls.append(q)
+        name = next((n for n in series if n in q), None)
+        result = series.get(name, []) if name else []
+        if req.url.path.endswith("query_range"):
+            start, end = float(parse_qs(req.content.decode())["start"][0]), float(parse_qs(req.content.decode())["end"][0])
+            data = [{"metric": r["metric"], "values": [[start, r["at_start"]], [end, r["at_end"]]]} for r in result]
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "matrix", "result": data}})
+        if "timestamp(" in q:
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": []}})
+        data = [{"metric": r["metric"], "value": [0, r["total"]]} for r in result]
+        return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": data}})
+
+    return httpx.MockTransport(handler)
+
+
+ROUTE = {"flag": "f", "route": "balanced_core_v2", "arm": "candidate"}
+
+
+def test_nan_and_inf_become_gaps_never_numbers():
+    fake = _fake_prometheus({
+        c.REQUESTS: [{"metric": {**ROUTE, "provider": "p", "model": "m", "status": "ok"}, "at_start": "0", "at_end": "10", "total": "NaN"}],
+        c.UNITS: [{"metric": ROUTE, "at_start": "0", "at_end": "+Inf", "total": "+Inf"}],
+    })
+    snap = PrometheusSource("http://prom.test", transport=fake).read(1000, 1060, 60)
+    text = " | ".join(snap.gaps)
+    assert "requests: Prometheus returned NaN" in text and "units: Prometheus returned +Inf" in text
+    key = RouteKey("f", "balanced_core_v2", Arm.CANDIDATE)
+    assert key not in snap.totals or snap.totals[key].requests == 0 and snap.totals[key].new_units == 0
+    assert "no requests recorded" in text  # and the window is flagged as having no data
+
+
+def test_cost_is_derived_from_tokens_and_prices_when_not_exported():
+    tokens = [
+        {"metric": {**ROUTE, c.TOKEN_TYPE: "input", c.MODEL: "provider-b/balanced"}, "at_start": "0", "at_end": "1000000", "total": "1000000"},
+        {"metric": {**ROUTE, c.TOKEN_TYPE: "output", c.MODEL: "provider-b/balanced"}, "at_start": "0", "at_end": "1000000", "total": "1000000"},
+        {"metric": {**ROUTE, "route": "r9", c.TOKEN_TYPE: "input", c.MODEL: "mystery/model"}, "at_start": "0", "at_end": "10",
+         "total": "10"},
+    ]
+    snap = PrometheusSource("http://prom.test", transport=_fake_prometheus({f"{c.TOKEN_USAGE}_sum": tokens})).read(1000, 1060, 60)
+    rc = snap.totals[RouteKey("f", "balanced_core_v2", Arm.CANDIDATE)]
+    assert rc.cost_usd == pytest.approx(0.45 + 1.80)  # provider-b/balanced: USD per 1M tokens in, out
+    assert rc.tokens_in == 1_000_000
+    assert any("derived from token usage" in g for g in snap.gaps)
+    assert any("no price for mystery/model" in g for g in snap.gaps)
+
+
+def test_one_read_sends_the_same_number_of_queries_for_one_route_or_hundreds():
+    many = [{"metric": {**ROUTE, "route": f"r{i}", "provider": "p", "model": "m", "status": "ok"}, "at_start": "0",
+             "at_end": "5", "total": "5"} for i in range(300)]
+    calls: list[str] = []
+    s = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.REQUESTS: many}, calls))
+    snap = s.read(1000, 1600, 60)
+    assert len(snap.totals) == 300 and len(calls) == s.last_query_count == 19
+    assert all("sum by (flag, route, arm" in q for q in calls if "timestamp" not in q)
+    assert any("@ 1000.000" in q for q in calls)  # counts at the window start come from @, not increase()
+    assert not any("increase(" in q or "rate(" in q for q in calls)
+
+
+def test_counter_deltas_count_new_series_and_resets():
+    assert _delta([None, 4.0], 0) == 4.0  # series created inside the interval
+    assert _delta([10.0, 13.0], 0) == 3.0
+    assert _delta([10.0, 2.0], 0) == 2.0  # reset: the counter restarted from 0
+    assert _delta([5.0, None, 9.0], 1) == 4.0  # a missing point carries the last value
+
+
+def test_unreachable_prometheus_raises_backend_error():
+    def refuse(req):
+        raise httpx.ConnectError("connection refused", request=req)
+
+    s = PrometheusSource("http://prom.test:9", transport=httpx.MockTransport(refuse), retry=RetryPolicy(attempts=1))
+    with pytest.raises(BackendError, match=r"Prometheus at http://prom.test:9/api/v1/query_range: cannot connect"):
+        s.read(1000, 1060, 60)
+
+
+def test_templates_are_checked_when_the_source_is_built():
+    with pytest.raises(BadInput, match="unknown family"):
+        PrometheusSource("http://p.test", templates={"latencies": "x{$match} $at"})
+    with pytest.raises(BadInput, match=r"must contain \$match"):
+        PrometheusSource("http://p.test", templates={"units": "sum by ($by) (routedeck_units_total)"})
+    with pytest.raises(BadInput, match="bad placeholder"):
+        PrometheusSource("http://p.test", templates={"units": "sum by ($flag) (u{$match} $at)"})
+
+
+def test_prometheus_spec_takes_the_token_from_the_environment(monkeypatch):
+    seen = {}
+
+    def handler(req):
+        seen["auth"] = req.headers.get("authorization")
+        return httpx.Response(200, json={"status": "success", "data": {"result": []}})
+
+    monkeypatch.setenv("ROUTEDECK_PROMETHEUS_TOKEN", "t0k")
+    s = PrometheusSource.from_spec("prometheus:http://prom.test:9090", transport=httpx.MockTransport(handler))
+    s.read(1000, 1060, 60)
+    assert seen["auth"] == "Bearer t0k" and "t0k" not in s.describe()
+    assert not s.capabilities.unit_level
+    with pytest.raises(BadInput, match="no credentials"):
+        PrometheusSource.from_spec("prometheus:http://u:secret@prom.test")
+
+
+# ---- the exporter ---------------------------------------------------------------------------
+
+
+def test_exporter_emits_the_contract_names_and_labels():
+    exp = RouteMetricsExporter(stage_of=lambda flag: "20%")
+    segment = {"plan": "pro", "region": "eu", "workflow": "w"}
+    exp.record([
+        RequestEvent(time=0, flag="f", unit_id="u1", segment=segment, arm=Arm.CANDIDATE,
+                     route="r", served_route="fb", provider="p", model="m", status="timeout", fallback=True, success=True,
+                     latency_ms=2400, ttft_ms=300, tokens_in=10, tokens_out=5, cost_usd=0.5, new_unit=True),
+        OutcomeEvent(time=5, request_time=0, flag="f", unit_id="u1", arm=Arm.CANDIDATE, route="r", kind="escalated",
+                     corrected=False, complaint=True, joined=False),
+    ])
+    text = generate_latest(exp.registry).decode()
+    assert "_created" not in text
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for fam in text_string_to_metric_families(text) for s in fam.samples}
+    route = {"flag": "f", "route": "r", "arm": "candidate", "stage": "20%", **segment}
+
+    def value(name: str, **extra: str) -> float | None:
+        return samples.get((name, tuple(sorted({**route, **extra}.items()))))
+
+    assert value(c.REQUESTS, provider="p", model="m", status="timeout") == 1
+    assert value(c.FALLBACKS, served_route="fb") == 1
+    assert value(c.OUTCOMES, kind="complaint") == 1  # the outcome takes its unit's segment from the request
+    assert value(c.JOINED_OUTCOMES, kind="complaint") is None  # not joined: recorded, not counted as joined
+    assert value(c.COST) == 0.5
+    gen = {c.OPERATION: "chat", c.PROVIDER: "p", c.MODEL: "m"}
+    # succeeded through its fallback: no error type, and 2.4 s falls within the 2.5 s SLO bucket
+    assert value(c.DURATION + "_bucket", **gen, **{c.ERROR_TYPE: "", "le": "2.5"}) == 1
+    assert value(c.DURATION + "_bucket", **gen, **{c.ERROR_TYPE: "", "le": "2.25"}) == 0
+    assert value(c.TOKEN_USAGE + "_sum", **gen, **{c.TOKEN_TYPE: "output"}) == 5
+
+
+# ---- Unleash mapping, without a server -----------------------------------------------------
+
+
+def _flag(**alloc) -> RouteFlag:
+    return RouteFlag(
+        key="k",
+        variations={"base": RouteProfile(route="base"), "cand": RouteProfile(route="cand", model="m")},
+        baseline="base", candidate="cand",
+        allocation=Allocation(internal_audience="staff", eligible_scope="en", **alloc),
+        rollout=RolloutState(stage=Stage.PCT5),
+    )
+
+
+def _env(flag: RouteFlag) -> dict:
+    strategies = [dict(s, id=f"s{i}") for i, s in enumerate(render_strategies(flag))]
+    return {"name": "development", "enabled": True, "strategies": strategies}
+
+
+def test_strategies_round_trip_to_the_same_flag():
+    flag = _flag(internal_enabled=True, candidate_bp=2000)
+    env = _env(flag)
+    assert [s["parameters"]["rollout"] for s in env["strategies"]] == ["100", "20", "100"]
+    assert all(s["parameters"]["groupId"] == "k" for s in env["strategies"])
+    back = parse_flag("k", env, "unleash:test")
+    assert back.allocation == flag.allocation and back.variations == flag.variations and back.rollout == flag.rollout
+    assert back.foreign_targeting is None and back.revision == revision_of(env)
+
+
+def test_a_disabled_flag_or_edited_strategy_is_reported_as_foreign():
+    env = _env(_flag(candidate_bp=500))
+    env["enabled"] = False
+    env["strategies"][1]["variants"][0]["name"] = "other"
+    foreign = parse_flag("k", env, "unleash:test").foreign_targeting
+    assert "flag is off" in foreign and "serves other" in foreign
+
+
+def test_only_equality_predicates_become_constraints():
+    assert predicate_to_constraint({"==": [{"var": "team"}, "support"]}, "audience")["values"] == ["support"]
+    with pytest.raises(BadInput, match="cannot be an Unleash constraint"):
+        predicate_to_constraint({"in": [{"var": "team"}, ["a", "b"]]}, "audience")
+
+
+def test_unleash_spec_needs_a_token_and_keeps_it_out_of_describe(monkeypatch):
+    monkeypatch.delenv("ROUTEDECK_UNLEASH_TOKEN", raising=False)
+    with pytest.raises(BadInput, match="ROUTEDECK_UNLEASH_TOKEN"):
+        UnleashPlatform.from_spec("unleash:http://u.test:4242?project=p&environment=production")
+    monkeypatch.setenv("ROUTEDECK_UNLEASH_TOKEN", "*:*.secret")
+    p = UnleashPlatform.from_spec("unleash:http://u.test:4242?project=p&environment=production")
+    assert (p.project, p.environment) == ("p", "production") and "secret" not in p.describe()
+    with pytest.raises(BadInput, match="unknown option 'env'"):
+        UnleashPlatform.from_spec("unleash:http://u.test:4242?env=x")

@@ -1,0 +1,196 @@
+"""The Prometheus source against a real Prometheus: backfilled history with known values, a live
+exporter scraped every second, error states (missing metric, bad query, NaN, a stopped server)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from adapters.metrics import prom_contract as c
+from adapters.metrics.prom_exporter import RouteMetricsExporter
+from adapters.metrics.prometheus import PrometheusSource
+from console.core.errors import BackendError
+from console.core.simulator.events import OutcomeEvent, RequestEvent
+from console.core.telemetry import LATENCY_BOUNDS_MS, Arm, RouteKey, bucket_index
+
+from .servers import Unavailable, backfill, free_port, stop_pid, wait_until
+
+pytestmark = pytest.mark.servers
+
+STEP = 15  # seconds between backfilled samples
+T0 = (int(time.time()) // 3600 - 3) * 3600  # three hours back, on the hour
+N = 240  # one hour of samples
+FLAG = "hist-flag"
+SEG = 'plan="pro",region="eu",workflow="support"'
+PM = 'provider="p",model="m"'
+ROUTES = {  # route -> (arm, requests per sample, timeouts every n samples)
+    "fast_default_v1": ("baseline", 3, 0),
+    "balanced_core_v2": ("candidate", 1, 10),
+}
+
+
+def _labels(route: str, arm: str, extra: str = "") -> str:
+    return f'flag="{FLAG}",route="{route}",arm="{arm}",stage="5%",{SEG}' + (f",{extra}" if extra else "")
+
+
+def history_openmetrics() -> str:
+    """Counters that grow by known amounts per sample, a latency histogram and a NaN series."""
+    lines = [f"# TYPE {c.REQUESTS[:-6]} counter"]
+    for k in range(N + 1):
+        ts = T0 + k * STEP
+        for route, (arm, per, every) in ROUTES.items():
+            timeouts = k // every if every else 0
+            ok, slow = _labels(route, arm, PM + ',status="ok"'), _labels(route, arm, PM + ',status="timeout"')
+            lines.append(f"{c.REQUESTS}{{{ok}}} {per * k - timeouts} {ts}")
+            if every:
+                lines.append(f"{c.REQUESTS}{{{slow}}} {timeouts} {ts}")
+    lines.append(f"# TYPE {c.UNITS[:-6]} counter")
+    for k in range(N + 1):
+        for route, (arm, _, _) in ROUTES.items():
+            lines.append(f"{c.UNITS}{{{_labels(route, arm)}}} {k // 2} {T0 + k * STEP}")
+    lines.append(f"# TYPE {c.EXPOSURES[:-6]} counter")
+    for k in range(N + 1):
+        lines.append(f'{c.EXPOSURES}{{{_labels("fast_default_v1", "baseline").replace(FLAG, "nan-flag")}}} NaN {T0 + k * STEP}')
+    # every request of the candidate takes 2.0 s: under the 2.5 s SLO, over 1.8 s
+    lines.append(f"# TYPE {c.DURATION} histogram")
+    for k in range(N + 1):
+        ts = T0 + k * STEP
+        for b in c.DURATION_BUCKETS_S + (float("inf"),):
+            le = "+Inf" if b == float("inf") else repr(b)
+            n = k if b >= 2.0 else 0
+            bucket = _labels("balanced_core_v2", "candidate", 'error_type="",le="' + le + '"')
+            lines.append(f"{c.DURATION}_bucket{{{bucket}}} {n} {ts}")
+        ok = _labels("balanced_core_v2", "candidate", 'error_type=""')
+        lines.append(f"{c.DURATION}_count{{{ok}}} {k} {ts}")
+        lines.append(f"{c.DURATION}_sum{{{ok}}} {2.0 * k} {ts}")
+    lines.append("# EOF")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def exporter():
+    exp = RouteMetricsExporter(stage_of=lambda flag: "5%")
+    port = free_port()
+    stop = exp.serve(port)
+    yield exp, port
+    stop()
+
+
+@pytest.fixture(scope="session")
+def prometheus(servers, exporter, tmp_path_factory):
+    _, port = exporter
+    data = tmp_path_factory.mktemp("prom") / "tsdb"
+    try:
+        backfill(history_openmetrics(), data)
+        return servers.prometheus("prom-main", [f"127.0.0.1:{port}"], data)
+    except Unavailable as exc:
+        pytest.skip(f"Prometheus unavailable: {exc}")
+
+
+@pytest.fixture
+def source(prometheus):
+    s = PrometheusSource(prometheus.url)
+    yield s
+    s.close()
+
+
+def test_counts_since_stage_start_are_counter_differences(source):
+    start, end = T0 + 600, T0 + 1200  # samples 40 and 80
+    snap = source.read(start, end, 60)
+    base = snap.totals[RouteKey(FLAG, "fast_default_v1", Arm.BASELINE)]
+    cand = snap.totals[RouteKey(FLAG, "balanced_core_v2", Arm.CANDIDATE)]
+    assert base.requests == 3 * 40 and base.errors == 0
+    assert cand.requests == 40 and cand.timeouts == 8 - 4 and cand.errors == 4
+    assert cand.provider_errors == {("p", "m", "timeout"): 4}
+    assert base.new_units == 20 and cand.new_units == 20
+    # the buckets partition the window and add up to the totals
+    assert len(snap.buckets) == 10 and snap.buckets[0].start == start and snap.buckets[-1].end == end
+    assert sum(b.counters[RouteKey(FLAG, "fast_default_v1", Arm.BASELINE)].requests for b in snap.buckets) == 120
+    assert snap.as_of == pytest.approx(end, abs=STEP)
+
+
+def test_latency_histogram_gives_exact_slo_attainment(source):
+    snap = source.read(T0 + 600, T0 + 1200, 600)
+    cand = snap.totals[RouteKey(FLAG, "balanced_core_v2", Arm.CANDIDATE)]
+    assert cand.successes == 40 and cand.slo_met == 40  # 2.0 s ≤ 2.5 s SLO
+    assert cand.latency_hist[bucket_index(2000, LATENCY_BOUNDS_MS)] == 40 and sum(cand.latency_hist) == 40
+    source.slo_ms = 1800
+    assert source.read(T0 + 600, T0 + 1200, 600).totals[RouteKey(FLAG, "balanced_core_v2", Arm.CANDIDATE)].slo_met == 0
+
+
+def test_query_count_is_bounded_whatever_the_routes(source):
+    source.read(T0 + 600, T0 + 1200, 60)
+    assert source.last_query_count == 2 * 9 + 1
+
+
+def test_nan_and_missing_families_are_gaps_not_zeros(source):
+    snap = source.read(T0 + 600, T0 + 1200, 60)
+    text = " | ".join(snap.gaps)
+    assert "exposures: Prometheus returned NaN" in text
+    assert "outcomes: no series" in text and c.JOINED_OUTCOMES in text
+    assert RouteKey("nan-flag", "fast_default_v1", Arm.BASELINE) not in snap.totals
+
+
+def test_missing_metric_and_bad_query_are_visible(prometheus):
+    s = PrometheusSource(prometheus.url, templates={
+        "units": "sum by ($by) (no_such_metric_total{$match} $at)",
+        "exposures": "sum by ($by) (routedeck_exposures_total{$match} $at",  # unbalanced parenthesis
+    })
+    snap = s.read(T0 + 600, T0 + 1200, 60)
+    text = " | ".join(snap.gaps)
+    assert "units: no series" in text
+    assert "exposures: query rejected (HTTP 400" in text
+    # the rest still reads
+    assert snap.totals[RouteKey(FLAG, "fast_default_v1", Arm.BASELINE)].requests == 120
+
+
+def test_empty_window_says_no_data(source):
+    snap = source.read(T0 - 7200, T0 - 3600, 60)
+    assert snap.totals == {} and any("no requests recorded" in g for g in snap.gaps)
+
+
+def test_stopped_prometheus_is_a_one_line_backend_error(servers, tmp_path):
+    try:
+        other = servers.prometheus("prom-stopped", [])
+    except Unavailable as exc:
+        pytest.skip(f"Prometheus unavailable: {exc}")
+    servers.stop(other.pid)
+    s = PrometheusSource(other.url, token="sekret-token-value")
+    with pytest.raises(BackendError) as err:
+        s.read(time.time() - 600, time.time(), 60)
+    msg = str(err.value)
+    assert other.url in msg and "cannot connect" in msg and "sekret" not in msg and "\n" not in msg
+
+
+def _request(route: str, arm: Arm, i: int, *, status: str = "ok", latency_ms: float = 900.0) -> RequestEvent:
+    return RequestEvent(
+        time=time.time(), flag="live-flag", unit_id=f"u{i}", segment={"plan": "pro", "region": "eu", "workflow": "support"},
+        arm=arm, route=route, served_route=route, provider="provider-b", model="provider-b/balanced", status=status,
+        fallback=False, success=status == "ok", latency_ms=latency_ms, ttft_ms=200.0, tokens_in=1000, tokens_out=500,
+        cost_usd=0.0012, new_unit=True,
+    )
+
+
+def test_live_exporter_round_trips_through_prometheus(exporter, prometheus):
+    exp, _ = exporter
+    started = time.time() - 1
+    events = [_request("balanced_core_v2", Arm.CANDIDATE, i) for i in range(30)]
+    events += [_request("balanced_core_v2", Arm.CANDIDATE, 100 + i, status="429", latency_ms=50) for i in range(5)]
+    events += [OutcomeEvent(time=time.time(), request_time=time.time(), flag="live-flag", unit_id=f"u{i}", arm=Arm.CANDIDATE,
+                            route="balanced_core_v2", kind="resolved", corrected=i == 0, complaint=False, joined=True)
+               for i in range(10)]
+    exp.record(events)
+    s = PrometheusSource(prometheus.url)
+    key = RouteKey("live-flag", "balanced_core_v2", Arm.CANDIDATE)
+
+    def arrived() -> bool:
+        rc = s.read(started, time.time(), 5).totals.get(key)
+        return rc is not None and rc.requests == 35 and rc.outcomes == 10
+
+    wait_until(arrived, 30, "exporter samples in Prometheus")
+    rc = s.read(started, time.time(), 5).totals[key]
+    assert (rc.successes, rc.rate_limited, rc.new_units, rc.exposures) == (30, 5, 35, 35)
+    assert (rc.resolved, rc.corrected, rc.tokens_in, rc.tokens_out) == (10, 1, 35_000, 17_500)
+    assert rc.slo_met == 30 and rc.cost_usd == pytest.approx(35 * 0.0012)
+    assert sum(rc.ttft_hist) == 30

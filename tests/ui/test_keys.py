@@ -1,0 +1,203 @@
+"""No dead keys: every key of the action registry does what `?` and the palette say it does."""
+
+from __future__ import annotations
+
+import html
+import re
+import time
+
+from textual.command import CommandPalette
+
+from adapters.flags.flagd_file import FlagdFilePlatform
+from console.actions import ACTIONS, key_label
+from console.core.errors import BackendError
+from console.screens.details import RouteDetailsScreen
+from console.screens.help import HelpScreen
+
+from .helpers import demo_app, wait_for
+
+FLAG = "support-answer-route"
+
+
+async def settle(app, pilot) -> None:
+    await pilot.pause()
+    await app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def screen_cells(app) -> set[str]:
+    """The runs of text on screen now (as the terminal shows them), stripped of padding."""
+    svg = app.export_screenshot()
+    return {html.unescape(t).replace("\xa0", " ").strip() for t in re.findall(r"<text[^>]*>(.*?)</text>", svg)}
+
+
+def messages(app) -> list[str]:
+    return [n.message for n in app._notifications]
+
+
+async def test_every_registered_key_is_bound_on_the_dashboard(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        bindings = [ab.binding for ab in app.active_bindings.values()]
+        bound = {b.action.removeprefix("app.") for b in bindings}
+        for action in ACTIONS:
+            if action.id == "details":  # the focused table's enter selects the row, which opens the details
+                assert app.active_bindings["enter"].binding.action == "select_cursor"
+                continue
+            assert action.id in bound, f"{action.id} ({action.key}) is not bound"
+        footer_keys = {b.key for b in bindings if b.show}
+        assert {"R", "m", "space", "question_mark", "colon", "q"} <= footer_keys
+
+
+async def test_metric_window_details_and_pause_keys_change_state(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        first = app.trend_metric
+        await pilot.press("m")
+        assert app.trend_metric != first
+        assert app.trend_metric in app.header_lines(80)[-1].plain
+        await pilot.press("M")
+        assert app.trend_metric == first
+        assert app.window_s == 300
+        await pilot.press("right_square_bracket")
+        assert app.window_s == 900
+        await settle(app, pilot)
+        assert "window 15m" in app.header_lines(80)[-1].plain
+        await pilot.press("left_square_bracket", "left_square_bracket")
+        assert app.window_s == 60
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen, RouteDetailsScreen)
+        assert app.screen.figures.key.arm.value == "candidate"  # the dashboard starts on the candidate row
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert isinstance(app.screen, HelpScreen)
+        await pilot.press("escape")
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("space")
+        assert app.paused
+        await pilot.press("q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_help_shows_every_registered_key_at_80x24_even_with_a_reason_to_explain(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert dict((k, s) for k, _, s in app.screen.rows())["R"] == "ready"  # the demo starts mid-rollout
+        await pilot.press("escape", "R")
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        rows = app.screen.rows()
+        assert [key for key, _, _ in rows] == [key_label(a) for a in ACTIONS]
+        assert dict((k, s) for k, _, s in rows)["R"].startswith("unavailable: ")
+        # the rendered help, not only the model behind it, names every key
+        cells = screen_cells(app)
+        for key, _, _ in rows:
+            assert key in cells, f"{key} is not on screen"
+
+
+async def test_palette_lists_every_action_and_runs_the_chosen_one(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("colon")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        options = app.screen.query_one("CommandList")
+        await wait_for(pilot, lambda: options.option_count == len(ACTIONS) - 1)
+        listed = [str(options.get_option_at_index(i).prompt).split("\n")[0] for i in range(options.option_count)]
+        assert listed == [a.label for a in ACTIONS if a.id != "command_palette"]
+        await pilot.press(*"pause")
+        await wait_for(pilot, lambda: options.option_count == 1)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: app.paused)
+
+
+async def test_read_only_offers_no_rollback_in_help_or_palette(tmp_path):
+    app = demo_app(tmp_path, read_only=True)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        assert "R" not in [key for key, _, _ in app.screen.rows()]
+        await pilot.press("escape")
+        await pilot.press("colon")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        options = app.screen.query_one("CommandList")
+        await wait_for(pilot, lambda: options.option_count > 0)
+        await pilot.pause(0.2)  # every discovery hit is in
+        listed = [str(options.get_option_at_index(i).prompt).split("\n")[0] for i in range(options.option_count)]
+        assert listed == [a.label for a in ACTIONS if a.id != "command_palette" and not a.writes]
+
+
+class BrokenDisk(FlagdFilePlatform):
+    """The flag file cannot be written: the rollback fails after the key is pressed."""
+
+    def rollback_to_baseline(self, key, seen_revision=None, rollout=None):
+        raise BackendError(f"{self.path}: no space left on device — free space, then press R again")
+
+
+async def test_failed_rollback_says_the_state_is_unknown(tmp_path):
+    app = demo_app(tmp_path)
+    app.platform = BrokenDisk(tmp_path / "flags.json")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("R")
+        await settle(app, pilot)
+        failed = [n for n in app._notifications if "FAILED" in n.message]
+        assert failed and failed[0].severity == "error"
+        assert "unknown" in failed[0].message and "no space left" in failed[0].message
+        assert not app._rollback_running  # R can be pressed again
+        assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
+
+
+async def test_rollback_reports_a_change_made_elsewhere_since_the_last_read(tmp_path):
+    app = demo_app(tmp_path, refresh_s=60)  # the console has not re-read the flag when R is pressed
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        other = FlagdFilePlatform(tmp_path / "flags.json")
+        flag = other.read_flag(FLAG)
+        other.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 2000}), flag.revision)
+        await pilot.press("R")
+        await settle(app, pilot)
+        done = [m for m in messages(app) if "confirmed by read-back" in m]
+        assert done and "changed elsewhere" in done[0] and "20%" in done[0]
+        assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 0
+
+
+class CountingBrokenDisk(BrokenDisk):
+    """Counts the flag polls (each lists the flags once)."""
+
+    polls = 0
+
+    def list_flags(self):
+        type(self).polls += 1
+        return super().list_flags()
+
+
+async def test_failed_rollbacks_do_not_multiply_the_flag_polls(tmp_path):
+    app = demo_app(tmp_path, refresh_s=0.2)
+    app.platform = CountingBrokenDisk(tmp_path / "flags.json")
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        for _ in range(4):  # each failure re-reads the flag at once
+            await pilot.press("R")
+            await wait_for(pilot, lambda: not app._rollback_running)
+        await pilot.pause(0.5)
+        before, started = CountingBrokenDisk.polls, time.perf_counter()
+        await pilot.pause(1.0)
+        polls = CountingBrokenDisk.polls - before
+        elapsed = time.perf_counter() - started
+    assert polls <= elapsed / 0.2 + 1  # one chain of polls, each 0.2 s after the last finished
