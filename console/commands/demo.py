@@ -67,7 +67,8 @@ def load_demo(state_dir: Path, scenario: str, seed: int, speed: float):
     flags = {key: platform.read_flag(key) for key in platform.list_flags()}  # validates the whole file
     if not flags:
         raise BadInput(f"{path}: holds no route flags — delete it to recreate the demo, or fix it")
-    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed)
+    # five minutes of history: enough for the default window, quick to generate before the routes show
+    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=300)
     from console.core.journal import Journal, journal_path
 
     return platform, metrics, flags, Journal(journal_path(state_dir))
