@@ -96,9 +96,14 @@ def _write(platform: FlagPlatform, journal: Journal | None, action: str, target:
            reason: str, rule: DecisionRule | None, decision: Decision | None, required: bool,
            rollback_write: bool = False) -> ActionResult:
     def call() -> WriteResult:
+        flag = target
+        if journal is not None and flag.rollout is not None:
+            # anchor the journal outside itself: the platform keeps the head (the intent just written)
+            anchored = flag.rollout.model_copy(update={"chain_head": journal.head.to_text()})
+            flag = flag.model_copy(update={"rollout": anchored})
         if rollback_write:
-            return platform.rollback_to_baseline(target.key, before.revision, rollout=target.rollout)
-        return platform.write_flag(target, before.revision)
+            return platform.rollback_to_baseline(flag.key, before.revision, rollout=flag.rollout)
+        return platform.write_flag(flag, before.revision)
 
     if journal is None:
         return ActionResult(before, call().after, None)
