@@ -337,7 +337,8 @@ class RouteDeckApp(App):
         if self.paused:
             status.append("PAUSED (space resumes)", "bold reverse")
         elif self.metrics_error:
-            status.append(f"metrics error: {self.metrics_error}", "bold red")
+            age = f"last good data {now - self.last_metrics_ok:.0f}s ago" if self.last_metrics_ok else "no good data yet"
+            status.append(f"metrics failing ({age}): {self.metrics_error}", "bold red")
         elif self.last_metrics_ok is None:
             waited = now - (self.metrics_asked_at or self._started)
             status.append(f"waiting for the metrics source ({waited:.0f}s)", "yellow")

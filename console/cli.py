@@ -18,6 +18,10 @@ def build_parser() -> argparse.ArgumentParser:
         prog="routedeck",
         description="Operate LLM model routes: live routes, staged rollouts with guardrails, one-key rollback.",
     )
+    parser.add_argument("--flags", help="open the console on this flag platform SPEC (flagd:PATH, unleash:URL?…)")
+    parser.add_argument("--metrics", help="…and this metrics SPEC (prometheus:URL, or sim:SCENARIO with a flagd file)")
+    parser.add_argument("--state-dir", type=__import__("pathlib").Path, help="where the journal lives")
+    parser.add_argument("--read-only", action="store_true", help="hide and refuse every action that changes flags")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"console.commands.{name}")
@@ -25,12 +29,46 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def run_console(args: argparse.Namespace) -> int:
+    """`routedeck --flags SPEC --metrics SPEC`: the console on any backends."""
+    from functools import partial
+
+    if not (args.flags and args.metrics):
+        raise BadInput("the console needs both --flags SPEC and --metrics SPEC (or run `routedeck demo`)")
+
+    def load(flags_spec: str, metrics_spec: str, state):
+        from console.backends import open_flags, open_metrics
+        from console.commands.common import state_dir
+        from console.core.journal import Journal, journal_path
+
+        platform = open_flags(flags_spec)
+        flags = {key: platform.read_flag(key) for key in platform.list_flags()}
+        if not flags:
+            raise BadInput(f"{platform.describe()}: holds no route flags — create one with `routedeck init`")
+        metrics = open_metrics(metrics_spec, flags_spec)
+        return platform, metrics, flags, Journal(journal_path(state_dir(state)))
+
+    from console.app import RouteDeckApp
+
+    loader = partial(load, args.flags, args.metrics, args)
+    if not sys.stdout.isatty():
+        loader()  # nothing to paint: report bad input at once
+    app = RouteDeckApp(loader=loader, read_only=args.read_only)
+    code = app.run()
+    if app.startup_error is not None:
+        raise app.startup_error
+    return int(code or 0)
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "command", None):
-        parser.print_help()
-        return EXIT_BAD_INPUT
+        if args.flags or args.metrics:
+            args.run = run_console
+        else:
+            parser.print_help()
+            return EXIT_BAD_INPUT
     try:
         return int(args.run(args) or 0)
     except BadInput as exc:

@@ -1,0 +1,57 @@
+"""A backend that fails shows in the header with the age of the last good data; the console never crashes."""
+
+from __future__ import annotations
+
+from console.cli import main
+from console.core.errors import BackendError
+
+from .helpers import demo_app, sim_source
+
+
+class FailingAfterFirst:
+    """Wraps a metrics source: the first read answers, later ones fail like a refusing server."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls = 0
+
+    def __getattr__(self, name):
+        return getattr(self.inner, name)
+
+    def read(self, start, end, step):
+        self.calls += 1
+        if self.calls > 1:
+            raise BackendError("prometheus:http://127.0.0.1:9 answered HTTP 503 — retry later")
+        return self.inner.read(start, end, step)
+
+
+async def test_failing_metrics_show_age_of_last_good_data(tmp_path):
+    from console.commands.demo import prepare_state_dir
+
+    path = prepare_state_dir(tmp_path)
+    now = [100.0]
+    source = FailingAfterFirst(sim_source(path))
+    app = demo_app(tmp_path, metrics=source, clock=lambda: now[0], refresh_s=0.05)
+    async with app.run_test(size=(100, 30)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.metrics_error:
+                break
+        now[0] = 114.0
+        status = app.header_lines(200)[-1].plain
+        assert "metrics failing (last good data 14s ago)" in status and "HTTP 503" in status
+        assert app.figures, "the last good figures stay on screen"
+        await pilot.press("R")  # the flag platform is fine: rollback still works
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if not app._rollback_running and app.flags["support-answer-route"].allocation.candidate_bp == 0:
+                break
+        assert app.flags["support-answer-route"].allocation.candidate_bp == 0
+
+
+def test_console_on_backends_needs_both_specs(capsys, tmp_path):
+    assert main(["--flags", f"flagd:{tmp_path / 'flags.json'}"]) == 2
+    assert "needs both --flags SPEC and --metrics SPEC" in capsys.readouterr().err
+    assert main(["--flags", f"flagd:{tmp_path / 'missing.json'}", "--metrics", "sim:steady"]) == 2
+    err = capsys.readouterr().err
+    assert "missing.json: no such flag file" in err and err.count("\n") == 1
