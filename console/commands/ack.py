@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from .common import add_backend_options, add_write_options, open_backends, open_journal, operator, print_change
+from .common import add_backend_options, add_write_options, open_backends, open_journal, operator
 
 
 def add_parser(sub) -> None:
@@ -22,6 +22,6 @@ def run(args: argparse.Namespace) -> int:
     rule = load_rule(args.rule)
     platform, _ = open_backends(args, metrics=False)
     journal = None if args.dry_run else open_journal(args)
-    result = operations.acknowledge(rule, platform, args.item, journal, operator(args), dry_run=args.dry_run)
+    operations.acknowledge(rule, platform, args.item, journal, operator(args), dry_run=args.dry_run)
     print(("DRY RUN — would acknowledge: " if args.dry_run else "acknowledged: ") + args.item)
     return 0

@@ -14,7 +14,7 @@ import math
 import json
 from collections import deque
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -34,7 +34,7 @@ from ..telemetry import (
 from .evaluator import FlagEvaluator
 from .events import Listener, OutcomeEvent, RequestEvent, SimEvent
 from .portfolio import CODE_DEFAULTS, ELIGIBLE_SCOPE, INTERNAL_AUDIENCE, WORKFLOW_FLAGS, RouteBehaviour, behaviour_of
-from .scenarios import Scenario, get_scenario
+from .scenarios import Scenario, apply_to_candidate, get_scenario
 
 
 def json_key(profile: dict[str, Any]) -> str:
@@ -245,17 +245,7 @@ class TrafficSimulator:
             return behaviour_of(base.get("route", "")), base
         beh = behaviour_of(profile.get("route", ""))
         if arm is Arm.CANDIDATE:
-            beh = replace(
-                beh,
-                latency_median_ms=beh.latency_median_ms * sc.latency_factor,
-                resolve=min(0.99, max(0.01, beh.resolve + sc.resolve_shift)),
-                correction=min(0.99, max(0.0, beh.correction + sc.correction_shift)),
-                complaint=min(0.99, max(0.0, beh.complaint + sc.complaint_shift)),
-                error_rate=sc.provider_error if sc.provider_error is not None else beh.error_rate,
-                tokens_in=beh.tokens_in * sc.token_factor,
-                tokens_out=beh.tokens_out * sc.token_factor,
-                join_probability=sc.join_probability if sc.join_probability is not None else beh.join_probability,
-            )
+            beh = apply_to_candidate(beh, sc)
         return beh, profile
 
     def _code_default(self, flag: str) -> dict[str, Any]:

@@ -11,14 +11,14 @@ rates agree with the request-level simulator and that its arms agree with the of
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import cbor2
 import mmh3
 import numpy as np
 
 from .portfolio import BEHAVIOURS, PROFILES, RouteBehaviour
-from .scenarios import Scenario
+from .scenarios import Scenario, apply_to_candidate
 
 FLAG = "support-answer-route"
 BASELINE, CANDIDATE = "fast_default_v1", "balanced_core_v2"
@@ -32,18 +32,7 @@ def candidate_behaviour(scenario: Scenario) -> RouteBehaviour:
     """How the candidate behaves under ``scenario`` (the A/A scenario copies the baseline)."""
     if scenario.candidate_as_baseline:
         return BEHAVIOURS[BASELINE]
-    beh = BEHAVIOURS[CANDIDATE]
-    return replace(
-        beh,
-        latency_median_ms=beh.latency_median_ms * scenario.latency_factor,
-        resolve=min(0.99, max(0.01, beh.resolve + scenario.resolve_shift)),
-        correction=min(0.99, max(0.0, beh.correction + scenario.correction_shift)),
-        complaint=min(0.99, max(0.0, beh.complaint + scenario.complaint_shift)),
-        error_rate=scenario.provider_error if scenario.provider_error is not None else beh.error_rate,
-        tokens_in=beh.tokens_in * scenario.token_factor,
-        tokens_out=beh.tokens_out * scenario.token_factor,
-        join_probability=scenario.join_probability if scenario.join_probability is not None else beh.join_probability,
-    )
+    return apply_to_candidate(BEHAVIOURS[CANDIDATE], scenario)
 
 
 def flagd_bucket(flag: str, unit_id: str) -> int:

@@ -50,3 +50,20 @@ def get_scenario(name: str) -> Scenario:
         return SCENARIOS[name]
     except KeyError:
         raise BadInput(f"--scenario {name!r}: unknown scenario — choose one of {', '.join(SCENARIOS)}") from None
+
+
+def apply_to_candidate(beh, scenario: Scenario):
+    """A route behaviour as the scenario changes it on the candidate arm (``beh`` is a RouteBehaviour)."""
+    from dataclasses import replace
+
+    return replace(
+        beh,
+        latency_median_ms=beh.latency_median_ms * scenario.latency_factor,
+        resolve=min(0.99, max(0.01, beh.resolve + scenario.resolve_shift)),
+        correction=min(0.99, max(0.0, beh.correction + scenario.correction_shift)),
+        complaint=min(0.99, max(0.0, beh.complaint + scenario.complaint_shift)),
+        error_rate=scenario.provider_error if scenario.provider_error is not None else beh.error_rate,
+        tokens_in=beh.tokens_in * scenario.token_factor,
+        tokens_out=beh.tokens_out * scenario.token_factor,
+        join_probability=scenario.join_probability if scenario.join_probability is not None else beh.join_probability,
+    )
