@@ -315,7 +315,7 @@ class RouteDeckApp(App):
             if not flag.candidate:
                 at_baseline.append(flag)
                 continue
-            stage = (flag.rollout.stage_label or flag.rollout.stage.value) if flag.rollout else "—"
+            stage = (flag.rollout.stage_label or flag.rollout.stage.value).replace("_", " ") if flag.rollout else "—"
             line = Text.assemble((flag.key, "bold"), f"  baseline {flag.baseline} → candidate ", (flag.candidate, "bold"))
             lines.append(line)
             line = Text("  ◆ to ")
