@@ -29,12 +29,16 @@ from console.screens.help import HelpScreen
 if TYPE_CHECKING:  # the models pull in pydantic: keep it off the path to the first frame
     from console.core.journal import Journal
     from console.core.models import RouteFlag
+    from console.core.rules import DecisionRule
+    from console.core.stats.spec import Decision
     from console.core.ports import FlagPlatform, MetricsSource, WriteResult
 
 #: builds (platform, metrics, flags) in a worker after the first frame; raises RouteDeckError on bad input
 Loader = Callable[[], "tuple[FlagPlatform, MetricsSource, dict[str, RouteFlag]]"]
 
 WINDOWS_S = (60, 300, 900, 3600)
+#: how often the console judges the rollout against the rule (the guardrails are anytime-valid)
+VERDICT_EVERY_S = 5.0
 
 
 def window_text(seconds: float) -> str:
@@ -83,6 +87,12 @@ class Loaded(Message):
 
 
 @dataclass
+class VerdictRead(Message):
+    decision: "Decision | None"
+    error: str | None
+
+
+@dataclass
 class FlagsRead(Message):
     flags: dict[str, RouteFlag] | None
     error: str | None
@@ -114,9 +124,13 @@ class RouteDeckApp(App):
         window_s: float = 300.0,
         read_only: bool = False,
         journal: "Journal | None" = None,
+        rule: "DecisionRule | None" = None,
     ) -> None:
         super().__init__()
         self.journal = journal
+        self.rule = rule
+        self.decision: "Decision | None" = None
+        self.verdict_error: str | None = None
         self.platform = platform
         self.metrics = metrics
         self.flags: dict[str, RouteFlag] = dict(flags or {})
@@ -157,6 +171,8 @@ class RouteDeckApp(App):
             loaded = self._loader()
             platform, metrics, flags = loaded[:3]
             journal = loaded[3] if len(loaded) > 3 else None
+            if len(loaded) > 4 and loaded[4] is not None:
+                self.rule = loaded[4]
             self.post_message(Loaded(platform, metrics, flags, None, journal))
         except RouteDeckError as exc:
             self.post_message(Loaded(None, None, None, exc))
@@ -173,6 +189,42 @@ class RouteDeckApp(App):
     def _start_polling(self) -> None:
         self.poll_flags()
         self.poll_metrics()
+        self.poll_verdict()
+
+    # ---- the rule's verdict and automatic rollback -------------------------------------
+
+    def poll_verdict(self) -> None:
+        if self.rule is None or self.metrics is None or self.platform is None:
+            return
+        if self.paused:
+            self.set_timer(VERDICT_EVERY_S, self.poll_verdict)
+            return
+        self.run_worker(self._verdict_worker, thread=True, exclusive=True, group="verdict", exit_on_error=False)
+
+    def _verdict_worker(self) -> None:
+        from console.core.operations import look
+
+        try:
+            self.post_message(VerdictRead(look(self.rule, self.platform, self.metrics).decision, None))
+        except RouteDeckError as exc:
+            self.post_message(VerdictRead(None, str(exc)))
+        except Exception as exc:
+            self.post_message(VerdictRead(None, f"{type(exc).__name__}: {redact(str(exc))}"))
+
+    def on_verdict_read(self, message: VerdictRead) -> None:
+        self.decision, self.verdict_error = message.decision, message.error
+        d = message.decision
+        flag = self.flags.get(self.rule.flag_key) if self.rule else None
+        if (d is not None and d.verdict.value == "ROLLBACK" and self.rule.spec.auto_rollback and not self.read_only
+                and flag is not None and flag.allocation.serves_candidate
+                and self.rule.flag_key not in self._rollback_running):
+            first = next((r for r in d.reasons if r.startswith("rollback")), d.reasons[0] if d.reasons else "")
+            self.bell()
+            self.notify(f"AUTO-ROLLBACK of {self.rule.flag_key}: {first}", title="Rule says ROLLBACK",
+                        severity="error", timeout=30)
+            self._start_rollback(self.rule.flag_key, reason=f"auto-rollback: {first}", decision=d)
+        self._redraw()
+        self.set_timer(VERDICT_EVERY_S, self.poll_verdict)
 
     def _tick(self) -> None:
         screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
@@ -332,6 +384,8 @@ class RouteDeckApp(App):
         if at_baseline:
             names = ", ".join(f"{f.key} → {f.baseline}" for f in at_baseline)
             lines.append(Text(f"steady: {names}", style="dim"))
+        if self.rule is not None:
+            lines.append(self._verdict_line())
         status = Text()
         now = self.clock()
         if self.paused:
@@ -356,6 +410,20 @@ class RouteDeckApp(App):
             line.truncate(max(10, width - 2), overflow="ellipsis")
         return lines
 
+    def _verdict_line(self) -> Text:
+        line = Text(f"rule {self.rule.path} · ")
+        if self.verdict_error:
+            line.append(f"verdict unavailable: {self.verdict_error}", "bold red")
+        elif self.decision is None:
+            line.append("judging…", "dim")
+        else:
+            style = {"ADVANCE": "bold green", "HOLD": "bold yellow", "ROLLBACK": "bold red"}[self.decision.verdict.value]
+            line.append(f"verdict {self.decision.verdict.value}", style)
+            first = next((r for r in self.decision.reasons if not r.startswith("note")), "")
+            if first:
+                line.append(f" — {first}")
+        return line
+
     # ---- actions ------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
@@ -377,6 +445,9 @@ class RouteDeckApp(App):
         if key in self._rollback_running:
             self.notify(f"rollback of {key} already in progress", severity="warning")
             return
+        self._start_rollback(key, reason="R pressed in the console", decision=None)
+
+    def _start_rollback(self, key: str, *, reason: str, decision: "Decision | None") -> None:
         self._rollback_running.add(key)
         seen = self.flags.get(key)
         rollout = None
@@ -388,10 +459,11 @@ class RouteDeckApp(App):
             rollout = seen.rollout.model_copy(
                 update={"stage": Stage.ROLLED_BACK, "stage_started_at": datetime.now(timezone.utc)}
             )
-        self.run_worker(partial(self._rollback_worker, key, seen, rollout),
+        self.run_worker(partial(self._rollback_worker, key, seen, rollout, reason, decision),
                         thread=True, group="rollback", exit_on_error=False)
 
-    def _rollback_worker(self, key: str, seen: "RouteFlag | None", rollout) -> None:
+    def _rollback_worker(self, key: str, seen: "RouteFlag | None", rollout, reason: str,
+                         decision: "Decision | None") -> None:
         seen_revision = seen.revision if seen else None
 
         def call():
@@ -403,11 +475,15 @@ class RouteDeckApp(App):
             else:
                 from console.core.journal import record_action
 
+                from console.core.operations import verdict_snapshot
+
                 recorded = record_action(
                     self.journal, "rollback", call=call, flag=key,
                     before=seen.allocation.model_dump(mode="json") if seen else None,
                     planned=seen.allocation.rolled_back().model_dump(mode="json") if seen else None,
-                    reason="R pressed in the console", required=False,  # rollback never waits for the journal
+                    reason=reason, required=False,  # rollback never waits for the journal
+                    rule_hash=self.rule.rule_hash if self.rule else None,
+                    verdict=verdict_snapshot(decision) if decision else None,
                 )
                 result, warning = recorded.result, recorded.warning
             self.post_message(RollbackDone(key, result, None, warning))

@@ -27,6 +27,8 @@ def add_parser(sub) -> None:
     p.add_argument("--state-dir", type=Path, default=None,
                    help="where the flag file lives (default: $XDG_STATE_HOME/routedeck)")
     p.add_argument("--read-only", action="store_true", help="reviewers: hide and refuse every action that changes flags")
+    p.add_argument("--rule", type=Path, help="judge the rollout against this decision rule (YAML); the header shows "
+                   "the verdict, and a ROLLBACK verdict rolls back at once when the rule allows it")
     p.set_defaults(run=run)
 
 
@@ -55,7 +57,7 @@ def prepare_state_dir(state_dir: Path) -> Path:
     return path
 
 
-def load_demo(state_dir: Path, scenario: str, seed: int, speed: float):
+def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path: Path | None = None):
     """Create or open the demo flag file and start the simulator: (platform, metrics, flags)."""
     path = prepare_state_dir(state_dir)
 
@@ -71,7 +73,14 @@ def load_demo(state_dir: Path, scenario: str, seed: int, speed: float):
     metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=300)
     from console.core.journal import Journal, journal_path
 
-    return platform, metrics, flags, Journal(journal_path(state_dir))
+    rule = None
+    if rule_path is not None:
+        from console.core.rules import load_rule
+
+        rule = load_rule(rule_path)
+        if rule.flag_key not in flags:
+            raise BadInput(f"{rule_path}: flag {rule.flag_key!r} is not in {path} — route flags: {', '.join(flags)}")
+    return platform, metrics, flags, Journal(journal_path(state_dir)), rule
 
 
 def run(args: argparse.Namespace) -> int:
@@ -80,13 +89,13 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--speed {args.speed:g}: must be a positive number of simulated seconds per second")
     state_dir = (args.state_dir or default_state_dir()).expanduser()
     if not sys.stdout.isatty():
-        load_demo(state_dir, args.scenario, args.seed, args.speed)  # no screen to paint: fail fast instead
+        load_demo(state_dir, args.scenario, args.seed, args.speed, args.rule)  # no screen to paint: fail fast instead
 
     from console.app import RouteDeckApp
 
     # the heavy imports and the flag file are loaded in a worker, after the first frame is on screen
     app = RouteDeckApp(
-        loader=partial(load_demo, state_dir, args.scenario, args.seed, args.speed), read_only=args.read_only
+        loader=partial(load_demo, state_dir, args.scenario, args.seed, args.speed, args.rule), read_only=args.read_only
     )
     code = app.run()
     if app.startup_error is not None:

@@ -1,0 +1,67 @@
+"""With a rule, the console judges the rollout and rolls a regression back on its own, with its reasons."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from adapters.flags.flagd_file import FlagdFilePlatform
+from adapters.metrics.simulated import SimulatedMetricsSource
+from console.app import RouteDeckApp
+from console.commands.demo import prepare_state_dir
+from console.core.journal import Journal, journal_path, read_entries
+from console.core.rules import parse_rule
+from console.core.simulator.evaluator import FlagdFileEvaluator
+
+from ..cli.test_rollout_commands import RULE
+
+FLAG = "support-answer-route"
+
+
+def app_for(tmp_path, scenario: str) -> RouteDeckApp:
+    path = prepare_state_dir(tmp_path)
+    platform = FlagdFilePlatform(path)
+    flags = {k: platform.read_flag(k) for k in platform.list_flags()}
+    # simulated time starts now, like the demo's, so the stage's start (written at creation) is in the past
+    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=3, sim_epoch=time.time(),
+                                     clock=lambda: 0.0, warmup_s=300, rate_rps=60)
+    rule = parse_rule(RULE, "rule.yaml")
+    return RouteDeckApp(platform, metrics, flags=flags, journal=Journal(journal_path(tmp_path)), rule=rule,
+                        clock=lambda: 100.0)
+
+
+async def wait(pilot, condition, seconds=20.0) -> bool:
+    for _ in range(int(seconds / 0.05)):
+        await pilot.pause(0.05)
+        if condition():
+            return True
+    return False
+
+
+@pytest.mark.parametrize("scenario", ["provider-outage", "join-break"])
+async def test_regression_is_rolled_back_automatically_with_reasons(tmp_path, scenario):
+    app = app_for(tmp_path, scenario)
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.metrics.advance_by(15 * 60)  # fifteen minutes of the 5% stage
+        app.poll_verdict()
+        assert await wait(pilot, lambda: FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 0)
+        assert await wait(pilot, lambda: not app._rollback_running)
+        header = " ".join(line.plain for line in app.header_lines(200))
+        assert "verdict ROLLBACK" in header and "rollback:" in header
+        assert any("AUTO-ROLLBACK" in n.message for n in app._notifications)
+    rollbacks = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "rollback"]
+    assert rollbacks[0].kind == "intent" and rollbacks[0].reason.startswith("auto-rollback: rollback:")
+    assert rollbacks[0].verdict["verdict"] == "ROLLBACK" and rollbacks[1].status == "confirmed"
+
+
+async def test_healthy_candidate_is_left_alone_and_verdict_shown(tmp_path):
+    app = app_for(tmp_path, "steady")
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.metrics.advance_by(15 * 60)
+        app.poll_verdict()
+        assert await wait(pilot, lambda: app.decision is not None)
+        assert app.decision.verdict.value in ("ADVANCE", "HOLD")
+        header = " ".join(line.plain for line in app.header_lines(200))
+        assert f"verdict {app.decision.verdict.value}" in header
+    assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
