@@ -19,6 +19,9 @@ class ConsoleState(Protocol):
     def rollback_target(self) -> tuple[str | None, str]:
         """(flag key to roll back, or None, and why not)."""
 
+    def verdict_unavailable(self) -> str | None:
+        """Why the rule's verdict cannot be shown now, or None."""
+
 
 @dataclass(frozen=True)
 class Action:
@@ -48,6 +51,8 @@ ACTIONS: tuple[Action, ...] = (
     Action("rollback", "R", "Rollback", "send the highlighted route's flag back to 100% baseline, at once",
            dangerous=False, writes=True, why_not=_rollback_why_not),
     Action("details", "enter", "Details", "every figure of the highlighted route, with its providers"),
+    Action("verdict", "v", "Verdict", "the rule's verdict in full: gates, metrics with intervals, reasons",
+           show_in_footer=False, why_not=lambda state: state.verdict_unavailable()),
     Action("next_metric", "m", "Metric", "trend the next metric (shift+m: previous)"),
     Action("prev_metric", "M", "Prev metric", "trend the previous metric", show_in_footer=False),
     Action("wider_window", "]", "Window+", "widen the time window of figures and trends"),

@@ -410,6 +410,22 @@ class RouteDeckApp(App):
             line.truncate(max(10, width - 2), overflow="ellipsis")
         return lines
 
+    def verdict_unavailable(self) -> str | None:
+        if self.rule is None:
+            return "no decision rule: start with --rule FILE"
+        if self.decision is None:
+            return self.verdict_error or "the first verdict is still being computed"
+        return None
+
+    def action_verdict(self) -> None:
+        why = self.verdict_unavailable()
+        if why:
+            self.notify(f"verdict: {why}", severity="warning")
+            return
+        from console.screens.verdict import VerdictScreen
+
+        self.push_screen(VerdictScreen(self.rule, self.decision))
+
     def _verdict_line(self) -> Text:
         line = Text(f"rule {self.rule.path} · ")
         if self.verdict_error:

@@ -64,4 +64,10 @@ async def test_healthy_candidate_is_left_alone_and_verdict_shown(tmp_path):
         assert app.decision.verdict.value in ("ADVANCE", "HOLD")
         header = " ".join(line.plain for line in app.header_lines(200))
         assert f"verdict {app.decision.verdict.value}" in header
+        await pilot.press("v")
+        await pilot.pause()
+        from console.screens.verdict import VerdictScreen
+
+        assert isinstance(app.screen, VerdictScreen)
+        await pilot.press("escape")
     assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
