@@ -22,6 +22,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", help="…and this metrics SPEC (prometheus:URL, or sim:SCENARIO with a flagd file)")
     parser.add_argument("--state-dir", type=__import__("pathlib").Path, help="where the journal lives")
     parser.add_argument("--read-only", action="store_true", help="hide and refuse every action that changes flags")
+    parser.add_argument("--budgets", type=__import__("pathlib").Path, metavar="FILE",
+                        help="monthly budgets (TOML) for the b view (default: console/core/data/budgets.toml)")
+    parser.add_argument("--profile", metavar="NAME", help="backends and defaults from this profile of the config file")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"console.commands.{name}")
@@ -46,14 +49,25 @@ def run_console(args: argparse.Namespace) -> int:
         if not flags:
             raise BadInput(f"{platform.describe()}: holds no route flags — create one with `routedeck init`")
         metrics = open_metrics(metrics_spec, flags_spec)
-        return platform, metrics, flags, Journal(journal_path(state_dir(state)))
+        rule = None
+        if getattr(state, "rule", None) is not None:  # from the profile: the header shows its verdict
+            from console.core.rules import load_rule
+
+            rule = load_rule(state.rule)
+        return platform, metrics, flags, Journal(journal_path(state_dir(state))), rule
 
     from console.app import RouteDeckApp
 
     loader = partial(load, args.flags, args.metrics, args)
     if not sys.stdout.isatty():
         loader()  # nothing to paint: report bad input at once
-    app = RouteDeckApp(loader=loader, read_only=args.read_only)
+    timing = {k: v for k, v in (("refresh_s", getattr(args, "refresh_s", None)),
+                                ("window_s", getattr(args, "window_s", None))) if v is not None}
+    app = RouteDeckApp(loader=loader, read_only=args.read_only, **timing)
+    if getattr(args, "budgets", None) is not None:
+        from console.core.budgets import BudgetConfig
+
+        app.budgets_config = BudgetConfig.load(args.budgets)
     code = app.run()
     if app.startup_error is not None:
         raise app.startup_error
@@ -63,13 +77,20 @@ def run_console(args: argparse.Namespace) -> int:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "command", None):
-        if args.flags or args.metrics:
-            args.run = run_console
-        else:
-            parser.print_help()
-            return EXIT_BAD_INPUT
     try:
+        from console import credentials
+        from console.profiles import activate, apply_profile, has_default_profile
+
+        credentials.install()
+        activate(None)  # a profile from an earlier call in this process never leaks into this one
+        if not getattr(args, "command", None):
+            if args.flags or args.metrics or args.profile or has_default_profile():
+                args.run = run_console
+            else:
+                parser.print_help()
+                return EXIT_BAD_INPUT
+        if getattr(args, "uses_profile", False) or not getattr(args, "command", None):
+            apply_profile(args)
         return int(args.run(args) or 0)
     except BadInput as exc:
         print(f"routedeck: {exc}", file=sys.stderr)

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import threading
 from typing import Any
 from urllib.parse import parse_qs, urlsplit, urlunsplit
@@ -23,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit, urlunsplit
 from UnleashClient.cache import BaseCache
 from UnleashClient.constants import FEATURES_URL
 
+from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput
 from console.core.redact import redact
 from console.core.telemetry import Arm
@@ -140,7 +140,7 @@ class UnleashSdkEvaluator:
             raise BadInput(f"--flags {redact_url(url)!r}: refresh must be a whole number of seconds") from None
         if refresh_s < 1:
             raise BadInput(f"--flags {redact_url(url)!r}: refresh must be at least 1 second")
-        token = options.pop("token", None) or os.environ.get(CLIENT_TOKEN_ENV) or os.environ.get(TOKEN_ENV)
+        token = options.pop("token", None) or read_token(CLIENT_TOKEN_ENV) or read_token(TOKEN_ENV)
         if not token:
             raise BadInput(f"--flags unleash:…: no API token — set {CLIENT_TOKEN_ENV}")
         base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))

@@ -14,7 +14,6 @@ raises ``BackendError`` naming the redacted URL.
 from __future__ import annotations
 
 import math
-import os
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput
 from console.core.models import RouteProfile
 from console.core.ports import MetricsSource
@@ -142,7 +142,7 @@ class PrometheusSource(MetricsSource):
                 f"--metrics {redact_url(url)!r}: put no credentials or options in the URL — "
                 f"set {TOKEN_ENV} for a bearer token"
             )
-        options.setdefault("token", os.environ.get(TOKEN_ENV) or None)
+        options.setdefault("token", read_token(TOKEN_ENV))
         return cls(url, **options)
 
     @property

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from console.core.errors import BadInput
 
-from .common import state_dir
+from .common import add_profile_option, state_dir
 
 
 def add_parser(sub) -> None:
@@ -25,6 +25,7 @@ def add_parser(sub) -> None:
     v.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
                    help="a chain head recorded elsewhere (an export, a ticket); repeatable")
     v.add_argument("--flags", help="also check the chain heads stored with the rollout state on this flag platform")
+    add_profile_option(v)
     v.set_defaults(run=run_verify)
 
     ls = audit.add_parser("list", help="journal entries, oldest first")

@@ -26,13 +26,23 @@ def default_flags_spec(args: argparse.Namespace) -> str:
 
 def add_backend_options(p: argparse.ArgumentParser, metrics: bool = True, rule: bool = True) -> None:
     if rule:
-        p.add_argument("--rule", required=True, type=Path, help="the decision rule (YAML)")
+        p.add_argument("--rule", type=Path, help="the decision rule (YAML); required unless the profile names one")
+        p.set_defaults(rule_required=True)
+    add_profile_option(p)
     p.add_argument("--flags", help="flag platform SPEC, e.g. flagd:PATH (default: the demo's flag file in the state dir)")
     if metrics:
         p.add_argument("--metrics", help="metrics SPEC, e.g. sim:SCENARIO?seed=N&minutes=M or prometheus:URL")
     p.add_argument("--state-dir", type=Path, help="where the journal lives (default: $XDG_STATE_HOME/routedeck)")
     p.add_argument("--operator", default=os.environ.get("ROUTEDECK_OPERATOR"),
                    help="your name in the journal (default: $ROUTEDECK_OPERATOR, else the OS user)")
+
+
+def add_profile_option(p: argparse.ArgumentParser) -> None:
+    """``--profile NAME``: backends, rule and defaults from the config file (explicit options win)."""
+    # SUPPRESS: `routedeck --profile P COMMAND` keeps the profile given before the command
+    p.add_argument("--profile", metavar="NAME", default=argparse.SUPPRESS,
+                   help="take --flags, --metrics, --rule and defaults from this profile of the config file")
+    p.set_defaults(uses_profile=True)
 
 
 def add_write_options(p: argparse.ArgumentParser) -> None:

@@ -25,8 +25,12 @@ _LOOPBACK = ("127.0.0.1", "localhost")
 def add_parser(sub) -> None:
     p = sub.add_parser("simulate", help="run the simulated application headless, exporting /metrics",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--flags", dest="sim_flags", required=True, metavar="SPEC",
-                   help="flagd:PATH, or unleash:http://HOST:PORT?project=P&environment=E&refresh=S")
+    p.add_argument("--flags", dest="sim_flags", metavar="SPEC",
+                   help="flagd:PATH, or unleash:http://HOST:PORT?project=P&environment=E&refresh=S "
+                        "(required unless --profile names one)")
+    from .common import add_profile_option
+
+    add_profile_option(p)
     p.add_argument("--scenario", default="steady", help="the traffic scenario (default: steady)")
     p.add_argument("--seed", type=int, default=7, help="random seed (default: 7)")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default: 1)")
@@ -95,6 +99,8 @@ def run(args: argparse.Namespace) -> int:
     if args.duration is not None and not args.duration > 0:
         raise BadInput(f"--duration {args.duration:g}: must be a positive number of seconds")
     scenario = get_scenario(args.scenario)
+    if not args.sim_flags:
+        raise BadInput("--flags SPEC is required (or a --profile whose flags = \"SPEC\")")
     evaluator, stage_of, what = open_evaluator(args.sim_flags)
     try:
         exporter = RouteMetricsExporter(stage_of=stage_of)

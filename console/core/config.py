@@ -1,0 +1,305 @@
+"""Connection profiles: a TOML file naming flag platform, metrics source, rule and defaults per profile.
+
+The file lives at ``$ROUTEDECK_CONFIG``, else ``$XDG_CONFIG_HOME/routedeck/config.toml`` (default
+``~/.config/routedeck/config.toml``)::
+
+    default_profile = "local"
+
+    [profiles.local]
+    flags = "flagd:~/routes/flags.json"
+    metrics = "sim:steady?minutes=30"
+    rule = "rule.yaml"            # relative paths are relative to this file
+    refresh = "2s"                # or a number of seconds
+    window = "5m"
+    operator = "alice"
+    read_only = false
+    tls_verify = true
+    ca_bundle = "/etc/ssl/corp-ca.pem"
+
+Every problem is one line naming the file, the line and the key. Tokens never belong here: a spec
+that carries one is refused (store it with ``routedeck login``).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import BadInput
+from .redact import redact
+from .tls import TlsSettings
+
+CONFIG_ENV = "ROUTEDECK_CONFIG"
+TOP_KEYS = ("default_profile", "profiles")
+#: profile key -> what a value must be, as said in an error
+PROFILE_KEYS: dict[str, str] = {
+    "flags": "a flag platform SPEC such as \"flagd:PATH\"",
+    "metrics": "a metrics SPEC such as \"sim:steady\" or \"prometheus:URL\"",
+    "rule": "the path of a decision rule file",
+    "refresh": "seconds between refreshes: a number or a duration such as \"2s\"",
+    "window": "the metrics window: a number of seconds or a duration such as \"5m\"",
+    "operator": "your name in the journal",
+    "read_only": "true or false",
+    "tls_verify": "true or false",
+    "ca_bundle": "the path of a PEM file of CA certificates",
+}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
+_UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+
+
+def config_path(environ: dict[str, str] | None = None) -> Path:
+    """Where the config file is read from (``$ROUTEDECK_CONFIG`` wins over the XDG location)."""
+    env = os.environ if environ is None else environ
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV]).expanduser()
+    base = Path(env["XDG_CONFIG_HOME"]).expanduser() if env.get("XDG_CONFIG_HOME") else Path.home() / ".config"
+    return base / "routedeck" / "config.toml"
+
+
+@dataclass(frozen=True)
+class Profile:
+    """One named set of backends and defaults."""
+
+    name: str
+    source: Path
+    flags: str | None = None
+    metrics: str | None = None
+    rule: Path | None = None
+    refresh_s: float | None = None
+    window_s: float | None = None
+    operator: str | None = None
+    read_only: bool = False
+    tls_verify: bool = True
+    ca_bundle: Path | None = None
+    lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    def where(self, key: str | None = None) -> str:
+        """``FILE:LINE`` of ``key`` in this profile (of the profile's table without a key)."""
+        line = self.lines.get(key or "", self.lines.get(""))
+        return f"{self.source}:{line}" if line else str(self.source)
+
+    @property
+    def tls(self) -> TlsSettings:
+        return TlsSettings(verify=self.tls_verify, ca_bundle=self.ca_bundle)
+
+
+@dataclass(frozen=True)
+class Config:
+    """The profiles of one config file (empty when the file does not exist)."""
+
+    path: Path
+    profiles: dict[str, Profile] = field(default_factory=dict)
+    default_profile: str | None = None
+
+    def get(self, name: str) -> Profile:
+        """The profile called ``name``; BadInput naming the file and the profiles it has otherwise."""
+        if name in self.profiles:
+            return self.profiles[name]
+        if not self.profiles:
+            raise BadInput(f"--profile {name}: {self.path} holds no profiles — add a [profiles.{name}] table")
+        raise BadInput(f"--profile {name}: no such profile in {self.path} — it has {', '.join(sorted(self.profiles))}")
+
+
+def load_config(path: Path | None = None, environ: dict[str, str] | None = None) -> Config:
+    """The config at ``path`` (default: ``config_path()``). A missing default file is an empty config;
+    a missing file named by ``$ROUTEDECK_CONFIG`` is an error."""
+    env = os.environ if environ is None else environ
+    explicit = path is not None or bool(env.get(CONFIG_ENV))
+    path = path or config_path(env)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if explicit:
+            raise BadInput(f"{path}: config file not found — create it or unset {CONFIG_ENV}") from None
+        return Config(path)
+    except UnicodeDecodeError:
+        raise BadInput(f"{path}: not UTF-8 text — save the config as UTF-8") from None
+    except OSError as exc:
+        raise BadInput(f"{path}: cannot read the config ({exc.strerror})") from None
+    return parse_config(text, path)
+
+
+def parse_config(text: str, path: Path) -> Config:
+    """Parse and validate config ``text`` read from ``path``."""
+    try:
+        doc = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        m = re.search(r"\(at line (\d+), column \d+\)", message)
+        where = f"{path}:{m.group(1)}" if m else str(path)
+        reason = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", message)
+        key = _key_on_line(text, int(m.group(1))) if m else None
+        on_key = f" at key {key!r}" if key else ""
+        hint = " (text values need quotes)" if reason == "Invalid value" else ""
+        raise BadInput(f"{where}: malformed TOML{on_key}: {reason}{hint} — fix the line") from None
+    lines = _key_lines(text)
+
+    def at(*keys: str) -> str:
+        return f"{path}:{_line_of(lines, keys)}" if _line_of(lines, keys) else str(path)
+
+    for key in doc:
+        if key not in TOP_KEYS:
+            raise BadInput(f"{at(key)}: unknown key {key!r} — the top level takes {', '.join(TOP_KEYS)}")
+    tables = doc.get("profiles", {})
+    if not isinstance(tables, dict):
+        raise BadInput(f"{at('profiles')}: profiles must be a table of [profiles.NAME] tables")
+    profiles: dict[str, Profile] = {}
+    for name, body in tables.items():
+        if not _NAME.match(name):
+            raise BadInput(f"{at('profiles', name)}: profile name {name!r} — use letters, digits, '.', '_' or '-'")
+        if not isinstance(body, dict):
+            raise BadInput(f"{at('profiles', name)}: profiles.{name} must be a table ([profiles.{name}])")
+        profiles[name] = _profile(name, body, path, lines)
+    default = doc.get("default_profile")
+    if default is not None:
+        if not isinstance(default, str):
+            raise BadInput(f"{at('default_profile')}: default_profile must be a profile name (a string)")
+        if default not in profiles:
+            known = ", ".join(sorted(profiles)) or "none"
+            raise BadInput(f"{at('default_profile')}: default_profile {default!r} names no profile — profiles: {known}")
+    return Config(path, profiles, default)
+
+
+def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str, ...], int]) -> Profile:
+    key_lines = {"": _line_of(lines, ("profiles", name)) or 0}
+    for key in body:
+        key_lines[key] = _line_of(lines, ("profiles", name, key)) or key_lines[""]
+
+    def fail(key: str, what: str) -> BadInput:
+        line = key_lines.get(key) or key_lines[""]
+        where = f"{path}:{line}" if line else str(path)
+        return BadInput(f"{where}: profiles.{name}.{key}: {what}")
+
+    for key in body:
+        if key not in PROFILE_KEYS:
+            raise fail(key, f"unknown key — a profile takes {', '.join(PROFILE_KEYS)}")
+    values: dict[str, Any] = {}
+    for key in ("flags", "metrics"):
+        if key in body:
+            spec = body[key]
+            if not isinstance(spec, str) or ":" not in spec or not spec.partition(":")[2]:
+                raise fail(key, f"expected {PROFILE_KEYS[key]}, got {_shown(spec)}")
+            if redact(spec) != spec or re.search(r"//[^/@\s]*:[^/@\s]*@", spec):
+                raise fail(key, f"holds a credential — remove it and store it with `routedeck login {name}`")
+            values[key] = _spec_path(spec, path.parent)
+    for key in ("rule", "ca_bundle"):
+        if key in body:
+            if not isinstance(body[key], str) or not body[key].strip():
+                raise fail(key, f"expected {PROFILE_KEYS[key]}, got {_shown(body[key])}")
+            values[key] = _path(body[key], path.parent)
+    for key, attr in (("refresh", "refresh_s"), ("window", "window_s")):
+        if key in body:
+            seconds = _seconds(body[key])
+            if seconds is None or seconds <= 0:
+                raise fail(key, f"expected {PROFILE_KEYS[key]}, got {_shown(body[key])}")
+            values[attr] = seconds
+    if "operator" in body:
+        if not isinstance(body["operator"], str) or not body["operator"].strip():
+            raise fail("operator", f"expected {PROFILE_KEYS['operator']} (a string), got {_shown(body['operator'])}")
+        values["operator"] = body["operator"].strip()
+    for key in ("read_only", "tls_verify"):
+        if key in body:
+            if not isinstance(body[key], bool):
+                raise fail(key, f"expected true or false, got {_shown(body[key])}")
+            values[key] = body[key]
+    return Profile(name=name, source=path, lines=key_lines, **values)
+
+
+def _shown(value: Any) -> str:
+    """A value as an error shows it: its TOML type, and short text values redacted."""
+    if isinstance(value, str):
+        return repr(redact(value)) if len(value) <= 60 else "a long string"
+    return {bool: "a boolean", int: "a number", float: "a number", dict: "a table", list: "an array"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _seconds(value: Any) -> float | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    if isinstance(value, str):
+        m = _DURATION.match(value)
+        if m:
+            return float(m.group(1)) * _UNIT_S[m.group(2)]
+    return None
+
+
+def _path(text: str, base: Path) -> Path:
+    p = Path(text).expanduser()
+    return p if p.is_absolute() else base / p
+
+
+def _spec_path(spec: str, base: Path) -> str:
+    """A ``flagd:`` spec's relative path made relative to the config file; other specs as they are."""
+    kind, _, rest = spec.partition(":")
+    if kind != "flagd":
+        return spec
+    return f"flagd:{_path(rest, base)}"
+
+
+# ---- where keys are: tomllib keeps no positions, so find them in the text ------------------------
+
+_BARE_OR_QUOTED = r'(?:[A-Za-z0-9_-]+|"[^"\n]*"|\'[^\'\n]*\')'
+_DOTTED = rf"{_BARE_OR_QUOTED}(?:\s*\.\s*{_BARE_OR_QUOTED})*"
+_HEADER = re.compile(rf"^\s*\[\[?\s*({_DOTTED})\s*\]\]?")
+_KEY = re.compile(rf"^\s*({_DOTTED})\s*=\s*(.*)$")
+_INLINE_KEY = re.compile(rf"[{{,]\s*({_DOTTED})\s*=")
+
+
+def _split_dotted(text: str) -> tuple[str, ...]:
+    parts = re.findall(_BARE_OR_QUOTED, text)
+    return tuple(p[1:-1] if p[:1] in "\"'" else p for p in parts)
+
+
+def _key_lines(text: str) -> dict[tuple[str, ...], int]:
+    """The first line of every table header and key in ``text``, by full dotted path (best effort)."""
+    found: dict[tuple[str, ...], int] = {}
+    table: tuple[str, ...] = ()
+    in_multiline: str | None = None
+    for number, line in enumerate(text.splitlines(), 1):
+        if in_multiline:
+            if line.count(in_multiline) % 2 == 1:
+                in_multiline = None
+            continue
+        header = _HEADER.match(line)
+        if header:
+            table = _split_dotted(header.group(1))
+            found.setdefault(table, number)
+            continue
+        key = _KEY.match(line)
+        if not key:
+            continue
+        path = table + _split_dotted(key.group(1))
+        found.setdefault(path, number)
+        value = key.group(2)
+        for quote in ('"""', "'''"):
+            if value.count(quote) % 2 == 1:
+                in_multiline = quote
+        if value.lstrip().startswith("{"):
+            for inner in _INLINE_KEY.finditer(value):
+                found.setdefault(path + _split_dotted(inner.group(1)), number)
+    return found
+
+
+def _key_on_line(text: str, number: int) -> str | None:
+    """The dotted key written on line ``number`` of ``text`` (1-based), if that line holds one."""
+    lines = text.splitlines()
+    if not 0 < number <= len(lines):
+        return None
+    key = _KEY.match(lines[number - 1])
+    return ".".join(_split_dotted(key.group(1))) if key else None
+
+
+def _line_of(lines: dict[tuple[str, ...], int], keys: tuple[str, ...]) -> int | None:
+    """The line of ``keys``, else of its nearest enclosing table that has one."""
+    for end in range(len(keys), 0, -1):
+        if keys[:end] in lines:
+            return lines[keys[:end]]
+    return None

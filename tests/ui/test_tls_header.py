@@ -1,0 +1,25 @@
+"""A profile that turns TLS verification off says so at the top of the console, even at 80 columns."""
+
+from __future__ import annotations
+
+from console.core.config import parse_config
+from console.profiles import activate
+
+from .helpers import demo_app, wait_for
+
+
+async def test_header_says_tls_verification_is_off(tmp_path):
+    config = parse_config('[profiles.lab]\nflags = "flagd:x"\ntls_verify = false\n', tmp_path / "config.toml")
+    app = demo_app(tmp_path)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: app.figures)
+            assert "TLS verification OFF" not in app.header_lines(80)[0].plain
+            activate(config.profiles["lab"])
+            top = app.header_lines(80)[0].plain
+            assert top.startswith("routedeck TLS verification OFF flags flagd:")
+            await pilot.pause(1.2)  # the next refresh repaints the header
+            svg = app.export_screenshot()
+            assert "TLS&#160;verification&#160;OFF" in svg
+    finally:
+        activate(None)
