@@ -18,6 +18,7 @@ import pytest
 from adapters.flags.flagd_file import FlagdFilePlatform
 from console.core.models import Allocation, ChangeEvent, RouteFlag, RouteProfile
 from console.core.ports import FlagPlatform
+from tests.integration.contract_featbit import featbit_factory
 from tests.integration.contract_unleash import unleash_factory
 
 FLAG = "contract-route"
@@ -103,6 +104,7 @@ def dropping_factory(request: pytest.FixtureRequest, tmp_path: Path) -> Harness:
 IMPLEMENTATIONS: list[Implementation] = [
     Implementation("flagd", flagd_factory),
     Implementation("unleash", unleash_factory, (pytest.mark.servers,)),
+    Implementation("featbit", featbit_factory),  # the local FeatBit fake: no external server
 ]
 
 #: implementations that must FAIL the suite (proof that the suite can fail), with the checks
