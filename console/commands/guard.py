@@ -81,6 +81,8 @@ def run(args: argparse.Namespace) -> int:
     ttl = lease.ttl_for(args.interval)
     taken = False
     looks = 0
+    journal = None
+    previous = None  # the flag as the last look saw it, to notice a change made by someone else
     try:
         while True:
             try:
@@ -91,6 +93,11 @@ def run(args: argparse.Namespace) -> int:
             taken = True
             current = operations.look(rule, platform, metrics)
             looks += 1
+            if looks == 1:
+                journal = _note_rule(args, rule, current.flag)
+            elif previous is not None:
+                _note_foreign(journal, previous, current.flag)
+            previous = current.flag
             print(look_line(current), flush=True)
             state = current.flag.rollout
             if state is not None and state.stage in TERMINAL:
@@ -109,6 +116,34 @@ def run(args: argparse.Namespace) -> int:
             except RouteDeckError as exc:
                 print(f"routedeck: WARNING: the lease on {key} was not released ({exc}); it lapses by itself",
                       file=sys.stderr)
+
+
+def _note_rule(args, rule, flag):
+    """Journal the rule this guard loaded (and a change of rule); return the journal, or None."""
+    from console.core.audit.notes import note_rule_loaded
+
+    journal = open_journal(args, required=False)
+    if journal is None:
+        print("routedeck: WARNING: the audit journal cannot be opened; the rule this guard loaded is not recorded",
+              file=sys.stderr)
+        return None
+    for warning in note_rule_loaded(journal, rule, flag, by="guard"):
+        print(f"routedeck: WARNING: {warning}", file=sys.stderr)
+    return journal
+
+
+def _note_foreign(journal, old, new) -> None:
+    """Between two looks the flag's routing changed, and not by this guard (it only renews its lease)."""
+    from console.core.audit.notes import note_foreign_change
+    from console.core.ports import describe_difference, same_routing
+
+    if same_routing(old, new):
+        return
+    print(f"note: {new.key} changed outside this guard: {describe_difference(old, new)}", flush=True)
+    if journal is not None:
+        warning = note_foreign_change(journal, old, new, seen_by="guard")
+        if warning:
+            print(f"routedeck: WARNING: {warning}", file=sys.stderr)
 
 
 def _roll_back(args, platform, rule, decision, reason: str) -> int:

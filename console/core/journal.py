@@ -21,7 +21,7 @@ from .audit.entry import (
 )
 from .audit.export import decision_record, export_json, export_markdown
 from .audit.reader import head, read_entries
-from .audit.record import RecordedAction, read_back_state, record_action
+from .audit.record import RecordedAction, read_back_state, record_action, record_event
 from .audit.verify import AnchorCheck, LineProblem, VerifyReport, verify
 from .audit.writer import JOURNAL_FILENAME, Journal, JournalUnavailable, journal_path
 
@@ -51,5 +51,6 @@ __all__ = [
     "read_back_state",
     "read_entries",
     "record_action",
+    "record_event",
     "verify",
 ]

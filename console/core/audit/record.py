@@ -93,3 +93,29 @@ def record_action(
         note = f"{exc} (the {action} was made but its outcome is not recorded)"
         return RecordedAction(result, intent, None, f"{warning}; {note}" if warning else note)
     return RecordedAction(result, intent, outcome, warning)
+
+
+def record_event(
+    journal: Journal | None,
+    action: str,
+    *,
+    flag: str | None = None,
+    reason: str = "",
+    rule_hash: str | None = None,
+    before: Mapping[str, Any] | Any = None,
+    after: Mapping[str, Any] | Any = None,
+    detail: Mapping[str, Any] | None = None,
+) -> tuple[JournalEntry | None, str | None]:
+    """Append one ``event`` entry: something seen or loaded, with no platform call around it.
+
+    Never raises for a journal that cannot be written (nor when there is none): the entry is
+    informational, so the caller gets ``(None, warning)`` and carries on, saying so.
+    """
+    if journal is None:
+        return None, f"no audit journal: {action} not recorded"
+    try:
+        entry = journal.append(kind="event", action=action, flag=flag, reason=reason, rule_hash=rule_hash,
+                               before=before, after=after, detail=dict(detail) if detail else None)
+    except JournalUnavailable as exc:
+        return None, f"{exc} ({action} not recorded)"
+    return entry, None
