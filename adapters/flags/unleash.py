@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import re
 from datetime import datetime, timezone
 from typing import Any
@@ -37,6 +36,7 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ValidationError
 
+from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
 from console.core.models import (
     FULL_SHARE_BP,
@@ -100,9 +100,9 @@ class UnleashPlatform(FlagPlatform):
         unknown = sorted(set(query) - {"project", "environment"})
         if unknown:
             raise BadInput(f"--flags {redact_url(url)!r}: unknown option {unknown[0]!r} — use project and environment")
-        token = options.pop("token", None) or os.environ.get(TOKEN_ENV)
+        token = options.pop("token", None) or read_token(TOKEN_ENV)
         if not token:
-            raise BadInput(f"--flags unleash:…: no admin API token — set {TOKEN_ENV}")
+            raise BadInput(f"--flags unleash:…: no admin API token — run `routedeck login PROFILE` or set {TOKEN_ENV}")
         base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         return cls(
             base, token,
@@ -272,6 +272,12 @@ def _strategy(title: str, rollout_pct: int, group: str, variant: str, profile: R
 def render_strategies(flag: RouteFlag) -> list[dict[str, Any]]:
     """The strategies routedeck writes for ``flag``, in evaluation order."""
     a = flag.allocation
+    if a.excluded_segments:
+        # strategies here carry no "send this segment to the baseline" branch routedeck could read back
+        raise BadInput(
+            f"flag {flag.key}: excluding a segment ({', '.join(f'{k}={v}' for k, v in a.excluded_segments)}) "
+            "is not supported on Unleash — nothing written; roll back, or narrow the eligible scope in the rule"
+        )
     if a.candidate_bp % 100:
         raise BadInput(
             f"flag {flag.key}: Unleash rollouts are whole percentages — "

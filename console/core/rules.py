@@ -50,7 +50,12 @@ ALLOWED = {
     "flag_key", "candidate_route", "baseline_route", "first_audience", "eligible_scope", "primary_metric",
     "primary", "guardrails", "expand_when", "rollback_when", "alpha", "auto_rollback", "latency_slo_ms",
     "latency_target_ms", "tuning_units", "audiences", "scopes", "stages", "gates", "segments", "holdback",
+    "segment_harm",
 }
+#: what harm flagged in one segment leads to (see docs/rules.md)
+SEGMENT_HARM = ("report", "exclude", "rollback")
+#: attributes the route itself changes or that exist only after exposure: never a segment
+POST_EXPOSURE = {"arm", "route", "variant", "served_route", "provider", "model", "fallback", "status", "outcome"}
 GUARDRAIL_KEYS = {"metric", "margin", "margin_kind", "severity", "min_events", "absolute_limit"}
 PRIMARY_KEYS = {"metric", "test", "margin", "margin_kind"}
 STAGE_KEYS = {"name", "share", "internal", "min_units", "min_dwell"}
@@ -88,6 +93,8 @@ class DecisionRule:
     checklist: list[str]
     segments: tuple[str, ...]
     rule_hash: str
+    #: harm flagged in a segment: only reported, excludes that segment from the candidate, or rolls back
+    segment_harm: str = "report"
     text: str = ""
     explicit_predicates: bool = False
     defaults_used: list[str] = field(default_factory=list)
@@ -277,6 +284,13 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
     segments = raw.get("segments") or ["plan", "region"]
     if not isinstance(segments, list) or not all(isinstance(s, str) for s in segments):
         raise doc.error(root + ("segments",), "must be a list of pre-exposure attribute names")
+    for i, name in enumerate(segments):
+        if name in POST_EXPOSURE:
+            raise doc.error(root + ("segments", i), f"{name!r} is set by the route or after exposure — segments must be "
+                                                    "attributes fixed before exposure (plan, region, workflow…)")
+    segment_harm = raw.get("segment_harm", "report")
+    if segment_harm not in SEGMENT_HARM:
+        raise doc.error(root + ("segment_harm",), f"must be one of {', '.join(SEGMENT_HARM)} (got {segment_harm!r})")
 
     spec = DecisionSpec(
         alpha=alpha, guardrails=tuple(guardrails.values()), primary=primary, gates=gates,
@@ -288,7 +302,7 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
         first_audience=audience, eligible_scope=scope, audience_predicate=aud_pred, scope_predicate=scope_pred,
         spec=spec, stages=stages, mappings=mappings, checklist=checklist, segments=tuple(segments),
         rule_hash=hashlib.sha256(canonical.encode()).hexdigest()[:16], text=text, explicit_predicates=explicit,
-        defaults_used=defaults,
+        defaults_used=defaults, segment_harm=segment_harm,
     )
 
 

@@ -99,7 +99,7 @@ def test_unknown_scenario_is_refused_naming_the_valid_ones(tmp_path):
 
 def test_every_scenario_has_a_one_line_description():
     assert set(SCENARIOS) == {"steady", "aa", "latency-regression", "quality-regression", "provider-outage",
-                              "cost-spike", "join-break"}
+                              "cost-spike", "join-break", "region-regression"}
     assert all(s.description and "\n" not in s.description for s in SCENARIOS.values())
 
 

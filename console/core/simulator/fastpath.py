@@ -17,6 +17,7 @@ import cbor2
 import mmh3
 import numpy as np
 
+from ..errors import BadInput
 from .portfolio import BEHAVIOURS, PROFILES, RouteBehaviour
 from .scenarios import Scenario, apply_to_candidate
 
@@ -30,6 +31,10 @@ FIELDS = ("requests", "successes", "exposures", "outcomes", "resolved", "escalat
 
 def candidate_behaviour(scenario: Scenario) -> RouteBehaviour:
     """How the candidate behaves under ``scenario`` (the A/A scenario copies the baseline)."""
+    if scenario.region is not None:
+        # this path's units carry no region: applying it to everyone would be a different scenario
+        raise BadInput(f"scenario {scenario.name}: bound to region {scenario.region}, which the aggregate path does "
+                       "not model — run it on the request-level simulator")
     if scenario.candidate_as_baseline:
         return BEHAVIOURS[BASELINE]
     return apply_to_candidate(BEHAVIOURS[CANDIDATE], scenario)

@@ -22,6 +22,8 @@ class Scenario:
     provider_error: float | None = None  # replaces the candidate provider's error rate
     token_factor: float = 1.0
     join_probability: float | None = None  # replaces the candidate's outcome join probability
+    #: only candidate units of this region see the change (None: every candidate unit)
+    region: str | None = None
 
 
 SCENARIOS: dict[str, Scenario] = {
@@ -40,6 +42,13 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("provider-outage", "the candidate's provider fails a third of calls; fallbacks surge", provider_error=0.35),
         Scenario("cost-spike", "candidate spends ~3× the tokens per answer", token_factor=3.0),
         Scenario("join-break", "candidate outcomes stop joining their exposures (telemetry broken)", join_probability=0.3),
+        Scenario(
+            "region-regression",
+            "candidate resolves fewer cases and gets corrected more, in region eu only",
+            resolve_shift=-0.20,
+            correction_shift=0.10,
+            region="eu",
+        ),
     )
 }
 

@@ -1,0 +1,277 @@
+"""Segment readouts: candidate vs baseline on every guardrail (and the primary metric), per pre-registered segment, with
+false-discovery control that stays valid however often anyone looks.
+
+Per (segment, metric) the null hypothesis is "no harm beyond the guardrail's margin". Its evidence
+is an e-process: the one-sided normal-mixture martingale behind the engine's asymptotic confidence
+sequences (Robbins' method of mixtures; Howard, Ramdas, McAuliffe & Sekhon 2021, "Time-uniform,
+nonparametric, nonasymptotic confidence sequences", and the asymptotic version of Waudby-Smith
+et al. 2023). With S = √N·(Δ̂ − margin)/σ̂_Δ oriented so that S > 0 points at harm, a = N + 1/ρ²,
+
+    E = 2 / √(1 + Nρ²) · exp(S² / (2a)) · Φ(S / √a)
+
+which mixes exp(λS − λ²N/2) over λ ≥ 0 with a half-normal(ρ) prior: a non-negative
+supermartingale for every difference at or inside the margin, so P(E ever ≥ 1/α) ≤ α (Ville).
+``1/E`` is the anytime-valid p-value shown beside it.
+
+The family — every (segment value, guardrail) — is corrected with e-BH (Wang & Ramdas 2022,
+"False discovery rate control with e-values"): with K hypotheses, reject the k largest e-values
+for the largest k with e₍ₖ₎ ≥ K/(αk). e-BH controls the false discovery rate at α under any
+dependence between the tests, and e-processes stay e-values at any stopping time, so the control
+holds at whatever look someone acts on. When no segment is harmed at all, the first look that
+flags anything is itself a stopping time: the chance an A/A rollout *ever* flags a segment is ≤ α.
+
+Segments are the rule's pre-registered attributes (``segments:``), which are fixed before
+exposure; a segment with too few units on either arm reads "no data" and can never pass.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ..registry import Metric, lookup
+from ..telemetry import Arm, UnitRecord
+from .engine import columns, fmt, judge_difference
+from .sequences import MIN_CONTRIBUTING_UNITS, RatioEstimate, difference, ratio_estimate, rho_for
+from .spec import DecisionSpec, GuardrailSpec, MarginKind, MetricVerdict
+
+#: below this many units on either arm a segment reads "no data" (the sequences' burn-in)
+MIN_SEGMENT_UNITS = MIN_CONTRIBUTING_UNITS
+#: the mixture is tuned for a segment holding about this share of the rule's planned units
+SEGMENT_TUNING_SHARE = 0.25
+MISSING = "(missing)"
+
+
+@dataclass(frozen=True)
+class SegmentRow:
+    """One (segment attribute, value, guardrail) comparison."""
+
+    attribute: str
+    value: str
+    metric: str
+    candidate: float | None
+    baseline: float | None
+    interval: tuple[float, float] | None  # candidate − baseline, anytime-valid at the rule's α (uncorrected)
+    margin: float | None  # harm beyond this difference, in the metric's unit
+    n_candidate: int
+    n_baseline: int
+    e_value: float  # evidence of harm beyond the margin (0: cannot count as evidence)
+    verdict: MetricVerdict  # HARM only after the e-BH correction
+    critical: bool = False
+    note: str = ""
+
+    @property
+    def p_value(self) -> float:
+        """The anytime-valid p-value 1/E (capped at 1)."""
+        return 1.0 if self.e_value <= 1.0 else 1.0 / self.e_value
+
+    @property
+    def harm(self) -> bool:
+        return self.verdict is MetricVerdict.HARM
+
+    @property
+    def segment(self) -> tuple[str, str]:
+        return (self.attribute, self.value)
+
+    def line(self) -> str:
+        """One human-readable line: segment, metric, candidate, baseline, interval, margin, n, e, verdict."""
+        m = lookup(self.metric)
+        iv = f"[{fmt(m, self.interval[0], True)}, {fmt(m, self.interval[1], True)}]" if self.interval else "—"
+        # the margin on the side where harm lies: +x for "higher is worse", −x for "lower is worse"
+        mg = fmt(m, self.margin if m.worse_is_higher else -self.margin, True) if self.margin is not None else "—"
+        seg = f"{self.attribute}={self.value}"
+        text = (f"{seg:<18} {self.metric:<28} cand {fmt(m, self.candidate):>9}  base {fmt(m, self.baseline):>9}  "
+                f"Δ {iv:<26} margin {mg:<9} n {self.n_candidate}/{self.n_baseline}  "
+                f"e {format_e(self.e_value):>7}  p {format_p(self.p_value):>6}  {self.verdict.value}")
+        return text + (f" ({self.note})" if self.note else "")
+
+
+@dataclass
+class SegmentReadout:
+    """Every segment row of one look, the family's size and α, and notes in words."""
+
+    rows: list[SegmentRow]
+    alpha: float
+    hypotheses: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def harmed(self) -> list[tuple[str, str]]:
+        """Segments (attribute, value) with at least one guardrail flagged, in row order."""
+        out: list[tuple[str, str]] = []
+        for r in self.rows:
+            if r.harm and r.segment not in out:
+                out.append(r.segment)
+        return out
+
+
+def format_e(e: float) -> str:
+    if e <= 0:
+        return "—"
+    if e >= 1e4:
+        return f"{e:.1e}"
+    return f"{e:.3g}"
+
+
+def format_p(p: float) -> str:
+    return f"{p:.1e}" if p < 1e-3 else f"{p:.3f}"
+
+
+def harm_e_value(diff_value: float, variance: float, n: int, margin: float, worse_is_higher: bool, rho: float) -> float:
+    """The one-sided normal-mixture e-value against "no harm beyond ``margin``" after ``n`` units."""
+    if variance <= 0 or n < 2:
+        return 0.0
+    excess = (diff_value - margin) if worse_is_higher else (-margin - diff_value)
+    s = math.sqrt(n) * excess / math.sqrt(variance)  # the standardised sum: √N · z
+    a = n + 1.0 / (rho * rho)
+    tail = 0.5 * math.erfc(-s / math.sqrt(2 * a))  # Φ(s/√a)
+    if tail <= 0.0:
+        return 0.0  # far on the safe side of the margin
+    log_e = math.log(2.0 * tail) - 0.5 * math.log1p(n * rho * rho) + s * s / (2 * a)
+    return math.exp(min(log_e, 700.0))
+
+
+def e_bh(e_values: Sequence[float], alpha: float) -> set[int]:
+    """Indices rejected by e-BH at level ``alpha`` (Wang & Ramdas 2022)."""
+    k_total = len(e_values)
+    if not k_total:
+        return set()
+    order = sorted(range(k_total), key=lambda i: e_values[i], reverse=True)
+    keep = 0
+    for k, i in enumerate(order, start=1):
+        if e_values[i] >= k_total / (alpha * k):
+            keep = k
+    return set(order[:keep])
+
+
+def segment_rho(spec: DecisionSpec) -> float:
+    """ρ of the mixture, fixed before any data: tuned to a segment's expected size."""
+    return rho_for(max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 50), spec.alpha)
+
+
+def _compare(g: GuardrailSpec, metric: Metric, cand: dict[str, np.ndarray], base: dict[str, np.ndarray],
+             alpha: float, planned: int, rho: float) -> tuple[RatioEstimate, RatioEstimate, tuple | None, float | None,
+                                                              float, MetricVerdict, str]:
+    """(cand, base, interval, margin, e, provisional verdict, note) for one segment and guardrail."""
+    nc, nb = len(cand["requests"]), len(base["requests"])
+    est_c = ratio_estimate(cand[metric.numerator], cand[metric.denominator]) if nc else RatioEstimate(None, None, 0, 0.0, 0.0)
+    est_b = ratio_estimate(base[metric.numerator], base[metric.denominator]) if nb else RatioEstimate(None, None, 0, 0.0, 0.0)
+    if nc < MIN_SEGMENT_UNITS or nb < MIN_SEGMENT_UNITS:
+        return est_c, est_b, None, None, 0.0, MetricVerdict.NO_DATA, f"too few units: {nc}/{nb}, needs {MIN_SEGMENT_UNITS} per arm"
+    diff = difference(est_c, est_b, alpha, planned)
+    margin = g.margin if g.margin_kind is MarginKind.ABSOLUTE else (
+        None if est_b.value is None else g.margin * abs(est_b.value))
+    if diff.interval is None or margin is None or diff.delta is None:
+        return est_c, est_b, None, margin, 0.0, MetricVerdict.NO_DATA, "too few events for an interval — never a pass"
+    e = harm_e_value(diff.delta, est_c.variance + est_b.variance, nc + nb, margin, metric.worse_is_higher, rho)
+    note = ""
+    if g.min_events and est_c.numerator < g.min_events:
+        # e·1{enough events} is still an e-value: too few events can show no harm at all
+        e, note = 0.0, f"only {est_c.numerator:.0f} events, harm needs {g.min_events}"
+    verdict = judge_difference(metric, diff.low, diff.high, margin)
+    return est_c, est_b, diff.interval, margin, e, verdict, note
+
+
+def readout_from_columns(
+    spec: DecisionSpec,
+    cand: dict[str, np.ndarray],
+    base: dict[str, np.ndarray],
+    cand_labels: dict[str, np.ndarray],
+    base_labels: dict[str, np.ndarray],
+    attributes: Sequence[str],
+    excluded: Sequence[tuple[str, str]] = (),
+) -> SegmentReadout:
+    """The segment readout from per-unit columns of each arm and each unit's segment labels.
+
+    ``cand_labels[attr]`` holds one label per candidate unit (``MISSING`` where a unit lacks it).
+    """
+    alpha = spec.alpha
+    planned = max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 50)
+    rho = segment_rho(spec)
+    drafts: list[dict] = []
+    notes: list[str] = []
+    tests = list(spec.guardrails)
+    if spec.primary is not None and all(g.metric != spec.primary.metric for g in tests):
+        # the primary metric worse than its margin in a segment is harm there too
+        tests.insert(0, GuardrailSpec(spec.primary.metric, spec.primary.margin, spec.primary.margin_kind))
+    for attr in attributes:
+        lc, lb = cand_labels.get(attr), base_labels.get(attr)
+        lc = lc if lc is not None else np.full(len(cand["requests"]), MISSING, dtype=object)
+        lb = lb if lb is not None else np.full(len(base["requests"]), MISSING, dtype=object)
+        # an excluded segment's units are no longer compared, but the segment keeps its rows
+        values = sorted(({str(v) for v in np.concatenate([lc, lb]).tolist()} - {MISSING})
+                        | {v for a, v in excluded if a == attr})
+        missing = int(np.sum(lc == MISSING) + np.sum(lb == MISSING))
+        if missing:
+            notes.append(f"{missing} units carry no {attr!r} attribute and are in no {attr} segment")
+        if not values:
+            notes.append(f"no unit carries the segment attribute {attr!r}: its readout has no data — never a pass")
+            for g in tests:
+                drafts.append(dict(attribute=attr, value=MISSING, metric=g.metric, candidate=None, baseline=None,
+                                   interval=None, margin=None, n_candidate=0, n_baseline=0, e_value=0.0,
+                                   verdict=MetricVerdict.NO_DATA, critical=g.critical,
+                                   note="the source gives no such attribute"))
+            continue
+        for value in values:
+            mc, mb = lc == value, lb == value
+            c = {f: v[mc] for f, v in cand.items()}
+            b = {f: v[mb] for f, v in base.items()}
+            is_excluded = (attr, value) in excluded
+            for g in tests:
+                metric = lookup(g.metric)
+                if metric is None or metric.numerator is None or metric.denominator is None:
+                    continue
+                est_c, est_b, interval, margin, e, verdict, note = _compare(g, metric, c, b, alpha, planned, rho)
+                if is_excluded:
+                    e, verdict, note = 0.0, MetricVerdict.NO_DATA, "excluded from the candidate"
+                drafts.append(dict(attribute=attr, value=value, metric=g.metric, candidate=est_c.value,
+                                   baseline=est_b.value, interval=interval, margin=margin, n_candidate=est_c.n_units,
+                                   n_baseline=est_b.n_units, e_value=e, verdict=verdict, critical=g.critical, note=note))
+    rejected = e_bh([d["e_value"] for d in drafts], alpha)
+    k = len(drafts)
+    rows = []
+    for i, d in enumerate(drafts):
+        if i in rejected:
+            d["verdict"] = MetricVerdict.HARM
+        elif d["verdict"] is MetricVerdict.HARM:
+            # the row's own interval shows harm, but not once the whole family is accounted for
+            d["verdict"] = MetricVerdict.INCONCLUSIVE
+            extra = f"not significant over {k} segment tests"
+            d["note"] = f"{d['note']}; {extra}" if d["note"] else extra
+        rows.append(SegmentRow(**d))
+    return SegmentReadout(rows, alpha, k, notes)
+
+
+def segment_readout(
+    spec: DecisionSpec,
+    attributes: Sequence[str],
+    units: list[UnitRecord] | None,
+    is_comparable: Callable[[UnitRecord], bool] | None = None,
+    has_control: bool = True,
+    excluded: Sequence[tuple[str, str]] = (),
+) -> SegmentReadout:
+    """Candidate vs baseline per value of each pre-registered attribute, on every guardrail."""
+    if units is None:
+        return SegmentReadout([], spec.alpha, 0, ["the metrics source counts requests, not units: segments need "
+                                                  "unit-level data — no segment readout (never a pass)"])
+    if not has_control:
+        return SegmentReadout([], spec.alpha, 0, ["no concurrent baseline at this stage: segments cannot be compared"])
+    pool = [u for u in units if is_comparable(u)] if is_comparable is not None else list(units)
+    pool = [u for u in pool if u.arm in (Arm.CANDIDATE, Arm.BASELINE)]
+    cols = columns(pool)
+    arm = np.array([u.arm is Arm.CANDIDATE for u in pool], dtype=bool)
+    cand = {f: v[arm] for f, v in cols.items()}
+    base = {f: v[~arm] for f, v in cols.items()}
+    labels = {a: np.array([str(u.segment.get(a, MISSING)) for u in pool], dtype=object) for a in attributes}
+    readout = readout_from_columns(spec, cand, base, {a: v[arm] for a, v in labels.items()},
+                                   {a: v[~arm] for a, v in labels.items()}, attributes, excluded)
+    if not pool:
+        readout.notes.insert(0, "no comparable units yet — every segment reads no data")
+    return readout
+
+
+__all__ = ["SegmentRow", "SegmentReadout", "segment_readout", "readout_from_columns", "harm_e_value", "e_bh",
+           "MIN_SEGMENT_UNITS", "format_e", "format_p"]

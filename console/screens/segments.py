@@ -1,0 +1,275 @@
+"""`s`: segment readouts — candidate vs baseline within each pre-registered segment, harm highlighted.
+
+Keys: ↑/↓ pick a row; ``x`` excludes the highlighted segment from the candidate when it is flagged
+harm (a confirm dialog shows the targeting before and after, Cancel focused, a reason required);
+``r`` reads again now; ``esc`` goes back. The readout is computed in a worker and read again every
+``REFRESH_S`` seconds after the previous read finished.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+from console.core.errors import RouteDeckError
+from console.core.registry import lookup
+from console.core.stats.engine import fmt
+from console.core.stats.segments import SegmentRow, format_e, format_p
+
+if TYPE_CHECKING:
+    from console.app import RouteDeckApp
+    from console.core.operations import ActionResult, SegmentLook
+
+REFRESH_S = 10.0
+VERDICT_STYLE = {"harm": "bold red", "non-inferior": "green", "inconclusive": "yellow", "no data": "bold yellow"}
+
+
+class SegmentsScreen(Screen):
+    AUTO_FOCUS = "#segment-rows"
+    DEFAULT_CSS = """
+    SegmentsScreen { layout: vertical; }
+    SegmentsScreen #segments-title { height: auto; padding: 0 1; }
+    SegmentsScreen DataTable { height: 1fr; }
+    SegmentsScreen #segments-notes { height: auto; max-height: 6; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("escape,s", "app.pop_screen", "Back", id="segments_back"),
+        Binding("x", "exclude", "Exclude segment", id="segments_exclude"),
+        Binding("r", "reload", "Read again", id="segments_reload"),
+    ]
+
+    @dataclass
+    class Read(Message):
+        look: "SegmentLook | None"
+        error: str | None
+
+    @dataclass
+    class Excluded(Message):
+        segment: tuple[str, str]
+        result: "ActionResult | None"
+        error: str | None
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.current: "SegmentLook | None" = None
+        self.error: str | None = None
+        self.busy: str | None = None
+        self._rows: dict[str, SegmentRow] = {}
+        self._timer = None
+
+    @property
+    def rd(self) -> "RouteDeckApp":
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        yield Static(id="segments-title")
+        table = DataTable(id="segment-rows", cursor_type="row", zebra_stripes=False)
+        # verdict first after the names: at 80 columns the interval and evidence scroll, the verdict does not
+        table.add_columns("segment", "metric", "verdict", "cand", "base", "Δ interval", "margin", "n c/b", "e", "p")
+        yield table
+        yield Static(id="segments-notes")
+        yield Footer(show_command_palette=False)
+
+    def on_mount(self) -> None:
+        self._draw()
+        self.action_reload()
+
+    # ---- reading ------------------------------------------------------------------
+
+    def action_reload(self) -> None:
+        rd = self.rd
+        if rd.rule is None or rd.platform is None or rd.metrics is None:
+            self.error = "no decision rule: start the console with --rule FILE" if rd.rule is None else \
+                "still connecting to the flag platform and the metrics source"
+            self._draw()
+            return
+        if self._timer is not None:
+            self._timer.stop()
+            self._timer = None
+        self.run_worker(self._read_worker, thread=True, exclusive=True, group="segments", exit_on_error=False)
+
+    def _read_worker(self) -> None:
+        from console.core.operations import look_segments
+
+        try:
+            self.post_message(self.Read(look_segments(self.rd.rule, self.rd.platform, self.rd.metrics), None))
+        except (RouteDeckError, NotImplementedError) as exc:
+            self.post_message(self.Read(None, str(exc)))
+
+    def on_segments_screen_read(self, message: "SegmentsScreen.Read") -> None:
+        if message.look is not None:
+            self.current, self.error = message.look, None
+        else:
+            self.error = message.error
+        self._draw()
+        # the next read is scheduled once this one is in: a slow source stretches the period
+        self._timer = self.set_timer(REFRESH_S, self.action_reload)
+
+    # ---- drawing ------------------------------------------------------------------
+
+    def highlighted(self) -> SegmentRow | None:
+        table = self.query_one("#segment-rows", DataTable)
+        if not table.row_count:
+            return None
+        key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
+        return self._rows.get(key)
+
+    def _draw(self) -> None:
+        rd = self.rd
+        title = Text.assemble(("Segments", "bold"))
+        cur = self.current
+        if cur is not None:
+            r = cur.readout
+            title.append(f" · {cur.flag.key} · stage {cur.stage} · e-BH over {r.hypotheses} tests at α {r.alpha:g}"
+                         f" · segment_harm: {rd.rule.segment_harm}")
+            if cur.flag.allocation.excluded_segments:
+                names = ", ".join(f"{a}={v}" for a, v in cur.flag.allocation.excluded_segments)
+                title.append(f"\nexcluded from the candidate: {names}", "bold")
+            harmed = r.harmed
+            excluded_rows = sum(row.note == "excluded from the candidate" for row in r.rows)
+            no_data = sum(row.verdict.value == "no data" for row in r.rows) - excluded_rows
+            if harmed:
+                title.append("\nHARM in " + ", ".join(f"{a}={v}" for a, v in harmed), "bold reverse red")
+                title.append("  x excludes the highlighted harmed segment", "red")
+            elif not r.rows or no_data + excluded_rows == len(r.rows):
+                # nothing compared is not a pass: say so in the colour of a missing value
+                title.append("\nno segment could be compared yet — see the notes", "bold yellow")
+            else:
+                title.append("\nno segment shows harm beyond its margin after the correction", "green")
+                if no_data:
+                    title.append(f" ({no_data} rows have no data)", "yellow")
+        if self.busy:
+            title.append(f"\n{self.busy}…", "yellow")
+        if self.error:
+            title.append(f"\n{self.error}", "bold red")
+        elif cur is None:
+            title.append("\nreading the stage's units…", "dim")
+        self.query_one("#segments-title", Static).update(title)
+        table = self.query_one("#segment-rows", DataTable)
+        keep = self.highlighted()
+        table.clear()
+        self._rows = {}
+        rows = cur.readout.rows if cur is not None else []
+        for i, row in enumerate(rows):
+            key = f"{row.attribute}={row.value}|{row.metric}"
+            self._rows[key] = row
+            table.add_row(*self._cells(row), key=key)
+        if rows:
+            wanted = 0
+            if keep is not None:
+                wanted = next((i for i, row in enumerate(rows) if (row.segment, row.metric) == (keep.segment, keep.metric)), 0)
+            else:
+                wanted = next((i for i, row in enumerate(rows) if row.harm), 0)
+            table.move_cursor(row=wanted)
+        notes = Text()
+        if cur is not None:
+            for note in cur.readout.notes:
+                notes.append(f"note: {note}\n", "yellow")
+            for row in rows:
+                if row.note and row.harm:
+                    notes.append(f"{row.attribute}={row.value} {row.metric}: {row.note}\n", "dim")
+        self.query_one("#segments-notes", Static).update(notes)
+
+    @staticmethod
+    def _cells(row: SegmentRow) -> list:
+        m = lookup(row.metric)
+        style = "bold red" if row.harm else ""
+        iv = f"[{fmt(m, row.interval[0], True)}, {fmt(m, row.interval[1], True)}]" if row.interval else "—"
+        margin = "—" if row.margin is None else fmt(m, row.margin if m.worse_is_higher else -row.margin, True)
+        excluded = row.note == "excluded from the candidate"
+        return [
+            Text(f"{'! ' if row.harm else ''}{row.attribute}={row.value}", style),
+            Text(m.label if m else row.metric, style),
+            Text("excluded", "bold") if excluded else Text(row.verdict.value, VERDICT_STYLE.get(row.verdict.value, "")),
+            fmt(m, row.candidate), fmt(m, row.baseline), iv, margin, f"{row.n_candidate}/{row.n_baseline}",
+            format_e(row.e_value), format_p(row.p_value) if row.e_value > 0 else "—",
+        ]
+
+    # ---- excluding a segment ------------------------------------------------------------
+
+    def exclude_why_not(self) -> str | None:
+        rd = self.rd
+        if rd.read_only:
+            return "read-only console: actions that change flags are disabled"
+        if self.busy:
+            return f"{self.busy} is in progress"
+        if rd.journal is None:
+            return "no audit journal is open: an exclusion must be recorded"
+        if self.current is None:
+            return "the segment readout is still being computed"
+        row = self.highlighted()
+        if row is None:
+            return "no segment rows at this stage"
+        if not row.harm:
+            return f"{row.attribute}={row.value} is not flagged harm on {row.metric}: only a harmed segment is excluded here"
+        if row.segment in self.current.flag.allocation.excluded_segments:
+            return f"{row.attribute}={row.value} is already excluded"
+        return None
+
+    def action_exclude(self) -> None:
+        why = self.exclude_why_not()
+        if why:
+            self.notify(f"exclude: {why}", severity="warning", timeout=6)
+            return
+        from console.core import operations
+        from console.screens.confirm import ConfirmScreen
+
+        row = self.highlighted()
+        flag = self.current.flag
+        after = flag.model_copy(update={"allocation": flag.allocation.model_copy(
+            update={"excluded_segments": flag.allocation.excluded_segments + (row.segment,)})})
+        metrics = [r for r in self.current.readout.rows if r.segment == row.segment and r.harm]
+        change = operations.describe_change(flag, after) + [
+            f"evidence: {r.metric} {fmt(lookup(r.metric), r.candidate)} vs {fmt(lookup(r.metric), r.baseline)}, "
+            f"e {format_e(r.e_value)} (e-BH over {self.current.readout.hypotheses} tests)" for r in metrics]
+        segment = row.segment
+        title = f"Exclude {segment[0]}={segment[1]} from the candidate on {flag.key}? Its units get {flag.baseline}."
+
+        def confirmed(reason: str | None) -> None:
+            if reason:
+                self._start_exclusion(segment, reason)
+
+        self.app.push_screen(ConfirmScreen(title, change, confirm_label="Exclude", reason_required=True,
+                                           note="recorded in the audit journal with the rows above; "
+                                                "confirmed by reading the flag back"), confirmed)
+
+    def _start_exclusion(self, segment: tuple[str, str], reason: str) -> None:
+        self.busy = f"excluding {segment[0]}={segment[1]}"
+        self.rd.begin_write(self.rd.rule.flag_key)
+        self._draw()
+        readout = self.current.readout
+        self.run_worker(lambda: self._exclude_worker(segment, reason, readout), thread=True, group="segments-exclude",
+                        exit_on_error=False)
+
+    def _exclude_worker(self, segment: tuple[str, str], reason: str, readout) -> None:
+        from console.core import operations
+
+        rd = self.rd
+        try:
+            result = operations.exclude_segment(
+                rd.rule, rd.platform, rd.rule.flag_key, segment[0], segment[1], rd.journal, rd.operator_name(), reason,
+                evidence=operations.segment_evidence(readout, *segment))
+            self.post_message(self.Excluded(segment, result, None))
+        except RouteDeckError as exc:
+            self.post_message(self.Excluded(segment, None, str(exc)))
+
+    def on_segments_screen_excluded(self, message: "SegmentsScreen.Excluded") -> None:
+        self.busy = None
+        name = f"{message.segment[0]}={message.segment[1]}"
+        self.rd.end_write(self.rd.rule.flag_key, message.result.after if message.result is not None else None)
+        if message.result is None:
+            self.notify(f"exclude {name} failed: {message.error}", severity="error", timeout=12)
+        else:
+            after = message.result.after
+            self.notify(f"confirmed by read-back: {after.key} now {after.allocation.describe()}",
+                        title=f"{name} excluded", timeout=10)
+            if message.result.warning:
+                self.notify(f"audit journal: {message.result.warning}", severity="warning", timeout=12)
+        self.action_reload()
