@@ -90,6 +90,8 @@ class RouteCounters:
     provider_errors: dict[tuple[str, str, str], int] = field(default_factory=dict)
     #: requests by (provider, model)
     provider_requests: dict[tuple[str, str], int] = field(default_factory=dict)
+    #: fallbacks by the (provider, model) whose failed call triggered them (empty when a source cannot tell)
+    provider_fallbacks: dict[tuple[str, str], int] = field(default_factory=dict)
 
     def add(self, other: "RouteCounters") -> None:
         for name in _SCALARS:
@@ -102,6 +104,8 @@ class RouteCounters:
             self.provider_errors[k] = self.provider_errors.get(k, 0) + v
         for k, v in other.provider_requests.items():
             self.provider_requests[k] = self.provider_requests.get(k, 0) + v
+        for k, v in other.provider_fallbacks.items():
+            self.provider_fallbacks[k] = self.provider_fallbacks.get(k, 0) + v
 
     def copy(self) -> "RouteCounters":
         c = RouteCounters()

@@ -196,7 +196,7 @@ class TrafficSimulator:
         #: the last ticks' rows, whose outcomes may still be on their way (for listeners)
         self._in_flight: deque[dict[str, np.ndarray]] = deque(maxlen=MAX_OUTCOME_DELAY_S + 1)
         self._eff_rows: list[dict[str, Any]] = []
-        self._eff_index: dict[tuple[str, str, Arm], int] = {}
+        self._eff_index: dict[tuple[str, str, Arm, bool], int] = {}
         self._eff_table: dict[str, np.ndarray] | None = None
         self._defaults: dict[str, dict[str, Any]] = {}
         self._segments: dict[int, dict[str, str]] = {}
@@ -238,13 +238,14 @@ class TrafficSimulator:
         """The RouteKey behind a ``key`` column value of the request log."""
         return self._keys[i]
 
-    def _behaviour(self, flag: str, profile: dict[str, Any], arm: Arm) -> tuple[RouteBehaviour, dict[str, Any]]:
+    def _behaviour(self, flag: str, profile: dict[str, Any], arm: Arm,
+                   hit: bool = True) -> tuple[RouteBehaviour, dict[str, Any]]:
         sc = self.scenario
         if arm is Arm.CANDIDATE and sc.candidate_as_baseline:
             base = self.evaluator.baseline_profile(flag) or self._known_baseline(flag) or profile
             return behaviour_of(base.get("route", "")), base
         beh = behaviour_of(profile.get("route", ""))
-        if arm is Arm.CANDIDATE:
+        if arm is Arm.CANDIDATE and hit:
             beh = apply_to_candidate(beh, sc)
         return beh, profile
 
@@ -260,13 +261,14 @@ class TrafficSimulator:
         profile = info.variations.get(info.baseline) if info else None
         return profile.to_wire() if profile else None
 
-    def _effective(self, flag: str, profile: dict[str, Any], arm: Arm) -> int:
-        """Index of the parameter row for requests of ``flag`` assigned ``profile`` on ``arm``."""
-        ident = (flag, json_key(profile), arm)
+    def _effective(self, flag: str, profile: dict[str, Any], arm: Arm, hit: bool = True) -> int:
+        """Index of the parameter row for requests of ``flag`` assigned ``profile`` on ``arm``
+        (``hit``: the scenario reaches this unit — false outside a region-bound scenario's region)."""
+        ident = (flag, json_key(profile), arm, hit)
         found = self._eff_index.get(ident)
         if found is not None:
             return found
-        beh, prof = self._behaviour(flag, profile, arm)
+        beh, prof = self._behaviour(flag, profile, arm, hit)
         route = profile.get("route", "?")
         fb_name = prof.get("fallback")
         fb = behaviour_of(fb_name) if fb_name else None
@@ -321,7 +323,8 @@ class TrafficSimulator:
                 _variant, assigned, arm = self.evaluator.evaluate(
                     flag, pop.ids[unit], pop.context(unit), self._code_default(flag)
                 )
-                idx = self._assign[(flag, unit)] = self._effective(flag, assigned, arm)
+                hit = self.scenario.region is None or REGIONS[pop.region[unit]] == self.scenario.region
+                idx = self._assign[(flag, unit)] = self._effective(flag, assigned, arm, hit)
             eff[i] = idx
             seen = (self._eff_rows[idx]["key"], unit)
             if seen not in self._seen:
@@ -511,6 +514,9 @@ class TrafficSimulator:
         prov_cell = np.concatenate([cell * npv + log["prov"][m], cell[fbm] * npv + log["fb_prov"][m][fbm]])
         kinds = np.concatenate([err, np.where(log["fb_failed"][m][fbm], ERR_ERROR, ERR_NONE)]).astype(np.int64)
         grid["providers"] = np.bincount(prov_cell * 4 + kinds, minlength=size * npv * 4).reshape(nb, nk, npv, 4)
+        # the provider whose failed call sent a request to its fallback
+        grid["provider_fallbacks"] = np.bincount(cell[fbm] * npv + log["prov"][m][fbm],
+                                                 minlength=size * npv).reshape(nb, nk, npv)
         # outcomes, by arrival time, only those joined to their exposure
         arr = log["arrival"]
         mo = (arr >= start) & (arr < end) & (arr <= self.now) & log["joined"]
@@ -537,7 +543,7 @@ class TrafficSimulator:
         scalars = {
             name: arr[active].tolist() if name == "cost_usd" else np.rint(arr[active]).astype(np.int64).tolist()
             for name, arr in cells.items()
-            if name not in ("latency_hist", "ttft_hist", "providers")
+            if name not in ("latency_hist", "ttft_hist", "providers", "provider_fallbacks")
         }
         for j, k in enumerate(active.tolist()):
             rc = RouteCounters()
@@ -553,6 +559,9 @@ class TrafficSimulator:
                 if kind:
                     k3 = (pm[0], pm[1], ERR_NAMES[int(kind)])
                     rc.provider_errors[k3] = rc.provider_errors.get(k3, 0) + n
+            for p in np.nonzero(cells["provider_fallbacks"][k])[0]:
+                pm = self._providers[int(p)]
+                rc.provider_fallbacks[pm] = rc.provider_fallbacks.get(pm, 0) + int(cells["provider_fallbacks"][k][p])
             out[self._keys[k]] = rc
         return out
 
