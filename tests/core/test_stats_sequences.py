@@ -134,3 +134,11 @@ def test_one_sided_bound_is_tighter_than_two_sided() -> None:
     one = cs_half_width(0.25 / 1000, 1000, ALPHA, 2000, two_sided=False)
     assert one < two
     assert one == pytest.approx(cs_half_width(0.25 / 1000, 1000, 2 * ALPHA, 2000))
+
+
+def test_request_counts_with_more_events_than_trials_give_an_interval_not_a_crash():
+    from console.core.stats.sequences import binomial_estimate, cs_half_width
+
+    est = binomial_estimate(105.0, 100.0)  # outcomes counted just after their requests were read
+    assert est.value == 1.05 and est.variance >= 0.0
+    assert cs_half_width(est.variance, est.n_units, 0.05, 1000) >= 0.0

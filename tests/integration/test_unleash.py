@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 
 import httpx
 import pytest
@@ -70,10 +72,14 @@ class Sdk:
 
         wait_until(lambda: served_rollouts(unleash, key) == rollouts, 15, f"client API serving {key} at {rollouts}")
 
+        # a cache of its own: the SDK's default one outlives this server, and a stale entry whose ETag
+        # happens to match a fresh server's revision would be served instead of the real flags
+        self._cache_dir = tempfile.mkdtemp(prefix="routedeck-sdk-")
         self.client = UnleashClient(
             url=unleash.url + "/api", app_name="routedeck-it", environment="development",
             custom_headers={"Authorization": unleash.client_token},
             disable_metrics=True, disable_registration=True, refresh_interval=3600,
+            cache_directory=self._cache_dir,
         )
         self.client.initialize_client(fetch_toggles=True)
 
@@ -82,6 +88,7 @@ class Sdk:
 
     def close(self) -> None:
         self.client.destroy()
+        shutil.rmtree(self._cache_dir, ignore_errors=True)
 
 
 def test_create_round_trips_and_serves_the_baseline_profile(platform, flag, unleash):

@@ -69,7 +69,10 @@ def binomial_estimate(events: float, trials: float) -> RatioEstimate:
     if trials <= 0:
         return RatioEstimate(None, None, 0, events, trials)
     p = events / trials
-    return RatioEstimate(p, p * (1 - p) / trials, int(trials), events, trials)
+    # counters read a moment apart can hold a few more events than trials (outcomes arrive after their
+    # requests): the estimate stays as read, the variance uses the nearest share that can exist
+    q = min(max(p, 0.0), 1.0)
+    return RatioEstimate(p, q * (1 - q) / trials, int(trials), events, trials)
 
 
 def rho_for(planned_n: int, alpha: float) -> float:
