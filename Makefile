@@ -27,6 +27,8 @@ test: $(STAMP) lint servers
 bench: $(STAMP)
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/guardrails.py
+	$(BIN)/python benchmarks/audit_screen.py
+	$(BIN)/python benchmarks/featbit_stream.py
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py

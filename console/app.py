@@ -25,6 +25,8 @@ from console.core.redact import redact
 from console.core.telemetry import MetricsSnapshot
 from console.screens.dashboard import TREND_METRICS, DashboardScreen
 from console.screens.help import HelpScreen
+from console.rollout_actions import RolloutActions
+from console.switch_actions import EmergencySwitchActions
 
 if TYPE_CHECKING:  # the models pull in pydantic: keep it off the path to the first frame
     from console.core.journal import Journal
@@ -96,6 +98,16 @@ class VerdictRead(Message):
 class FlagsRead(Message):
     flags: dict[str, RouteFlag] | None
     error: str | None
+    #: the console's writes in flight and finished when the read started (see ``begin_write``)
+    writing: frozenset[str] = frozenset()
+    writes_done: tuple[tuple[str, int], ...] = ()
+
+
+@dataclass
+class JournalWarning(Message):
+    """An informational journal entry (rule loaded, foreign change seen) could not be written."""
+
+    text: str
 
 
 @dataclass
@@ -106,7 +118,7 @@ class RollbackDone(Message):
     journal_warning: str | None = None
 
 
-class RouteDeckApp(App):
+class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
     TITLE = "routedeck"
     COMMANDS = {ActionCommands}
     COMMAND_PALETTE_BINDING = "ctrl+p"
@@ -148,7 +160,16 @@ class RouteDeckApp(App):
         self.trend_metric = TREND_METRICS[0]
         self.foreign: dict[str, str] = {}  # flag -> what changed outside this console
         self._own_revisions: set[str] = set()
+        #: flags this console is writing now, and how many of its writes to each have finished: a flag
+        #: read that overlapped one of our writes tells nothing about changes made elsewhere
+        self._writing: set[str] = set()
+        self._writes_done: dict[str, int] = {}
         self._rollback_running: set[str] = set()
+        #: the rollout action (advance, override, hold, promote, acknowledge) being prepared or written
+        self._rollout_busy: str | None = None
+        #: per (flag, stage): (time, {metric: interval}) of each verdict, for the interval trends
+        self.interval_history: dict[tuple[str, str], list[tuple[float, dict]]] = {}
+        self._verdict_timer = None
         self._started = clock()
         self._metrics_timer = None
         self._flags_timer = None
@@ -164,6 +185,9 @@ class RouteDeckApp(App):
         if self._loader is not None:
             self.run_worker(self._load_worker, thread=True, group="load", exit_on_error=False)
         else:
+            if self.rule is not None and self.journal is not None:
+                self.run_worker(partial(self._note_rule, self.journal, self.flags), thread=True, group="journal",
+                                exit_on_error=False)
             self._start_polling()
 
     def _load_worker(self) -> None:
@@ -173,6 +197,7 @@ class RouteDeckApp(App):
             journal = loaded[3] if len(loaded) > 3 else None
             if len(loaded) > 4 and loaded[4] is not None:
                 self.rule = loaded[4]
+            self._note_rule(journal or self.journal, flags)
             self.post_message(Loaded(platform, metrics, flags, None, journal))
         except RouteDeckError as exc:
             self.post_message(Loaded(None, None, None, exc))
@@ -190,6 +215,25 @@ class RouteDeckApp(App):
         self.poll_flags()
         self.poll_metrics()
         self.poll_verdict()
+        watch = getattr(self.platform, "watch_changes", None)
+        if callable(watch):  # a platform that streams its changes gets them read at once, not at the next tick
+            watch(self._flag_changed_elsewhere, self._flag_stream_status)
+
+    def _flag_changed_elsewhere(self, keys: list[str]) -> None:
+        """Runs on the platform's stream thread: schedule an immediate flag read on the app's thread."""
+        try:
+            self.call_from_thread(self.poll_flags)
+        except RuntimeError:  # the app is closing
+            pass
+
+    def _flag_stream_status(self, text: str, final: bool) -> None:
+        """Runs on the stream thread; a stream refused for good is said once (flag reads go on polling)."""
+        if final:
+            try:
+                self.call_from_thread(self.notify, text, title="Live flag updates stopped", severity="error",
+                                      timeout=30)
+            except RuntimeError:
+                pass
 
     # ---- the rule's verdict and automatic rollback -------------------------------------
 
@@ -214,6 +258,10 @@ class RouteDeckApp(App):
     def on_verdict_read(self, message: VerdictRead) -> None:
         self.decision, self.verdict_error = message.decision, message.error
         d = message.decision
+        if d is not None and d.metrics:
+            history = self.interval_history.setdefault((self.rule.flag_key, d.stage), [])
+            history.append((self.clock(), {m.name: m.interval for m in d.metrics}))
+            del history[:-120]
         flag = self.flags.get(self.rule.flag_key) if self.rule else None
         if (d is not None and d.verdict.value == "ROLLBACK" and self.rule.spec.auto_rollback and not self.read_only
                 and flag is not None and flag.allocation.serves_candidate
@@ -224,17 +272,21 @@ class RouteDeckApp(App):
                         severity="error", timeout=30)
             self._start_rollback(self.rule.flag_key, reason=f"auto-rollback: {first}", decision=d)
         self._redraw()
-        self.set_timer(VERDICT_EVERY_S, self.poll_verdict)
+        if self._verdict_timer is not None:  # a look asked for out of turn (after an action) must not start a 2nd chain
+            self._verdict_timer.stop()
+        self._verdict_timer = self.set_timer(VERDICT_EVERY_S, self.poll_verdict)
 
     def _tick(self) -> None:
-        screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
-        if isinstance(screen, DashboardScreen):
+        for screen in self.screen_stack[1:]:
             for header in screen.query("StatusHeader"):  # none while the app is quitting
-                header.show(self.header_lines(screen.size.width))
+                lines = self.header_lines(screen.size.width)
+                header.show([lines[0], lines[-1]] if getattr(screen, "COMPACT_HEADER", False) else lines)
+            if hasattr(screen, "tick"):
+                screen.tick()
 
     def _redraw(self) -> None:
         for screen in self.screen_stack:
-            if isinstance(screen, DashboardScreen):
+            if hasattr(screen, "refresh_view"):
                 screen.refresh_view()
 
     # ---- polling ------------------------------------------------------------------
@@ -287,10 +339,23 @@ class RouteDeckApp(App):
             self._flags_timer = None
         self.run_worker(self._flags_worker, thread=True, exclusive=True, group="flags", exit_on_error=False)
 
+    def begin_write(self, key: str) -> None:
+        """A write of ``key`` by this console starts (call on the UI thread, before the worker runs)."""
+        self._writing.add(key)
+
+    def end_write(self, key: str, after: "RouteFlag | None") -> None:
+        """It ended; ``after`` is the state read back, or None when the write failed."""
+        self._writing.discard(key)
+        self._writes_done[key] = self._writes_done.get(key, 0) + 1
+        if after is not None:
+            self._own_revisions.add(after.revision)
+            self.flags[key] = after
+
     def _flags_worker(self) -> None:
+        writing, done = frozenset(self._writing), tuple(self._writes_done.items())
         try:
             flags = {key: self.platform.read_flag(key) for key in self.platform.list_flags()}
-            self.post_message(FlagsRead(flags, None))
+            self.post_message(FlagsRead(flags, None, writing, done))
         except RouteDeckError as exc:
             self.post_message(FlagsRead(None, str(exc)))
         except Exception as exc:
@@ -299,6 +364,12 @@ class RouteDeckApp(App):
     def on_flags_read(self, message: FlagsRead) -> None:
         before = ({k: f.revision for k, f in self.flags.items()}, self.flags_error)
         if message.flags is not None:
+            done_then = dict(message.writes_done)
+            for key in list(message.flags):
+                if key in self._writing or key in message.writing or done_then.get(key, 0) != self._writes_done.get(key, 0):
+                    # read while we were writing it: keep what our write read back; the next poll reads afresh
+                    if key in self.flags:
+                        message.flags[key] = self.flags[key]
             for key, flag in message.flags.items():
                 old = self.flags.get(key)
                 if old is not None and old.revision != flag.revision and flag.revision not in self._own_revisions:
@@ -308,6 +379,7 @@ class RouteDeckApp(App):
                     self.foreign[key] = what
                     self.notify(f"{key} changed outside this console: {what}", title="Foreign change",
                                 severity="warning", timeout=12)
+                    self._note_foreign(old, flag)
             self.flags = message.flags
             self.flags_error = None
         else:
@@ -327,21 +399,23 @@ class RouteDeckApp(App):
     def rollout_flags(self) -> list[RouteFlag]:
         # a hand-edited flag (foreign targeting) may hide who gets what: it can always be rolled back
         return [f for f in self.flags.values()
-                if f.foreign_targeting or (f.candidate and f.allocation.serves_candidate)]
+                if f.foreign_targeting or f.allocation.serve_all or (f.candidate and f.allocation.serves_candidate)]
 
     def rollback_target(self) -> tuple[str | None, str]:
-        screen = self.screen_stack[1] if len(self.screen_stack) > 1 else None
-        highlighted = screen.highlighted_flag() if isinstance(screen, DashboardScreen) else None
+        screen = self.screen
+        if not hasattr(screen, "highlighted_flag"):  # a dialog over a screen: its flag is the one in view
+            screen = next((s for s in reversed(self.screen_stack) if hasattr(s, "highlighted_flag")), None)
+        highlighted = screen.highlighted_flag() if screen is not None else None
         if highlighted is not None:
             flag = self.flags.get(highlighted)
             if flag is None:
                 return None, f"{highlighted} has not been read from the flag platform yet"
-            if flag.candidate is None and not flag.foreign_targeting:
+            if flag.candidate is None and not flag.foreign_targeting and not flag.allocation.serve_all:
                 others = self.rollout_flags()
                 if len(others) == 1:
                     return others[0].key, ""
                 return None, f"{flag.key} has no candidate route: highlight a route of a flag in rollout"
-            if not (flag.allocation.serves_candidate or flag.foreign_targeting):
+            if not (flag.allocation.serves_candidate or flag.foreign_targeting or flag.allocation.serve_all):
                 return None, f"{flag.key} already serves 100% baseline ({flag.baseline})"
             return flag.key, ""
         flags = self.rollout_flags()
@@ -357,6 +431,11 @@ class RouteDeckApp(App):
         if self.read_only:
             top.append("READ-ONLY", "bold reverse")
             top.append(" ")
+        from console.core.tls import tls_settings
+
+        if tls_settings().warning:
+            top.append(tls_settings().warning, "bold reverse red")
+            top.append(" ")
         if self.platform is None or self.metrics is None:
             top.append("connecting to the flag platform and the metrics source…")
         else:
@@ -364,6 +443,11 @@ class RouteDeckApp(App):
         lines.append(top)
         at_baseline = []
         for flag in sorted(self.flags.values(), key=lambda f: f.key):
+            if flag.allocation.serve_all:
+                lines.append(Text.assemble((flag.key, "bold"), ("  SWITCHED: everyone on ", "bold red"),
+                                           (flag.allocation.serve_all, "bold red"),
+                                           f" (held: {flag.allocation.held().describe()}) — u undoes"))
+                continue
             if not flag.candidate:
                 at_baseline.append(flag)
                 continue
@@ -412,7 +496,7 @@ class RouteDeckApp(App):
 
     def verdict_unavailable(self) -> str | None:
         if self.rule is None:
-            return "no decision rule: start with --rule FILE"
+            return "no decision rule: start the console with --rule FILE"
         if self.decision is None:
             return self.verdict_error or "the first verdict is still being computed"
         return None
@@ -465,6 +549,7 @@ class RouteDeckApp(App):
 
     def _start_rollback(self, key: str, *, reason: str, decision: "Decision | None") -> None:
         self._rollback_running.add(key)
+        self.begin_write(key)
         seen = self.flags.get(key)
         rollout = None
         if seen is not None and seen.rollout is not None:
@@ -510,6 +595,7 @@ class RouteDeckApp(App):
 
     def on_rollback_done(self, message: RollbackDone) -> None:
         self._rollback_running.discard(message.flag)
+        self.end_write(message.flag, message.result.after if message.result is not None else None)
         if message.result is None:
             self.bell()
             self.notify(
@@ -520,8 +606,6 @@ class RouteDeckApp(App):
             self.poll_flags()
             return
         after = message.result.after
-        self._own_revisions.add(after.revision)
-        self.flags[message.flag] = after
         self.foreign.pop(message.flag, None)
         text = (
             f"{message.flag}: 100% {after.baseline}, candidate {after.candidate} at 0% — "
@@ -573,3 +657,94 @@ class RouteDeckApp(App):
         screen = self.screen
         if isinstance(screen, DashboardScreen):
             screen.action_details()
+
+    # ---- informational journal entries and the audit screen ---------------------------
+
+    def _note_rule(self, journal: "Journal | None", flags: "dict[str, RouteFlag] | None") -> None:
+        """Journal the rule this console loaded, and a change of rule (runs in a worker thread)."""
+        if self.rule is None or journal is None:
+            return
+        from console.core.audit.notes import note_rule_loaded
+
+        for warning in note_rule_loaded(journal, self.rule, (flags or {}).get(self.rule.flag_key), by="console"):
+            self.post_message(JournalWarning(warning))
+
+    def _note_foreign(self, old: "RouteFlag", new: "RouteFlag") -> None:
+        """Journal a change made outside this console, off the UI thread; a journal failure only warns."""
+        journal = self.journal
+        if journal is None:
+            return
+
+        def work() -> None:
+            from console.core.audit.notes import note_foreign_change
+
+            warning = note_foreign_change(journal, old, new, seen_by="console")
+            if warning:
+                self.post_message(JournalWarning(warning))
+
+        self.run_worker(work, thread=True, group="journal", exit_on_error=False)
+
+    def on_journal_warning(self, message: JournalWarning) -> None:
+        self.notify(f"audit journal: {message.text}", title="Journal", severity="warning", timeout=12)
+
+    def action_audit(self) -> None:
+        """The audit timeline; it loads the journal and the platform's history in a worker."""
+        from console.screens.audit import AuditScreen
+
+        if isinstance(self.screen, AuditScreen):
+            return
+        self.push_screen(AuditScreen(self.journal.path if self.journal is not None else None, self.platform,
+                                     sorted(self.flags)))
+
+    # ---- rollout actions: a fresh look, the exact change in a confirm dialog, then the write ----------
+
+    async def run_action(self, action, default_namespace=None, namespaces=None) -> bool:
+        """No dead keys: an action that does not apply says why instead of doing nothing."""
+        name = action.rpartition(".")[2].partition("(")[0] if isinstance(action, str) else None
+        registered = BY_ID.get(name or "")
+        if registered is not None:
+            why = registered.reason_unavailable(self)
+            if why:
+                self.notify(f"{registered.label.lower()}: {why}", severity="warning", timeout=6)
+                return True
+        return await super().run_action(action, default_namespace, namespaces)
+
+    def action_rollout(self) -> None:
+        from console.screens.rollout import RolloutScreen
+
+        if not isinstance(self.screen, RolloutScreen):
+            self.push_screen(RolloutScreen())
+
+    def operator_name(self) -> str:
+        if self.journal is not None:
+            op = self.journal.operator
+            return op.name or op.os_user
+        from console.core.audit.writer import current_os_user
+
+        return current_os_user()
+
+    # ---- frontier (f), budgets (b), incident (i) and the emergency switch (x, u) ----------------
+
+    def action_frontier(self) -> None:
+        from console.screens.frontier import FrontierScreen
+
+        if not isinstance(self.screen, FrontierScreen):
+            self.push_screen(FrontierScreen())
+
+    def action_budgets(self) -> None:
+        from console.screens.budgets import BudgetsScreen
+
+        if not isinstance(self.screen, BudgetsScreen):
+            self.push_screen(BudgetsScreen())
+
+    def action_segments(self) -> None:
+        from console.screens.segments import SegmentsScreen
+
+        if not isinstance(self.screen, SegmentsScreen):
+            self.push_screen(SegmentsScreen())
+
+    def action_incident(self) -> None:
+        from console.screens.incident import IncidentScreen
+
+        if not isinstance(self.screen, IncidentScreen):
+            self.push_screen(IncidentScreen())

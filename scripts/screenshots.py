@@ -14,7 +14,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.ui.helpers import demo_app  # noqa: E402
+from tests.ui.helpers import demo_app, rollout_demo_app  # noqa: E402
 
 SHOTS = [
     ("dashboard-80x24", (80, 24), []),
@@ -22,15 +22,24 @@ SHOTS = [
     ("help-80x24", (80, 24), ["question_mark"]),
     ("route-details-80x24", (80, 24), ["enter"]),
     ("after-rollback-120x40", (120, 40), ["R"]),
+    ("rollout-120x40", (120, 40), ["o"]),
+    ("rollout-80x24", (80, 24), ["o"]),
+    ("rollout-override-confirm-120x40", (120, 40), ["o", "O"]),
+    ("audit", (120, 40), ["R", "a"]),
+    ("frontier-120x40", (120, 40), ["f"]),
+    ("budgets-120x40", (120, 40), ["b"]),
+    ("incident-120x40", (120, 40), ["i"], "provider-outage"),
+    ("switch-80x24", (80, 24), ["i", "x"], "provider-outage"),
 ]
 
 
-async def shoot(name: str, size: tuple[int, int], keys: list[str], out: Path) -> Path:
+async def shoot(name: str, size: tuple[int, int], keys: list[str], out: Path, scenario: str = "steady") -> Path:
     work = Path(tempfile.mkdtemp(prefix="routedeck-shot-"))
     cwd = Path.cwd()
     os.chdir(work)
     try:
-        app = demo_app(Path("."))
+        # the rollout pictures: the demo's rule, twenty simulated minutes into the 5% stage
+        app = (rollout_demo_app if name.startswith("rollout") else demo_app)(Path("."), scenario=scenario)
         async with app.run_test(size=size, notifications=True) as pilot:  # toasts are how R reports
             await pilot.pause()
             await app.workers.wait_for_complete()
@@ -39,6 +48,15 @@ async def shoot(name: str, size: tuple[int, int], keys: list[str], out: Path) ->
                 await pilot.press(key)
                 await pilot.pause()
                 await app.workers.wait_for_complete()
+                await pilot.pause()
+            if keys and keys[-1] == "a":  # the audit screen reads the journal and checks the chain in a worker
+                from console.screens.audit import AuditScreen
+
+                for _ in range(500):
+                    if isinstance(app.screen, AuditScreen) and app.screen.timeline is not None \
+                            and app.screen.timeline.report is not None:
+                        break
+                    await pilot.pause(0.02)
                 await pilot.pause()
             if keys == ["R"]:
                 app.metrics.advance_by(45)
@@ -59,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     out = parser.parse_args(argv).out.resolve()
     out.mkdir(parents=True, exist_ok=True)
     converter = shutil.which("rsvg-convert")
-    for name, size, keys in SHOTS:
-        svg = asyncio.run(shoot(name, size, keys, out))
+    for name, size, keys, *scenario in SHOTS:
+        svg = asyncio.run(shoot(name, size, keys, out, *scenario))
         if converter:
             subprocess.run([converter, str(svg), "-o", str(svg.with_suffix(".png"))], check=True)
         print(f"wrote {svg}" + (" and .png" if converter else " (install librsvg2-bin for PNG)"))

@@ -6,6 +6,9 @@ Targeting routedeck writes (and parses back)::
             <scope predicate>, {"fractional": [[CANDIDATE, BP], [BASELINE, 10000 - BP]]},
             BASELINE]}
 
+Excluded segments come first: ``{"if": [<exclusion predicate>, BASELINE, <the branches above>…]}``.
+An emergency switch wraps that as ``{"if": [true, SWITCH, <the targeting above>]}``.
+
 Weights are integer basis points with a fixed total and the candidate listed first: with
 flagd's bucketing (murmur3 of [flagKey, targetingKey] scaled to the total weight) this keeps
 every unit that had the candidate at 5% on it at 20%. Rollout state lives in the flag's
@@ -55,6 +58,8 @@ class FlagdFilePlatform(FlagPlatform):
     """Route flags stored in a flagd flag file on local disk."""
 
     kind = "flagd"
+    #: can send every unit to one variation while keeping the allocation for an undo (emergency switch)
+    can_switch = True
 
     def __init__(self, path: Path) -> None:
         self.path = Path(path)
@@ -178,10 +183,14 @@ class FlagdFilePlatform(FlagPlatform):
             eligible_scope=_str_or_none(meta.get(META + "eligibleScope")),
             audience_predicate=_json_or_none(meta.get(META + "audiencePredicate")),
             scope_predicate=_json_or_none(meta.get(META + "scopePredicate")),
+            excluded_segments=_segments_or_empty(meta.get(META + "excludedSegments")),
         )
         allocation, odd_targeting = parse_targeting(raw_flag.get("targeting"), base_alloc, baseline, candidate)
         if odd_targeting:
             foreign.append(odd_targeting)
+        if allocation.serve_all is not None and allocation.serve_all not in variations:
+            foreign.append(f"targeting sends everyone to {allocation.serve_all!r}, which is not a variant")
+            allocation = allocation.held()
         return RouteFlag(
             key=key,
             variations=variations,
@@ -486,13 +495,27 @@ def _now() -> datetime:
 
 
 def render_targeting(flag: RouteFlag) -> dict[str, Any] | None:
-    """The JsonLogic routedeck writes for ``flag``'s allocation (None: baseline for everyone)."""
+    """The JsonLogic routedeck writes for ``flag``'s allocation (None: baseline for everyone).
+
+    An emergency switch wraps the held targeting as ``{"if": [true, SWITCH, <held>]}``: every
+    unit gets SWITCH, and the held allocation stays in the file for the undo to restore."""
+    held = _allocation_targeting(flag)
+    if flag.allocation.serve_all is not None:
+        return {"if": [True, flag.allocation.serve_all, held if held is not None else flag.baseline]}
+    return held
+
+
+def _allocation_targeting(flag: RouteFlag) -> dict[str, Any] | None:
     if flag.candidate is None:
         return None
     a = flag.allocation
     bp = a.candidate_bp
     fractional = {"fractional": [[flag.candidate, bp], [flag.baseline, FULL_SHARE_BP - bp]]}
     branches: list[Any] = []
+    excluded = a.exclusion_rule()
+    if excluded is not None:
+        # an excluded segment gets the baseline before anything else is asked
+        branches += [excluded, flag.baseline]
     audience = a.audience_rule()
     if a.internal_enabled and audience is not None:
         branches += [audience, flag.candidate]
@@ -508,13 +531,18 @@ def parse_targeting(
     targeting: Any, base: Allocation, baseline: str, candidate: str | None
 ) -> tuple[Allocation, str | None]:
     """Read an allocation back from targeting; (allocation, None) or (best reading, why it is foreign)."""
+    switch = targeting.get("if") if isinstance(targeting, dict) and list(targeting) == ["if"] else None
+    if isinstance(switch, list) and len(switch) == 3 and switch[0] is True and isinstance(switch[1], str):
+        held = None if switch[2] == baseline else switch[2]
+        allocation, why = parse_targeting(held, base, baseline, candidate)
+        return allocation.model_copy(update={"serve_all": switch[1]}), why
     if targeting in (None, {}):
         return base, None
     if candidate is None:
         return base, "targeting present on a flag with no candidate"
     if isinstance(targeting, dict) and "fractional" in targeting:
         bp = _fraction_bp(targeting, baseline, candidate)
-        if bp is not None and base.eligible_scope is None:
+        if bp is not None and base.eligible_scope is None and not base.excluded_segments:
             return base.model_copy(update={"candidate_bp": bp}), None
         return base, "fractional split not in the shape routedeck writes"
     branches = targeting.get("if") if isinstance(targeting, dict) else None
@@ -522,6 +550,11 @@ def parse_targeting(
         return base, "targeting not in the shape routedeck writes"
     internal = False
     rest = branches
+    excluded = base.exclusion_rule()
+    if excluded is not None:
+        if len(rest) < 3 or rest[0] != excluded or rest[1] != baseline:
+            return base, "excluded segments in metadata are not in the targeting"
+        rest = rest[2:]
     audience = base.audience_rule()
     if len(rest) >= 2 and rest[1] == candidate and audience is not None and rest[0] == audience:
         internal = True
@@ -582,6 +615,8 @@ def render_flag(flag: RouteFlag, previous: dict[str, Any] | None) -> dict[str, A
         meta[META + "audiencePredicate"] = json.dumps(a.audience_predicate, sort_keys=True)
     if a.scope_predicate is not None:
         meta[META + "scopePredicate"] = json.dumps(a.scope_predicate, sort_keys=True)
+    if a.excluded_segments:
+        meta[META + "excludedSegments"] = json.dumps([list(s) for s in a.excluded_segments])
     if flag.rollout is not None:
         meta[META + "rollout"] = flag.rollout.model_dump_json(exclude_none=True)
     out["metadata"] = meta
@@ -607,6 +642,21 @@ def _json_or_none(text: Any) -> dict[str, Any] | None:
     except (TypeError, json.JSONDecodeError):
         return None
     return value if isinstance(value, dict) else None
+
+
+def _segments_or_empty(text: Any) -> tuple[tuple[str, str], ...]:
+    """Excluded segments from metadata: a JSON list of [attribute, value] pairs (anything else: none)."""
+    if not text:
+        return ()
+    try:
+        value = json.loads(text)
+    except (TypeError, json.JSONDecodeError):
+        return ()
+    if not isinstance(value, list) or not all(
+        isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) and x for x in p) for p in value
+    ):
+        return ()
+    return tuple((p[0], p[1]) for p in value)
 
 
 def _os_user() -> str:

@@ -28,7 +28,14 @@ def add_parser(sub) -> None:
                    help="where the flag file lives (default: $XDG_STATE_HOME/routedeck)")
     p.add_argument("--read-only", action="store_true", help="reviewers: hide and refuse every action that changes flags")
     p.add_argument("--rule", type=Path, help="judge the rollout against this decision rule (YAML); the header shows "
-                   "the verdict, and a ROLLBACK verdict rolls back at once when the rule allows it")
+                   "the verdict, and a ROLLBACK verdict rolls back at once when the rule allows it "
+                   "(default: the demo's own rule, console/core/data/rule-demo.yaml)")
+    p.add_argument("--no-rule", action="store_true", help="no decision rule: live figures and rollback only")
+    p.add_argument("--budgets", type=Path, metavar="FILE",
+                   help="monthly budgets (TOML) for the b view (default: the example in console/core/data/budgets.toml)")
+    p.add_argument("--fresh", action="store_true",
+                   help="start over: rewrite the demo's flags with the candidate ready and no traffic on it yet, "
+                        "so the rollout can be walked from its first stage")
     p.set_defaults(run=run)
 
 
@@ -38,8 +45,11 @@ def default_state_dir() -> Path:
     return user_state_path("routedeck")
 
 
-def prepare_state_dir(state_dir: Path) -> Path:
-    """Create the state dir and the demo flag file if missing; return the flag file's path."""
+DEMO_RULE = Path(__file__).resolve().parents[1] / "core" / "data" / "rule-demo.yaml"
+
+
+def prepare_state_dir(state_dir: Path, fresh: bool = False) -> Path:
+    """Create the state dir and the demo flag file if missing (or ``fresh``); return the flag file's path."""
     from adapters.flags.flagd_file import FlagdFilePlatform
     from console.core.simulator.portfolio import demo_flags
 
@@ -50,16 +60,19 @@ def prepare_state_dir(state_dir: Path) -> Path:
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise BadInput(f"--state-dir {state_dir}: not writable — pass a writable directory")
     path = state_dir / "flags.json"
+    if fresh and path.exists():
+        path.unlink()  # the journal stays: it records what happened before the fresh start
     if not path.exists():
         platform = FlagdFilePlatform(path)
-        for flag in demo_flags():
+        for flag in demo_flags(fresh=fresh):
             platform.create_flag(flag)
     return path
 
 
-def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path: Path | None = None):
-    """Create or open the demo flag file and start the simulator: (platform, metrics, flags)."""
-    path = prepare_state_dir(state_dir)
+def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path: Path | None = None,
+              fresh: bool = False):
+    """Create or open the demo flag file and start the simulator: (platform, metrics, flags, journal, rule)."""
+    path = prepare_state_dir(state_dir, fresh)
 
     from adapters.flags.flagd_file import FlagdFilePlatform
     from adapters.metrics.simulated import SimulatedMetricsSource
@@ -87,16 +100,23 @@ def run(args: argparse.Namespace) -> int:
     get_scenario(args.scenario)  # validate what is cheap before the screen opens
     if args.speed <= 0:
         raise BadInput(f"--speed {args.speed:g}: must be a positive number of simulated seconds per second")
+    if args.no_rule and args.rule:
+        raise BadInput("--rule and --no-rule: pass one of them")
+    rule = None if args.no_rule else (args.rule or DEMO_RULE)
     state_dir = (args.state_dir or default_state_dir()).expanduser()
+    load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule, args.fresh)
     if not sys.stdout.isatty():
-        load_demo(state_dir, args.scenario, args.seed, args.speed, args.rule)  # no screen to paint: fail fast instead
+        load()  # no screen to paint: fail fast instead
+        load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule)
 
     from console.app import RouteDeckApp
 
     # the heavy imports and the flag file are loaded in a worker, after the first frame is on screen
-    app = RouteDeckApp(
-        loader=partial(load_demo, state_dir, args.scenario, args.seed, args.speed, args.rule), read_only=args.read_only
-    )
+    app = RouteDeckApp(loader=load, read_only=args.read_only)
+    if getattr(args, "budgets", None) is not None:
+        from console.core.budgets import BudgetConfig
+
+        app.budgets_config = BudgetConfig.load(args.budgets)
     code = app.run()
     if app.startup_error is not None:
         raise app.startup_error

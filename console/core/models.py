@@ -89,6 +89,18 @@ class Allocation(BaseModel):
     #: ``scope == NAME`` (see ``default_audience_predicate`` / ``default_scope_predicate``).
     audience_predicate: dict[str, Any] | None = None
     scope_predicate: dict[str, Any] | None = None
+    #: An emergency switch: every unit gets this variation, whatever the rest says. The rest of
+    #: the allocation is kept as it was, so undoing the switch restores it exactly.
+    serve_all: str | None = None
+    #: (attribute, value) segments sent to the baseline whatever the stage (harm was seen in them)
+    excluded_segments: tuple[tuple[str, str], ...] = ()
+
+    def exclusion_rule(self) -> dict[str, Any] | None:
+        """JsonLogic matching a unit in any excluded segment (context attribute equal to the value), or None."""
+        tests = [{"==": [{"var": attr}, value]} for attr, value in self.excluded_segments]
+        if not tests:
+            return None
+        return tests[0] if len(tests) == 1 else {"or": tests}
 
     def audience_rule(self) -> dict[str, Any] | None:
         if self.audience_predicate is not None:
@@ -106,20 +118,30 @@ class Allocation(BaseModel):
 
     @property
     def serves_candidate(self) -> bool:
-        return self.internal_enabled or self.candidate_bp > 0
+        # a switch never names the candidate (emergency_switch refuses it): nobody gets it meanwhile
+        return self.serve_all is None and (self.internal_enabled or self.candidate_bp > 0)
 
     def rolled_back(self) -> "Allocation":
-        """The same targeting with nobody on the candidate."""
-        return self.model_copy(update={"internal_enabled": False, "candidate_bp": 0})
+        """The same targeting with nobody on the candidate (and no switch: everyone on the baseline)."""
+        return self.model_copy(update={"internal_enabled": False, "candidate_bp": 0, "serve_all": None})
+
+    def held(self) -> "Allocation":
+        """The allocation an emergency switch holds back, which undoing it restores."""
+        return self.model_copy(update={"serve_all": None})
 
     def describe(self) -> str:
+        if self.serve_all is not None:
+            return f"everyone on {self.serve_all} (switch; held: {self.held().describe()})"
         parts = []
         if self.internal_enabled:
             parts.append(f"{self.internal_audience or 'internal audience'}")
         pct = self.candidate_bp / 100
         scope = self.eligible_scope or "all"
         parts.append(f"{pct:g}% of {scope}")
-        return " + ".join(parts)
+        text = " + ".join(parts)
+        if self.excluded_segments:
+            text += " except " + ", ".join(f"{a}={v}" for a, v in self.excluded_segments)
+        return text
 
 
 class RouteFlag(BaseModel):
@@ -143,6 +165,8 @@ class RouteFlag(BaseModel):
             raise ValueError(f"baseline variation {self.baseline!r} is not among the variations")
         if self.candidate is not None and self.candidate not in self.variations:
             raise ValueError(f"candidate variation {self.candidate!r} is not among the variations")
+        if self.allocation.serve_all is not None and self.allocation.serve_all not in self.variations:
+            raise ValueError(f"switch variation {self.allocation.serve_all!r} is not among the variations")
         return self
 
     @property

@@ -18,6 +18,7 @@ from .ports import FlagPlatform, MetricsSource, WriteResult
 from .rules import DecisionRule
 from .stats.engine import evaluate
 from .stats.spec import Decision, StageContext, StageSpec, Verdict
+from .stats.segments import SegmentReadout, segment_readout
 from .telemetry import Arm, RouteCounters
 
 
@@ -35,12 +36,17 @@ def _ts(moment: datetime | None, default: float) -> float:
 def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> Look:
     """Read the flag, read the stage's telemetry, and decide."""
     flag = platform.read_flag(rule.flag_key)
-    rollout.check_matches_rule(rule, flag)
     now = metrics.now()
     now_dt = datetime.fromtimestamp(now, tz=timezone.utc)
     stage_name = rollout.current_stage_name(flag)
     if flag.rollout is not None and flag.rollout.stage in rollout.TERMINAL:
+        # checked before the routes: a promoted flag's baseline is the rule's candidate now
         decision = Decision(Verdict.HOLD, stage_name, [], [], [f"the rollout is {stage_name.replace('_', ' ')}: nothing to decide"])
+        return Look(flag, decision, now)
+    rollout.check_matches_rule(rule, flag)
+    if flag.allocation.serve_all is not None:
+        decision = Decision(Verdict.HOLD, stage_name, [], [],
+                            [f"everyone is on {flag.allocation.serve_all} (emergency switch): undo it before deciding"])
         return Look(flag, decision, now)
     if stage_name == Stage.BASELINE.value or not flag.allocation.serves_candidate:
         first = rule.stages[0].name
@@ -57,7 +63,7 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
     for key, c in snap.totals.items():
         if key.flag == flag.key:
             totals.setdefault(key.arm, RouteCounters()).add(c)
-    decision = evaluate(rule.spec, ctx, units, totals, rule.comparable())
+    decision = evaluate(rule.spec, ctx, units, totals, comparable_for(rule, flag))
     for gap in snap.gaps:
         decision.reasons.append(f"note: {gap}")
     return Look(flag, decision, now)
@@ -65,6 +71,11 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
 
 def operator_now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+def _stage_clock(current: Look) -> datetime:
+    """The look's "now" on the metrics source's clock: dwell and the stage's counts are measured on it."""
+    return datetime.fromtimestamp(current.at, tz=timezone.utc)
 
 
 def verdict_snapshot(decision: Decision) -> dict[str, Any]:
@@ -94,7 +105,7 @@ class ActionResult:
 
 def _write(platform: FlagPlatform, journal: Journal | None, action: str, target: RouteFlag, before: RouteFlag, *,
            reason: str, rule: DecisionRule | None, decision: Decision | None, required: bool,
-           rollback_write: bool = False) -> ActionResult:
+           rollback_write: bool = False, evidence: dict[str, Any] | None = None) -> ActionResult:
     def call() -> WriteResult:
         flag = target
         if journal is not None and flag.rollout is not None:
@@ -111,14 +122,19 @@ def _write(platform: FlagPlatform, journal: Journal | None, action: str, target:
         journal, action, call=call, flag=target.key,
         before=before.allocation.model_dump(mode="json"), planned=target.allocation.model_dump(mode="json"),
         reason=reason, rule_hash=rule.rule_hash if rule else None,
-        verdict=verdict_snapshot(decision) if decision else None, required=required,
+        verdict=verdict_snapshot(decision) if decision else evidence, required=required,
     )
     return ActionResult(before, recorded.result.after, recorded.result, recorded.warning)
 
 
 def advance(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: Journal | None, by: str, *,
-            override_reason: str | None = None, dry_run: bool = False) -> ActionResult:
-    """Move one stage if the verdict allows it (or an override with a reason forces it)."""
+            override_reason: str | None = None, reason: str | None = None, dry_run: bool = False,
+            on_metrics_clock: bool = False) -> ActionResult:
+    """Move one stage if the verdict allows it (or an override with a reason forces it).
+
+    ``on_metrics_clock``: the stage starts at the look's time on the metrics source's clock rather than
+    the wall clock — for a long-lived simulator running faster than real time (the console's demo).
+    """
     decision = current.decision
     override = None
     if decision.verdict is not Verdict.ADVANCE:
@@ -129,11 +145,12 @@ def advance(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: 
         override = Override(stage_from=rollout.current_stage_name(current.flag),
                             stage_to=target_stage.name if target_stage else "?", verdict=decision.verdict.value,
                             reason=override_reason, by=by, at=operator_now())
-    target = rollout.advance(current.flag, rule, operator_now(), by, override=override)
+    started = _stage_clock(current) if on_metrics_clock else operator_now()
+    target = rollout.advance(current.flag, rule, started, by, override=override)
     if dry_run:
         return ActionResult(current.flag, target, None)
     action = "override" if override else "advance"
-    return _write(platform, journal, action, target, current.flag, reason=override_reason or "verdict ADVANCE",
+    return _write(platform, journal, action, target, current.flag, reason=override_reason or reason or "verdict ADVANCE",
                   rule=rule, decision=decision, required=True)
 
 
@@ -149,14 +166,15 @@ def rollback(platform: FlagPlatform, key: str, journal: Journal | None, *, reaso
 
 
 def promote(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: Journal | None, by: str, *,
-            override_reason: str | None = None, dry_run: bool = False) -> ActionResult:
+            override_reason: str | None = None, reason: str | None = None, dry_run: bool = False,
+            on_metrics_clock: bool = False) -> ActionResult:
     if current.decision.verdict is not Verdict.ADVANCE and not override_reason:
         raise BadInput(f"promote refused: verdict {current.decision.verdict.value} — "
                        + "; ".join(current.decision.reasons[:3]) + " (use --override --reason TEXT to force it)")
-    target = rollout.promote(current.flag, rule, operator_now())
+    target = rollout.promote(current.flag, rule, _stage_clock(current) if on_metrics_clock else operator_now())
     if dry_run:
         return ActionResult(current.flag, target, None)
-    return _write(platform, journal, "promote", target, current.flag, reason=override_reason or "verdict ADVANCE",
+    return _write(platform, journal, "promote", target, current.flag, reason=override_reason or reason or "verdict ADVANCE",
                   rule=rule, decision=current.decision, required=True)
 
 
@@ -169,6 +187,119 @@ def acknowledge(rule: DecisionRule, platform: FlagPlatform, item: str, journal: 
     return _write(platform, journal, "acknowledge", target, flag, reason=item, rule=rule, decision=None, required=True)
 
 
+def hold(rule: DecisionRule, current: Look, journal: Journal | None, *, reason: str) -> None:
+    """Stay at this stage on purpose: recorded with the evidence, nothing written to the platform."""
+    if journal is None:
+        raise BadInput("hold: there is no audit journal to record it in — a hold is only a record")
+    journal.append(kind="event", action="hold", flag=rule.flag_key,
+                   before=current.flag.allocation.model_dump(mode="json"), reason=reason, rule_hash=rule.rule_hash,
+                   verdict=verdict_snapshot(current.decision),
+                   detail={"stage": rollout.current_stage_name(current.flag)})
+
+
+def comparable_for(rule: DecisionRule, flag: RouteFlag):
+    """Units that may be compared at this look: the rule's comparable units minus excluded segments
+    (their units all get the baseline now, so they are no longer randomised)."""
+    base = rule.comparable()
+    excluded = flag.allocation.excluded_segments
+    if not excluded:
+        return base
+
+    def check(unit) -> bool:
+        return base(unit) and not any(unit.segment.get(attr) == value for attr, value in excluded)
+
+    return check
+
+
+@dataclass
+class SegmentLook:
+    flag: RouteFlag
+    readout: SegmentReadout
+    at: float  # the metrics source's clock
+    stage: str
+
+
+def look_segments(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> SegmentLook:
+    """Read the flag and the stage's unit records, and compare the arms within every pre-registered segment."""
+    flag = platform.read_flag(rule.flag_key)
+    rollout.check_matches_rule(rule, flag)
+    now = metrics.now()
+    stage_name = rollout.current_stage_name(flag)
+    excluded = flag.allocation.excluded_segments
+    if not flag.allocation.serves_candidate or (flag.rollout is not None and flag.rollout.stage in rollout.TERMINAL):
+        readout = SegmentReadout([], rule.spec.alpha, 0, [f"stage {stage_name}: nobody is on the candidate — "
+                                                          "no segment to compare"])
+        return SegmentLook(flag, readout, now, stage_name)
+    ctx = rollout.stage_context(flag, rule, datetime.fromtimestamp(now, tz=timezone.utc))
+    since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
+    units = metrics.read_units(flag.key, since, rule.spec.gates.maturation_s) if metrics.capabilities.unit_level else None
+    readout = segment_readout(rule.spec, rule.segments, units, comparable_for(rule, flag), ctx.has_control, excluded)
+    return SegmentLook(flag, readout, now, stage_name)
+
+
+def segment_response(rule: DecisionRule, current: SegmentLook) -> list[str]:
+    """What the rule's ``segment_harm`` asks for, given the segments flagged at this look, in words."""
+    harmed = current.readout.harmed
+    if not harmed:
+        return []
+    names = ", ".join(f"{a}={v}" for a, v in harmed)
+    if rule.segment_harm == "exclude":
+        return [f"exclude {a}={v} from the candidate (the rule says segment harm excludes the segment)" for a, v in harmed]
+    if rule.segment_harm == "rollback":
+        return [f"rollback: harm in {names} and the rule says segment harm rolls the whole candidate back"]
+    return [f"report: harm in {names} (the rule only reports segment harm)"]
+
+
+def segment_evidence(readout: SegmentReadout, attribute: str, value: str) -> dict[str, Any]:
+    """The rows behind a segment decision, as the journal stores them."""
+    return {
+        "segment": {"attribute": attribute, "value": value},
+        "alpha": readout.alpha,
+        "hypotheses": readout.hypotheses,
+        "correction": "e-BH over every (segment, guardrail)",
+        "metrics": [
+            {"name": r.metric, "candidate": r.candidate, "baseline": r.baseline,
+             "interval": list(r.interval) if r.interval else None, "threshold": r.margin,
+             "n": [r.n_candidate, r.n_baseline], "e_value": r.e_value, "p_value": r.p_value,
+             "verdict": r.verdict.value, "critical": r.critical}
+            for r in readout.rows if r.segment == (attribute, value)
+        ],
+    }
+
+
+def exclude_segment(rule: DecisionRule, platform: FlagPlatform, flag: str, attribute: str, value: str,
+                    journal: Journal | None, by: str, reason: str, *, evidence: dict[str, Any] | None = None,
+                    dry_run: bool = False) -> ActionResult:
+    """Send one segment of the rule's flag to the baseline for the rest of the rollout.
+
+    Only a pre-registered segment attribute may be excluded; the change is journalled (intent with the
+    evidence, then the outcome) and confirmed by reading the flag back, like any other write.
+    """
+    if not (reason and reason.strip()):
+        raise BadInput("excluding a segment needs a reason: say why (it is recorded in the journal)")
+    if attribute not in rule.segments:
+        raise BadInput(f"{rule.path}: segments: {attribute!r} is not a pre-registered segment attribute "
+                       f"({', '.join(rule.segments)}) — only attributes fixed before exposure can be excluded")
+    if not value:
+        raise BadInput(f"exclude {attribute}=…: name the segment value, e.g. {attribute}=eu")
+    current = platform.read_flag(flag)
+    rollout.check_matches_rule(rule, current)
+    if current.candidate is None:
+        raise BadInput(f"flag {flag} has no candidate: there is nothing to exclude {attribute}={value} from")
+    if (attribute, value) in current.allocation.excluded_segments:
+        raise BadInput(f"flag {flag}: {attribute}={value} is already excluded from the candidate — nothing changed")
+    allocation = current.allocation.model_copy(
+        update={"excluded_segments": current.allocation.excluded_segments + ((attribute, value),)})
+    target = current.model_copy(update={"allocation": allocation})
+    if dry_run:
+        return ActionResult(current, target, None)
+    if journal is None:
+        return ActionResult(current, platform.write_flag(target, current.revision).after, None)
+    evidence = dict(evidence or {}) | {"by": by}
+    return _write(platform, journal, "exclude_segment", target, current, reason=reason.strip(), rule=rule,
+                  decision=None, required=True, evidence=evidence)
+
+
 def describe_change(before: RouteFlag, after: RouteFlag) -> list[str]:
     """The exact before/after of a flag change, line by line (for --dry-run and confirm dialogs)."""
     lines = []
@@ -178,6 +309,10 @@ def describe_change(before: RouteFlag, after: RouteFlag) -> list[str]:
         if before.allocation.candidate_bp != after.allocation.candidate_bp:
             lines.append(f"  candidate weight {before.allocation.candidate_bp} → {after.allocation.candidate_bp} of 10000 "
                          f"(baseline {10000 - before.allocation.candidate_bp} → {10000 - after.allocation.candidate_bp})")
+        if before.allocation.excluded_segments != after.allocation.excluded_segments:
+            names = [", ".join(f"{a}={v}" for a, v in x.excluded_segments) or "none"
+                     for x in (before.allocation, after.allocation)]
+            lines.append(f"  excluded from the candidate (always baseline): {names[0]} → {names[1]}")
         if before.allocation.internal_enabled != after.allocation.internal_enabled:
             lines.append(f"  first audience {before.allocation.internal_audience}: "
                          f"{'on' if before.allocation.internal_enabled else 'off'} → {'on' if after.allocation.internal_enabled else 'off'}")
@@ -196,5 +331,6 @@ def stage_of(rule: DecisionRule, flag: RouteFlag) -> StageSpec | None:
     return rollout.stage_spec(rule, flag)
 
 
-__all__ = ["Look", "ActionResult", "look", "advance", "rollback", "promote", "acknowledge", "describe_change",
-           "verdict_snapshot", "StageContext"]
+__all__ = ["Look", "ActionResult", "look", "advance", "rollback", "promote", "acknowledge", "hold", "describe_change",
+           "verdict_snapshot", "StageContext", "comparable_for", "SegmentLook", "look_segments", "segment_response",
+           "segment_evidence", "exclude_segment"]

@@ -68,3 +68,30 @@ async def wait_for(pilot, condition, timeout_s: float = 10.0) -> None:
     while not condition():
         assert time.perf_counter() - started < timeout_s, "timed out"
         await pilot.pause(0.02)
+
+
+def rollout_demo_app(state_dir: Path, *, scenario: str = "steady", stage: str = "5%", minutes: float = 20,
+                     **kw) -> RouteDeckApp:
+    """The demo with its decision rule, started fresh and moved to ``stage`` on the simulator's clock, then
+    ``minutes`` of simulated traffic in that stage: the rollout screen has evidence to show."""
+    from console.commands.demo import DEMO_RULE
+    from console.core import operations as ops
+    from console.core.rules import parse_rule
+
+    path = prepare_state_dir(state_dir, fresh=True)
+    platform = FlagdFilePlatform(path)
+    rule = parse_rule(DEMO_RULE.read_text(), "rule-demo.yaml")
+    metrics = sim_source(path, scenario)
+    while True:
+        current = ops.look(rule, platform, metrics)
+        if (current.flag.rollout.stage_label or current.flag.rollout.stage.value) == stage:
+            break
+        ops.advance(rule, platform, current, None, "setup", override_reason="set up for a picture",
+                    on_metrics_clock=True)
+    metrics.advance_by(minutes * 60)
+    flags = {k: platform.read_flag(k) for k in platform.list_flags()}
+    from console.core.journal import Journal, journal_path
+
+    kw.setdefault("journal", Journal(journal_path(state_dir)))
+    kw.setdefault("clock", lambda: 100.0)
+    return RouteDeckApp(platform, metrics, flags=flags, rule=rule, **kw)

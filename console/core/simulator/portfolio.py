@@ -88,8 +88,11 @@ def behaviour_of(route: str) -> RouteBehaviour:
     return replace(BEHAVIOURS["fast_default_v1"], provider="unknown", model=route)
 
 
-def demo_flags(started_at: datetime | None = None) -> list[RouteFlag]:
-    """The demo's route flags: support answers mid-rollout (internal + 5%), two steady workflows."""
+def demo_flags(started_at: datetime | None = None, fresh: bool = False) -> list[RouteFlag]:
+    """The demo's route flags: support answers mid-rollout (internal + 5%), two steady workflows.
+
+    ``fresh``: the support flag's candidate is ready but not started (100% baseline, before the first stage).
+    """
     started_at = started_at or datetime.now(timezone.utc)
     support = RouteFlag(
         key="support-answer-route",
@@ -104,6 +107,11 @@ def demo_flags(started_at: datetime | None = None) -> list[RouteFlag]:
         ),
         rollout=RolloutState(stage=Stage.PCT5, stage_started_at=started_at),
     )
+    if fresh:
+        support = support.model_copy(update={
+            "allocation": support.allocation.model_copy(update={"internal_enabled": False, "candidate_bp": 0}),
+            "rollout": RolloutState(stage=Stage.BASELINE),
+        })
     hard = RouteFlag(
         key="hard-case-route",
         variations={n: PROFILES[n] for n in ("premium_hard_cases_v1", "fallback_baseline_v1")},
