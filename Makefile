@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 ARGS ?=
 
-.PHONY: demo test lint servers bench screenshots clean
+.PHONY: demo test lint servers backends bench screenshots clean
 
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
@@ -20,6 +20,10 @@ lint: $(STAMP)
 
 servers:
 	bash scripts/install-servers.sh
+
+# real Unleash (PostgreSQL) and Prometheus on 127.0.0.1 until Ctrl-C; prints what to type next
+backends: $(STAMP)
+	$(BIN)/python scripts/local-backends.py $(ARGS)
 
 test: $(STAMP) lint servers
 	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)

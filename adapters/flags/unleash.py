@@ -131,10 +131,9 @@ class UnleashPlatform(FlagPlatform):
     # ---- reading -------------------------------------------------------------------------
 
     def list_flags(self) -> list[str]:
-        body = self.http.json(
-            "GET", "/api/admin/search/features",
-            params={"project": f"IS:{self.project}", "tag": f"INCLUDE:{TAG['type']}:{TAG['value']}", "limit": "1000"},
-        )
+        # the project's feature list, filtered by routedeck's tag: the search endpoint is rate-limited
+        # (15 a minute by default), which a console polling every few seconds would exhaust
+        body = self.http.json("GET", self._features(), params={"tag": f"{TAG['type']}:{TAG['value']}"})
         return sorted(f["name"] for f in (body or {}).get("features", []) if isinstance(f, dict) and "name" in f)
 
     def _read_raw(self, key: str) -> dict[str, Any]:

@@ -46,7 +46,8 @@ class RouteMetricsExporter:
                                 buckets=c.TOKEN_BUCKETS, registry=r)
         self.ttft = Histogram(c.TTFT, "time to the first token of the answer", c.TTFT_LABELS,
                               buckets=c.TTFT_BUCKETS_S, registry=r)
-        self.units = Counter(c.UNITS, "units seen for the first time on a route and arm", c.PLAIN_LABELS, registry=r)
+        self.units = Counter(c.UNITS, "units seen for the first time on a route and arm in a stage", c.PLAIN_LABELS,
+                             registry=r)
         self.requests = Counter(c.REQUESTS, "requests by provider, model and status", c.REQUESTS_LABELS, registry=r)
         self.fallbacks = Counter(c.FALLBACKS, "requests answered by a fallback route", c.FALLBACKS_LABELS, registry=r)
         self.outcomes = Counter(c.OUTCOMES, "business outcomes recorded", c.OUTCOME_LABELS, registry=r)
@@ -55,6 +56,9 @@ class RouteMetricsExporter:
         self.cost = Counter(c.COST, "cost of the calls in USD", c.PLAIN_LABELS, registry=r) if export_cost else None
         #: the segment of each unit's last request (outcome events carry none)
         self._segments: dict[str, dict[str, str]] = {}
+        #: (flag, route, arm, stage, unit) already counted: a unit is new again in each stage, so the units
+        #: since a stage began include the ones that stayed on the baseline from the stage before
+        self._units_seen: set[tuple[str, str, str, str, str]] = set()
 
     def _route(self, flag: str, route: str, arm: str, segment: dict[str, str]) -> dict[str, str]:
         labels = {"flag": flag, "route": route, "arm": arm, "stage": self.stage_of(flag)}
@@ -73,7 +77,9 @@ class RouteMetricsExporter:
             self.ttft.labels(**base, **gen).observe(e.ttft_ms / 1000)
         self.requests.labels(**base, provider=e.provider, model=e.model, status=e.status).inc()
         self.exposures.labels(**base).inc()
-        if e.new_unit:
+        seen = (e.flag, e.route, base["arm"], base["stage"], e.unit_id)
+        if seen not in self._units_seen:
+            self._units_seen.add(seen)
             self.units.labels(**base).inc()
         if e.fallback:
             self.fallbacks.labels(**base, served_route=e.served_route).inc()

@@ -115,7 +115,7 @@ tls_verify = false
     down = lines[lines.index(blocks["down"]):][:7]
     assert down[4] == "  tokens   unleash-token: env ROUTEDECK_UNLEASH_TOKEN · prometheus-token: none (optional)"
     assert down[5] == "  tls      TLS verification OFF"
-    assert down[6].startswith("  check    FAIL Unleash at http://127.0.0.1:9/api/admin/search/features: cannot connect")
+    assert down[6].startswith("  check    FAIL Unleash at http://127.0.0.1:9/api/admin/projects/default/features: cannot connect")
     assert out.rstrip().endswith("1 of 2 profiles failed the check")
 
     code, out, _ = run(capsys, "profiles", "--no-check")

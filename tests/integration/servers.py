@@ -1,6 +1,7 @@
 """Start and stop the real servers the integration tests talk to: PostgreSQL, Unleash, Prometheus.
 
-Each runs on 127.0.0.1 on a free port, is declared ready by polling (never by sleeping a fixed
+Each runs on 127.0.0.1 on a free port (or the port asked for: scripts/local-backends.py starts
+them for a person with these functions), is declared ready by polling (never by sleeping a fixed
 time) and is stopped by its PID. ``Servers`` starts each at most once per test session; its
 ``stop_all`` runs at session end (and at interpreter exit, should the session die first).
 """
@@ -119,7 +120,7 @@ def _as_postgres(cmd: list[str]) -> list[str]:
     return ["su", "postgres", "-s", "/bin/sh", "-c", " ".join(f"'{c}'" for c in cmd)]
 
 
-def start_postgres(base: Path) -> Postgres:
+def start_postgres(base: Path, port: int | None = None) -> Postgres:
     initdb = PG_BIN / "initdb"
     if not initdb.exists():
         raise Unavailable(f"PostgreSQL is not installed ({initdb} missing) — run scripts/install-servers.sh")
@@ -137,7 +138,7 @@ def start_postgres(base: Path) -> Postgres:
                          capture_output=True, text=True)
     if run.returncode:
         raise Unavailable(f"initdb failed: {(run.stderr or run.stdout).strip().splitlines()[-1:]}")
-    port = free_port()
+    port = port or free_port()
     opts = f"-c listen_addresses=127.0.0.1 -p {port} -k {data} -c fsync=off -c full_page_writes=off"
     run = subprocess.run(_as_postgres([str(PG_BIN / "pg_ctl"), "-D", str(data), "-o", opts, "-l", str(log), "-w", "start"]),
                          capture_output=True, text=True)
@@ -147,12 +148,12 @@ def start_postgres(base: Path) -> Postgres:
     return Postgres(port, data, pid)
 
 
-def start_unleash(base: Path, pg: Postgres) -> Unleash:
+def start_unleash(base: Path, pg: Postgres, port: int | None = None) -> Unleash:
     if shutil.which("node") is None:
         raise Unavailable("node is not installed — unleash-server needs it")
     if not (UNLEASH_DIR / "node_modules" / "unleash-server").exists():
         raise Unavailable("unleash-server is not installed — run scripts/install-servers.sh (npm ci in servers/unleash)")
-    port = free_port()
+    port = port or free_port()
     admin = "*:*." + secrets.token_hex(16)
     client = "default:development." + secrets.token_hex(16)
     env = {
@@ -178,7 +179,8 @@ def start_unleash(base: Path, pg: Postgres) -> Unleash:
     return Unleash(url, admin, client, proc.pid)
 
 
-def start_prometheus(base: Path, targets: list[str], data_dir: Path | None = None) -> Prometheus:
+def start_prometheus(base: Path, targets: list[str], data_dir: Path | None = None,
+                     port: int | None = None) -> Prometheus:
     exe = shutil.which("prometheus")
     if exe is None:
         raise Unavailable("prometheus is not installed — run scripts/install-servers.sh (apt-get install prometheus)")
@@ -187,7 +189,7 @@ def start_prometheus(base: Path, targets: list[str], data_dir: Path | None = Non
     config.write_text(Template(PROM_CONFIG.read_text()).substitute(
         scrape_targets=", ".join(f"'{t}'" for t in targets)))
     data = data_dir or (base / "tsdb")
-    port = free_port()
+    port = port or free_port()
     log = base / "prometheus.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(

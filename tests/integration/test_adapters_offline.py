@@ -207,6 +207,31 @@ def test_exporter_emits_the_contract_names_and_labels():
     assert value(c.TOKEN_USAGE + "_sum", **gen, **{c.TOKEN_TYPE: "output"}) == 5
 
 
+def test_exporter_counts_a_unit_again_in_each_stage():
+    """Units since a stage began include those that stayed on the baseline: otherwise a stage change makes
+    every candidate unit new and almost no baseline unit, and the sample-ratio gate fails on a fair split."""
+    stage = {"f": "internal"}
+    exp = RouteMetricsExporter(stage_of=lambda flag: stage[flag])
+
+    def request(unit: str, arm: Arm, new_unit: bool) -> RequestEvent:
+        return RequestEvent(time=0, flag="f", unit_id=unit, segment={}, arm=arm, route=arm.value, served_route=arm.value,
+                            provider="p", model="m", status="ok", fallback=False, success=True, latency_ms=100,
+                            ttft_ms=10, tokens_in=1, tokens_out=1, cost_usd=0.0, new_unit=new_unit)
+
+    def units(arm: str, at: str) -> float:
+        text = generate_latest(exp.registry).decode()
+        return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
+                   if s.name == c.UNITS and s.labels["arm"] == arm and s.labels["stage"] == at)
+
+    exp.record([request("u1", Arm.BASELINE, True), request("u2", Arm.BASELINE, True), request("u1", Arm.BASELINE, False)])
+    assert units("baseline", "internal") == 2
+    stage["f"] = "5%"
+    # the simulator marks these as not new (seen on this route before); in the new stage they are
+    exp.record([request("u1", Arm.BASELINE, False), request("u1", Arm.BASELINE, False), request("u3", Arm.CANDIDATE, True)])
+    assert units("baseline", "5%") == 1 and units("candidate", "5%") == 1
+    assert units("baseline", "internal") == 2
+
+
 # ---- Unleash mapping, without a server -----------------------------------------------------
 
 
