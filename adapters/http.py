@@ -218,6 +218,10 @@ class JsonHttp:
     def close(self) -> None:
         self.client.close()
 
+    def error(self, message: str) -> BackendError:
+        """``_error`` for an adapter's own message built from an answer (its body may echo a token)."""
+        return self._error(message)
+
     def _error(self, message: str) -> BackendError:
         """A BackendError whose text holds none of this client's credentials, even if the server echoed one."""
         for name, value in self.client.headers.items():

@@ -172,7 +172,7 @@ class FeatBitPlatform(FlagPlatform):
             404: " — check the URL, the environment id and the flag key",
         }.get(response.status_code, "")
         detail = f": {redact(errors)}" if errors else ""
-        raise BackendError(f"FeatBit at {self.http.where(path)}: HTTP {response.status_code}{detail}{hint}")
+        raise self.http.error(f"FeatBit at {self.http.where(path)}: HTTP {response.status_code}{detail}{hint}")
 
     def _read_raw(self, key: str) -> dict[str, Any]:
         response = self.http.request("GET", self._flag(key))

@@ -11,6 +11,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from .redact import remember_secret
+
 #: the keyring service every routedeck credential is stored under
 SERVICE = "routedeck"
 
@@ -84,7 +86,9 @@ def _from_store(env_var: str, profile: str | None) -> str | None:
 
 def read_token(env_var: str) -> str | None:
     """The token for ``env_var``: the active profile's stored credential first, else the variable."""
-    return _from_store(env_var, _profile) or os.environ.get(env_var) or None
+    token = _from_store(env_var, _profile) or os.environ.get(env_var) or None
+    remember_secret(token)  # from now on no message shows it, whatever echoes it
+    return token
 
 
 def token_origin(env_var: str, profile: str | None = None) -> str:

@@ -16,8 +16,9 @@ to this fake. Its shapes follow FeatBit's public source:
   ``data-sync`` with timestamp 0 answers ``full``, otherwise ``patch`` with what changed after
   it; every flag change is pushed to every connection as a ``patch``; ``ping`` → ``pong``.
 
-Start it with ``FakeFeatBit().start()`` (or the ``featbit`` fixture in ``tests/fakes/conftest``);
-``stop()`` closes both servers and joins their threads.
+Start it with ``FakeFeatBit().start()``; ``stop()`` closes both servers and joins their threads.
+From a shell, ``python -m tests.fakes.featbit_server [--port 5000] [--stream-port 5100] [--seed-demo]``
+runs one until Ctrl-C and prints the SPEC, the environment id and the two credentials to use.
 """
 
 from __future__ import annotations
@@ -109,15 +110,21 @@ class FakeFeatBit:
 
     # ---- lifecycle ----------------------------------------------------------------------
 
-    def start(self) -> "FakeFeatBit":
+    def start(self, port: int = 0, stream_port: int = 0) -> "FakeFeatBit":
+        """Serve the Open API on ``port`` and the stream on ``stream_port`` (0: free ports), 127.0.0.1 only."""
         fake = self
 
         class Handler(_OpenApiHandler):
             featbit = fake
 
-        self._http = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._http = ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self._http.daemon_threads = True
-        self._ws = serve(self._stream, "127.0.0.1", 0, ping_interval=None, compression=None, close_timeout=1)
+        try:
+            self._ws = serve(self._stream, "127.0.0.1", stream_port, ping_interval=None, compression=None,
+                             close_timeout=1)
+        except OSError:
+            self._http.server_close()
+            raise
         self._ws_port = self._ws.socket.getsockname()[1]
         http = self._http
         for target in (lambda: http.serve_forever(poll_interval=0.05), self._ws.serve_forever):
@@ -148,8 +155,9 @@ class FakeFeatBit:
         assert self._ws is not None
         return f"ws://127.0.0.1:{self._ws_port}"
 
-    def add_token(self, name: str) -> str:
-        token = "api-" + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("=")
+    def add_token(self, name: str, token: str | None = None) -> str:
+        """A new access token acting as ``name`` (generated unless given)."""
+        token = token or "api-" + base64.urlsafe_b64encode(secrets.token_bytes(24)).decode().rstrip("=")
         self.tokens[token] = (str(uuid.uuid4()), name)
         return token
 
@@ -585,3 +593,109 @@ class _OpenApiHandler(BaseHTTPRequestHandler):
 
 class _Rejected(Exception):
     """A JSON-Patch that failed: nothing is stored."""
+
+
+# ---- running one by hand --------------------------------------------------------------------
+
+DEMO_SEED_ACTOR = "demo-seed"
+SOMEONE_ELSE = "someone-else"
+
+
+def seed_demo(fake: FakeFeatBit) -> list[str]:
+    """Create the demo's route flags (support answers at 100 % baseline, candidate ready; two steady
+    workflows) through the Open API, as ``routedeck init`` would; their keys."""
+    from adapters.flags.featbit import FeatBitPlatform
+    from console.core.simulator.portfolio import demo_flags
+
+    platform = FeatBitPlatform(fake.url, fake.add_token(DEMO_SEED_ACTOR), fake.env_id)
+    try:
+        flags = demo_flags(fresh=True)
+        for flag in flags:
+            platform.create_flag(flag)
+        return [flag.key for flag in flags]
+    finally:
+        platform.close()
+
+
+def banner(fake: FakeFeatBit, other_token: str, seeded: list[str]) -> str:
+    """What a person needs to point routedeck at this fake, and a change to make through its API."""
+    spec = f"featbit:{fake.url}?env={fake.env_id}&stream={fake.stream_url}"
+    flags = f"{fake.url}/api/v1/envs/{fake.env_id}/feature-flags"
+    lines = [
+        f"fake FeatBit: Open API {fake.url}, stream {fake.stream_url} (127.0.0.1 only) — Ctrl-C stops it",
+        "",
+        f"  environment id  {fake.env_id}",
+        f"  flags SPEC      {spec}",
+        f"  Open API token  {fake.token}",
+        f"  stream secret   {fake.secret}",
+        "",
+        "Store the two credentials for a profile (routedeck login PROFILE --which featbit-token, then",
+        "--which featbit-secret), or without a keyring export them:",
+        f"  export ROUTEDECK_FEATBIT_TOKEN='{fake.token}'",
+        f"  export ROUTEDECK_FEATBIT_SECRET='{fake.secret}'",
+    ]
+    if seeded:
+        lines += ["", f"seeded: {', '.join(seeded)} (support-answer-route: 100% baseline, candidate ready)"]
+    key = seeded[0] if seeded else "FLAG_KEY"
+    lines += [
+        "",
+        f"A change made in FeatBit by someone else (access token {other_token}):",
+        f"  curl -s -X PUT -H 'Authorization: {other_token}' {flags}/{key}/toggle/false",
+        f"  curl -s -X PUT -H 'Authorization: {other_token}' {flags}/{key}/toggle/true",
+        f"  curl -s -H 'Authorization: {other_token}' {flags}/{key}      # the flag as FeatBit holds it",
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+    import signal
+    import sys
+
+    parser = argparse.ArgumentParser(
+        prog="python -m tests.fakes.featbit_server",
+        description="Run the local FeatBit fake on 127.0.0.1 until Ctrl-C: the Open API and the evaluation "
+                    "server's websocket, in memory (nothing is kept when it stops).")
+    parser.add_argument("--port", type=int, default=5000, help="Open API port (default 5000, as FeatBit's API server)")
+    parser.add_argument("--stream-port", type=int, default=5100,
+                        help="stream port (default 5100, as FeatBit's evaluation server)")
+    parser.add_argument("--env", help="the environment id, a GUID (default: a new one)")
+    parser.add_argument("--token", help="the Open API access token to accept (default: a new api-… token)")
+    parser.add_argument("--secret", help="the environment's server secret, 44 characters (default: a new one)")
+    parser.add_argument("--seed-demo", action="store_true",
+                        help="create the demo's route flags (support-answer-route ready for a rollout, and two more)")
+    args = parser.parse_args(argv)
+    if args.env is not None:
+        try:
+            args.env = str(uuid.UUID(args.env))
+        except ValueError:
+            parser.error(f"--env {args.env!r}: must be a GUID such as {uuid.uuid4()}")
+    if args.secret is not None and len(args.secret) != 44:
+        parser.error(f"--secret: must be 44 characters, as FeatBit's secrets are (got {len(args.secret)})")
+    fake = FakeFeatBit(env_id=args.env)
+    if args.token:
+        fake.tokens = {args.token: fake.tokens.pop(fake.token)}
+        fake.token = args.token
+    if args.secret:
+        fake.secret = args.secret
+    try:
+        fake.start(args.port, args.stream_port)
+    except OSError as exc:
+        print(f"fake FeatBit: cannot listen on 127.0.0.1:{args.port} or :{args.stream_port} "
+              f"({exc.strerror or exc}) — choose others with --port and --stream-port", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    try:
+        seeded = seed_demo(fake) if args.seed_demo else []
+        print(banner(fake, fake.add_token(SOMEONE_ELSE), seeded), flush=True)
+        stop.wait()
+    finally:
+        fake.stop()
+    print("fake FeatBit stopped", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
