@@ -92,6 +92,7 @@ class Loaded(Message):
 class VerdictRead(Message):
     decision: "Decision | None"
     error: str | None
+    flag: str = ""
 
 
 @dataclass
@@ -137,12 +138,16 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
         read_only: bool = False,
         journal: "Journal | None" = None,
         rule: "DecisionRule | None" = None,
+        rules: "list[DecisionRule] | None" = None,
     ) -> None:
         super().__init__()
         self.journal = journal
-        self.rule = rule
-        self.decision: "Decision | None" = None
-        self.verdict_error: str | None = None
+        #: one decision rule per flag (several flags can roll out at once), with each one's latest verdict
+        self.rules: dict[str, DecisionRule] = {}
+        self.decisions: dict[str, Decision] = {}
+        self.verdict_errors: dict[str, str] = {}
+        self._verdict_timers: dict[str, object] = {}
+        self.set_rules(list(rules or []) + ([rule] if rule is not None else []))
         self.platform = platform
         self.metrics = metrics
         self.flags: dict[str, RouteFlag] = dict(flags or {})
@@ -169,7 +174,6 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
         self._rollout_busy: str | None = None
         #: per (flag, stage): (time, {metric: interval}) of each verdict, for the interval trends
         self.interval_history: dict[tuple[str, str], list[tuple[float, dict]]] = {}
-        self._verdict_timer = None
         self._started = clock()
         self._metrics_timer = None
         self._flags_timer = None
@@ -185,7 +189,7 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
         if self._loader is not None:
             self.run_worker(self._load_worker, thread=True, group="load", exit_on_error=False)
         else:
-            if self.rule is not None and self.journal is not None:
+            if self.rules and self.journal is not None:
                 self.run_worker(partial(self._note_rule, self.journal, self.flags), thread=True, group="journal",
                                 exit_on_error=False)
             self._start_polling()
@@ -196,7 +200,7 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
             platform, metrics, flags = loaded[:3]
             journal = loaded[3] if len(loaded) > 3 else None
             if len(loaded) > 4 and loaded[4] is not None:
-                self.rule = loaded[4]
+                self.set_rules(loaded[4] if isinstance(loaded[4], (list, tuple)) else [loaded[4]])
             self._note_rule(journal or self.journal, flags)
             self.post_message(Loaded(platform, metrics, flags, None, journal))
         except RouteDeckError as exc:
@@ -237,44 +241,101 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
 
     # ---- the rule's verdict and automatic rollback -------------------------------------
 
-    def poll_verdict(self) -> None:
-        if self.rule is None or self.metrics is None or self.platform is None:
-            return
-        if self.paused:
-            self.set_timer(VERDICT_EVERY_S, self.poll_verdict)
-            return
-        self.run_worker(self._verdict_worker, thread=True, exclusive=True, group="verdict", exit_on_error=False)
+    # the rule, verdict and verdict error of the flag in view (the highlighted route's, or the one on the
+    # rollout screen), else of the first rule: what `v`, the rollout actions and the screens act on
+    def set_rules(self, rules: "list[DecisionRule]") -> None:
+        seen: dict[str, DecisionRule] = {}
+        for r in rules:
+            if r.flag_key in seen:
+                raise BadInput(f"{r.path} and {seen[r.flag_key].path}: two rules for flag {r.flag_key} — pass one")
+            seen[r.flag_key] = r
+        self.rules = seen
 
-    def _verdict_worker(self) -> None:
+    def focus_key(self) -> str | None:
+        if not self.rules:
+            return None
+        for screen in reversed(self.screen_stack):
+            if hasattr(screen, "highlighted_flag"):
+                try:
+                    key = screen.highlighted_flag()
+                except Exception:  # a screen not (or no longer) mounted has nothing highlighted
+                    key = None
+                if key in self.rules:
+                    return key
+                break
+        return next(iter(self.rules))
+
+    @property
+    def rule(self) -> "DecisionRule | None":
+        key = self.focus_key()
+        return self.rules.get(key) if key else None
+
+    @rule.setter
+    def rule(self, value: "DecisionRule | None") -> None:
+        self.set_rules([value] if value is not None else [])
+
+    @property
+    def decision(self) -> "Decision | None":
+        key = self.focus_key()
+        return self.decisions.get(key) if key else None
+
+    @property
+    def verdict_error(self) -> str | None:
+        key = self.focus_key()
+        return self.verdict_errors.get(key) if key else None
+
+    def poll_verdict(self, key: str | None = None) -> None:
+        """Judge every rule's flag now (or only ``key``'s); each look schedules that flag's next one."""
+        if not self.rules or self.metrics is None or self.platform is None:
+            return
+        for k in ([key] if key else list(self.rules)):
+            timer = self._verdict_timers.pop(k, None)
+            if timer is not None:  # a look asked for out of turn (after an action) must not start a 2nd chain
+                timer.stop()
+            if self.paused:
+                self._verdict_timers[k] = self.set_timer(VERDICT_EVERY_S, partial(self.poll_verdict, k))
+                continue
+            self.run_worker(partial(self._verdict_worker, k), thread=True, exclusive=True, group=f"verdict:{k}",
+                            exit_on_error=False)
+
+    def _verdict_worker(self, key: str) -> None:
         from console.core.operations import look
 
         try:
-            self.post_message(VerdictRead(look(self.rule, self.platform, self.metrics).decision, None))
+            self.post_message(VerdictRead(look(self.rules[key], self.platform, self.metrics).decision, None, key))
         except RouteDeckError as exc:
-            self.post_message(VerdictRead(None, str(exc)))
+            self.post_message(VerdictRead(None, str(exc), key))
         except Exception as exc:
-            self.post_message(VerdictRead(None, f"{type(exc).__name__}: {redact(str(exc))}"))
+            self.post_message(VerdictRead(None, f"{type(exc).__name__}: {redact(str(exc))}", key))
 
     def on_verdict_read(self, message: VerdictRead) -> None:
-        self.decision, self.verdict_error = message.decision, message.error
+        key = message.flag
+        rule = self.rules.get(key)
+        if rule is None:
+            return
         d = message.decision
+        if d is None:
+            self.decisions.pop(key, None)
+            self.verdict_errors[key] = message.error or "no verdict"
+        else:
+            self.decisions[key] = d
+            self.verdict_errors.pop(key, None)
         if d is not None and d.metrics:
-            history = self.interval_history.setdefault((self.rule.flag_key, d.stage), [])
+            history = self.interval_history.setdefault((key, d.stage), [])
             history.append((self.clock(), {m.name: m.interval for m in d.metrics}))
             del history[:-120]
-        flag = self.flags.get(self.rule.flag_key) if self.rule else None
-        if (d is not None and d.verdict.value == "ROLLBACK" and self.rule.spec.auto_rollback and not self.read_only
-                and flag is not None and flag.allocation.serves_candidate
-                and self.rule.flag_key not in self._rollback_running):
+        flag = self.flags.get(key)
+        if (d is not None and d.verdict.value == "ROLLBACK" and rule.spec.auto_rollback and not self.read_only
+                and flag is not None and flag.allocation.serves_candidate and key not in self._rollback_running):
             first = next((r for r in d.reasons if r.startswith("rollback")), d.reasons[0] if d.reasons else "")
             self.bell()
-            self.notify(f"AUTO-ROLLBACK of {self.rule.flag_key}: {first}", title="Rule says ROLLBACK",
-                        severity="error", timeout=30)
-            self._start_rollback(self.rule.flag_key, reason=f"auto-rollback: {first}", decision=d)
+            self.notify(f"AUTO-ROLLBACK of {key}: {first}", title="Rule says ROLLBACK", severity="error", timeout=30)
+            self._start_rollback(key, reason=f"auto-rollback: {first}", decision=d)
         self._redraw()
-        if self._verdict_timer is not None:  # a look asked for out of turn (after an action) must not start a 2nd chain
-            self._verdict_timer.stop()
-        self._verdict_timer = self.set_timer(VERDICT_EVERY_S, self.poll_verdict)
+        timer = self._verdict_timers.pop(key, None)
+        if timer is not None:
+            timer.stop()
+        self._verdict_timers[key] = self.set_timer(VERDICT_EVERY_S, partial(self.poll_verdict, key))
 
     def _tick(self) -> None:
         for screen in self.screen_stack[1:]:
@@ -463,13 +524,13 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
                 line.append("100% baseline", "green")
             line.append(f" · stage {stage}")
             if flag.key in self.foreign:
-                line.append("  changed outside routedeck", "bold magenta")
+                line.append("  changed elsewhere", "bold magenta")
             lines.append(line)
         if at_baseline:
             names = ", ".join(f"{f.key} → {f.baseline}" for f in at_baseline)
             lines.append(Text(f"steady: {names}", style="dim"))
-        if self.rule is not None:
-            lines.append(self._verdict_line())
+        for key in self.rules:
+            lines.append(self._verdict_line(key))
         status = Text()
         now = self.clock()
         if self.paused:
@@ -510,16 +571,17 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
 
         self.push_screen(VerdictScreen(self.rule, self.decision))
 
-    def _verdict_line(self) -> Text:
-        line = Text(f"rule {self.rule.path} · ")
-        if self.verdict_error:
-            line.append(f"verdict unavailable: {self.verdict_error}", "bold red")
-        elif self.decision is None:
+    def _verdict_line(self, key: str) -> Text:
+        rule, decision, error = self.rules[key], self.decisions.get(key), self.verdict_errors.get(key)
+        line = Text(f"rule {rule.path} · " if len(self.rules) == 1 else f"{key} · ")
+        if error:
+            line.append(f"verdict unavailable: {error}", "bold red")
+        elif decision is None:
             line.append("judging…", "dim")
         else:
-            style = {"ADVANCE": "bold green", "HOLD": "bold yellow", "ROLLBACK": "bold red"}[self.decision.verdict.value]
-            line.append(f"verdict {self.decision.verdict.value}", style)
-            first = next((r for r in self.decision.reasons if not r.startswith("note")), "")
+            style = {"ADVANCE": "bold green", "HOLD": "bold yellow", "ROLLBACK": "bold red"}[decision.verdict.value]
+            line.append(f"verdict {decision.verdict.value}", style)
+            first = next((r for r in decision.reasons if not r.startswith("note")), "")
             if first:
                 line.append(f" — {first}")
         return line
@@ -557,8 +619,8 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
 
             from console.core.models import Stage
 
-            rollout = seen.rollout.model_copy(
-                update={"stage": Stage.ROLLED_BACK, "stage_started_at": datetime.now(timezone.utc)}
+            rollout = seen.rollout.model_copy(  # no stage label: the rule's stage name is no longer current
+                update={"stage": Stage.ROLLED_BACK, "stage_label": None, "stage_started_at": datetime.now(timezone.utc)}
             )
         self.run_worker(partial(self._rollback_worker, key, seen, rollout, reason, decision),
                         thread=True, group="rollback", exit_on_error=False)
@@ -583,7 +645,7 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
                     before=seen.allocation.model_dump(mode="json") if seen else None,
                     planned=seen.allocation.rolled_back().model_dump(mode="json") if seen else None,
                     reason=reason, required=False,  # rollback never waits for the journal
-                    rule_hash=self.rule.rule_hash if self.rule else None,
+                    rule_hash=self.rules[key].rule_hash if key in self.rules else None,
                     verdict=verdict_snapshot(decision) if decision else None,
                 )
                 result, warning = recorded.result, recorded.warning
@@ -661,13 +723,14 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
     # ---- informational journal entries and the audit screen ---------------------------
 
     def _note_rule(self, journal: "Journal | None", flags: "dict[str, RouteFlag] | None") -> None:
-        """Journal the rule this console loaded, and a change of rule (runs in a worker thread)."""
-        if self.rule is None or journal is None:
+        """Journal the rules this console loaded, and a change of rule (runs in a worker thread)."""
+        if journal is None:
             return
         from console.core.audit.notes import note_rule_loaded
 
-        for warning in note_rule_loaded(journal, self.rule, (flags or {}).get(self.rule.flag_key), by="console"):
-            self.post_message(JournalWarning(warning))
+        for key, rule in list(self.rules.items()):
+            for warning in note_rule_loaded(journal, rule, (flags or {}).get(key), by="console"):
+                self.post_message(JournalWarning(warning))
 
     def _note_foreign(self, old: "RouteFlag", new: "RouteFlag") -> None:
         """Journal a change made outside this console, off the UI thread; a journal failure only warns."""
@@ -713,7 +776,12 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
         from console.screens.rollout import RolloutScreen
 
         if not isinstance(self.screen, RolloutScreen):
-            self.push_screen(RolloutScreen())
+            screen = next((s for s in reversed(self.screen_stack) if hasattr(s, "highlighted_flag")), None)
+            try:
+                key = screen.highlighted_flag() if screen is not None else None
+            except Exception:
+                key = None
+            self.push_screen(RolloutScreen(key or self.focus_key()))  # the flag the operator was looking at
 
     def operator_name(self) -> str:
         if self.journal is not None:

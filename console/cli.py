@@ -22,6 +22,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--metrics", help="…and this metrics SPEC (prometheus:URL, or sim:SCENARIO with a flagd file)")
     parser.add_argument("--state-dir", type=__import__("pathlib").Path, help="where the journal lives")
     parser.add_argument("--read-only", action="store_true", help="hide and refuse every action that changes flags")
+    parser.add_argument("--rule", type=__import__("pathlib").Path, action="append", metavar="FILE",
+                        help="judge a flag's rollout against this decision rule (YAML); repeat it for several flags")
     parser.add_argument("--budgets", type=__import__("pathlib").Path, metavar="FILE",
                         help="monthly budgets (TOML) for the b view (default: console/core/data/budgets.toml)")
     parser.add_argument("--profile", metavar="NAME", help="backends and defaults from this profile of the config file")
@@ -49,12 +51,15 @@ def run_console(args: argparse.Namespace) -> int:
         if not flags:
             raise BadInput(f"{platform.describe()}: holds no route flags — create one with `routedeck init`")
         metrics = open_metrics(metrics_spec, flags_spec)
-        rule = None
-        if getattr(state, "rule", None) is not None:  # from the profile: the header shows its verdict
-            from console.core.rules import load_rule
+        from console.core.rules import load_rule
 
-            rule = load_rule(state.rule)
-        return platform, metrics, flags, Journal(journal_path(state_dir(state))), rule
+        given = getattr(state, "rule", None)  # --rule (repeatable) or the profile's rule
+        rules = [load_rule(path) for path in (given if isinstance(given, list) else [given] if given else [])]
+        for rule in rules:
+            if rule.flag_key not in flags:
+                raise BadInput(f"{rule.path}: flag {rule.flag_key!r} is not on {platform.describe()} — "
+                               f"route flags there: {', '.join(sorted(flags))}")
+        return platform, metrics, flags, Journal(journal_path(state_dir(state))), rules
 
     from console.app import RouteDeckApp
 
@@ -108,6 +113,16 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:  # a bug: one line for the operator (ROUTEDECK_DEBUG=1 shows the traceback)
+        import os
+
+        if os.environ.get("ROUTEDECK_DEBUG"):
+            raise
+        from console.core.redact import redact
+
+        print(f"routedeck: unexpected error ({type(exc).__name__}: {redact(str(exc))}) — nothing more was done; "
+              "run again with ROUTEDECK_DEBUG=1 for the details and report it", file=sys.stderr)
+        return EXIT_BACKEND
 
 
 if __name__ == "__main__":

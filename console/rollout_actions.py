@@ -87,7 +87,8 @@ class RolloutActions:
             self.notify(f"{kind}: {why}", severity="warning")
             return
         self._rollout_busy = kind
-        self.begin_write(self.rule.flag_key)
+        self._acting = self.rule  # the flag in view now; the dialog and the write stay with it
+        self.begin_write(self._acting.flag_key)
         self._redraw()
         self.run_worker(partial(self._prepare_worker, kind), thread=True, group="rollout-action", exit_on_error=False)
 
@@ -111,24 +112,24 @@ class RolloutActions:
         from console.core import rollout as ro
 
         try:
-            current = ops.look(self.rule, self.platform, self.metrics)
+            current = ops.look(self._acting, self.platform, self.metrics)
             by = self.operator_name()
             plan = None
             if kind == "advance":
-                plan = ops.advance(self.rule, self.platform, current, None, by, dry_run=True)
+                plan = ops.advance(self._acting, self.platform, current, None, by, dry_run=True)
             elif kind == "promote":
-                plan = ops.promote(self.rule, self.platform, current, None, by, dry_run=True)
+                plan = ops.promote(self._acting, self.platform, current, None, by, dry_run=True)
             elif kind == "override":
-                if ro.next_stage(self.rule, current.flag) is None:
-                    plan = ops.promote(self.rule, self.platform, current, None, by, override_reason="?", dry_run=True)
+                if ro.next_stage(self._acting, current.flag) is None:
+                    plan = ops.promote(self._acting, self.platform, current, None, by, override_reason="?", dry_run=True)
                 else:
-                    plan = ops.advance(self.rule, self.platform, current, None, by, override_reason="?", dry_run=True)
+                    plan = ops.advance(self._acting, self.platform, current, None, by, override_reason="?", dry_run=True)
             elif kind == "acknowledge":
-                pending = ro.pending_checklist(current.flag, self.rule)
+                pending = ro.pending_checklist(current.flag, self._acting)
                 if not pending:
                     raise BadInput("no checklist item is waiting to be acknowledged")
                 plan = ops.ActionResult(current.flag, ro.acknowledge(current.flag, pending[0], by, ops.operator_now(),
-                                                                     self.rule), None)
+                                                                     self._acting), None)
             self.post_message(RolloutPrepared(kind, current, plan, None))
         except RouteDeckError as exc:
             self.post_message(RolloutPrepared(kind, None, None, str(exc)))
@@ -142,7 +143,7 @@ class RolloutActions:
 
         if message.error is not None or message.look is None:
             self._rollout_busy = None
-            self.end_write(self.rule.flag_key, None)
+            self.end_write(self._acting.flag_key, None)
             self.notify(f"{message.kind}: {message.error}", severity="error", timeout=12)
             self._redraw()
             return
@@ -152,7 +153,7 @@ class RolloutActions:
         verdict = f"verdict now: {d.verdict.value}" + (f" — {d.reasons[0]}" if d.reasons else "")
         if kind == "advance" and d.verdict.value != "ADVANCE":
             self._rollout_busy = None
-            self.end_write(self.rule.flag_key, None)
+            self.end_write(self._acting.flag_key, None)
             self.notify(f"advance: the verdict changed to {d.verdict.value} — {d.reasons[0] if d.reasons else ''}",
                         severity="warning", timeout=10)
             self._redraw()
@@ -163,7 +164,7 @@ class RolloutActions:
                       verdict]
             required, label, default = True, "Record hold", ""
         elif kind == "acknowledge":
-            item = ro.pending_checklist(current.flag, self.rule)[0]
+            item = ro.pending_checklist(current.flag, self._acting)[0]
             title = f"Acknowledge for {key}, stage {ro.current_stage_name(current.flag)}:"
             change = [f"“{item}”", "stored with the rollout state and journalled; traffic does not change"]
             required, label, default = False, "Acknowledge", "checked by the operator"
@@ -182,7 +183,7 @@ class RolloutActions:
     def _confirmed(self, kind: str, current: "Look", reason: str | None) -> None:
         if reason is None:
             self._rollout_busy = None
-            self.end_write(self.rule.flag_key, None)
+            self.end_write(self._acting.flag_key, None)
             self.notify(f"{kind} cancelled: nothing changed", timeout=4)
             self._redraw()
             return
@@ -197,23 +198,23 @@ class RolloutActions:
         try:
             result = None
             if kind == "advance":
-                result = ops.advance(self.rule, self.platform, current, self.journal, by, reason=reason,
+                result = ops.advance(self._acting, self.platform, current, self.journal, by, reason=reason,
                                        on_metrics_clock=True)
             elif kind == "promote":
-                result = ops.promote(self.rule, self.platform, current, self.journal, by, reason=reason,
+                result = ops.promote(self._acting, self.platform, current, self.journal, by, reason=reason,
                                        on_metrics_clock=True)
             elif kind == "override":
-                if ro.next_stage(self.rule, current.flag) is None:
-                    result = ops.promote(self.rule, self.platform, current, self.journal, by, override_reason=reason,
+                if ro.next_stage(self._acting, current.flag) is None:
+                    result = ops.promote(self._acting, self.platform, current, self.journal, by, override_reason=reason,
                                            on_metrics_clock=True)
                 else:
-                    result = ops.advance(self.rule, self.platform, current, self.journal, by, override_reason=reason,
+                    result = ops.advance(self._acting, self.platform, current, self.journal, by, override_reason=reason,
                                            on_metrics_clock=True)
             elif kind == "acknowledge":
-                item = ro.pending_checklist(current.flag, self.rule)[0]
-                result = ops.acknowledge(self.rule, self.platform, item, self.journal, by)
+                item = ro.pending_checklist(current.flag, self._acting)[0]
+                result = ops.acknowledge(self._acting, self.platform, item, self.journal, by)
             elif kind == "hold":
-                ops.hold(self.rule, current, self.journal, reason=reason)
+                ops.hold(self._acting, current, self.journal, reason=reason)
             self.post_message(RolloutActed(kind, result, None, result.warning if result else None))
         except RouteDeckError as exc:
             self.post_message(RolloutActed(kind, None, str(exc)))
@@ -222,7 +223,7 @@ class RolloutActions:
 
     def on_rollout_acted(self, message: RolloutActed) -> None:
         self._rollout_busy = None
-        self.end_write(self.rule.flag_key, message.result.after if message.result is not None else None)
+        self.end_write(self._acting.flag_key, message.result.after if message.result is not None else None)
         kind = message.kind
         if message.error is not None:
             self.bell()
@@ -239,10 +240,10 @@ class RolloutActions:
             self.notify(f"{after.key}: {kind} done — now stage {ro.current_stage_name(after)}, "
                         f"{after.allocation.describe()}; confirmed by read-back in {ms:.0f} ms",
                         title=kind.capitalize(), timeout=10)
-            self.decision = None  # the old verdict judged the old stage
-            self.poll_verdict()
+            self.decisions.pop(after.key, None)  # the old verdict judged the old stage
+            self.poll_verdict(after.key)
         else:
-            self.notify(f"hold recorded in the journal for {self.rule.flag_key}", title="Hold", timeout=8)
+            self.notify(f"hold recorded in the journal for {self._acting.flag_key}", title="Hold", timeout=8)
         if message.warning:
             self.bell()
             self.notify(f"NOT RECORDED in the audit journal: {message.warning}", title="Journal",

@@ -27,9 +27,9 @@ def add_parser(sub) -> None:
     p.add_argument("--state-dir", type=Path, default=None,
                    help="where the flag file lives (default: $XDG_STATE_HOME/routedeck)")
     p.add_argument("--read-only", action="store_true", help="reviewers: hide and refuse every action that changes flags")
-    p.add_argument("--rule", type=Path, help="judge the rollout against this decision rule (YAML); the header shows "
-                   "the verdict, and a ROLLBACK verdict rolls back at once when the rule allows it "
-                   "(default: the demo's own rule, console/core/data/rule-demo.yaml)")
+    p.add_argument("--rule", type=Path, action="append", help="judge a flag's rollout against this decision rule "
+                   "(YAML; repeat it for several flags); the header shows the verdict, and a ROLLBACK verdict rolls "
+                   "back at once when the rule allows it (default: the demo's own rule, console/core/data/rule-demo.yaml)")
     p.add_argument("--no-rule", action="store_true", help="no decision rule: live figures and rollback only")
     p.add_argument("--budgets", type=Path, metavar="FILE",
                    help="monthly budgets (TOML) for the b view (default: the example in console/core/data/budgets.toml)")
@@ -63,13 +63,25 @@ def prepare_state_dir(state_dir: Path, fresh: bool = False) -> Path:
     if fresh and path.exists():
         path.unlink()  # the journal stays: it records what happened before the fresh start
     if not path.exists():
+        from console.core.journal import Journal, JournalUnavailable, journal_path, record_action
+
         platform = FlagdFilePlatform(path)
+        try:
+            journal = Journal(journal_path(state_dir))
+        except JournalUnavailable:
+            journal = None  # the console says so when it opens the journal itself
         for flag in demo_flags(fresh=fresh):
-            platform.create_flag(flag)
+            if journal is None:
+                platform.create_flag(flag)
+                continue
+            # journalled like `routedeck init`, so the audit timeline does not show the demo's own flags as foreign
+            record_action(journal, "init", call=lambda f=flag: platform.create_flag(f), flag=flag.key,
+                          planned=flag.allocation.model_dump(mode="json"),
+                          reason="demo set-up" + (" (--fresh)" if fresh else ""), required=False)
     return path
 
 
-def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path: Path | None = None,
+def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path: "Path | list[Path] | None" = None,
               fresh: bool = False):
     """Create or open the demo flag file and start the simulator: (platform, metrics, flags, journal, rule)."""
     path = prepare_state_dir(state_dir, fresh)
@@ -86,14 +98,15 @@ def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path
     metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=300)
     from console.core.journal import Journal, journal_path
 
-    rule = None
-    if rule_path is not None:
-        from console.core.rules import load_rule
+    from console.core.rules import load_rule
 
-        rule = load_rule(rule_path)
+    rules = []
+    for rule_file in (rule_path if isinstance(rule_path, list) else [rule_path] if rule_path else []):
+        rule = load_rule(rule_file)
         if rule.flag_key not in flags:
-            raise BadInput(f"{rule_path}: flag {rule.flag_key!r} is not in {path} — route flags: {', '.join(flags)}")
-    return platform, metrics, flags, Journal(journal_path(state_dir)), rule
+            raise BadInput(f"{rule_file}: flag {rule.flag_key!r} is not in {path} — route flags: {', '.join(flags)}")
+        rules.append(rule)
+    return platform, metrics, flags, Journal(journal_path(state_dir)), rules
 
 
 def run(args: argparse.Namespace) -> int:
@@ -102,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput(f"--speed {args.speed:g}: must be a positive number of simulated seconds per second")
     if args.no_rule and args.rule:
         raise BadInput("--rule and --no-rule: pass one of them")
-    rule = None if args.no_rule else (args.rule or DEMO_RULE)
+    rule = None if args.no_rule else (args.rule or [DEMO_RULE])
     state_dir = (args.state_dir or default_state_dir()).expanduser()
     load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule, args.fresh)
     if not sys.stdout.isatty():

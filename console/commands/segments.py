@@ -15,6 +15,7 @@ from console.core.errors import BadInput
 
 from .common import (
     EXIT_ADVANCE,
+    EXIT_HOLD,
     EXIT_ROLLBACK,
     add_backend_options,
     add_write_options,
@@ -110,7 +111,7 @@ def run(args: argparse.Namespace) -> int:
     response = operations.segment_response(rule, current)
     if args.json and not (segment or args.apply):
         print_json(readout_json(current) | {"rule_hash": rule.rule_hash, "response": response})
-        return EXIT_ROLLBACK if current.readout.harmed else EXIT_ADVANCE
+        return _exit_code(current.readout)
     if not args.json:
         print_readout(rule, current, response)
     targets: list[tuple[str, str]] = []
@@ -134,7 +135,16 @@ def run(args: argparse.Namespace) -> int:
         if not args.dry_run:
             print(f"confirmed by read-back: {result.after.key} now {result.after.allocation.describe()} "
                   f"({result.write.elapsed_s * 1000:.0f} ms)")
-    return EXIT_ROLLBACK if current.readout.harmed else EXIT_ADVANCE
+    return _exit_code(current.readout)
+
+
+def _exit_code(readout) -> int:
+    """4: a segment is flagged; 3: nothing could be compared (no data is never a clean bill); 0: compared, none flagged."""
+    if readout.harmed:
+        return EXIT_ROLLBACK
+    if not any(row.verdict.value != "no data" for row in readout.rows):
+        return EXIT_HOLD
+    return EXIT_ADVANCE
 
 
 def _rollback(args, rule, platform, current) -> int:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Static
 
@@ -19,7 +19,8 @@ class ConfirmScreen(ModalScreen[str | None]):
     ConfirmScreen > Vertical { width: 96; max-width: 100%; height: auto; max-height: 100%;
         border: thick $warning; background: $surface; padding: 0 1; }
     ConfirmScreen #title { text-style: bold; }
-    ConfirmScreen #change { margin: 1 0; }
+    ConfirmScreen #change-box { height: auto; max-height: 40vh; margin: 1 0; }
+    ConfirmScreen #change { height: auto; }
     ConfirmScreen #problem { color: $error; height: auto; }
     ConfirmScreen Horizontal { height: auto; align: right middle; }
     ConfirmScreen Button { margin: 0 1; }
@@ -51,7 +52,9 @@ class ConfirmScreen(ModalScreen[str | None]):
         hint = "reason (required)" if self.reason_required else f"reason (empty: {self.default_reason})"
         with Vertical():
             yield Static(self.title_text, id="title")
-            yield Static(change, id="change")
+            # a long change scrolls in its own box: the reason and the buttons always stay on screen
+            with VerticalScroll(id="change-box"):
+                yield Static(change, id="change")
             if self.note:
                 yield Static(Text(self.note, "dim"), id="note")
             yield Input(placeholder=hint, id="reason")

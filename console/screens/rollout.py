@@ -98,10 +98,10 @@ class RolloutScreen(Screen):
     # ---- which flag ------------------------------------------------------------------
 
     def flags_here(self) -> list["RouteFlag"]:
-        """Every flag with a candidate or a rollout; the rule's flag first."""
-        rule_key = self.rd.rule.flag_key if self.rd.rule else None
-        found = [f for f in self.rd.flags.values() if f.candidate or f.rollout is not None or f.key == rule_key]
-        return sorted(found, key=lambda f: (f.key != rule_key, f.key))
+        """Every flag with a candidate, a rollout or a rule; flags with a rule first."""
+        ruled = self.rd.rules
+        found = [f for f in self.rd.flags.values() if f.candidate or f.rollout is not None or f.key in ruled]
+        return sorted(found, key=lambda f: (f.key not in ruled, f.key))
 
     def current_flag(self) -> "RouteFlag | None":
         flags = self.flags_here()
@@ -131,7 +131,10 @@ class RolloutScreen(Screen):
 
     def tick(self) -> None:
         if self.is_mounted and self.app.screen is self:
-            self._draw_stage(self.current_flag())
+            try:
+                self._draw_stage(self.current_flag())
+            except NoMatches:
+                return  # the app is quitting
 
     def refresh_view(self) -> None:
         if not self.is_mounted:
@@ -157,7 +160,8 @@ class RolloutScreen(Screen):
             widget.update(content)
 
     def _ruled(self, flag: "RouteFlag | None") -> bool:
-        return bool(flag and self.rd.rule and self.rd.rule.flag_key == flag.key)
+        """The flag has a decision rule (and so, being the flag in view, ``rd.rule`` and ``rd.decision`` are its)."""
+        return bool(flag and flag.key in self.rd.rules and self.rd.rule is not None and self.rd.rule.flag_key == flag.key)
 
     def _draw_flag(self, flag: "RouteFlag | None") -> None:
         if flag is None:
@@ -208,13 +212,13 @@ class RolloutScreen(Screen):
         else:
             text.append(flag.allocation.describe(), "bold yellow" if flag.allocation.serves_candidate else "green")
         if flag.key in self.rd.foreign:
-            text.append(f"  · changed outside routedeck: {self.rd.foreign[flag.key]}", "bold magenta")
+            text.append(f"  · changed outside this console: {self.rd.foreign[flag.key]}", "bold magenta")
         self._set("stage", text)
 
     def _draw_verdict(self, flag: "RouteFlag | None") -> None:
         if not self._ruled(flag):
-            why = ("no decision rule: start the console with --rule FILE to judge this rollout"
-                   if self.rd.rule is None else f"the decision rule is for {self.rd.rule.flag_key}, not this flag")
+            why = ("no decision rule for this flag: start the console with --rule FILE (one per flag) to judge "
+                   "its rollout")
             self._set("verdict", Text(why, "dim"))
             self._set("guardrails", None)
             return

@@ -143,3 +143,15 @@ def test_check_exit_codes_for_bad_input(env, capsys, tmp_path):
     # the flag file does not exist yet: a one-line error naming it
     code, _, err = run(capsys, "check", "--rule", rule, *common, "--metrics", "sim:steady")
     assert code == 2 and "flags.json" in err
+
+
+def test_an_unexpected_error_is_one_line_without_a_traceback(tmp_path, capsys, monkeypatch):
+    from console.commands import check
+
+    def broken(args):
+        raise ZeroDivisionError("division by zero")
+
+    monkeypatch.setattr(check, "run", broken)
+    code, out, err = run(capsys, "check", "--rule", tmp_path / "r.yaml", "--metrics", "sim:steady")
+    assert code == 1 and "Traceback" not in err and err.count("\n") == 1
+    assert "unexpected error (ZeroDivisionError: division by zero)" in err

@@ -111,3 +111,12 @@ def test_apply_follows_a_rule_that_excludes_harmed_segments(env, capsys, tmp_pat
     assert after.allocation.excluded_segments == (("region", "eu"),) and after.allocation.candidate_bp == 2000
     intent = next(e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "exclude_segment")
     assert "the rule says segment harm excludes the segment" in intent.reason
+
+
+def test_nothing_to_compare_is_exit_3_never_a_clean_exit_0(tmp_path, capsys):
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(RULE)
+    common = ["--rule", rule, "--flags", f"flagd:{tmp_path / 'flags.json'}", "--state-dir", tmp_path]
+    assert run(capsys, "init", *common)[0] == 0  # 100% baseline: no candidate unit anywhere
+    code, out, err = run(capsys, "segments", *common, "--metrics", "sim:steady?minutes=5")
+    assert code == 3, out + err

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import shutil
 import tempfile
+import time
 
 import httpx
 import pytest
@@ -72,16 +73,33 @@ class Sdk:
 
         wait_until(lambda: served_rollouts(unleash, key) == rollouts, 15, f"client API serving {key} at {rollouts}")
 
-        # a cache of its own: the SDK's default one outlives this server, and a stale entry whose ETag
-        # happens to match a fresh server's revision would be served instead of the real flags
+        # a cache of its own: the SDK's default one outlives this server
         self._cache_dir = tempfile.mkdtemp(prefix="routedeck-sdk-")
-        self.client = UnleashClient(
-            url=unleash.url + "/api", app_name="routedeck-it", environment="development",
-            custom_headers={"Authorization": unleash.client_token},
-            disable_metrics=True, disable_registration=True, refresh_interval=3600,
-            cache_directory=self._cache_dir,
-        )
-        self.client.initialize_client(fetch_toggles=True)
+        # On a loaded machine the SDK has been seen to come back from initialize_client() not initialised
+        # (its first fetch lost), answering "disabled" for everything: start it again rather than read that
+        # as the flag's answer; three failed starts fail the test.
+        for _ in range(3):
+            self.client = UnleashClient(
+                url=unleash.url + "/api", app_name="routedeck-it", environment="development",
+                custom_headers={"Authorization": unleash.client_token},
+                disable_metrics=True, disable_registration=True, refresh_interval=3600,
+                cache_directory=self._cache_dir,
+            )
+            self.client.initialize_client(fetch_toggles=True)
+            if self.client.is_initialized and key in self.client.feature_definitions() and self._current(key, rollouts):
+                break
+            self.client.destroy()
+            time.sleep(1.0)
+        else:
+            raise AssertionError(f"the Unleash SDK did not initialise with {key} at {rollouts} in three starts")
+
+    def _current(self, key: str, rollouts: list[str]) -> bool:
+        """Whether the SDK evaluates the scope's rollout it was started for: the server can hand a fresh
+        SDK an answer cached a moment before the change the client API already shows (seen under load)."""
+        share = int(rollouts[1]) / 100
+        sample = self.variants(key, range(20_000, 22_000), **SCOPE)
+        got = sum(v == "balanced_core_v2" for v in sample.values()) / len(sample)
+        return abs(got - share) <= 4 * (share * (1 - share) / len(sample)) ** 0.5 + 0.01
 
     def variants(self, key: str, users: range, **props: str) -> dict[str, str]:
         return {f"u{i}": self.client.get_variant(key, {"userId": f"u{i}", "properties": props})["name"] for i in users}

@@ -60,10 +60,12 @@ async def test_a_opens_the_timeline_of_a_demo_session_from_the_dashboard(tmp_pat
         assert isinstance(app.screen, AuditScreen)
         records = shown(app)
         journal = [(r.kind, r.action) for r in records if r.source == "routedeck"]
-        assert journal == [("intent", "rollback"), ("outcome", "rollback")]
+        # the demo's set-up journals the three flags it creates, then the rollback
+        assert journal == [("intent", "init"), ("outcome", "init")] * 3 + [("intent", "rollback"), ("outcome", "rollback")]
+        assert not [r for r in records if r.foreign]  # nothing here was made outside routedeck
         paired = [r for r in records if r.origin == "paired"]
-        assert len(paired) == 1 and paired[0].paired_seq == 2  # the platform's record of the rollback is routedeck's
-        assert "chain verified (seq 2)" in header(app)
+        assert paired[-1].paired_seq == 8  # the platform's record of the rollback is routedeck's
+        assert "chain verified (seq 8)" in header(app)
         assert current(app) is records[-1]  # opens on the newest record
         await pilot.press("q")
         await pilot.pause()
@@ -85,9 +87,10 @@ async def test_the_palette_offers_the_audit_screen_in_a_read_only_console(tmp_pa
         await pilot.press("enter")
         await loaded(pilot)
         assert isinstance(app.screen, AuditScreen)
-        # nothing journalled yet: only the platform's own record of the demo's flags being created
-        assert audit_of(app).timeline.entries == 0
-        assert {r.action for r in shown(app)} == {"create"} and "chain empty (nothing journalled yet)" in header(app)
+        # only the demo's set-up is journalled: its three flags, each paired with the platform's record
+        assert audit_of(app).timeline.entries == 6
+        assert {r.action for r in shown(app) if r.source == "routedeck"} == {"init"}
+        assert not [r for r in shown(app) if r.foreign] and "chain verified (seq 6)" in header(app)
 
 
 async def test_without_a_journal_the_screen_says_so(tmp_path):

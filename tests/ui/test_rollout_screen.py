@@ -203,5 +203,48 @@ async def test_tab_cycles_through_every_flag_with_a_candidate(tmp_path):
         await pilot.press("tab")
         await pilot.pause()
         assert "hard-case-route" in str(app.screen.query_one("#flagline").render())
-        assert "decision rule is for support-answer-route" in str(app.screen.query_one("#verdict").render())
+        assert "no decision rule for this flag" in str(app.screen.query_one("#verdict").render())
         assert app.rollback_target()[0] is None or app.rollback_target()[0] == "hard-case-route"
+
+
+HARD_RULE = """
+llm_route_decision:
+  flag_key: hard-case-route
+  candidate_route: fallback_baseline_v1
+  baseline_route: premium_hard_cases_v1
+  first_audience: internal_support_team
+  eligible_scope: english_support_chat
+  primary_metric: resolved_without_escalation
+  guardrails: [fallback_rate]
+"""
+
+
+async def test_several_flags_each_with_its_rule_are_judged_and_acted_on_separately(tmp_path):
+    app = rollout_app(tmp_path, fresh=False)
+    platform = FlagdFilePlatform(tmp_path / "flags.json")
+    hard = platform.read_flag("hard-case-route")
+    platform.write_flag(hard.model_copy(update={"candidate": "fallback_baseline_v1"}), hard.revision)
+    app.flags["hard-case-route"] = platform.read_flag("hard-case-route")
+    app.set_rules([*app.rules.values(), parse_rule(HARD_RULE, "hard.yaml")])
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.poll_verdict()
+        await wait_for(pilot, lambda: set(app.decisions) == {FLAG, "hard-case-route"}, 20)
+        header = [line.plain for line in app.header_lines(200)]
+        assert any(line.startswith(f"{FLAG} · verdict") for line in header)
+        assert any(line.startswith("hard-case-route · verdict") for line in header)
+        await pilot.press("o")
+        await pilot.pause()
+        assert app.rule.flag_key == FLAG
+        await pilot.press("tab")
+        await pilot.pause()
+        # the flag in view decides which rule, verdict and actions apply
+        assert app.rule.flag_key == "hard-case-route" and app.decision is app.decisions["hard-case-route"]
+        assert "not started" in str(app.screen.query_one("#ladder").render())
+        await pilot.press("A")  # not started: the verdict is ADVANCE and the first stage is internal
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 20)
+        assert "Advance hard-case-route?" in str(app.screen.query_one("#title").render())
+        app.screen.query_one("#confirm").press()
+        await wait_for(pilot, lambda: app._rollout_busy is None and not isinstance(app.screen, ConfirmScreen), 20)
+    flags = FlagdFilePlatform(tmp_path / "flags.json")
+    assert flags.read_flag("hard-case-route").rollout.stage_label == "internal"
+    assert flags.read_flag(FLAG).allocation.candidate_bp == 500  # the other rollout is untouched
