@@ -7,6 +7,7 @@ Mixed into the app; it uses the app's state (rule, platform, metrics, journal, f
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import partial
 from typing import TYPE_CHECKING
@@ -196,6 +197,9 @@ class RolloutActions:
 
         by = self.operator_name()
         try:
+            # the new stage starts now, at the write, not when the dialog opened: traffic served meanwhile
+            # (many simulated minutes in a fast demo) belongs to the stage it was served in
+            current = dataclasses.replace(current, at=self.metrics.now())
             result = None
             if kind == "advance":
                 result = ops.advance(self._acting, self.platform, current, self.journal, by, reason=reason,

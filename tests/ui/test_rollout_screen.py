@@ -248,3 +248,18 @@ async def test_several_flags_each_with_its_rule_are_judged_and_acted_on_separate
     flags = FlagdFilePlatform(tmp_path / "flags.json")
     assert flags.read_flag("hard-case-route").rollout.stage_label == "internal"
     assert flags.read_flag(FLAG).allocation.candidate_bp == 500  # the other rollout is untouched
+
+
+async def test_the_new_stage_starts_when_the_operator_confirms_not_when_the_dialog_opened(tmp_path):
+    app = rollout_app(tmp_path)  # fresh: not started, the verdict allows the first advance
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("o")
+        await fresh_verdict(app, pilot)
+        await pilot.press("A")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 20)
+        app.metrics.advance_by(600)  # ten simulated minutes pass while the dialog is open
+        confirmed_at = app.metrics.now()
+        app.screen.query_one("#confirm").press()
+        await wait_for(pilot, lambda: app._rollout_busy is None and not isinstance(app.screen, ConfirmScreen), 20)
+    started = stored(tmp_path).rollout.stage_started_at.timestamp()
+    assert confirmed_at <= started < confirmed_at + 5  # traffic served before the write is not the stage's
