@@ -1,4 +1,5 @@
-"""`routedeck init`: create the route flag a rule needs (baseline 100%, candidate ready); an existing flag is left alone."""
+"""`routedeck init`: create the route flag a rule needs (baseline 100%, candidate ready); an existing flag is left
+alone, unless its rollout has ended (rolled back or promoted) and `--restart` asks for a new one."""
 
 from __future__ import annotations
 
@@ -15,6 +16,9 @@ def add_parser(sub) -> None:
     p = sub.add_parser("init", help="create the rule's route flag if it does not exist", description=__doc__)
     add_backend_options(p, metrics=False)
     add_write_options(p)
+    p.add_argument("--restart", action="store_true",
+                   help="the flag's rollout has ended (rolled back or promoted): start a new one from the rule — "
+                        "100%% baseline, candidate ready, stage baseline")
     p.add_argument("--profiles", type=Path,
                    help="JSON object of route name → route profile (default: the built-in portfolio's profiles)")
     p.set_defaults(run=run)
@@ -59,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
         if "no flag" not in str(exc) and "no such flag file" not in str(exc):
             raise
         existing = None
+    if existing is not None and args.restart:
+        return _restart(args, rule, platform, existing)
     if existing is not None:
         print(f"{rule.flag_key} already exists on {platform.describe()} "
               f"(baseline {existing.baseline}, candidate {existing.candidate}, {existing.allocation.describe()}) — "
@@ -76,4 +82,47 @@ def run(args: argparse.Namespace) -> int:
                   planned=flag.allocation.model_dump(mode="json"), reason=f"rule {rule.path}", rule_hash=rule.rule_hash)
     print(f"created {flag.key} on {platform.describe()}: 100% {flag.baseline}, candidate {flag.candidate} at 0% "
           "(confirmed by read-back)")
+    return 0
+
+
+def _restart(args: argparse.Namespace, rule, platform, existing) -> int:
+    """A new rollout on a flag whose last one ended: nothing serves the candidate until the first advance."""
+    from console.core import rollout
+    from console.core.journal import record_action
+    from console.core.models import RolloutState, Stage
+    from console.core.operations import describe_change
+
+    ended = existing.rollout is not None and existing.rollout.stage in rollout.TERMINAL
+    if not ended:
+        stage = rollout.current_stage_name(existing)
+        raise BadInput(f"{existing.key} is at stage {stage}: --restart is for a rollout that ended (rolled back or "
+                       "promoted) — roll it back first, or keep advancing it")
+    if existing.baseline != rule.baseline_route:
+        raise BadInput(f"{existing.key} serves baseline {existing.baseline}, but {rule.path} names "
+                       f"{rule.baseline_route} — fix the rule's baseline_route")
+    variations = dict(existing.variations)
+    if rule.candidate_route not in variations:
+        profiles = load_profiles(args.profiles)
+        if rule.candidate_route not in profiles:
+            raise BadInput(f"no route profile for {rule.candidate_route} — pass --profiles FILE with it")
+        variations[rule.candidate_route] = profiles[rule.candidate_route]
+    fresh = rollout.init_flag(rule, {rule.baseline_route: variations[rule.baseline_route],
+                                     rule.candidate_route: variations[rule.candidate_route]})
+    target = existing.model_copy(update={
+        "variations": variations, "candidate": rule.candidate_route, "allocation": fresh.allocation,
+        "rollout": RolloutState(stage=Stage.BASELINE, rule_hash=rule.rule_hash),
+    })
+    if args.dry_run:
+        print("DRY RUN — nothing written. The change would be:")
+        for line in describe_change(existing, target):
+            print(f"  {line}")
+        return 0
+    journal = open_journal(args)
+    recorded = record_action(journal, "restart", call=lambda: platform.write_flag(target, existing.revision),
+                             flag=existing.key, before=existing.allocation.model_dump(mode="json"),
+                             planned=target.allocation.model_dump(mode="json"), reason=f"new rollout, rule {rule.path}",
+                             rule_hash=rule.rule_hash)
+    after = recorded.result.after
+    print(f"restarted {after.key} on {platform.describe()}: 100% {after.baseline}, candidate {after.candidate} at 0%, "
+          "stage baseline (confirmed by read-back)")
     return 0

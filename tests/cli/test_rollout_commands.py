@@ -155,3 +155,22 @@ def test_an_unexpected_error_is_one_line_without_a_traceback(tmp_path, capsys, m
     code, out, err = run(capsys, "check", "--rule", tmp_path / "r.yaml", "--metrics", "sim:steady")
     assert code == 1 and "Traceback" not in err and err.count("\n") == 1
     assert "unexpected error (ZeroDivisionError: division by zero)" in err
+
+
+def test_a_rolled_back_rollout_restarts_only_when_asked_and_only_once_it_has_ended(env, capsys):
+    rule, common, tmp = env
+    assert run(capsys, "init", "--rule", rule, *common)[0] == 0
+    code, out, err = run(capsys, "init", "--rule", rule, *common, "--restart")
+    assert code == 2 and "--restart is for a rollout that ended" in err  # at baseline: nothing ended yet
+    assert run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")[0] == 0
+    assert run(capsys, "rollback", "--flag", FLAG, *common, "--reason", "regression")[0] == 0
+    code, out, _ = run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")
+    assert code == 2  # a rolled-back rollout does not advance
+    code, out, err = run(capsys, "init", "--rule", rule, *common, "--restart")
+    assert code == 0 and "restarted support-answer-route" in out, out + err
+    flag = FlagdFilePlatform(tmp / "flags.json").read_flag(FLAG)
+    assert flag.rollout.stage.value == "baseline" and flag.allocation.candidate_bp == 0
+    assert flag.candidate == "balanced_core_v2"
+    code, out, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")
+    assert code == 0 and "stage: baseline → internal" in out, out + err
+    assert [e.action for e in read_entries(tmp / "journal.jsonl") if e.kind == "intent"].count("restart") == 1
