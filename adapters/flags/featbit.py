@@ -37,11 +37,12 @@ from pydantic import ValidationError
 
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
-from console.core.models import FULL_SHARE_BP, Allocation, ChangeEvent, RolloutState, RouteFlag, RouteProfile
+from console.core.models import FULL_SHARE_BP, ChangeEvent, RolloutState, RouteFlag, RouteProfile
 from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
 from ..http import JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
+from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_FEATBIT_TOKEN"
 SECRET_ENV = "ROUTEDECK_FEATBIT_SECRET"
@@ -426,22 +427,12 @@ def read_meta(description: str) -> dict[str, Any] | None:
 
 def render_description(flag: RouteFlag) -> str:
     a = flag.allocation
-    meta: dict[str, Any] = {"v": 1, "baseline": flag.baseline, "candidate": flag.candidate}
-    if a.internal_audience:
-        meta["internalAudience"] = a.internal_audience
-    if a.eligible_scope:
-        meta["eligibleScope"] = a.eligible_scope
-    if a.audience_predicate is not None:
-        meta["audiencePredicate"] = a.audience_predicate
-    if a.scope_predicate is not None:
-        meta["scopePredicate"] = a.scope_predicate
+    meta = state_meta(flag)
     if a.excluded_segments:
         meta["excluded"] = [list(pair) for pair in a.excluded_segments]
     if a.serve_all is not None:
         meta["serveAll"] = a.serve_all
         meta["held"] = {"internalEnabled": a.internal_enabled, "candidateBp": a.candidate_bp}
-    if flag.rollout is not None:
-        meta["rollout"] = flag.rollout.model_dump(mode="json", exclude_none=True)
     return f"{DESCRIPTION}\n{META_PREFIX}{json.dumps(meta, sort_keys=True, separators=(',', ':'))}"
 
 
@@ -478,19 +469,8 @@ def parse_flag(raw: dict[str, Any], where: str) -> RouteFlag:
     if candidate is not None and candidate not in variations:
         foreign.append(f"candidate {candidate} is no longer a variation")
         candidate = None
-    rollout = None
-    if meta.get("rollout"):
-        try:
-            rollout = RolloutState.model_validate(meta["rollout"])
-        except ValidationError:
-            raise BadInput(f"{here}: stored rollout state is not valid — remove it from the description to reset") from None
-    alloc = Allocation(
-        internal_audience=meta.get("internalAudience"),
-        eligible_scope=meta.get("eligibleScope"),
-        audience_predicate=meta.get("audiencePredicate"),
-        scope_predicate=meta.get("scopePredicate"),
-        excluded_segments=tuple((str(a), str(v)) for a, v in meta.get("excluded") or []),
-    )
+    rollout = rollout_from_meta(meta, here, "remove it from the description to reset")
+    alloc = allocation_from_meta(meta, excluded_segments=tuple((str(a), str(v)) for a, v in meta.get("excluded") or []))
     ids = {name: vid for vid, name in names.items()}
     switch = meta.get("serveAll")
     if switch is not None:

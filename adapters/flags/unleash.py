@@ -40,9 +40,7 @@ from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
 from console.core.models import (
     FULL_SHARE_BP,
-    Allocation,
     ChangeEvent,
-    RolloutState,
     RouteFlag,
     RouteProfile,
 )
@@ -50,6 +48,7 @@ from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
 from ..http import JsonHttp, RetryPolicy, make_client, redact_url
+from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_UNLEASH_TOKEN"
 TAG = {"type": "simple", "value": "routedeck"}
@@ -298,21 +297,11 @@ def render_strategies(flag: RouteFlag) -> list[dict[str, Any]]:
 
 
 def _meta(flag: RouteFlag) -> dict[str, Any]:
-    a = flag.allocation
-    meta: dict[str, Any] = {"v": 1, "baseline": flag.baseline, "candidate": flag.candidate}
-    if a.internal_audience:
-        meta["internalAudience"] = a.internal_audience
-    if a.eligible_scope:
-        meta["eligibleScope"] = a.eligible_scope
-    if a.audience_predicate is not None:
-        meta["audiencePredicate"] = a.audience_predicate
-    if a.scope_predicate is not None:
-        meta["scopePredicate"] = a.scope_predicate
+    meta = state_meta(flag)
+    # variations other than the two routes have no strategy variant to live in: they ride along here
     others = {n: p.to_wire() for n, p in flag.variations.items() if n not in (flag.baseline, flag.candidate)}
     if others:
         meta["variations"] = others
-    if flag.rollout is not None:
-        meta["rollout"] = flag.rollout.model_dump(mode="json", exclude_none=True)
     return meta
 
 
@@ -348,18 +337,8 @@ def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
     if candidate is not None and candidate not in variations:
         foreign.append(f"candidate {candidate} has no strategy variant")
         candidate = None
-    rollout = None
-    if meta.get("rollout"):
-        try:
-            rollout = RolloutState.model_validate(meta["rollout"])
-        except ValidationError:
-            raise BadInput(f"{here}: stored rollout state is not valid — remove parameter {META_KEY}.rollout to reset") from None
-    alloc = Allocation(
-        internal_audience=meta.get("internalAudience"),
-        eligible_scope=meta.get("eligibleScope"),
-        audience_predicate=meta.get("audiencePredicate"),
-        scope_predicate=meta.get("scopePredicate"),
-    )
+    rollout = rollout_from_meta(meta, here, f"remove parameter {META_KEY}.rollout to reset")
+    alloc = allocation_from_meta(meta)
     internal_on, bp = False, 0
     if candidate is not None:
         internal = mine.get(INTERNAL)
