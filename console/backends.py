@@ -15,6 +15,7 @@ from console.core.errors import BadInput
 from console.core.redact import redact
 
 if TYPE_CHECKING:
+    from console.core.config import Profile
     from console.core.ports import FlagPlatform, MetricsSource
 
 FLAG_KINDS = ("flagd", "unleash", "featbit")
@@ -55,10 +56,15 @@ def flags_file_of(spec: str) -> Path | None:
     return Path(rest).expanduser() if kind == "flagd" and rest else None
 
 
-def open_metrics(spec: str, flags_spec: str | None = None, **options) -> "MetricsSource":
+def open_metrics(
+    spec: str, flags_spec: str | None = None, *, profile: Profile | None = None, **options
+) -> "MetricsSource":
     """The metrics source named by ``spec`` (``--metrics``).
 
-    The simulator needs the flag file it evaluates, taken from ``flags_spec``.
+    The simulator needs the flag file it evaluates, taken from ``flags_spec``. ``profile`` is the
+    profile the command runs with: its ``prometheus_match`` and ``prometheus_queries`` go to a
+    ``prometheus:`` source (whether ``spec`` is the profile's own or one given with ``--metrics``);
+    other sources ignore them.
     """
     kind, rest = _split(spec, "--metrics", METRIC_KINDS)
     if kind == "sim":
@@ -70,7 +76,28 @@ def open_metrics(spec: str, flags_spec: str | None = None, **options) -> "Metric
         return SimulatedMetricsSource.from_spec(spec, path, **options)
     from adapters.metrics.prometheus import PrometheusSource
 
-    return PrometheusSource.from_spec(spec)
+    if profile is None or not (profile.prometheus_match or profile.prometheus_queries):
+        return PrometheusSource.from_spec(spec, **options)
+    try:
+        return PrometheusSource.from_spec(
+            spec, templates=profile.prometheus_queries, match=profile.prometheus_match, **options
+        )
+    except BadInput as exc:
+        raise _in_profile(exc, profile) from None
+
+
+def _in_profile(exc: BadInput, profile: Profile) -> BadInput:
+    """``exc`` from opening a Prometheus source with a profile's options, prefixed with the file,
+    line and key of the option it is about (a bad spec is the --metrics one's business, left as is)."""
+    message = str(exc)
+    if message.startswith("--metrics"):
+        return exc
+    named = [family for family in profile.prometheus_queries if repr(family) in message]
+    if named:
+        key = f"prometheus_queries.{named[0]}"
+    else:
+        key = "prometheus_queries" if profile.prometheus_queries else "prometheus_match"
+    return BadInput(f"{profile.where(key)}: profiles.{profile.name}.{key}: {message}")
 
 
 def spec_query(spec: str) -> dict[str, str]:

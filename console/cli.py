@@ -50,7 +50,7 @@ def run_console(args: argparse.Namespace) -> int:
         flags = {key: platform.read_flag(key) for key in platform.list_flags()}
         if not flags:
             raise BadInput(f"{platform.describe()}: holds no route flags — create one with `routedeck init`")
-        metrics = open_metrics(metrics_spec, flags_spec)
+        metrics = open_metrics(metrics_spec, flags_spec, profile=getattr(state, "active_profile", None))
         from console.core.rules import load_rule
 
         given = getattr(state, "rule", None)  # --rule (repeatable) or the profile's rule
@@ -95,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
                 parser.print_help()
                 return EXIT_BAD_INPUT
         if getattr(args, "uses_profile", False) or not getattr(args, "command", None):
-            apply_profile(args)
+            args.active_profile = apply_profile(args)  # open_metrics takes its Prometheus options
         return int(args.run(args) or 0)
     except BadInput as exc:
         print(f"routedeck: {exc}", file=sys.stderr)

@@ -58,7 +58,7 @@ def open_backends(args: argparse.Namespace, metrics: bool = True):
     if metrics:
         if not args.metrics:
             raise BadInput("--metrics is required: e.g. --metrics 'sim:steady?minutes=30' or --metrics prometheus:URL")
-        source = open_metrics(args.metrics, flags_spec)
+        source = open_metrics(args.metrics, flags_spec, profile=getattr(args, "active_profile", None))
     return platform, source
 
 

@@ -63,6 +63,10 @@ def describe(profile, default: bool = False) -> list[str]:
     lines = [f"{profile.name}{' (default)' if default else ''}  [{profile.where()}]"]
     lines.append(f"  flags    {redact(profile.flags) if profile.flags else '—'}")
     lines.append(f"  metrics  {redact(profile.metrics) if profile.metrics else '—'}")
+    if profile.prometheus_match:
+        lines.append(f"  match    {redact(profile.prometheus_match)}")
+    if profile.prometheus_queries:
+        lines.append(f"  queries  {', '.join(profile.prometheus_queries)} (the profile's own templates)")
     lines.append(f"  rule     {profile.rule if profile.rule else '—'}")
     lines.append(f"  tokens   {' · '.join(token_sources(profile)) or 'none needed'}")
     if not profile.tls_verify:
@@ -95,7 +99,7 @@ def check(profile) -> tuple[bool, str]:
         if profile.flags:
             parts.append(_check_flags(profile.flags))
         if profile.metrics:
-            parts.append(_check_metrics(profile.metrics, profile.flags))
+            parts.append(_check_metrics(profile))
         return True, " · ".join(parts)
     except RouteDeckError as exc:
         return False, str(exc)
@@ -118,11 +122,11 @@ def _check_flags(spec: str) -> str:
     return f"flags {ms:.0f} ms ({len(keys)} flag{'s' if len(keys) != 1 else ''})"
 
 
-def _check_metrics(spec: str, flags_spec: str | None) -> str:
+def _check_metrics(profile) -> str:
     from console.backends import open_metrics
 
     t0 = time.perf_counter()
-    source = open_metrics(spec, flags_spec)
+    source = open_metrics(profile.metrics, profile.flags, profile=profile)
     try:
         now = source.now()
         source.read(now - 60.0, now, 60.0)

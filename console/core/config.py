@@ -16,6 +16,18 @@ The file lives at ``$ROUTEDECK_CONFIG``, else ``$XDG_CONFIG_HOME/routedeck/confi
     tls_verify = true
     ca_bundle = "/etc/ssl/corp-ca.pem"
 
+    [profiles.prod]
+    flags = "unleash:https://unleash.internal?project=default&environment=production"
+    metrics = "prometheus:https://prometheus.internal:9090"
+    prometheus_match = 'job="support", namespace="prod"'   # added to every query
+
+    [profiles.prod.prometheus_queries]   # metric family -> PromQL template, replacing the default
+    requests = 'sum by ($by, provider, model, status) (my_requests_total{$match} $at)'
+
+The two ``prometheus_*`` keys need a ``prometheus:`` metrics source. Their types are checked here;
+whether a family exists and a template is usable is checked when the source is opened (the
+error still names this file and line).
+
 Every problem is one line naming the file, the line and the key. Tokens never belong here: a spec
 that carries one is refused (store it with ``routedeck login``).
 """
@@ -46,10 +58,16 @@ PROFILE_KEYS: dict[str, str] = {
     "read_only": "true or false",
     "tls_verify": "true or false",
     "ca_bundle": "the path of a PEM file of CA certificates",
+    "prometheus_match": "PromQL label matchers added to every Prometheus query, such as 'job=\"support\"'",
+    "prometheus_queries": "a table of metric family = PromQL template ([profiles.NAME.prometheus_queries])",
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+#: one PromQL label matcher: a label name (bare or quoted), an operator, a quoted value
+_PROM_STRING = r'(?:"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`]*`)'
+_MATCHER = rf'\s*(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\\n]|\\.)*")\s*(?:=~|!~|!=|=)\s*{_PROM_STRING}\s*'
+_MATCHERS = re.compile(rf"^{_MATCHER}(?:,{_MATCHER})*,?\s*$")
 
 
 def config_path(environ: dict[str, str] | None = None) -> Path:
@@ -76,10 +94,16 @@ class Profile:
     read_only: bool = False
     tls_verify: bool = True
     ca_bundle: Path | None = None
+    #: PromQL label matchers for every Prometheus query ("" when the profile sets none)
+    prometheus_match: str = ""
+    #: family name -> PromQL template overriding the Prometheus source's default
+    prometheus_queries: dict[str, str] = field(default_factory=dict, hash=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str | None = None) -> str:
-        """``FILE:LINE`` of ``key`` in this profile (of the profile's table without a key)."""
+        """``FILE:LINE`` of ``key`` in this profile (of the profile's table without a key).
+
+        ``prometheus_queries.FAMILY`` is the line of one template."""
         line = self.lines.get(key or "", self.lines.get(""))
         return f"{self.source}:{line}" if line else str(self.source)
 
@@ -207,7 +231,51 @@ def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str,
             if not isinstance(body[key], bool):
                 raise fail(key, f"expected true or false, got {_shown(body[key])}")
             values[key] = body[key]
+    _prometheus_options(body, values, key_lines, lines, ("profiles", name), fail)
     return Profile(name=name, source=path, lines=key_lines, **values)
+
+
+def _prometheus_options(body: dict[str, Any], values: dict[str, Any], key_lines: dict[str, int],
+                        lines: dict[tuple[str, ...], int], table: tuple[str, ...], fail) -> None:
+    """Check ``prometheus_match`` and ``prometheus_queries`` and put them in ``values``.
+
+    Only types and matcher syntax are checked here: which families exist and what a template must
+    hold is the Prometheus adapter's business, checked when the source is opened."""
+    given = [key for key in ("prometheus_match", "prometheus_queries") if key in body]
+    if not given:
+        return
+    queries = body.get("prometheus_queries")
+    if isinstance(queries, dict):  # each template's own line, for the errors that name a family
+        for family in queries:
+            line = _line_of(lines, (*table, "prometheus_queries", family))
+            key_lines[f"prometheus_queries.{family}"] = line or key_lines["prometheus_queries"]
+        if (*table, "prometheus_queries") not in lines and len(queries):  # dotted keys: no header line
+            key_lines["prometheus_queries"] = min(key_lines[f"prometheus_queries.{f}"] for f in queries)
+    metrics = values.get("metrics")
+    if metrics is not None and metrics.partition(":")[0] != "prometheus":
+        raise fail(given[0], f"applies only to a prometheus: metrics source, and metrics is {_shown(metrics)} — "
+                             "remove the key or set metrics = \"prometheus:URL\"")
+    if "prometheus_match" in body:
+        match = body["prometheus_match"]
+        if not isinstance(match, str):
+            raise fail("prometheus_match", f"expected {PROFILE_KEYS['prometheus_match']}, got {_shown(match)}")
+        text = match.strip()
+        if text.startswith("{") and text.endswith("}"):
+            raise fail("prometheus_match", "write the label matchers without the surrounding { } — "
+                                           "routedeck puts them inside each query's selector")
+        if not _MATCHERS.match(text):
+            raise fail("prometheus_match", f"not PromQL label matchers: {_shown(match)} — write them as "
+                                           "label=\"value\" (or !=, =~, !~), separated by commas")
+        values["prometheus_match"] = text.rstrip(",").rstrip()
+    if "prometheus_queries" in body:
+        if not isinstance(queries, dict):
+            raise fail("prometheus_queries", f"expected {PROFILE_KEYS['prometheus_queries']}, got {_shown(queries)}")
+        for family, template in queries.items():
+            if not isinstance(template, str) or not template.strip():
+                shown = "an empty string" if isinstance(template, str) else _shown(template)
+                raise fail(f"prometheus_queries.{family}",
+                           f"expected a PromQL template (a string holding $by, $match and $at), got {shown}")
+        values["prometheus_queries"] = {family: template.strip() for family, template in queries.items()}
 
 
 def _shown(value: Any) -> str:

@@ -139,3 +139,79 @@ def test_token_lookup_prefers_the_profile_store_then_the_environment(monkeypatch
     finally:
         credentials.register_store(None)
         credentials.use_profile(None)
+
+
+PROMETHEUS = """\
+[profiles.prod]
+metrics = "prometheus:https://prom.internal:9090"
+prometheus_match = 'job="support", namespace=~"prod|prod-eu",'
+
+[profiles.prod.prometheus_queries]
+units = 'sum by ($by) (my_units_total{$match} $at)'
+cost = '''
+  sum by ($by) (my_cost_usd_total{$match} $at)
+'''
+
+[profiles.dotted]
+metrics = "prometheus:https://prom.internal:9090"
+
+prometheus_queries.exposures = 'sum by ($by) (seen_total{$match} $at)'
+"""
+
+
+def test_prometheus_match_and_queries_are_read_with_the_line_of_each_template(tmp_path):
+    config = parse_config(PROMETHEUS, tmp_path / "config.toml")
+    prod, dotted = config.profiles["prod"], config.profiles["dotted"]
+    assert prod.prometheus_match == 'job="support", namespace=~"prod|prod-eu"'  # the trailing comma dropped
+    assert prod.prometheus_queries == {
+        "units": "sum by ($by) (my_units_total{$match} $at)",
+        "cost": "sum by ($by) (my_cost_usd_total{$match} $at)",
+    }
+    where = f"{tmp_path / 'config.toml'}:"
+    assert prod.where("prometheus_match") == where + "3"
+    assert prod.where("prometheus_queries") == where + "5"
+    assert (prod.where("prometheus_queries.units"), prod.where("prometheus_queries.cost")) == (where + "6", where + "7")
+    assert dotted.prometheus_match == "" and dotted.where("prometheus_queries") == where + "14"
+    assert dotted.prometheus_queries == {"exposures": "sum by ($by) (seen_total{$match} $at)"}
+    assert parse_config(GOOD, tmp_path / "c.toml").profiles["prod"].prometheus_queries == {}  # none given
+
+
+METRICS = '[profiles.a]\nmetrics = "prometheus:http://p:9090"\n'
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (METRICS + "prometheus_match = 3\n",
+         (":3: profiles.a.prometheus_match: expected PromQL label matchers added to every Prometheus query, "
+          "such as 'job=\"support\"', got a number")),
+        (METRICS + "prometheus_match = 'job=support'\n",
+         ":3: profiles.a.prometheus_match: not PromQL label matchers: 'job=support' — write them as label=\"value\""),
+        (METRICS + "prometheus_match = '{job=\"support\"}'\n",
+         ":3: profiles.a.prometheus_match: write the label matchers without the surrounding { }"),
+        (METRICS + "prometheus_queries = 'units'\n",
+         (":3: profiles.a.prometheus_queries: expected a table of metric family = PromQL template "
+          "([profiles.NAME.prometheus_queries]), got 'units'")),
+        (METRICS + "\n[profiles.a.prometheus_queries]\nunits = 'sum by ($by) (u{$match} $at)'\ncost = 4\n",
+         (":6: profiles.a.prometheus_queries.cost: expected a PromQL template (a string holding $by, $match and $at), "
+          "got a number")),
+        (METRICS + "prometheus_queries = { latency = '' }\n",
+         (":3: profiles.a.prometheus_queries.latency: expected a PromQL template (a string holding $by, $match and $at), "
+          "got an empty string")),
+        ('[profiles.a]\nmetrics = "sim:steady"\n\nprometheus_match = \'job="x"\'\n',
+         (":4: profiles.a.prometheus_match: applies only to a prometheus: metrics source, and metrics is 'sim:steady' — "
+          'remove the key or set metrics = "prometheus:URL"')),
+        ('[profiles.a]\nmetrics = "sim:steady"\n[profiles.a.prometheus_queries]\nunits = "x"\n',
+         ":3: profiles.a.prometheus_queries: applies only to a prometheus: metrics source"),
+        ('[profiles.a]\nflags = "flagd:x"\nprometheus_querys = {}\n',
+         (":3: profiles.a.prometheus_querys: unknown key — a profile takes flags, metrics, rule, refresh, window, "
+          "operator, read_only, tls_verify, ca_bundle, prometheus_match, prometheus_queries")),
+    ],
+)
+def test_prometheus_options_of_the_wrong_type_are_one_line_with_file_line_and_key(tmp_path, text, expected):
+    assert _error(text, tmp_path).startswith(expected)
+
+
+def test_prometheus_options_without_a_metrics_spec_wait_for_one_from_the_command_line(tmp_path):
+    profile = parse_config('[profiles.a]\nprometheus_match = \'job="x"\'\n', tmp_path / "c.toml").profiles["a"]
+    assert profile.metrics is None and profile.prometheus_match == 'job="x"'
