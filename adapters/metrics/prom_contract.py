@@ -17,6 +17,12 @@ from console.core.telemetry import LATENCY_BOUNDS_MS, TTFT_BOUNDS_MS
 ROUTE_LABELS: tuple[str, ...] = ("flag", "route", "arm", "stage")
 #: segment attributes of the randomisation unit
 SEGMENT_LABELS: tuple[str, ...] = ("plan", "region", "workflow")
+#: the targeting attributes the application sent to the flag platform with the unit ("" when it sent
+#: none): the default first audience is ``audience == NAME`` and the default eligible scope ``scope == NAME``
+TARGETING_LABELS: tuple[str, ...] = ("audience", "scope")
+#: the attributes unit counts are split by, so that a request-level source can still tell the units a
+#: rule may compare (in the eligible scope, outside the first audience and any excluded segment)
+UNIT_ATTRIBUTE_LABELS: tuple[str, ...] = SEGMENT_LABELS + TARGETING_LABELS
 #: the labels the source groups by (stage and segments are summed over)
 GROUP_LABELS: tuple[str, ...] = ("flag", "route", "arm")
 
@@ -41,7 +47,11 @@ TTFT_LABELS = ROUTE_LABELS + SEGMENT_LABELS + (OPERATION, PROVIDER, MODEL)
 
 # ---- routedeck route-level counters (Prometheus names; the client adds _total) ------------
 
-UNITS = "routedeck_units_total"  # first request of a unit on (flag, route, arm)
+UNITS = "routedeck_units_total"  # first request of a unit on (flag, route, arm) in a stage
+#: a unit seen on a second arm of a flag in a stage, counted once on each arm it was seen on. Created
+#: at zero beside every units series, so an absent series means "not exported", never "no crossover"
+CROSSED_UNITS = "routedeck_crossed_units_total"
+UNIT_LABELS = ROUTE_LABELS + UNIT_ATTRIBUTE_LABELS
 REQUESTS = "routedeck_requests_total"
 REQUESTS_LABELS = ROUTE_LABELS + SEGMENT_LABELS + ("provider", "model", "status")
 FALLBACKS = "routedeck_fallbacks_total"
@@ -53,6 +63,9 @@ JOINED_OUTCOMES = "routedeck_joined_outcomes_total"
 OUTCOME_LABELS = ROUTE_LABELS + SEGMENT_LABELS + ("kind",)
 EXPOSURES = "routedeck_exposures_total"
 COST = "routedeck_cost_usd_total"
+#: the sum of each request's cost squared (USD²): with the cost counter it gives the spread of the cost of
+#: a request, which the cost guardrails' intervals need when the source has no per-unit records
+COST_SQUARED = "routedeck_cost_usd_squared_total"
 PLAIN_LABELS = ROUTE_LABELS + SEGMENT_LABELS
 
 #: values of ``status`` on routedeck_requests_total: "ok" or the failure kind of the assigned call

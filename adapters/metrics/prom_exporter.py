@@ -8,9 +8,19 @@ would call ``record_request``/``record_outcome`` from its own request path.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable, Iterable
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, start_http_server
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    disable_created_metrics,
+    generate_latest,
+    start_http_server,
+)
 
 from console.core.simulator.events import OutcomeEvent, RequestEvent, SimEvent
 
@@ -46,19 +56,27 @@ class RouteMetricsExporter:
                                 buckets=c.TOKEN_BUCKETS, registry=r)
         self.ttft = Histogram(c.TTFT, "time to the first token of the answer", c.TTFT_LABELS,
                               buckets=c.TTFT_BUCKETS_S, registry=r)
-        self.units = Counter(c.UNITS, "units seen for the first time on a route and arm in a stage", c.PLAIN_LABELS,
+        self.units = Counter(c.UNITS, "units seen for the first time on a route and arm in a stage", c.UNIT_LABELS,
                              registry=r)
+        self.crossed = Counter(c.CROSSED_UNITS, "units seen on more than one arm of a flag in a stage",
+                               c.UNIT_LABELS, registry=r)
         self.requests = Counter(c.REQUESTS, "requests by provider, model and status", c.REQUESTS_LABELS, registry=r)
         self.fallbacks = Counter(c.FALLBACKS, "requests answered by a fallback route", c.FALLBACKS_LABELS, registry=r)
         self.outcomes = Counter(c.OUTCOMES, "business outcomes recorded", c.OUTCOME_LABELS, registry=r)
         self.joined = Counter(c.JOINED_OUTCOMES, "outcomes joined to their exposure", c.OUTCOME_LABELS, registry=r)
         self.exposures = Counter(c.EXPOSURES, "exposures recorded (flag, route, unit)", c.PLAIN_LABELS, registry=r)
         self.cost = Counter(c.COST, "cost of the calls in USD", c.PLAIN_LABELS, registry=r) if export_cost else None
+        self.cost_squared = (Counter(c.COST_SQUARED, "sum of each request's cost squared (USD²)", c.PLAIN_LABELS,
+                                     registry=r) if export_cost else None)
+        #: the /metrics page ``render`` wrote last (``serve(prerendered=True)``)
+        self._page: bytes | None = None
         #: the segment of each unit's last request (outcome events carry none)
         self._segments: dict[str, dict[str, str]] = {}
         #: (flag, route, arm, stage, unit) already counted: a unit is new again in each stage, so the units
         #: since a stage began include the ones that stayed on the baseline from the stage before
         self._units_seen: set[tuple[str, str, str, str, str]] = set()
+        #: (flag, stage, unit) -> {arm: the unit labels of its first request there}, to count crossover
+        self._arms_of: dict[tuple[str, str, str], dict[str, dict[str, str]]] = {}
 
     def _route(self, flag: str, route: str, arm: str, segment: dict[str, str]) -> dict[str, str]:
         labels = {"flag": flag, "route": route, "arm": arm, "stage": self.stage_of(flag)}
@@ -80,11 +98,27 @@ class RouteMetricsExporter:
         seen = (e.flag, e.route, base["arm"], base["stage"], e.unit_id)
         if seen not in self._units_seen:
             self._units_seen.add(seen)
-            self.units.labels(**base).inc()
+            unit = {**base, **{name: str(e.segment.get(name, "")) for name in c.TARGETING_LABELS}}
+            self.units.labels(**unit).inc()
+            self.crossed.labels(**unit)  # the zero series: "no crossover yet", not "not exported"
+            self._count_crossover(e.flag, base["stage"], e.unit_id, base["arm"], unit)
         if e.fallback:
             self.fallbacks.labels(**base, served_route=e.served_route).inc()
         if self.cost is not None and e.cost_usd > 0:
             self.cost.labels(**base).inc(e.cost_usd)
+            self.cost_squared.labels(**base).inc(e.cost_usd * e.cost_usd)
+
+    def _count_crossover(self, flag: str, stage: str, unit_id: str, arm: str, labels: dict[str, str]) -> None:
+        """Count a unit on every arm it has been seen on, once it is seen on a second arm in a stage."""
+        arms = self._arms_of.setdefault((flag, stage, unit_id), {})
+        if arm in arms:
+            return
+        arms[arm] = labels
+        if len(arms) == 2:
+            for first in arms.values():
+                self.crossed.labels(**first).inc()
+        elif len(arms) > 2:
+            self.crossed.labels(**labels).inc()
 
     def record_outcome(self, e: OutcomeEvent, segment: dict[str, str] | None = None) -> None:
         """Count one outcome by kind, and again as joined when it was joined to its exposure."""
@@ -107,9 +141,52 @@ class RouteMetricsExporter:
             elif isinstance(e, OutcomeEvent):
                 self.record_outcome(e, self._segments.get(e.unit_id))
 
-    def serve(self, port: int, addr: str = "127.0.0.1") -> Callable[[], None]:
-        """Expose ``/metrics`` on ``addr:port`` (loopback by default); returns a function that stops it."""
+    def render(self) -> None:
+        """Write the /metrics page now, in the caller's thread, for ``serve(prerendered=True)`` to hand out."""
+        self._page = generate_latest(self.registry)
+
+    def serve(self, port: int, addr: str = "127.0.0.1", *, prerendered: bool = False) -> Callable[[], None]:
+        """Expose ``/metrics`` on ``addr:port`` (loopback by default); returns a function that stops it.
+
+        ``prerendered`` serves the page ``render`` last wrote instead of writing one per scrape: an
+        application whose own thread keeps the interpreter busy (the simulator at high speed) would
+        otherwise answer a scrape of thousands of series too slowly for a one-second scrape timeout.
+        """
+        if prerendered:
+            return self._serve_prerendered(port, addr)
         server, thread = start_http_server(port, addr=addr, registry=self.registry)
+
+        def stop() -> None:
+            server.shutdown()
+            server.server_close()
+            thread.join(timeout=5)
+
+        return stop
+
+    def _serve_prerendered(self, port: int, addr: str) -> Callable[[], None]:
+        exporter = self
+
+        class Page(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:  # noqa: N802 (the http.server spelling)
+                if self.path.split("?")[0] not in ("/", "/metrics"):
+                    self.send_error(404)
+                    return
+                if exporter._page is None:
+                    exporter.render()
+                body = exporter._page or b""
+                self.send_response(200)
+                self.send_header("Content-Type", CONTENT_TYPE_LATEST)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args) -> None:  # scrapes are not news
+                pass
+
+        server = ThreadingHTTPServer((addr, port), Page)
+        server.daemon_threads = True
+        thread = threading.Thread(target=server.serve_forever, name="metrics-page", daemon=True)
+        thread.start()
 
         def stop() -> None:
             server.shutdown()

@@ -14,6 +14,7 @@ raises ``BackendError`` naming the redacted URL.
 from __future__ import annotations
 
 import math
+import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -38,6 +39,7 @@ from console.core.telemetry import (
     RouteKey,
     SourceCapabilities,
     TimeBucket,
+    UnitGroup,
 )
 
 from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url
@@ -50,12 +52,14 @@ DEFAULT_SLO_MS = 2500.0
 #: ``$by`` is "flag, route, arm", ``$match`` extra label matchers (may be empty), ``$at`` an
 #: ``@ <time>`` modifier or nothing. Templates must keep the extra labels in their ``by``.
 DEFAULT_TEMPLATES: dict[str, str] = {
-    "units": f"sum by ($by) ({c.UNITS}{{$match}} $at)",
+    "units": f"sum by ($by, stage, {', '.join(c.UNIT_ATTRIBUTE_LABELS)}) ({c.UNITS}{{$match}} $at)",
+    "crossed": f"sum by ($by, stage, {', '.join(c.UNIT_ATTRIBUTE_LABELS)}) ({c.CROSSED_UNITS}{{$match}} $at)",
     "exposures": f"sum by ($by) ({c.EXPOSURES}{{$match}} $at)",
     "requests": f"sum by ($by, provider, model, status) ({c.REQUESTS}{{$match}} $at)",
     "fallbacks": f"sum by ($by, served_route) ({c.FALLBACKS}{{$match}} $at)",
     "outcomes": f"sum by ($by, kind) ({c.JOINED_OUTCOMES}{{$match}} $at)",
     "cost": f"sum by ($by) ({c.COST}{{$match}} $at)",
+    "cost_squared": f"sum by ($by) ({c.COST_SQUARED}{{$match}} $at)",
     "tokens": f"sum by ($by, {c.TOKEN_TYPE}, {c.MODEL}) ({c.TOKEN_USAGE}_sum{{$match}} $at)",
     "latency": f"sum by ($by, le, {c.ERROR_TYPE}) ({c.DURATION}_bucket{{$match}} $at)",
     "ttft": f"sum by ($by, le) ({c.TTFT}_bucket{{$match}} $at)",
@@ -63,18 +67,24 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 #: the newest sample time, for the header's data age
 AS_OF_TEMPLATE = f"max(timestamp({c.REQUESTS}{{$match}}))"
 EXTRA_LABELS: dict[str, tuple[str, ...]] = {
-    "units": (),
+    "units": ("stage",) + c.UNIT_ATTRIBUTE_LABELS,
+    "crossed": ("stage",) + c.UNIT_ATTRIBUTE_LABELS,
     "exposures": (),
     "requests": ("provider", "model", "status"),
     "fallbacks": ("served_route",),
     "outcomes": ("kind",),
     "cost": (),
+    "cost_squared": (),
     "tokens": (c.TOKEN_TYPE, c.MODEL),
     "latency": ("le", c.ERROR_TYPE),
     "ttft": ("le",),
 }
 #: Prometheus refuses a range query with more points than this per series
 MAX_POINTS = 10_000
+#: a template's counter selector: the metric name right before ``{$match} $at``
+_SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\{\$match\}\s*\$at")
+#: counter resets of the requests family inside the window (an application restarted)
+RESETS_TEMPLATE = "sum(resets($metric{$match}[$range] @ $end))"
 
 Series = dict[tuple[str, ...], list[float | None]]
 
@@ -127,7 +137,7 @@ class PrometheusSource(MetricsSource):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         client = make_client(self.base_url, headers=headers, timeout_s=timeout_s, transport=transport)
         self.http = JsonHttp(client, "Prometheus", retry=retry)
-        #: queries sent by the last ``read`` (bounded: 2 per family + 1)
+        #: queries sent by the last ``read`` (bounded: 2 per family + 2)
         self.last_query_count = 0
 
     @classmethod
@@ -147,7 +157,8 @@ class PrometheusSource(MetricsSource):
 
     @property
     def capabilities(self) -> SourceCapabilities:
-        return SourceCapabilities(unit_level=False, segments=c.SEGMENT_LABELS, provider_breakdown=True)
+        return SourceCapabilities(unit_level=False, segments=c.SEGMENT_LABELS, provider_breakdown=True,
+                                  unit_attributes=c.UNIT_ATTRIBUTE_LABELS)
 
     def describe(self) -> str:
         return f"prometheus:{redact_url(self.base_url)}"
@@ -175,8 +186,9 @@ class PrometheusSource(MetricsSource):
         families: dict[str, _Family] = {}
         failures: list[str] = []
         self.last_query_count = 0
+        restarted = self._restarts(start, end, gaps)
         for name in self.templates:
-            fam = self._read_family(name, grid, end, gaps, failures)
+            fam = self._read_family(name, grid, end, gaps, failures, restarted)
             if fam is not None:
                 families[name] = fam
         if not families and failures:
@@ -195,20 +207,30 @@ class PrometheusSource(MetricsSource):
             gaps.append(f"no requests recorded in this window on {self.describe()}")
         return MetricsSnapshot(
             start=start, end=end, as_of=as_of if as_of is not None else start, buckets=buckets,
-            totals=totals, fallback_served=served, gaps=_dedupe(gaps),
+            totals=totals, fallback_served=served, gaps=_dedupe(gaps), unit_groups=_unit_groups(families),
         )
 
     def _read_family(
-        self, name: str, grid: list[float], end: float, gaps: list[str], failures: list[str]
+        self, name: str, grid: list[float], end: float, gaps: list[str], failures: list[str], restarted: bool = False
     ) -> _Family | None:
         labels = c.GROUP_LABELS + EXTRA_LABELS[name]
         now_q = _render(name, self.templates[name], self.match, f"@ {end:.3f}")
         then_q = _render(name, self.templates[name], self.match, f"@ {grid[0]:.3f}")
         plain = _render(name, self.templates[name], self.match, "")
+        totals_q = f"{now_q} - {then_q} or {now_q}"
+        if restarted:
+            # a counter that restarted makes "now − then" wrong (short, or negative): increase() follows every
+            # series across its resets, at the price of extrapolating to the window's edges (said in a gap)
+            across = _across_resets(self.templates[name])
+            if across is None:
+                gaps.append(f"{name}: its template has no plain counter selector, so it cannot be read across "
+                            "the restart — figures that need it show as unknown")
+                return None
+            totals_q = _render(name, across, self.match, f"@ {end:.3f}", f"{max(1, math.ceil(end - grid[0]))}s")
         try:
             matrix = self._query("query_range", {"query": plain, "start": f"{grid[0]:.3f}",
                                                  "end": f"{grid[-1]:.3f}", "step": f"{grid[1] - grid[0]:.3f}"})
-            vector = self._query("query", {"query": f"{now_q} - {then_q} or {now_q}", "time": f"{end:.3f}"})
+            vector = self._query("query", {"query": totals_q, "time": f"{end:.3f}"})
         except _QueryRejected as exc:
             gaps.append(f"{name}: {exc}")
             failures.append(f"{self.describe()}: {name}: {exc}")
@@ -240,6 +262,9 @@ class PrometheusSource(MetricsSource):
         if not range_values and not totals:
             if name == "cost":
                 return _Family({}, {})  # derived from tokens × prices below, said in a gap there
+            if name == "cost_squared":
+                # without it the cost guardrails have no interval at request level, and say so themselves
+                return _Family({}, {})
             if name == "fallbacks":
                 # applications create this series on the first fallback: none means no fallback yet
                 return _Family({}, {})
@@ -261,6 +286,25 @@ class PrometheusSource(MetricsSource):
             raise _QueryRejected(f"query failed ({body.get('errorType', '?')}: {body.get('error', '')})")
         result = body["data"].get("result")
         return result if isinstance(result, list) else []
+
+    def _restarts(self, start: float, end: float, gaps: list[str]) -> bool:
+        """Whether a requests counter restarted inside the window (an application process restarted)."""
+        found = _SELECTOR.search(self.templates["requests"])
+        query = Template(RESETS_TEMPLATE).substitute(
+            metric=found.group(1) if found else c.REQUESTS, match=self.match,
+            range=f"{max(1, math.ceil(end - start))}s", end=f"{end:.3f}")
+        try:
+            result = self._query("query", {"query": query, "time": f"{end:.3f}"})
+        except _QueryRejected as exc:
+            gaps.append(f"restarts: {exc}")
+            return False
+        values = [_number(r.get("value", [0, "NaN"])[1]) for r in result]
+        resets = round(sum(v for v in values if v is not None))
+        if resets:
+            gaps.append(f"the application's counters restarted in this window ({resets} reset{'s' if resets > 1 else ''}): "
+                        "totals are Prometheus' increase() across the restart, extrapolated to the window's edges, "
+                        "not exact counter differences")
+        return resets > 0
 
     def _as_of(self, end: float, gaps: list[str]) -> float | None:
         query = Template(AS_OF_TEMPLATE).substitute(match=self.match)
@@ -343,6 +387,8 @@ class PrometheusSource(MetricsSource):
         if cost:
             for labels, v in cost.items():
                 at(labels).cost_usd += v
+            for labels, v in amounts("cost_squared").items():
+                at(labels).cost_sq_usd += v
         elif "cost" in families and families["cost"].range_values == {} and families["cost"].totals == {}:
             self._derive_cost(tokens_by_model, out, gaps)
         self._histograms(amounts("latency"), out, at, "latency", gaps)
@@ -409,13 +455,20 @@ class _QueryRejected(Exception):
     """Prometheus answered but refused or failed one query (a gap, not a failed refresh)."""
 
 
-def _render(name: str, template: str, match: str, at: str) -> str:
+def _render(name: str, template: str, match: str, at: str, range_: str = "") -> str:
     try:
-        return Template(template).substitute(by=", ".join(c.GROUP_LABELS), match=match, at=at)
+        return Template(template).substitute(by=", ".join(c.GROUP_LABELS), match=match, at=at, range=range_)
     except (KeyError, ValueError) as exc:
         raise BadInput(
             f"prometheus query template {name!r}: bad placeholder {exc} — use $by, $match and $at"
         ) from None
+
+
+def _across_resets(template: str) -> str | None:
+    """The template with its one counter selector read as ``increase(selector[$range] $at)``, or None."""
+    if len(_SELECTOR.findall(template)) != 1:
+        return None
+    return _SELECTOR.sub(lambda m: f"increase({m.group(1)}{{$match}}[$range] $at)", template)
 
 
 def _key(metric: dict[str, str], labels: tuple[str, ...]) -> tuple[str, ...]:
@@ -494,10 +547,27 @@ def _arm(value: str) -> Arm:
 
 def _missing_hint(name: str) -> str:
     metric = {
-        "units": c.UNITS, "exposures": c.EXPOSURES, "requests": c.REQUESTS, "fallbacks": c.FALLBACKS,
+        "units": c.UNITS, "crossed": c.CROSSED_UNITS, "cost_squared": c.COST_SQUARED, "exposures": c.EXPOSURES, "requests": c.REQUESTS, "fallbacks": c.FALLBACKS,
         "outcomes": c.JOINED_OUTCOMES, "tokens": c.TOKEN_USAGE, "latency": c.DURATION, "ttft": c.TTFT,
     }.get(name, name)
     return f"is the application exporting {metric}? (figures that need it show as unknown)"
+
+
+def _unit_groups(families: dict[str, _Family]) -> list[UnitGroup] | None:
+    """The window's new units per route key and attributes, with the crossed ones when they are exported."""
+    units = families.get("units")
+    if units is None:
+        return None
+    crossed = families.get("crossed")
+    labels = set(units.totals) | (set(crossed.totals) if crossed is not None else set())
+    groups = []
+    for key in sorted(labels):
+        groups.append(UnitGroup(
+            RouteKey(key[0], key[1], _arm(key[2])), dict(zip(c.UNIT_ATTRIBUTE_LABELS, key[4:])),
+            round(units.totals.get(key, 0.0)), round(crossed.totals.get(key, 0.0)) if crossed is not None else None,
+            stage=key[3],
+        ))
+    return groups
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -20,6 +20,8 @@ from console.core.errors import BadInput
 #: the simulator generates at most this many simulated seconds between two checks of the stop signal
 _MAX_CATCH_UP_S = 30.0
 _LOOPBACK = ("127.0.0.1", "localhost")
+#: how often the /metrics page is rewritten: scrapes hand out the last one (Prometheus scrapes every second here)
+_RENDER_EVERY_S = 0.5
 
 
 def add_parser(sub) -> None:
@@ -108,7 +110,8 @@ def run(args: argparse.Namespace) -> int:
         sim = TrafficSimulator(evaluator, None, scenario, args.seed, rate_rps=args.rate, start_time=start, keep_s=600)
         sim.add_listener(exporter.record)
         try:
-            stop_server = exporter.serve(port, addr)
+            exporter.render()
+            stop_server = exporter.serve(port, addr, prerendered=True)
         except OSError as exc:
             raise BadInput(f"--listen {args.listen!r}: cannot listen ({exc.strerror or exc})") from None
         stop = threading.Event()
@@ -116,9 +119,13 @@ def run(args: argparse.Namespace) -> int:
         print(f"simulating {scenario.name} (seed {args.seed}, speed {args.speed:g}×) on {what}; "
               f"metrics on http://{addr}:{port}/metrics", flush=True)
         real_start = time.monotonic()
+        rendered = real_start
         try:
             while not stop.is_set():
                 elapsed = time.monotonic() - real_start
+                if time.monotonic() - rendered >= _RENDER_EVERY_S:
+                    exporter.render()
+                    rendered = time.monotonic()
                 if args.duration is not None and elapsed >= args.duration:
                     break
                 target = start + args.speed * elapsed

@@ -11,6 +11,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import rollout
+from .comparable_counts import comparable_unit_counts
 from .errors import BadInput
 from .journal import Journal, record_action
 from .models import Override, RouteFlag, Stage
@@ -63,7 +64,13 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
     for key, c in snap.totals.items():
         if key.flag == flag.key:
             totals.setdefault(key.arm, RouteCounters()).add(c)
-    decision = evaluate(rule.spec, ctx, units, totals, comparable_for(rule, flag))
+    comparable = comparable_for(rule, flag)
+    counts = None
+    if units is None:
+        counts = comparable_unit_counts(rule, flag, snap.unit_groups, metrics.capabilities.unit_attributes, comparable)
+    decision = evaluate(rule.spec, ctx, units, totals, comparable, counts)
+    if counts is not None and counts.note:
+        decision.reasons.append(f"note: {counts.note}")
     for gap in snap.gaps:
         decision.reasons.append(f"note: {gap}")
     return Look(flag, decision, now)

@@ -84,6 +84,8 @@ class RouteCounters:
     tokens_in: int = 0
     tokens_out: int = 0
     cost_usd: float = 0.0
+    #: Σ of each request's cost squared (request-level sources; 0 when unknown): the spread of cost per request
+    cost_sq_usd: float = 0.0
     latency_hist: list[int] = field(default_factory=lambda: _zeros(len(LATENCY_BOUNDS_MS) + 1))
     ttft_hist: list[int] = field(default_factory=lambda: _zeros(len(TTFT_BOUNDS_MS) + 1))
     #: failed requests by (provider, model, kind)
@@ -194,6 +196,23 @@ class TimeBucket:
 
 
 @dataclass
+class UnitGroup:
+    """New units of one route key that share the same attributes, from a source without per-unit records.
+
+    ``segment`` holds the attributes the source splits units by (segment and targeting attributes),
+    so the rule's comparable-unit predicate applies to a group as it does to a unit. ``crossed`` is
+    None when the source does not count units seen on more than one arm.
+    """
+
+    key: RouteKey
+    segment: dict[str, str]
+    units: int
+    crossed: int | None = None
+    #: the rollout stage the application saw when it counted these units ("" when not labelled)
+    stage: str = ""
+
+
+@dataclass
 class MetricsSnapshot:
     """What a metrics source returns for one window.
 
@@ -210,6 +229,8 @@ class MetricsSnapshot:
     fallback_served: dict[tuple[str, str], int] = field(default_factory=dict)
     #: what the source could not provide, in words (shown, never treated as zero)
     gaps: list[str] = field(default_factory=list)
+    #: the window's new units split by attributes (request-level sources; None when not available)
+    unit_groups: list[UnitGroup] | None = None
 
     @staticmethod
     def total_of(buckets: list[TimeBucket]) -> dict[RouteKey, RouteCounters]:
@@ -227,6 +248,8 @@ class SourceCapabilities:
     unit_level: bool
     segments: tuple[str, ...] = ()
     provider_breakdown: bool = True
+    #: attributes a request-level source splits unit counts by (``MetricsSnapshot.unit_groups``)
+    unit_attributes: tuple[str, ...] = ()
 
 
 def utc_from_ts(ts: float) -> datetime:

@@ -97,12 +97,13 @@ def test_hold_on_minimum_units(baseline) -> None:
 
 
 def test_hold_on_minimum_dwell_checklist_and_rule_change(baseline) -> None:
-    ctx = StageContext(STAGE, elapsed_s=60, intended_candidate_share=0.5, pending_checklist=("on-call paged",),
+    ctx = StageContext(STAGE, elapsed_s=599.6, intended_candidate_share=0.5, pending_checklist=("on-call paged",),
                        rule_changed=True)
     d = look(make_units(Arm.CANDIDATE, 4000, seed=2), baseline, ctx)
     assert d.verdict is Verdict.HOLD
     text = " ".join(d.reasons)
-    assert "minimum dwell 1/10 min" in text and "on-call paged" in text and "rule file changed" in text
+    # 9m59s of 10m: never shown as the minimum it has not reached
+    assert "minimum dwell 9m59s of 10m00s" in text and "on-call paged" in text and "rule file changed" in text
 
 
 def test_hold_when_inconclusive() -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from urllib.parse import parse_qs
 
 import httpx
@@ -56,7 +55,7 @@ def test_timeouts_and_refused_connections_become_backend_errors():
 
 def test_auth_failure_hints_at_the_token_without_showing_it():
     http, slept = _http(lambda req: httpx.Response(401, json={"message": "bad token"}))
-    with pytest.raises(BackendError, match="check the API token") as err:
+    with pytest.raises(BackendError, match="check the API token"):
         http.json("GET", "/")
     assert slept == []  # 401 is not retried
 
@@ -68,13 +67,17 @@ def test_redact_url_drops_userinfo_and_secret_queries():
 # ---- Prometheus source over a fake API -------------------------------------------------------
 
 
-def _fake_prometheus(series: dict[str, list[dict]], calls: list[str] | None = None):
-    """Answers every query with the series registered for the family whose metric it names."""
+def _fake_prometheus(series: dict[str, list[dict]], calls: list[str] | None = None, resets: int = 0):
+    """Answers every query with the series registered for the family whose metric it names
+    (and the counter-restart query with ``resets``)."""
 
     def handler(req: httpx.Request) -> httpx.Response:
         q = parse_qs(req.content.decode())["query"][0]
         if calls is not None:
             calls.append(q)
+        if q.startswith("sum(resets("):
+            data = [{"metric": {}, "value": [0, str(resets)]}]
+            return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": data}})
         name = next((n for n in series if n in q), None)
         result = series.get(name, []) if name else []
         if req.url.path.endswith("query_range"):
@@ -126,10 +129,68 @@ def test_one_read_sends_the_same_number_of_queries_for_one_route_or_hundreds():
     calls: list[str] = []
     s = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.REQUESTS: many}, calls))
     snap = s.read(1000, 1600, 60)
-    assert len(snap.totals) == 300 and len(calls) == s.last_query_count == 19
-    assert all("sum by (flag, route, arm" in q for q in calls if "timestamp" not in q)
+    assert len(snap.totals) == 300 and len(calls) == s.last_query_count == 2 * len(s.templates) + 2 == 24
+    assert all("sum by (flag, route, arm" in q for q in calls if "timestamp" not in q and "resets(" not in q)
     assert any("@ 1000.000" in q for q in calls)  # counts at the window start come from @, not increase()
     assert not any("increase(" in q or "rate(" in q for q in calls)
+
+
+def _unit_series(name: str, arm: str, audience: str, scope: str, total: str) -> dict:
+    labels = {**ROUTE, "arm": arm, "route": f"r-{arm}", "stage": "20%", "plan": "pro", "region": "eu", "workflow": "w",
+              "audience": audience, "scope": scope}
+    return {"metric": labels, "at_start": "0", "at_end": total, "total": total}
+
+
+def test_units_come_split_by_attributes_with_their_crossed_counts():
+    units = [_unit_series(c.UNITS, "candidate", "staff", "", "4"), _unit_series(c.UNITS, "candidate", "", "chat", "9"),
+             _unit_series(c.UNITS, "baseline", "", "chat", "30")]
+    crossed = [_unit_series(c.CROSSED_UNITS, "candidate", "", "chat", "2"),
+               _unit_series(c.CROSSED_UNITS, "baseline", "", "chat", "2")]
+    calls: list[str] = []
+    s = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.CROSSED_UNITS: crossed, c.UNITS: units}, calls))
+    snap = s.read(1000, 1060, 60)
+    got = {(g.key.arm.value, g.segment["audience"], g.segment["scope"]): (g.units, g.crossed) for g in snap.unit_groups}
+    assert {g.stage for g in snap.unit_groups} == {"20%"}
+    assert got == {("candidate", "staff", ""): (4, 0), ("candidate", "", "chat"): (9, 2), ("baseline", "", "chat"): (30, 2)}
+    assert snap.totals[RouteKey("f", "r-candidate", Arm.CANDIDATE)].new_units == 13  # the totals still add up
+    assert any("sum by (flag, route, arm, stage, plan, region, workflow, audience, scope)" in q for q in calls)
+    assert s.capabilities.unit_attributes == c.UNIT_ATTRIBUTE_LABELS
+
+
+def test_an_application_without_the_crossed_counter_gives_groups_without_crossover():
+    units = [_unit_series(c.UNITS, "candidate", "", "chat", "9")]
+    snap = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.UNITS: units})).read(1000, 1060, 60)
+    assert [(g.units, g.crossed) for g in snap.unit_groups] == [(9, None)]
+    assert any(g.startswith("crossed: no series") and c.CROSSED_UNITS in g for g in snap.gaps)
+    empty = PrometheusSource("http://prom.test", transport=_fake_prometheus({})).read(1000, 1060, 60)
+    assert empty.unit_groups is None  # no units family at all: nothing to split
+
+
+def test_the_squared_cost_reaches_the_counters_beside_the_cost():
+    cost = [{"metric": ROUTE, "at_start": "1", "at_end": "4", "total": "3"}]
+    squared = [{"metric": ROUTE, "at_start": "0.5", "at_end": "2", "total": "1.5"}]
+    fake = _fake_prometheus({c.COST_SQUARED: squared, c.COST: cost})
+    snap = PrometheusSource("http://prom.test", transport=fake).read(1000, 1060, 60)
+    rc = snap.totals[RouteKey("f", "balanced_core_v2", Arm.CANDIDATE)]
+    assert (rc.cost_usd, rc.cost_sq_usd) == (3.0, 1.5)
+    assert not any("cost_squared" in g for g in snap.gaps)  # optional: its absence is said by the guardrail
+
+
+def test_a_restart_in_the_window_reads_every_family_across_it():
+    requests = [{"metric": {**ROUTE, "provider": "p", "model": "m", "status": "ok"}, "at_start": "90", "at_end": "7",
+                 "total": "41.5"}]
+    calls: list[str] = []
+    s = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.REQUESTS: requests}, calls, resets=1))
+    snap = s.read(1000, 1600, 60)
+    assert snap.totals[RouteKey("f", "balanced_core_v2", Arm.CANDIDATE)].requests == 42
+    assert any("restarted in this window (1 reset)" in g for g in snap.gaps)
+    totals = [q for q in calls if "increase(" in q]
+    assert len(totals) == len(s.templates) and all("[600s] @ 1600.000" in q for q in totals)
+    assert s.last_query_count == 2 * len(s.templates) + 2
+    # a template without one plain counter selector cannot be read across the restart: unknown, not guessed
+    odd = PrometheusSource("http://prom.test", templates={"exposures": "sum by ($by) (a{$match} $at + b{$match} $at)"},
+                           transport=_fake_prometheus({c.REQUESTS: requests}, resets=1))
+    assert any(g.startswith("exposures: its template has no plain counter selector") for g in odd.read(1000, 1600, 60).gaps)
 
 
 def test_counter_deltas_count_new_series_and_resets():
@@ -144,7 +205,7 @@ def test_unreachable_prometheus_raises_backend_error():
         raise httpx.ConnectError("connection refused", request=req)
 
     s = PrometheusSource("http://prom.test:9", transport=httpx.MockTransport(refuse), retry=RetryPolicy(attempts=1))
-    with pytest.raises(BackendError, match=r"Prometheus at http://prom.test:9/api/v1/query_range: cannot connect"):
+    with pytest.raises(BackendError, match=r"Prometheus at http://prom.test:9/api/v1/query: cannot connect"):
         s.read(1000, 1060, 60)
 
 
@@ -199,7 +260,7 @@ def test_exporter_emits_the_contract_names_and_labels():
     assert value(c.FALLBACKS, served_route="fb") == 1
     assert value(c.OUTCOMES, kind="complaint") == 1  # the outcome takes its unit's segment from the request
     assert value(c.JOINED_OUTCOMES, kind="complaint") is None  # not joined: recorded, not counted as joined
-    assert value(c.COST) == 0.5
+    assert value(c.COST) == 0.5 and value(c.COST_SQUARED) == 0.25
     gen = {c.OPERATION: "chat", c.PROVIDER: "p", c.MODEL: "m"}
     # succeeded through its fallback: no error type, and 2.4 s falls within the 2.5 s SLO bucket
     assert value(c.DURATION + "_bucket", **gen, **{c.ERROR_TYPE: "", "le": "2.5"}) == 1
@@ -230,6 +291,34 @@ def test_exporter_counts_a_unit_again_in_each_stage():
     exp.record([request("u1", Arm.BASELINE, False), request("u1", Arm.BASELINE, False), request("u3", Arm.CANDIDATE, True)])
     assert units("baseline", "5%") == 1 and units("candidate", "5%") == 1
     assert units("baseline", "internal") == 2
+
+
+def _unit_samples(exp: RouteMetricsExporter, name: str) -> dict[tuple[str, str, str], float]:
+    text = generate_latest(exp.registry).decode()
+    return {(x.labels["arm"], x.labels["stage"], x.labels["scope"]): x.value
+            for fam in text_string_to_metric_families(text) for x in fam.samples if x.name == name}
+
+
+def test_exporter_counts_units_seen_on_both_arms_once_on_each():
+    stage = {"f": "20%"}
+    exp = RouteMetricsExporter(stage_of=lambda flag: stage[flag])
+    seg = {"plan": "pro", "region": "eu", "workflow": "w", "scope": "chat", "internal": "no"}
+
+    def request(unit: str, arm: Arm) -> RequestEvent:
+        return RequestEvent(time=0, flag="f", unit_id=unit, segment=seg, arm=arm, route=arm.value, served_route=arm.value,
+                            provider="p", model="m", status="ok", fallback=False, success=True, latency_ms=100,
+                            ttft_ms=10, tokens_in=1, tokens_out=1, cost_usd=0.0, new_unit=True)
+
+    exp.record([request("u1", Arm.CANDIDATE), request("u2", Arm.BASELINE)])
+    # the zero series is there before any crossover, so "none yet" differs from "not exported"
+    assert _unit_samples(exp, c.CROSSED_UNITS) == {("candidate", "20%", "chat"): 0, ("baseline", "20%", "chat"): 0}
+    exp.record([request("u1", Arm.BASELINE), request("u1", Arm.CANDIDATE), request("u1", Arm.BASELINE)])
+    assert _unit_samples(exp, c.CROSSED_UNITS) == {("candidate", "20%", "chat"): 1, ("baseline", "20%", "chat"): 1}
+    assert _unit_samples(exp, c.UNITS) == {("candidate", "20%", "chat"): 1, ("baseline", "20%", "chat"): 2}
+    stage["f"] = "50%"  # a new stage: a unit moving to the candidate with the larger share is not crossover
+    exp.record([request("u2", Arm.CANDIDATE)])
+    assert _unit_samples(exp, c.CROSSED_UNITS)[("candidate", "50%", "chat")] == 0
+    assert "internal" not in generate_latest(exp.registry).decode()  # only contract labels are exported
 
 
 # ---- Unleash mapping, without a server -----------------------------------------------------
@@ -283,3 +372,33 @@ def test_unleash_spec_needs_a_token_and_keeps_it_out_of_describe(monkeypatch):
     assert (p.project, p.environment) == ("p", "production") and "secret" not in p.describe()
     with pytest.raises(BadInput, match="unknown option 'env'"):
         UnleashPlatform.from_spec("unleash:http://u.test:4242?env=x")
+
+
+def test_a_prerendered_page_changes_only_when_rendered():
+    from tests.integration.servers import free_port
+
+    exp = RouteMetricsExporter(stage_of=lambda flag: "5%")
+    seg = {"plan": "pro", "region": "eu", "workflow": "w"}
+
+    def request(unit: str) -> RequestEvent:
+        return RequestEvent(time=0, flag="f", unit_id=unit, segment=seg, arm=Arm.CANDIDATE, route="r", served_route="r",
+                            provider="p", model="m", status="ok", fallback=False, success=True, latency_ms=100,
+                            ttft_ms=10, tokens_in=1, tokens_out=1, cost_usd=0.0, new_unit=True)
+
+    def scraped_units(url: str) -> float:
+        text = httpx.get(url, timeout=5).text
+        return sum(x.value for fam in text_string_to_metric_families(text) for x in fam.samples if x.name == c.UNITS)
+
+    port = free_port()
+    exp.record([request("u1")])
+    stop = exp.serve(port, prerendered=True)
+    try:
+        url = f"http://127.0.0.1:{port}/metrics"
+        assert scraped_units(url) == 1  # nothing rendered yet: the first scrape renders
+        exp.record([request("u2"), request("u3")])
+        assert scraped_units(url) == 1  # a scrape hands out the last page, it does not write one
+        exp.render()
+        assert scraped_units(url) == 3
+        assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=5).status_code == 404
+    finally:
+        stop()

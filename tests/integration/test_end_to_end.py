@@ -5,6 +5,7 @@ works with Prometheus stopped, and the simulated application stops sending traff
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -71,12 +72,12 @@ def cli(capsys, *argv) -> tuple[int, str, str]:
     return code, out, err
 
 
-def candidate_share(prom_url: str, start: float, end: float) -> tuple[float, float, dict]:
-    """(candidate share of requests, of new units, [requests, new units] by arm) for [start, end), via Prometheus.
+def candidate_share(prom_url: str, start: float, end: float, stage: str) -> tuple[float, float, dict]:
+    """(candidate share of requests, of the stage's comparable units, [requests, units] by arm) for [start, end),
+    read through Prometheus.
 
-    The unit counter counts a unit the first time it is seen on an arm, so right after a change every
-    candidate unit is new while most baseline units are returning ones: the new-unit share over-states the
-    candidate's share of units. The request share is the one compared with the allocation.
+    Comparable units are the ones the stage's share applies to: in the eligible scope, outside the first
+    audience, counted by the application under ``stage``.
     """
     source = PrometheusSource(prom_url)
     try:
@@ -86,13 +87,16 @@ def candidate_share(prom_url: str, start: float, end: float) -> tuple[float, flo
     by_arm: dict[Arm, list[float]] = {}
     for key, counters in snap.totals.items():
         if key.flag == FLAG:
-            acc = by_arm.setdefault(key.arm, [0.0, 0.0])
-            acc[0] += counters.requests
-            acc[1] += counters.new_units
+            by_arm.setdefault(key.arm, [0.0, 0.0])[0] += counters.requests
+    for g in snap.unit_groups or []:
+        if g.key.flag == FLAG and g.stage == stage and g.segment["scope"] == "english_support_chat" \
+                and not g.segment["audience"]:
+            by_arm.setdefault(g.key.arm, [0.0, 0.0])[1] += g.units
     requests = sum(v[0] for v in by_arm.values())
     units = sum(v[1] for v in by_arm.values())
     cand = by_arm.get(Arm.CANDIDATE, [0.0, 0.0])
-    return cand[0] / max(requests, 1.0), cand[1] / max(units, 1.0), {a.value: v for a, v in by_arm.items()}
+    arms = {a.value: v for a, v in by_arm.items()} | ({"gaps": snap.gaps} if snap.gaps else {})
+    return cand[0] / max(requests, 1.0), cand[1] / max(units, 1.0), arms
 
 
 def prometheus_has_data_until(prom_url: str, t: float) -> bool:
@@ -101,14 +105,23 @@ def prometheus_has_data_until(prom_url: str, t: float) -> bool:
     return bool(result) and float(result[0]["value"][1]) >= t
 
 
+def application_at_stage(prom_url: str, stage: str) -> bool:
+    """The simulated application has fetched the change: it counts units under the new stage."""
+    query = f'sum(routedeck_units_total{{flag="{FLAG}",stage="{stage}"}})'
+    r = httpx.get(f"{prom_url}/api/v1/query", params={"query": query}, timeout=2)
+    return bool(r.json()["data"]["result"])
+
+
 def measure(prom_url: str, unleash, rollout: str, proc) -> tuple[float, float, dict]:
-    """Wait until the client API serves ``rollout`` and the SDK (refresh=1) has it, then measure a window."""
+    """Wait until the client API serves ``rollout`` and the application's SDK has it, then measure a window."""
     wait_until(lambda: served_rollouts(unleash, FLAG) is not None and rollout in served_rollouts(unleash, FLAG),
                15, f"client API serving {FLAG} at {rollout}%")
-    start = time.time() + 3.0  # the SDK refreshes every second; leave it time to fetch the change
+    # the SDK refreshes every second, but a busy machine can delay it: wait for the application to show it
+    wait_until(lambda: application_at_stage(prom_url, f"{rollout}%"), 30, f"the application at {rollout}%", proc)
+    start = time.time() + 2.0  # every request after the next scrape is served at the new stage
     end = start + WINDOW_S
     wait_until(lambda: prometheus_has_data_until(prom_url, end), WINDOW_S + 20, "Prometheus scraping the window", proc)
-    return candidate_share(prom_url, start, end)
+    return candidate_share(prom_url, start, end, f"{rollout}%")
 
 
 def test_rollout_end_to_end_on_real_servers(unleash, servers, tmp_path, capsys, monkeypatch):
@@ -149,20 +162,34 @@ def test_rollout_end_to_end_on_real_servers(unleash, servers, tmp_path, capsys, 
         assert expected5 * 0.5 <= req5 <= expected5 * 1.6, arms5
         assert arms5["candidate"][1] > 0, arms5  # units do reach the candidate (see candidate_share on unit shares)
 
-        # the verdict from real Prometheus data: steady traffic must not ask for a rollback
-        code, out, err = cli(capsys, "check", "--rule", rule, *common, *metrics)
-        assert code != 4, out + err
-        assert code in (0, 3) and "verdict" in out, out + err  # ADVANCE or HOLD: the check did read Prometheus
+        assert 0.05 * 0.6 <= units5 <= 0.05 * 1.4, arms5  # the stage's share of the units it applies to
+
+        # the verdict from real Prometheus data: steady traffic must not ask for a rollback, and the health
+        # gates that need units (sample ratio, crossover) are decided from the application's unit counters
+        code, out, err = cli(capsys, "check", "--rule", rule, *common, *metrics, "--json")
+        assert code in (0, 3), out + err  # ADVANCE or HOLD: never a rollback on steady traffic
+        verdict = json.loads(out)
+        gates = {g["name"]: g for g in verdict["health"]}
+        assert gates["sample ratio"]["status"] == "pass", gates
+        assert gates["crossover"]["status"] == "pass", gates
+        # whatever holds is the amount of evidence, never a figure the source cannot give
+        assert not [m["line"] for m in verdict["metrics"] if m["verdict"] == "no data"], verdict["metrics"]
         # 5% → 20%: forced past a HOLD if the few minutes of traffic cannot decide yet (recorded with a reason)
         code, out, err = cli(capsys, "advance", "--rule", rule, *common, *metrics,
                              "--override", "--reason", "end-to-end test: a few simulated minutes only")
         assert code == 0 and "stage: 5% → 20%" in out, out + err
         assert platform.read_flag(FLAG).allocation.candidate_bp == 2000
         req20, units20, arms20 = measure(prom.url, unleash, "20", sim)
+        with capsys.disabled():
+            print(f"\nshares of requests / comparable units: 5% {req5:.3f}/{units5:.3f}, 20% {req20:.3f}/{units20:.3f}")
         expected20 = 0.2 * ENGLISH_SHARE  # ≈ 16 % of the support requests
         assert expected20 * 0.6 <= req20 <= expected20 * 1.4, arms20
-        assert arms20["candidate"][1] > arms5["candidate"][1], (arms5, arms20)
+        assert 0.2 * 0.8 <= units20 <= 0.2 * 1.2, arms20
         assert req20 > 2 * req5, (arms5, arms20)
+        code, out, err = cli(capsys, "check", "--rule", rule, *common, *metrics, "--json")
+        gates = {g["name"]: g for g in json.loads(out)["health"]}
+        assert code in (0, 3) and gates["sample ratio"]["status"] == "pass", gates
+        assert gates["crossover"]["status"] == "pass", gates
 
         # rollback needs no metrics: it works with Prometheus down
         servers.stop(prom.pid)

@@ -172,7 +172,7 @@ def test_stream_full_then_patch_brings_a_foreign_change_within_a_second(
     stream = platform.watch_changes(lambda keys: (changed.append(keys), got.set()))
     assert stream is not None
     assert stream.synced.wait(3) and FLAG in stream.flags
-    flag = platform.read_flag(FLAG)
+    platform.read_flag(FLAG)
     with foreign_http(fake) as http:
         started = time.perf_counter()
         r = http.put(f"/{FLAG}/description", json={"description": flag_description(fake) + "\nnote"})

@@ -14,7 +14,7 @@ from console.core.errors import BackendError
 from console.core.simulator.events import OutcomeEvent, RequestEvent
 from console.core.telemetry import LATENCY_BOUNDS_MS, Arm, RouteKey, bucket_index
 
-from .servers import Unavailable, backfill, free_port, stop_pid, wait_until
+from .servers import Unavailable, backfill, free_port, wait_until
 
 pytestmark = pytest.mark.servers
 
@@ -28,6 +28,9 @@ ROUTES = {  # route -> (arm, requests per sample, timeouts every n samples)
     "fast_default_v1": ("baseline", 3, 0),
     "balanced_core_v2": ("candidate", 1, 10),
 }
+
+
+RESTART_AT = 150
 
 
 def _labels(route: str, arm: str, extra: str = "") -> str:
@@ -45,6 +48,11 @@ def history_openmetrics() -> str:
             lines.append(f"{c.REQUESTS}{{{ok}}} {per * k - timeouts} {ts}")
             if every:
                 lines.append(f"{c.REQUESTS}{{{slow}}} {timeouts} {ts}")
+    # an application that restarted at sample RESTART_AT: its counter starts again from zero
+    for k in range(N + 1):
+        value = k if k < RESTART_AT else k - RESTART_AT
+        lines.append(f'{c.REQUESTS}{{flag="restart-flag",route="r",arm="candidate",stage="5%",{SEG},{PM},status="ok"}} '
+                     f"{value} {T0 + k * STEP}")
     lines.append(f"# TYPE {c.UNITS[:-6]} counter")
     for k in range(N + 1):
         for route, (arm, _, _) in ROUTES.items():
@@ -110,6 +118,19 @@ def test_counts_since_stage_start_are_counter_differences(source):
     assert snap.as_of == pytest.approx(end, abs=STEP)
 
 
+def test_a_counter_restart_is_read_across_not_as_a_drop(source):
+    start, end = T0 + 140 * STEP, T0 + 170 * STEP  # the restart at sample 150 lies inside
+    snap = source.read(start, end, end - start)
+    restarted = snap.totals[RouteKey("restart-flag", "r", Arm.CANDIDATE)]
+    # one request per sample: 9 before the restart, 20 after it (the difference of the two values would say -130)
+    assert restarted.requests == 29
+    assert any("restarted in this window" in g for g in snap.gaps)
+    # the other flag's series did not restart: increase() over whole samples gives its exact count too
+    assert snap.totals[RouteKey(FLAG, "fast_default_v1", Arm.BASELINE)].requests == 3 * 30
+    calm = source.read(T0 + 600, T0 + 1200, 600)
+    assert not any("restarted" in g for g in calm.gaps)
+
+
 def test_latency_histogram_gives_exact_slo_attainment(source):
     snap = source.read(T0 + 600, T0 + 1200, 600)
     cand = snap.totals[RouteKey(FLAG, "balanced_core_v2", Arm.CANDIDATE)]
@@ -121,7 +142,7 @@ def test_latency_histogram_gives_exact_slo_attainment(source):
 
 def test_query_count_is_bounded_whatever_the_routes(source):
     source.read(T0 + 600, T0 + 1200, 60)
-    assert source.last_query_count == 2 * 9 + 1
+    assert source.last_query_count == 2 * len(source.templates) + 2 == 24
 
 
 def test_nan_and_missing_families_are_gaps_not_zeros(source):

@@ -28,7 +28,14 @@ from ..errors import BadInput
 from ..registry import Metric, MetricKind, lookup
 from ..telemetry import LATENCY_BOUNDS_MS, Arm, RouteCounters, UnitRecord, histogram_quantile
 from .gates import crossover_gate, gate_blocks, join_gate, no_traffic_gate, srm_gate
-from .sequences import RatioEstimate, binomial_estimate, difference, one_sample, ratio_estimate
+from .sequences import (
+    MIN_DENOMINATOR,
+    RatioEstimate,
+    binomial_estimate,
+    difference,
+    one_sample,
+    ratio_estimate,
+)
 from .spec import (
     Decision,
     DecisionSpec,
@@ -87,6 +94,23 @@ def split_arms(units: list[UnitRecord], is_comparable: Callable[[UnitRecord], bo
     return Arms(cand, base, crossed, int(cand_mask.sum() + base_mask.sum()))
 
 
+@dataclass(frozen=True)
+class UnitCounts:
+    """Comparable units per arm counted by a request-level source (it has no per-unit records).
+
+    ``crossed`` counts the units of each arm that were also seen on the other, so a unit served both
+    arms counts once on each; None when the source does not count them. ``missing`` says why the
+    comparable units cannot be counted ("" when they can).
+    """
+
+    candidate: int = 0
+    baseline: int = 0
+    crossed: int | None = None
+    missing: str = ""
+    #: something about the counts the operator should know (shown as a note with the verdict)
+    note: str = ""
+
+
 def arm_estimate(arms: Arms | None, totals: dict[Arm, RouteCounters] | None, arm: Arm, metric: Metric) -> RatioEstimate:
     """One arm's value of ``metric``: unit-level delta method, or request-level binomial from totals."""
     if arms is not None:
@@ -100,7 +124,43 @@ def arm_estimate(arms: Arms | None, totals: dict[Arm, RouteCounters] | None, arm
     num, den = getattr(c, metric.numerator), getattr(c, metric.denominator)
     if metric.kind is MetricKind.PROPORTION:
         return binomial_estimate(num, den)
+    if metric.numerator == "cost_usd" and c.cost_sq_usd > 0:
+        return cost_estimate(c, metric)
     return RatioEstimate(num / den if den else None, None, int(den), num, den)
+
+
+def cost_estimate(c: RouteCounters, metric: Metric) -> RatioEstimate:
+    """Cost per request or per resolved case from request counters and the sum of squared request costs.
+
+    Per request: the spread of a request's cost gives the mean's variance. Per resolved case
+    (cost ÷ resolved, a ratio of two per-request quantities): the delta method needs the covariance of a
+    request's cost with its being resolved, which counters cannot give, so the worst case that
+    Cauchy–Schwarz allows is used — a wider interval, never a narrower one. Requests are taken as
+    independent, as every request-level figure is (the verdict says so).
+    """
+    n, cost, den = c.requests, c.cost_usd, float(getattr(c, metric.denominator))
+    if n < 2 or den <= 0:
+        return RatioEstimate(cost / den if den else None, None, int(n), cost, den)
+    mean = cost / n
+    var_cost = max(c.cost_sq_usd / n - mean * mean, 0.0) * n / (n - 1)
+    if metric.denominator == "requests":
+        return RatioEstimate(mean, var_cost / n, int(n), cost, den)
+    if den < MIN_DENOMINATOR:
+        return RatioEstimate(cost / den, None, int(n), cost, den)
+    share = min(den / n, 1.0)  # resolved cases per request
+    ratio = cost / den
+    spread = math.sqrt(var_cost) + ratio * math.sqrt(share * (1 - share))
+    return RatioEstimate(ratio, spread * spread / (n * share * share), int(n), cost, den)
+
+
+def _clock(seconds: float) -> str:
+    """A duration as the dwell shows it: 4m05s, 1h10m (never rounded up to the minimum it has not reached)."""
+    whole = int(max(seconds, 0.0))
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours}h{minutes:02d}m"
+    return f"{minutes}m{secs:02d}s"
 
 
 def fmt(metric: Metric | None, value: float | None, signed: bool = False) -> str:
@@ -188,8 +248,11 @@ def guardrail_readout(g: GuardrailSpec, arms: Arms | None, totals, ctx: StageCon
     note = ""
     if diff.interval is None or margin is None:
         verdict = MetricVerdict.NO_DATA
-        note = ("the source counts requests only: no interval for a per-unit ratio" if arms is None and est_c.value is not None
-                else "no data on one arm — never a pass")
+        if arms is None and est_c.value is not None:
+            note = ("the source gives no spread of a request's cost: no interval for a cost figure"
+                    if metric.numerator == "cost_usd" else "the source counts requests only: no interval for a per-unit ratio")
+        else:
+            note = "no data on one arm — never a pass"
     elif primary is not None and primary.test is PrimaryTest.SUPERIOR:
         better = diff.high < 0 if metric.worse_is_higher else diff.low > 0
         verdict = MetricVerdict.SUPERIOR if better else judge_difference(metric, diff.low, diff.high, margin)
@@ -233,13 +296,15 @@ def evaluate(
     units: list[UnitRecord] | None,
     totals: dict[Arm, RouteCounters] | None,
     is_comparable: Callable[[UnitRecord], bool] | None = None,
+    unit_counts: UnitCounts | None = None,
 ) -> Decision:
     """One look: the verdict, every gate and metric with its numbers, and the reasons in words.
 
     ``units`` (unit level) is preferred; with only ``totals`` the verdict is request level and says so.
     ``is_comparable`` keeps only units that may be compared (eligible scope, not the internal audience).
+    ``unit_counts`` are the comparable units a request-level source counted (sample ratio, crossover).
     """
-    return evaluate_with(spec, ctx, units, totals, is_comparable)
+    return evaluate_with(spec, ctx, units, totals, is_comparable, unit_counts=unit_counts)
 
 
 def alpha_per_test(spec: DecisionSpec) -> float:
@@ -261,6 +326,7 @@ def evaluate_with(
     sequential: bool = True,
     split_alpha: bool = True,
     arms: Arms | None = None,
+    unit_counts: UnitCounts | None = None,
 ) -> Decision:
     """``evaluate`` with its safety switches exposed, so the naive comparators can turn them off.
 
@@ -277,12 +343,18 @@ def evaluate_with(
 
     if arms is not None:
         n_c, n_b = len(arms.cand["requests"]), len(arms.base["requests"])
+    elif ctx.has_control and unit_counts is not None and not unit_counts.missing:
+        # only units in the eligible scope and outside the first audience are split by the stage's share
+        n_c, n_b = unit_counts.candidate, unit_counts.baseline
     else:
         n_c = (totals or {}).get(Arm.CANDIDATE, RouteCounters()).new_units
         n_b = (totals or {}).get(Arm.BASELINE, RouteCounters()).new_units
     health: list[GateReadout] = [no_traffic_gate(n_c, n_b, ctx.has_control, gspec)]
     if ctx.has_control:
-        health.append(srm_gate(n_c, n_b, ctx.intended_candidate_share, min(alpha, gspec.srm_alpha), gspec))
+        if arms is None and unit_counts is not None and unit_counts.missing:
+            health.append(GateReadout("sample ratio", GateStatus.NO_DATA, unit_counts.missing, gspec.srm_action))
+        else:
+            health.append(srm_gate(n_c, n_b, ctx.intended_candidate_share, min(alpha, gspec.srm_alpha), gspec))
     if arms is not None:
         health.append(join_gate(arms.cand["mature_exposures"], arms.cand["mature_outcomes"],
                                 arms.base["mature_exposures"] if ctx.has_control else None,
@@ -296,9 +368,15 @@ def evaluate_with(
             health.append(join_gate(exp, np.array([float(c.outcomes)]), None, None, alpha, planned, gspec,
                                     sequential))
         if ctx.has_control:
-            health.append(GateReadout("crossover", GateStatus.NO_DATA,
-                                      "the source counts requests, not units: crossover cannot be checked",
-                                      GateAction.HOLD))
+            if unit_counts is not None and not unit_counts.missing and unit_counts.crossed is not None:
+                # a crossed unit is in both arms' counts: distinct units are the sum less one count of each
+                crossed = (unit_counts.crossed + 1) // 2
+                distinct = max(0, n_c + n_b - crossed)
+                health.append(crossover_gate(min(crossed, distinct), distinct, gspec))
+            else:
+                why = (unit_counts.missing if unit_counts is not None and unit_counts.missing
+                       else "the source does not count units seen on both arms: crossover cannot be checked")
+                health.append(GateReadout("crossover", GateStatus.NO_DATA, why, gspec.crossover_action))
 
     metrics = [guardrail_readout(g, arms, totals, ctx, alpha, planned, sequential=sequential) for g in spec.guardrails]
     primary_readout = None
@@ -342,7 +420,7 @@ def evaluate_with(
     if n_c < ctx.stage.min_units:
         hold.append(f"hold: minimum units {n_c}/{ctx.stage.min_units} on the candidate")
     if ctx.elapsed_s < ctx.stage.min_dwell_s:
-        hold.append(f"hold: minimum dwell {ctx.elapsed_s / 60:.0f}/{ctx.stage.min_dwell_s / 60:.0f} min in stage {ctx.stage.name}")
+        hold.append(f"hold: minimum dwell {_clock(ctx.elapsed_s)} of {_clock(ctx.stage.min_dwell_s)} in stage {ctx.stage.name}")
     for item in ctx.pending_checklist:
         hold.append(f"hold: checklist item not acknowledged: {item}")
     if ctx.rule_changed:

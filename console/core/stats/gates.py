@@ -74,6 +74,14 @@ def join_gate(cand_exp: np.ndarray, cand_out: np.ndarray, base_exp: np.ndarray |
         return GateReadout(name, GateStatus.FAIL,
                            f"telemetry cannot join exposure to outcome: {text}, below the {spec.join_floor:.0%} floor "
                            f"(at most {high:.1%})", spec.join_action)
+    joined = float(np.sum(cand_out))
+    # request-level totals (one cell) carry no interval: there, more than a few standard deviations over is enough
+    too_many = low > 1.0 if len(cand_exp) > 1 else joined > matured + 3 * math.sqrt(matured) + 5
+    if too_many:
+        # more outcomes than exposures, beyond doubt: the counters disagree, and no metric built on them is a fact
+        return GateReadout(name, GateStatus.WAIT,
+                           f"{text}: more outcomes than exposures — the telemetry is inconsistent (outcomes from "
+                           "before the stage, or counters that restarted?)", spec.join_action)
     if cand.value is not None and cand.value < spec.join_floor:
         # below the floor but not yet beyond doubt: hold for more matured data, never pass
         return GateReadout(name, GateStatus.WAIT, f"{text}, under the {spec.join_floor:.0%} floor (not yet conclusive)",
