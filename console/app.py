@@ -41,6 +41,9 @@ Loader = Callable[[], "tuple[FlagPlatform, MetricsSource, dict[str, RouteFlag]]"
 WINDOWS_S = (60, 300, 900, 3600)
 #: how often the console judges the rollout against the rule (the guardrails are anytime-valid)
 VERDICT_EVERY_S = 5.0
+#: how long a change's routedeck outcome entry may trail the change on the platform (another process
+#: journals it right after its read-back)
+_OUTCOME_GRACE_S = 1.5
 
 
 def window_text(seconds: float) -> str:
@@ -105,6 +108,15 @@ class FlagsRead(Message):
 
 
 @dataclass
+class ChangeSeen(Message):
+    """A flag changed without this console: ``by`` names the routedeck write that did it, if any."""
+
+    flag: str
+    what: str
+    by: str | None
+
+
+@dataclass
 class JournalWarning(Message):
     """An informational journal entry (rule loaded, foreign change seen) could not be written."""
 
@@ -164,6 +176,8 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
         self.metrics_asked_at: float | None = None
         self.trend_metric = TREND_METRICS[0]
         self.foreign: dict[str, str] = {}  # flag -> what changed outside this console
+        #: flag -> what another routedeck process (same journal) changed, and who
+        self.by_routedeck: dict[str, str] = {}
         self._own_revisions: set[str] = set()
         #: flags this console is writing now, and how many of its writes to each have finished: a flag
         #: read that overlapped one of our writes tells nothing about changes made elsewhere
@@ -411,6 +425,9 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
         if after is not None:
             self._own_revisions.add(after.revision)
             self.flags[key] = after
+            # the operator acted on the state shown in the confirm dialog: earlier notices are settled
+            self.foreign.pop(key, None)
+            self.by_routedeck.pop(key, None)
 
     def _flags_worker(self) -> None:
         writing, done = frozenset(self._writing), tuple(self._writes_done.items())
@@ -436,11 +453,7 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
                 if old is not None and old.revision != flag.revision and flag.revision not in self._own_revisions:
                     from console.core.ports import describe_difference
 
-                    what = describe_difference(old, flag)
-                    self.foreign[key] = what
-                    self.notify(f"{key} changed outside this console: {what}", title="Foreign change",
-                                severity="warning", timeout=12)
-                    self._note_foreign(old, flag)
+                    self._classify_change(old, flag, describe_difference(old, flag))
             self.flags = message.flags
             self.flags_error = None
         else:
@@ -525,6 +538,8 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
             line.append(f" · stage {stage}")
             if flag.key in self.foreign:
                 line.append("  changed elsewhere", "bold magenta")
+            elif flag.key in self.by_routedeck:
+                line.append("  changed by routedeck", "cyan")
             lines.append(line)
         if at_baseline:
             names = ", ".join(f"{f.key} → {f.baseline}" for f in at_baseline)
@@ -732,20 +747,45 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
             for warning in note_rule_loaded(journal, rule, (flags or {}).get(key), by="console"):
                 self.post_message(JournalWarning(warning))
 
-    def _note_foreign(self, old: "RouteFlag", new: "RouteFlag") -> None:
-        """Journal a change made outside this console, off the UI thread; a journal failure only warns."""
+    def _classify_change(self, old: "RouteFlag", new: "RouteFlag", what: str) -> None:
+        """Off the UI thread: was the change a routedeck write by another process sharing the journal
+        (its confirmed outcome holds the revision read now)? If not, it is foreign: journal it."""
         journal = self.journal
-        if journal is None:
-            return
 
         def work() -> None:
-            from console.core.audit.notes import note_foreign_change
+            from console.core.audit.notes import describe_write, note_foreign_change, routedeck_write
 
+            entry = routedeck_write(journal, new.key, new.revision)
+            if entry is None:
+                # shown at once; another process journals its outcome just after reading its write back,
+                # so look again before calling it foreign in the journal
+                self.post_message(ChangeSeen(new.key, what, None))
+                if journal is None:
+                    return
+                time.sleep(_OUTCOME_GRACE_S)
+                entry = routedeck_write(journal, new.key, new.revision)
+            if entry is not None:
+                self.post_message(ChangeSeen(new.key, what, describe_write(entry)))
+                return
             warning = note_foreign_change(journal, old, new, seen_by="console")
             if warning:
                 self.post_message(JournalWarning(warning))
 
         self.run_worker(work, thread=True, group="journal", exit_on_error=False)
+
+    def on_change_seen(self, message: ChangeSeen) -> None:
+        key = message.flag
+        if message.by is not None:
+            self.foreign.pop(key, None)
+            self.by_routedeck[key] = f"{message.what} — {message.by}"
+            self.notify(f"{key} changed by routedeck elsewhere: {message.what} ({message.by})",
+                        title="Changed by routedeck", severity="information", timeout=8)
+        else:
+            self.by_routedeck.pop(key, None)
+            self.foreign[key] = message.what
+            self.notify(f"{key} changed outside this console: {message.what}", title="Foreign change",
+                        severity="warning", timeout=12)
+        self._redraw()
 
     def on_journal_warning(self, message: JournalWarning) -> None:
         self.notify(f"audit journal: {message.text}", title="Journal", severity="warning", timeout=12)

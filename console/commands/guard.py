@@ -134,10 +134,15 @@ def _note_rule(args, rule, flag):
 
 def _note_foreign(journal, old, new) -> None:
     """Between two looks the flag's routing changed, and not by this guard (it only renews its lease)."""
-    from console.core.audit.notes import note_foreign_change
+    from console.core.audit.notes import describe_write, note_foreign_change, routedeck_write
     from console.core.ports import describe_difference, same_routing
 
     if same_routing(old, new):
+        return
+    entry = routedeck_write(journal, new.key, new.revision)
+    if entry is not None:  # an operator's advance, override or rollback, journalled: not foreign
+        print(f"note: {new.key} changed by routedeck: {describe_difference(old, new)} ({describe_write(entry)})",
+              flush=True)
         return
     print(f"note: {new.key} changed outside this guard: {describe_difference(old, new)}", flush=True)
     if journal is not None:

@@ -213,6 +213,8 @@ class RolloutScreen(Screen):
             text.append(flag.allocation.describe(), "bold yellow" if flag.allocation.serves_candidate else "green")
         if flag.key in self.rd.foreign:
             text.append(f"  · changed outside this console: {self.rd.foreign[flag.key]}", "bold magenta")
+        elif flag.key in self.rd.by_routedeck:
+            text.append(f"  · changed by routedeck elsewhere: {self.rd.by_routedeck[flag.key]}", "cyan")
         self._set("stage", text)
 
     def _draw_verdict(self, flag: "RouteFlag | None") -> None:

@@ -71,3 +71,29 @@ def test_guard_notices_and_journals_a_change_made_by_someone_else(at_20, capsys,
     (seen,) = [e for e in read_entries(tmp / "journal.jsonl") if e.action == "foreign_change"]
     assert seen.before["candidate_bp"] == 2000 and seen.after["candidate_bp"] == 5000
     assert seen.detail["seen_by"] == "guard"
+
+
+def test_guard_tells_an_operator_write_from_a_foreign_change(at_20, capsys, monkeypatch):
+    from console.core.journal import Journal, record_action
+
+    rule, common, tmp = at_20
+    real_pause = guard_cmd._pause
+    edits = []
+
+    def pause_and_advance(metrics, simulated, seconds):
+        real_pause(metrics, simulated, seconds)
+        if not edits:  # an operator moves the flag with routedeck meanwhile: journalled with its read-back
+            other = platform(tmp)
+            current = other.read_flag(FLAG)
+            record_action(Journal(tmp / "journal.jsonl", operator_name="carol"), "override", flag=FLAG, reason="r",
+                          call=lambda: other.write_flag(current.model_copy(update={
+                              "allocation": current.allocation.model_copy(update={"candidate_bp": 5000})}),
+                              current.revision))
+            edits.append(True)
+
+    monkeypatch.setattr(guard_cmd, "_pause", pause_and_advance)
+    code, out, err = run(capsys, *guard(rule, common, "aa", "--max-looks", "3"))
+    assert edits and code in (0, 3, 4), out + err
+    assert "changed by routedeck: allocation" in out and "override by carol" in out, out
+    assert "changed outside this guard" not in out
+    assert not [e for e in read_entries(tmp / "journal.jsonl") if e.action == "foreign_change"]

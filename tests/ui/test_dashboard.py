@@ -153,6 +153,46 @@ async def test_foreign_change_shows_in_header(tmp_path):
         assert "changed elsewhere" in text and "20% of english_support_chat" in text
 
 
+async def test_a_change_by_another_routedeck_is_told_apart_from_a_foreign_one(tmp_path):
+    from console.core.journal import Journal, journal_path, read_entries, record_action
+
+    app = demo_app(tmp_path, refresh_s=0.1)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await settle(app, pilot)
+        other = FlagdFilePlatform(tmp_path / "flags.json")
+        flag = other.read_flag(FLAG)
+        # another routedeck process (a CLI advance, a guard) writes through the same journal
+        cli_journal = Journal(journal_path(tmp_path), operator_name="bob")
+        record_action(cli_journal, "advance", flag=FLAG, reason="from the command line",
+                      call=lambda: other.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 2000}),
+                                                        flag.revision))
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if FLAG in app.by_routedeck:
+                break
+        assert "advance by bob" in app.by_routedeck[FLAG] and FLAG not in app.foreign
+        text = " ".join(line.plain for line in app.header_lines(100))
+        assert "changed by routedeck" in text and "changed elsewhere" not in text, text
+        assert not [e for e in read_entries(journal_path(tmp_path)) if e.action == "foreign_change"]
+        # and a change that no routedeck journalled is still foreign
+        flag = other.read_flag(FLAG)
+        other.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 3000}), flag.revision)
+        for _ in range(200):
+            await pilot.pause(0.05)
+            if FLAG in app.foreign:
+                break
+        assert FLAG in app.foreign and FLAG not in app.by_routedeck
+
+        def foreign_entries() -> list:
+            return [e for e in read_entries(journal_path(tmp_path)) if e.action == "foreign_change"]
+
+        for _ in range(100):  # journalled once no routedeck outcome turned up in the grace period
+            await pilot.pause(0.05)
+            if foreign_entries():
+                break
+        assert len(foreign_entries()) == 1 and FLAG in app.foreign
+
+
 async def test_read_only_refuses_rollback(tmp_path):
     app = demo_app(tmp_path, read_only=True)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -1,4 +1,5 @@
-"""Informational journal entries: a decision rule loaded or changed, a foreign change seen.
+"""Informational journal entries: a decision rule loaded or changed, a foreign change seen; and
+telling a change another routedeck process made (it is in the journal) from a foreign one.
 
 Nothing here calls a platform, and nothing here raises for a journal that cannot be written:
 each function returns the warnings to show, so a console or a guard carries on and says so.
@@ -8,8 +9,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..errors import RouteDeckError
 from ..ports import describe_difference, same_routing
 from ..rollout import rule_changed
+from .entry import JournalEntry
+from .reader import read_entries
 from .record import record_event
 from .writer import Journal
 
@@ -58,3 +62,24 @@ def note_foreign_change(journal: Journal | None, old: "RouteFlag", new: "RouteFl
         detail={"what": what, "seen_by": seen_by, "revision_before": old.revision, "revision_after": new.revision},
     )
     return warning
+
+
+def routedeck_write(journal: Journal | None, flag: str, revision: str | None) -> JournalEntry | None:
+    """The confirmed outcome of a routedeck write (any process sharing this journal) that left ``flag``
+    at ``revision``; None when the journal holds none, so the change came from somewhere else."""
+    if journal is None or not revision:
+        return None
+    found = None
+    try:
+        for entry in read_entries(journal.path, flag=flag):
+            if entry.kind == "outcome" and entry.status == "confirmed" and (entry.detail or {}).get("revision") == revision:
+                found = entry
+    except (OSError, RouteDeckError):  # an unreadable journal cannot vouch for the change
+        return None
+    return found
+
+
+def describe_write(entry: JournalEntry) -> str:
+    """"advance by alice at 10:42:05Z" — who made a routedeck write, for a notice."""
+    who = entry.operator.name or entry.operator.os_user
+    return f"{entry.action} by {who} at {entry.time[11:19]}Z, journal #{entry.seq}"
