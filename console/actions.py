@@ -70,6 +70,9 @@ ACTIONS: tuple[Action, ...] = (
            writes=True, show_in_footer=False, why_not=lambda state: state.rollout_why_not("promote")),
     Action("acknowledge", "K", "Acknowledge", "acknowledge the next item of the rule's manual checklist",
            writes=True, show_in_footer=False, why_not=lambda state: state.rollout_why_not("acknowledge")),
+    Action("restart", "N", "New rollout", "start a new rollout on a flag whose last one was rolled back or "
+           "promoted: 100% baseline, candidate ready (confirmed)", writes=True, show_in_footer=False,
+           why_not=lambda state: state.rollout_why_not("restart")),
     Action("details", "enter", "Details", "every figure of the highlighted route, with its providers"),
     Action("verdict", "v", "Verdict", "the rule's verdict in full: gates, metrics with intervals, reasons",
            show_in_footer=False, why_not=lambda state: state.verdict_unavailable()),

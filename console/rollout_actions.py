@@ -1,4 +1,4 @@
-"""The console's rollout actions: advance, override, hold, promote, acknowledge.
+"""The console's rollout actions: advance, override, hold, promote, acknowledge, and a new rollout.
 
 Each one takes a fresh look (the verdict now, not the one on screen), shows the exact change in a
 confirm dialog with Cancel focused, and only then writes — journalled, confirmed by read-back.
@@ -53,8 +53,12 @@ class RolloutActions:
         if flag is None:
             return f"{self.rule.flag_key} has not been read from the flag platform yet"
         stage = ro.current_stage_name(flag)
-        if flag.rollout is not None and flag.rollout.stage in ro.TERMINAL:
-            return f"the rollout is {stage.replace('_', ' ')}: nothing to {action} — start a new one with routedeck init"
+        ended = flag.rollout is not None and flag.rollout.stage in ro.TERMINAL
+        if action == "restart":
+            return None if ended else (f"the rollout is at stage {stage}: a new one starts only after this one "
+                                       "ended (rolled back or promoted)")
+        if ended:
+            return f"the rollout is {stage.replace('_', ' ')}: nothing to {action} — N starts a new one"
         if action == "acknowledge":
             pending = ro.pending_checklist(flag, self.rule)
             return None if pending else "no checklist item is waiting to be acknowledged"
@@ -108,6 +112,9 @@ class RolloutActions:
     def action_acknowledge(self) -> None:
         self._rollout_action("acknowledge")
 
+    def action_restart(self) -> None:
+        self._rollout_action("restart")
+
     def _prepare_worker(self, kind: str) -> None:
         from console.core import operations as ops
         from console.core import rollout as ro
@@ -125,6 +132,8 @@ class RolloutActions:
                     plan = ops.promote(self._acting, self.platform, current, None, by, override_reason="?", dry_run=True)
                 else:
                     plan = ops.advance(self._acting, self.platform, current, None, by, override_reason="?", dry_run=True)
+            elif kind == "restart":
+                plan = ops.restart(self._acting, self.platform, None, profiles=_builtin_profiles(), dry_run=True)
             elif kind == "acknowledge":
                 pending = ro.pending_checklist(current.flag, self._acting)
                 if not pending:
@@ -164,6 +173,11 @@ class RolloutActions:
             change = ["no change to traffic: a HOLD decision is recorded in the journal with the evidence below",
                       verdict]
             required, label, default = True, "Record hold", ""
+        elif kind == "restart":
+            title = f"Start a new rollout of {key}?"
+            change = describe_change(plan.before, plan.after) + [
+                f"nobody gets {plan.after.candidate} until the first advance; the rule's stages start again"]
+            required, label, default = False, "Start", "new rollout"
         elif kind == "acknowledge":
             item = ro.pending_checklist(current.flag, self._acting)[0]
             title = f"Acknowledge for {key}, stage {ro.current_stage_name(current.flag)}:"
@@ -217,6 +231,9 @@ class RolloutActions:
             elif kind == "acknowledge":
                 item = ro.pending_checklist(current.flag, self._acting)[0]
                 result = ops.acknowledge(self._acting, self.platform, item, self.journal, by)
+            elif kind == "restart":
+                result = ops.restart(self._acting, self.platform, self.journal, profiles=_builtin_profiles(),
+                                     reason=reason)
             elif kind == "hold":
                 ops.hold(self._acting, current, self.journal, reason=reason)
             self.post_message(RolloutActed(kind, result, None, result.warning if result else None))
@@ -253,3 +270,10 @@ class RolloutActions:
             self.notify(f"NOT RECORDED in the audit journal: {message.warning}", title="Journal",
                         severity="error", timeout=30)
         self._redraw()
+
+
+def _builtin_profiles() -> dict:
+    """Route profiles for a candidate the flag no longer carries (the ones `routedeck init` uses by default)."""
+    from console.core.simulator.portfolio import PROFILES
+
+    return dict(PROFILES)

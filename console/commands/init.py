@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             raise
         existing = None
     if existing is not None and args.restart:
-        return _restart(args, rule, platform, existing)
+        return _restart(args, rule, platform)
     if existing is not None:
         print(f"{rule.flag_key} already exists on {platform.describe()} "
               f"(baseline {existing.baseline}, candidate {existing.candidate}, {existing.allocation.describe()}) — "
@@ -85,44 +85,20 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _restart(args: argparse.Namespace, rule, platform, existing) -> int:
+def _restart(args: argparse.Namespace, rule, platform) -> int:
     """A new rollout on a flag whose last one ended: nothing serves the candidate until the first advance."""
-    from console.core import rollout
-    from console.core.journal import record_action
-    from console.core.models import RolloutState, Stage
-    from console.core.operations import describe_change
+    from console.core import operations
 
-    ended = existing.rollout is not None and existing.rollout.stage in rollout.TERMINAL
-    if not ended:
-        stage = rollout.current_stage_name(existing)
-        raise BadInput(f"{existing.key} is at stage {stage}: --restart is for a rollout that ended (rolled back or "
-                       "promoted) — roll it back first, or keep advancing it")
-    if existing.baseline != rule.baseline_route:
-        raise BadInput(f"{existing.key} serves baseline {existing.baseline}, but {rule.path} names "
-                       f"{rule.baseline_route} — fix the rule's baseline_route")
-    variations = dict(existing.variations)
-    if rule.candidate_route not in variations:
-        profiles = load_profiles(args.profiles)
-        if rule.candidate_route not in profiles:
-            raise BadInput(f"no route profile for {rule.candidate_route} — pass --profiles FILE with it")
-        variations[rule.candidate_route] = profiles[rule.candidate_route]
-    fresh = rollout.init_flag(rule, {rule.baseline_route: variations[rule.baseline_route],
-                                     rule.candidate_route: variations[rule.candidate_route]})
-    target = existing.model_copy(update={
-        "variations": variations, "candidate": rule.candidate_route, "allocation": fresh.allocation,
-        "rollout": RolloutState(stage=Stage.BASELINE, rule_hash=rule.rule_hash),
-    })
+    profiles = load_profiles(args.profiles)
     if args.dry_run:
+        plan = operations.restart(rule, platform, None, profiles=profiles, dry_run=True)
         print("DRY RUN — nothing written. The change would be:")
-        for line in describe_change(existing, target):
+        for line in operations.describe_change(plan.before, plan.after):
             print(f"  {line}")
         return 0
-    journal = open_journal(args)
-    recorded = record_action(journal, "restart", call=lambda: platform.write_flag(target, existing.revision),
-                             flag=existing.key, before=existing.allocation.model_dump(mode="json"),
-                             planned=target.allocation.model_dump(mode="json"), reason=f"new rollout, rule {rule.path}",
-                             rule_hash=rule.rule_hash)
-    after = recorded.result.after
+    result = operations.restart(rule, platform, open_journal(args), profiles=profiles,
+                                reason=f"new rollout, rule {rule.path}")
+    after = result.after
     print(f"restarted {after.key} on {platform.describe()}: 100% {after.baseline}, candidate {after.candidate} at 0%, "
           "stage baseline (confirmed by read-back)")
     return 0

@@ -14,7 +14,7 @@ from . import rollout
 from .comparable_counts import comparable_unit_counts
 from .errors import BadInput
 from .journal import Journal, record_action
-from .models import Override, RouteFlag, Stage
+from .models import Override, RolloutState, RouteFlag, Stage
 from .ports import FlagPlatform, MetricsSource, WriteResult
 from .rules import DecisionRule
 from .stats.engine import evaluate
@@ -183,6 +183,37 @@ def promote(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: 
         return ActionResult(current.flag, target, None)
     return _write(platform, journal, "promote", target, current.flag, reason=override_reason or reason or "verdict ADVANCE",
                   rule=rule, decision=current.decision, required=True)
+
+
+def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None, *, profiles: dict | None = None,
+            reason: str = "", dry_run: bool = False) -> ActionResult:
+    """A new rollout on a flag whose last one ended (rolled back or promoted): 100% baseline, the rule's
+    candidate ready, stage baseline — nothing serves the candidate until the first advance.
+
+    ``profiles`` supplies the candidate's route profile when the flag no longer carries it."""
+    flag = platform.read_flag(rule.flag_key)
+    if flag.rollout is None or flag.rollout.stage not in rollout.TERMINAL:
+        raise BadInput(f"{flag.key} is at stage {rollout.current_stage_name(flag)}: a new rollout starts only after "
+                       "the last one ended (rolled back or promoted) — roll it back first, or keep advancing it")
+    if flag.baseline != rule.baseline_route:
+        raise BadInput(f"{flag.key} serves baseline {flag.baseline}, but {rule.path} names "
+                       f"{rule.baseline_route} — fix the rule's baseline_route")
+    variations = dict(flag.variations)
+    if rule.candidate_route not in variations:
+        if not profiles or rule.candidate_route not in profiles:
+            raise BadInput(f"{flag.key} has no route profile for {rule.candidate_route} — run "
+                           "`routedeck init --restart --profiles FILE` with one")
+        variations[rule.candidate_route] = profiles[rule.candidate_route]
+    fresh = rollout.init_flag(rule, {rule.baseline_route: variations[rule.baseline_route],
+                                     rule.candidate_route: variations[rule.candidate_route]})
+    target = flag.model_copy(update={
+        "variations": variations, "candidate": rule.candidate_route, "allocation": fresh.allocation,
+        "rollout": RolloutState(stage=Stage.BASELINE, rule_hash=rule.rule_hash),
+    })
+    if dry_run:
+        return ActionResult(flag, target, None)
+    return _write(platform, journal, "restart", target, flag, reason=reason or f"new rollout, rule {rule.path}",
+                  rule=rule, decision=None, required=True)
 
 
 def acknowledge(rule: DecisionRule, platform: FlagPlatform, item: str, journal: Journal | None, by: str, *,

@@ -182,7 +182,10 @@ class RolloutScreen(Screen):
         ended = None
         if flag.rollout is not None and flag.rollout.stage.value in ("promoted", "rolled_back"):
             ended = flag.rollout.stage.value.replace("_", " ")
-        self._set("ladder", ladder(stages, stage, ended))
+        drawn = ladder(stages, stage, ended)
+        if ended and self._ruled(flag):
+            drawn.append("   N starts a new rollout", "dim")
+        self._set("ladder", drawn)
 
     def _draw_stage(self, flag: "RouteFlag | None") -> None:
         if flag is None:

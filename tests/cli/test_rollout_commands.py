@@ -161,7 +161,7 @@ def test_a_rolled_back_rollout_restarts_only_when_asked_and_only_once_it_has_end
     rule, common, tmp = env
     assert run(capsys, "init", "--rule", rule, *common)[0] == 0
     code, out, err = run(capsys, "init", "--rule", rule, *common, "--restart")
-    assert code == 2 and "--restart is for a rollout that ended" in err  # at baseline: nothing ended yet
+    assert code == 2 and "starts only after the last one ended" in err  # at baseline: nothing ended yet
     assert run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")[0] == 0
     assert run(capsys, "rollback", "--flag", FLAG, *common, "--reason", "regression")[0] == 0
     code, out, _ = run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")

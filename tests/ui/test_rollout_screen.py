@@ -263,3 +263,31 @@ async def test_the_new_stage_starts_when_the_operator_confirms_not_when_the_dial
         await wait_for(pilot, lambda: app._rollout_busy is None and not isinstance(app.screen, ConfirmScreen), 20)
     started = stored(tmp_path).rollout.stage_started_at.timestamp()
     assert confirmed_at <= started < confirmed_at + 5  # traffic served before the write is not the stage's
+
+
+async def test_a_rolled_back_rollout_starts_again_with_n_only_once_it_has_ended(tmp_path):
+    app = rollout_app(tmp_path, fresh=False)  # mid-rollout at 5%
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("o")
+        await fresh_verdict(app, pilot)
+        await pilot.press("N")
+        await pilot.pause()
+        assert any("the rollout is at stage 5%: a new one starts only after" in m for m in messages(app)), messages(app)
+        assert not isinstance(app.screen, ConfirmScreen)
+        await pilot.press("R")
+        await wait_for(pilot, lambda: stored(tmp_path).rollout.stage.value == "rolled_back", 20)
+        await wait_for(pilot, lambda: app.flags[FLAG].rollout.stage.value == "rolled_back", 20)
+        await pilot.pause(0.2)
+        assert "N starts a new rollout" in str(app.screen.query_one("#ladder").render())
+        await pilot.press("A")
+        await pilot.pause()
+        assert any("rolled back: nothing to advance — N starts a new one" in m for m in messages(app))
+        await confirm(app, pilot, "N", reason="second attempt after the fix")
+        flag = stored(tmp_path)
+        assert flag.rollout.stage.value == "baseline" and flag.allocation.candidate_bp == 0
+        assert not flag.allocation.internal_enabled and flag.candidate == "balanced_core_v2"
+        await fresh_verdict(app, pilot)
+        assert app.rollout_why_not("advance") is None  # the first stage can start again
+    restarts = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "restart"]
+    assert [e.kind for e in restarts] == ["intent", "outcome"] and restarts[0].reason == "second attempt after the fix"
+    assert restarts[1].status == "confirmed"
