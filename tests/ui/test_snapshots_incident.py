@@ -15,11 +15,26 @@ async def _loaded(pilot) -> None:
     await pilot.pause()
 
 
+def _drawn(screen) -> bool:
+    """The screen's worker result has been handled (a worker can end before its message is)."""
+    name = type(screen).__name__
+    if name == "BudgetsScreen":
+        return screen.report is not None or screen.error is not None
+    if name == "IncidentScreen":
+        return bool(screen._segments)
+    return True
+
+
 async def _open(pilot, *keys) -> None:
     await _loaded(pilot)
     for key in keys:
         await pilot.press(key)
         await _loaded(pilot)
+        for _ in range(100):
+            if _drawn(pilot.app.screen):
+                break
+            await pilot.pause(0.05)
+        await pilot.pause()
 
 
 def test_frontier_120x40(snap_compare, tmp_path, monkeypatch):
