@@ -240,6 +240,8 @@ class RolloutScreen(Screen):
                 text.append(f"   · {rd._rollout_busy} in progress…", "bold")
             names = {m.name for m in d.metrics}
             for r in d.reasons:
+                if d.request_level and "counts requests, not units" in r:
+                    continue  # said once, in the line below
                 text.append(f"\n • {self._short_reason(r, names)}", "dim" if r.startswith("note") else "")
             if d.request_level:
                 text.append("\n the metrics source counts requests, not units: intervals ignore clustering", "yellow")
