@@ -271,13 +271,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{PROG}: {exc}", file=sys.stderr)
         code = 1
     finally:
-        if backends.pids():
-            print(f"{PROG}: stopping " + ", ".join(f"{n} (pid {p})" for n, p in backends.pids()) + " …", flush=True)
-        backends.stop()
-        for s, handler in previous.items():
-            signal.signal(s, handler)
-        print(f"{PROG}: stopped; {backends.base} removed", flush=True)
+        try:
+            if backends.pids():
+                say(f"{PROG}: stopping " + ", ".join(f"{n} (pid {p})" for n, p in backends.pids()) + " …")
+        finally:
+            backends.stop()  # whatever happened to the terminal: no server outlives this script
+            for s, handler in previous.items():
+                signal.signal(s, handler)
+        say(f"{PROG}: stopped; {backends.base} removed")
     return code
+
+
+def say(text: str) -> None:
+    """Print a line; a closed terminal or pipe (the window was closed) must not stop the clean-up."""
+    try:
+        print(text, flush=True)
+    except OSError:
+        pass
 
 
 if __name__ == "__main__":

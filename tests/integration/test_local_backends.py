@@ -239,3 +239,38 @@ def test_the_script_starts_real_servers_and_ctrl_c_stops_them(tmp_path):
         with pytest.raises(ProcessLookupError):
             os.kill(pid, 0)
     assert not base.exists()
+
+
+def test_closing_the_terminal_still_stops_every_server(tmp_path):
+    """SIGHUP with the terminal gone: the script's farewell lines fail to print, the clean-up must not."""
+    lacking = lb.missing()
+    if lacking:
+        pytest.skip(f"not installed: {', '.join(lacking)}")
+    ports = [srv.free_port() for _ in range(3)]
+    proc = subprocess.Popen(
+        [sys.executable, str(SCRIPT), "--no-install", "--unleash-port", str(ports[0]),
+         "--prometheus-port", str(ports[1]), "--simulate-port", str(ports[2])],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
+    )
+    out: list[str] = []
+    try:
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            line = proc.stdout.readline()
+            if not line:
+                break
+            out.append(line)
+            if "--rule" in line and "--metrics" in line:
+                break
+        text = "".join(out)
+        pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
+        base = Path(re.search(r"source (\S+env\.sh)", text).group(1)).parent
+        assert len(pids) == 3, text
+    finally:
+        proc.stdout.close()  # the terminal is gone: every later print hits a closed pipe
+        proc.send_signal(signal.SIGHUP)
+        proc.wait(timeout=60)
+    for pid in pids:
+        with pytest.raises(ProcessLookupError):
+            os.kill(pid, 0)
+    assert not base.exists()
