@@ -3,11 +3,10 @@
 A rule compares only units inside its eligible scope and outside its first audience (and outside
 any excluded segment). A request-level source splits its unit counts by a few attributes; when the
 rule's predicates use only those, the same predicates pick the comparable groups, so the
-sample-ratio and crossover gates see the population the stage's share applies to. Units an
-application labels with the current stage are preferred over units it counted before it saw the
-stage change. When they use
+sample-ratio and crossover gates see the population the stage's share applies to. When they use
 an attribute the source does not split by, the counts are missing, said in words — never guessed
-from every unit.
+from every unit. Units an application labels with the current stage are preferred over units it
+counted before it saw the stage change.
 """
 
 from __future__ import annotations
