@@ -293,13 +293,7 @@ class PrometheusSource(MetricsSource):
         query = Template(RESETS_TEMPLATE).substitute(
             metric=found.group(1) if found else c.REQUESTS, match=self.match,
             range=f"{max(1, math.ceil(end - start))}s", end=f"{end:.3f}")
-        try:
-            result = self._query("query", {"query": query, "time": f"{end:.3f}"})
-        except _QueryRejected as exc:
-            gaps.append(f"restarts: {exc}")
-            return False
-        values = [_number(r.get("value", [0, "NaN"])[1]) for r in result]
-        resets = round(sum(v for v in values if v is not None))
+        resets = round(sum(self._values(query, end, gaps, "restarts") or [0.0]))
         if resets:
             gaps.append(f"the application's counters restarted in this window ({resets} reset{'s' if resets > 1 else ''}): "
                         "totals are Prometheus' increase() across the restart, extrapolated to the window's edges, "
@@ -307,15 +301,18 @@ class PrometheusSource(MetricsSource):
         return resets > 0
 
     def _as_of(self, end: float, gaps: list[str]) -> float | None:
-        query = Template(AS_OF_TEMPLATE).substitute(match=self.match)
+        values = self._values(Template(AS_OF_TEMPLATE).substitute(match=self.match), end, gaps, "data age")
+        return min(end, max(values)) if values else None
+
+    def _values(self, query: str, end: float, gaps: list[str], what: str) -> list[float] | None:
+        """The finite sample values of an instant query at ``end``; None (and a gap) when it is rejected."""
         try:
             result = self._query("query", {"query": query, "time": f"{end:.3f}"})
         except _QueryRejected as exc:
-            gaps.append(f"data age: {exc}")
+            gaps.append(f"{what}: {exc}")
             return None
         values = [_number(r.get("value", [0, "NaN"])[1]) for r in result]
-        values = [v for v in values if v is not None]
-        return min(end, max(values)) if values else None
+        return [v for v in values if v is not None]
 
     # ---- families → counters -------------------------------------------------------------
 

@@ -191,7 +191,8 @@ def test_a_server_that_exits_on_its_own_is_named(tmp_path):
 
 
 @pytest.mark.servers
-def test_the_script_starts_real_servers_and_ctrl_c_stops_them(tmp_path):
+def start_script(stderr=subprocess.PIPE) -> tuple[subprocess.Popen, str, list[int]]:
+    """Run the script on free ports until it prints its next steps: (process, what it printed, ports)."""
     lacking = lb.missing()
     if lacking:
         pytest.skip(f"not installed: {', '.join(lacking)}")
@@ -199,19 +200,24 @@ def test_the_script_starts_real_servers_and_ctrl_c_stops_them(tmp_path):
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--no-install", "--unleash-port", str(ports[0]),
          "--prometheus-port", str(ports[1]), "--simulate-port", str(ports[2])],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+        stdout=subprocess.PIPE, stderr=stderr, text=True, cwd=ROOT,
     )
     out: list[str] = []
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        line = proc.stdout.readline()
+        if not line:
+            break
+        out.append(line)
+        if "--rule" in line and "--metrics" in line:  # the last line of the next steps
+            break
+    return proc, "".join(out), ports
+
+
+def test_the_script_starts_real_servers_and_ctrl_c_stops_them(tmp_path):
+    proc, text, ports = start_script()
+    pids: list[int] = []
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out.append(line)
-            if "--rule" in line and "--metrics" in line:  # the last line of the next steps
-                break
-        text = "".join(out)
         assert "local backends are up" in text, text
         env_file = Path(re.search(r"source (\S+env\.sh)", text).group(1))
         base = env_file.parent
@@ -243,26 +249,8 @@ def test_the_script_starts_real_servers_and_ctrl_c_stops_them(tmp_path):
 
 def test_closing_the_terminal_still_stops_every_server(tmp_path):
     """SIGHUP with the terminal gone: the script's farewell lines fail to print, the clean-up must not."""
-    lacking = lb.missing()
-    if lacking:
-        pytest.skip(f"not installed: {', '.join(lacking)}")
-    ports = [srv.free_port() for _ in range(3)]
-    proc = subprocess.Popen(
-        [sys.executable, str(SCRIPT), "--no-install", "--unleash-port", str(ports[0]),
-         "--prometheus-port", str(ports[1]), "--simulate-port", str(ports[2])],
-        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, cwd=ROOT,
-    )
-    out: list[str] = []
+    proc, text, _ = start_script(stderr=subprocess.DEVNULL)
     try:
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:
-            line = proc.stdout.readline()
-            if not line:
-                break
-            out.append(line)
-            if "--rule" in line and "--metrics" in line:
-                break
-        text = "".join(out)
         pids = [int(p) for p in re.findall(r"pid (\d+)", text)]
         base = Path(re.search(r"source (\S+env\.sh)", text).group(1)).parent
         assert len(pids) == 3, text
