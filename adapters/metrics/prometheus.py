@@ -13,6 +13,7 @@ raises ``BackendError`` naming the redacted URL.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import time
@@ -38,6 +39,7 @@ from console.core.telemetry import (
     RouteCounters,
     RouteKey,
     SourceCapabilities,
+    SegmentRequests,
     TimeBucket,
     UnitGroup,
 )
@@ -158,7 +160,7 @@ class PrometheusSource(MetricsSource):
     @property
     def capabilities(self) -> SourceCapabilities:
         return SourceCapabilities(unit_level=False, segments=c.SEGMENT_LABELS, provider_breakdown=True,
-                                  unit_attributes=c.UNIT_ATTRIBUTE_LABELS)
+                                  unit_attributes=c.UNIT_ATTRIBUTE_LABELS, segment_requests=True)
 
     def describe(self) -> str:
         return f"prometheus:{redact_url(self.base_url)}"
@@ -286,6 +288,47 @@ class PrometheusSource(MetricsSource):
             raise _QueryRejected(f"query failed ({body.get('errorType', '?')}: {body.get('error', '')})")
         result = body["data"].get("result")
         return result if isinstance(result, list) else []
+
+    def read_segment_requests(self, flag: str, start: float, end: float) -> list[SegmentRequests]:
+        """Requests, failed requests and fallbacks of each route of ``flag`` per segment over [start, end):
+        the requests and fallbacks families grouped by the segment labels too — three queries whatever the
+        number of segments, read the same way as the totals (across a restart when there was one)."""
+        end = min(end, self.now())
+        if end <= start:
+            return []
+        self.last_query_count = 0
+        match = ", ".join(part for part in (self.match, f"flag={json.dumps(flag)}") if part)
+        by = c.GROUP_LABELS + c.SEGMENT_LABELS
+        restarted = self._restarts(start, end, [])
+        cells: dict[tuple[str, ...], SegmentRequests] = {}
+        for name in ("requests", "fallbacks"):
+            template = self.templates[name]
+            if restarted and _across_resets(template) is not None:
+                query = _render(name, _across_resets(template), match, f"@ {end:.3f}",
+                                f"{max(1, math.ceil(end - start))}s", by)
+            else:
+                now_q = _render(name, template, match, f"@ {end:.3f}", by=by)
+                query = f"{now_q} - {_render(name, template, match, f'@ {start:.3f}', by=by)} or {now_q}"
+            try:
+                result = self._query("query", {"query": query, "time": f"{end:.3f}"})
+            except _QueryRejected as exc:
+                raise BackendError(f"{self.describe()}: {name} by segment: {exc}") from None
+            labels = by + EXTRA_LABELS[name]
+            for item in result:
+                key = _key(item.get("metric", {}), labels)
+                value = _number(item.get("value", [0, "NaN"])[1])
+                if value is None or value <= 0:
+                    continue  # unreadable, or a restart the check above missed: left out, never negative
+                segment = dict(zip(c.SEGMENT_LABELS, key[3:3 + len(c.SEGMENT_LABELS)]))
+                cell = cells.setdefault((key[1], *segment.values()), SegmentRequests(flag, key[1], segment))
+                n = round(value)
+                if name == "fallbacks":
+                    cell.fallbacks += n
+                else:
+                    cell.requests += n
+                    if key[-1] != c.STATUS_OK:
+                        cell.errors += n
+        return [cells[k] for k in sorted(cells)]
 
     def _restarts(self, start: float, end: float, gaps: list[str]) -> bool:
         """Whether a requests counter restarted inside the window (an application process restarted)."""
@@ -452,9 +495,10 @@ class _QueryRejected(Exception):
     """Prometheus answered but refused or failed one query (a gap, not a failed refresh)."""
 
 
-def _render(name: str, template: str, match: str, at: str, range_: str = "") -> str:
+def _render(name: str, template: str, match: str, at: str, range_: str = "",
+            by: tuple[str, ...] = c.GROUP_LABELS) -> str:
     try:
-        return Template(template).substitute(by=", ".join(c.GROUP_LABELS), match=match, at=at, range=range_)
+        return Template(template).substitute(by=", ".join(by), match=match, at=at, range=range_)
     except (KeyError, ValueError) as exc:
         raise BadInput(
             f"prometheus query template {name!r}: bad placeholder {exc} — use $by, $match and $at"

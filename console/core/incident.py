@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .telemetry import ErrorKind, MetricsSnapshot, RouteKey, UnitRecord
+from .telemetry import ErrorKind, MetricsSnapshot, RouteKey, SegmentRequests, UnitRecord
 
 #: what the ranking can be sorted by: (key, heading)
 SORTS: tuple[tuple[str, str], ...] = (
@@ -173,20 +173,30 @@ class SegmentHurt:
 def segments_hurt(units: list[UnitRecord], route: str, attributes: tuple[str, ...] = SEGMENT_ATTRIBUTES,
                   limit: int = 6) -> list[SegmentHurt]:
     """Segment values of ``route``'s units, most failed requests first (units from ``read_units``)."""
-    on_route = [u for u in units if u.route == route]
-    total_req = sum(u.requests for u in on_route)
-    total_failed = sum(_failed(u) for u in on_route)
-    route_rate = _ratio(total_failed, total_req)
+    return _rank([(u.segment, u.requests, _failed(u), u.fallbacks) for u in units if u.route == route],
+                 attributes, limit)
+
+
+def segments_hurt_from_requests(rows: list[SegmentRequests], route: str,
+                                attributes: tuple[str, ...] = SEGMENT_ATTRIBUTES, limit: int = 6) -> list[SegmentHurt]:
+    """The same ranking from per-segment request counts (``read_segment_requests``) of a request-level source."""
+    return _rank([(r.segment, r.requests, r.errors, r.fallbacks) for r in rows if r.route == route], attributes, limit)
+
+
+def _rank(cells_in: list[tuple[dict[str, str], int, int, int]], attributes: tuple[str, ...],
+          limit: int) -> list[SegmentHurt]:
+    """(segment, requests, failed, fallbacks) cells → the segment values with failures, most failed first."""
+    route_rate = _ratio(sum(c[2] for c in cells_in), sum(c[1] for c in cells_in))
     cells: dict[tuple[str, str], list[int]] = {}
-    for u in on_route:
+    for segment, requests, failed, fallbacks in cells_in:
         for attr in attributes:
-            value = u.segment.get(attr)
-            if value is None:
+            value = segment.get(attr)
+            if not value:  # a unit without this attribute, or a series without the label
                 continue
             cell = cells.setdefault((attr, value), [0, 0, 0])
-            cell[0] += u.requests
-            cell[1] += _failed(u)
-            cell[2] += u.fallbacks
+            cell[0] += requests
+            cell[1] += failed
+            cell[2] += fallbacks
     rows = [SegmentHurt(a, v, n, f, fb, route_rate) for (a, v), (n, f, fb) in cells.items() if f]
     rows.sort(key=lambda s: (-s.failed, -(s.failure_rate or 0.0), s.label))
     return rows[:limit]

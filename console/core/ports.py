@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from .errors import ConflictError, WriteNotConfirmed
 from .models import Allocation, ChangeEvent, RolloutState, RouteFlag
-from .telemetry import MetricsSnapshot, SourceCapabilities, UnitRecord
+from .telemetry import MetricsSnapshot, SegmentRequests, SourceCapabilities, UnitRecord
 
 
 @dataclass(frozen=True)
@@ -206,6 +206,11 @@ class MetricsSource(abc.ABC):
     def read_units(self, flag: str, since: float, maturation_s: float = 60.0) -> list[UnitRecord]:
         """Per-unit totals since ``since`` for a flag (sources with unit-level data only)."""
         raise NotImplementedError(f"{self.kind} gives no unit-level data")
+
+    def read_segment_requests(self, flag: str, start: float, end: float) -> list[SegmentRequests]:
+        """Requests, failures and fallbacks of each route of ``flag`` per segment over [start, end)
+        (request-level sources that say ``capabilities.segment_requests``)."""
+        raise NotImplementedError(f"{self.kind} gives no per-segment request counts")
 
     def close(self) -> None:
         """Release connections; the default has none."""

@@ -196,6 +196,18 @@ class TimeBucket:
 
 
 @dataclass
+class SegmentRequests:
+    """Requests of one route of a flag from units with the same segment attributes (request-level sources)."""
+
+    flag: str
+    route: str
+    segment: dict[str, str]
+    requests: int = 0
+    errors: int = 0
+    fallbacks: int = 0
+
+
+@dataclass
 class UnitGroup:
     """New units of one route key that share the same attributes, from a source without per-unit records.
 
@@ -250,6 +262,8 @@ class SourceCapabilities:
     provider_breakdown: bool = True
     #: attributes a request-level source splits unit counts by (``MetricsSnapshot.unit_groups``)
     unit_attributes: tuple[str, ...] = ()
+    #: requests, failures and fallbacks per segment without unit records (``read_segment_requests``)
+    segment_requests: bool = False
 
 
 def utc_from_ts(ts: float) -> datetime:

@@ -20,7 +20,14 @@ from textual.widgets import DataTable, Footer, Static
 
 from console.core.errors import RouteDeckError
 from console.core.figures import format_value
-from console.core.incident import SORTS, ProviderHealth, SegmentHurt, provider_health, segments_hurt
+from console.core.incident import (
+    SORTS,
+    ProviderHealth,
+    SegmentHurt,
+    provider_health,
+    segments_hurt,
+    segments_hurt_from_requests,
+)
 from console.core.telemetry import Arm
 from widgets.fitted_table import fill_table
 
@@ -204,8 +211,8 @@ class IncidentScreen(Screen):
             out.update("")
             return
         metrics = self.rd.metrics
-        if metrics is None or not metrics.capabilities.unit_level:
-            out.update(Text("segments: this metrics source gives no per-unit data", "yellow"))
+        if metrics is None or not (metrics.capabilities.unit_level or metrics.capabilities.segment_requests):
+            out.update(Text("segments: this metrics source gives no per-segment data", "yellow"))
             return
         ident = (id(snapshot), *route)
         found = self._segments.get(ident)
@@ -213,7 +220,7 @@ class IncidentScreen(Screen):
             out.update(Text(f"segments of {route[1]}: reading…", "dim"))
             self._segments[ident] = "reading"
             flag, name = route
-            self.run_worker(lambda: self._read_segments(ident, flag, name, snapshot.start), thread=True,
+            self.run_worker(lambda: self._read_segments(ident, flag, name, snapshot.start, snapshot.end), thread=True,
                             exclusive=True, group="incident-segments", exit_on_error=False)
             return
         if isinstance(found, str):
@@ -230,9 +237,13 @@ class IncidentScreen(Screen):
                         f"  fallbacks {s.fallbacks}\n", style="bold red" if worse else "")
         out.update(text)
 
-    def _read_segments(self, ident: tuple, flag: str, route: str, since: float) -> None:
+    def _read_segments(self, ident: tuple, flag: str, route: str, since: float, until: float) -> None:
+        metrics = self.rd.metrics
         try:
-            rows = segments_hurt(self.rd.metrics.read_units(flag, since), route)
+            if metrics.capabilities.unit_level:
+                rows = segments_hurt(metrics.read_units(flag, since), route)
+            else:  # a request-level source counts requests per segment label
+                rows = segments_hurt_from_requests(metrics.read_segment_requests(flag, since, until), route)
             self.post_message(self.Segments(ident, rows, None))
         except (RouteDeckError, NotImplementedError) as exc:
             self.post_message(self.Segments(ident, None, str(exc)))

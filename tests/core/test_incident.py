@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from console.commands.demo import prepare_state_dir
-from console.core.incident import provider_health, rank, safe_routes, segments_hurt
+from console.core.incident import provider_health, rank, safe_routes, segments_hurt, segments_hurt_from_requests
 from console.core.simulator.portfolio import PROFILES
 from console.core.telemetry import Arm, MetricsSnapshot, RouteCounters, RouteKey, UnitRecord
 
@@ -96,6 +96,29 @@ def test_segments_of_other_routes_are_not_counted():
     rows = segments_hurt([unit("r", "pro", 10, 5), unit("r", "free", 10, 0), unit("other", "free", 50, 50)], "r")
     assert [(s.label, s.failed, s.requests) for s in rows] == [("plan=pro", 5, 10)]
     assert rows[0].route_rate == pytest.approx(0.25)
+
+
+def test_per_segment_request_counts_rank_as_unit_records_do(tmp_path):
+    """A request-level source's per-segment counts give the same rows as the units they add up from."""
+    from console.core.telemetry import SegmentRequests
+
+    source = sim_source(prepare_state_dir(tmp_path), "provider-outage")
+    now = source.now()
+    units = source.read_units("support-answer-route", now - 300)
+    cells: dict[tuple, SegmentRequests] = {}
+    for u in units:
+        key = (u.route, u.segment["plan"], u.segment["region"], u.segment["workflow"])
+        seg = {a: u.segment[a] for a in ("plan", "region", "workflow")}
+        cell = cells.setdefault(key, SegmentRequests(u.flag, u.route, seg))
+        cell.requests += u.requests
+        cell.errors += u.errors
+        cell.fallbacks += u.fallbacks
+    from_units = segments_hurt(units, "balanced_core_v2")
+    from_counts = segments_hurt_from_requests(list(cells.values()), "balanced_core_v2")
+    assert from_units and from_counts == from_units
+    # a series without a segment label is not a segment called ""
+    blank = [SegmentRequests("f", "r", {"plan": "", "region": "eu"}, requests=10, errors=4)]
+    assert [s.label for s in segments_hurt_from_requests(blank, "r")] == ["region=eu"]
 
 
 def test_safe_routes_put_the_emergency_route_first_and_never_the_candidate():

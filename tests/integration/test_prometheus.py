@@ -131,6 +131,17 @@ def test_a_counter_restart_is_read_across_not_as_a_drop(source):
     assert not any("restarted" in g for g in calm.gaps)
 
 
+def test_requests_per_segment_for_the_incident_view(source):
+    rows = source.read_segment_requests(FLAG, T0 + 600, T0 + 1200)
+    got = {(r.route, r.segment["plan"], r.segment["region"], r.segment["workflow"]): (r.requests, r.errors)
+           for r in rows}
+    assert got == {("balanced_core_v2", "pro", "eu", "support"): (40, 4), ("fast_default_v1", "pro", "eu", "support"): (120, 0)}
+    assert source.last_query_count == 3  # restarts, requests and fallbacks: whatever the number of segments
+    # across the restart the counts follow the counter, as the totals do
+    (restarted,) = source.read_segment_requests("restart-flag", T0 + 140 * STEP, T0 + 170 * STEP)
+    assert restarted.requests == 29
+
+
 def test_latency_histogram_gives_exact_slo_attainment(source):
     snap = source.read(T0 + 600, T0 + 1200, 600)
     cand = snap.totals[RouteKey(FLAG, "balanced_core_v2", Arm.CANDIDATE)]
