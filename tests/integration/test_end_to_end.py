@@ -1,7 +1,9 @@
 """End to end on real servers: Prometheus scrapes `routedeck simulate`, whose application evaluates a
 real Unleash flag (on PostgreSQL) with the official SDK; `routedeck init` / `advance` move the rollout
 to 5% then 20% and the candidate's share, measured through Prometheus, follows; `routedeck rollback`
-works with Prometheus stopped, and the simulated application stops sending traffic to the candidate."""
+works with Prometheus stopped, and the simulated application stops sending traffic to the candidate.
+A second application whose candidate provider fails a third of its calls is judged ROLLBACK from the
+same real servers."""
 
 from __future__ import annotations
 
@@ -226,3 +228,46 @@ def test_rollout_end_to_end_on_real_servers(unleash, servers, tmp_path, capsys, 
         out, err = sim.communicate(timeout=30)
     assert sim.returncode == 0, err
     assert unleash.client_token not in out + err
+
+
+def test_a_provider_outage_is_rolled_back_on_real_servers(unleash, servers, tmp_path, capsys, monkeypatch):
+    """The candidate's provider fails a third of its calls: the verdict read from real Prometheus is ROLLBACK,
+    on the guardrails that see it, and the rollback is confirmed on Unleash."""
+    remove_flag(unleash)
+    rule = tmp_path / "rule.yaml"
+    rule.write_text(RULE)
+    monkeypatch.setenv("ROUTEDECK_UNLEASH_TOKEN", unleash.admin_token)
+    common = ["--flags", f"unleash:{unleash.url}?project=default&environment=development", "--state-dir", tmp_path]
+    code, out, err = cli(capsys, "init", "--rule", rule, *common)
+    assert code == 0, out + err
+    port = free_port()
+    env = {**os.environ, "ROUTEDECK_UNLEASH_CLIENT_TOKEN": unleash.client_token}
+    env.pop("ROUTEDECK_UNLEASH_TOKEN", None)
+    sim = subprocess.Popen(
+        [sys.executable, "-m", "console.cli", "simulate", "--flags", f"unleash:{unleash.url}?refresh=1",
+         "--scenario", "provider-outage", "--seed", "11", "--speed", "200", "--listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
+    )
+    platform = UnleashPlatform(unleash.url, unleash.admin_token)
+    try:
+        try:
+            prom = servers.prometheus("prom-outage", [f"127.0.0.1:{port}"])
+        except Unavailable as exc:
+            pytest.skip(f"Prometheus unavailable: {exc}")
+        metrics = ["--metrics", f"prometheus:{prom.url}"]
+        wait_until(lambda: prometheus_has_data_until(prom.url, time.time() - 1), 30, "Prometheus scraping simulate", sim)
+        code, out, err = cli(capsys, "advance", "--rule", rule, *common, *metrics)
+        assert code == 0 and "stage: baseline → 5%" in out, out + err
+        measure(prom.url, unleash, "5", sim)
+        code, out, err = cli(capsys, "check", "--rule", rule, *common, *metrics, "--json")
+        verdict = json.loads(out)
+        harmed = {m["name"] for m in verdict["metrics"] if m["verdict"] == "harm"}
+        assert code == 4 and verdict["verdict"] == "ROLLBACK", verdict["reasons"]
+        assert {"fallback_rate", "error_rate"} & harmed, verdict["reasons"]
+        code, out, err = cli(capsys, "rollback", "--flag", FLAG, *common, "--reason", "provider outage")
+        assert code == 0 and platform.read_flag(FLAG).allocation.candidate_bp == 0, out + err
+    finally:
+        platform.close()
+        sim.send_signal(signal.SIGTERM)
+        out, err = sim.communicate(timeout=30)
+    assert sim.returncode == 0, err
