@@ -112,6 +112,7 @@ class ChangeSeen(Message):
     """A flag changed without this console: ``by`` names the routedeck write that did it, if any."""
 
     flag: str
+    revision: str | None
     what: str
     by: str | None
 
@@ -759,13 +760,13 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
             if entry is None:
                 # shown at once; another process journals its outcome just after reading its write back,
                 # so look again before calling it foreign in the journal
-                self.post_message(ChangeSeen(new.key, what, None))
+                self.post_message(ChangeSeen(new.key, new.revision, what, None))
                 if journal is None:
                     return
                 time.sleep(_OUTCOME_GRACE_S)
                 entry = routedeck_write(journal, new.key, new.revision)
             if entry is not None:
-                self.post_message(ChangeSeen(new.key, what, describe_write(entry)))
+                self.post_message(ChangeSeen(new.key, new.revision, what, describe_write(entry)))
                 return
             warning = note_foreign_change(journal, old, new, seen_by="console")
             if warning:
@@ -775,6 +776,9 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
 
     def on_change_seen(self, message: ChangeSeen) -> None:
         key = message.flag
+        shown = self.flags.get(key)
+        if shown is None or shown.revision != message.revision:
+            return  # the flag has moved on since (this console's own write, or another change): old news
         if message.by is not None:
             self.foreign.pop(key, None)
             self.by_routedeck[key] = f"{message.what} — {message.by}"
