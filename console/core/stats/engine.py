@@ -613,7 +613,8 @@ def decide(
         prim = None
         if spec.primary is not None:
             p = spec.primary
-            prim = readout(GuardrailSpec(p.metric, p.margin, p.margin_kind), c, b, ctx, spec, alpha, primary=p,
+            prim = readout(GuardrailSpec(p.metric, p.margin, p.margin_kind, stage_margins=p.stage_margins), c, b,
+                           ctx, spec, alpha, primary=p,
                            sequential=sequential, alpha_ni=alpha_ni)
             prim.line = "primary: " + prim.line
             out.insert(0, prim)
