@@ -590,8 +590,13 @@ def main() -> int:
     tasks = tasks_for(args)
     # long tasks first, so the pool's last minutes are not one straggler
     tasks.sort(key=lambda t: (t[2] != "20%", t[2] not in ("full 5%", "full 2%")))
+    results = []
     with Pool(args.workers) as pool:
-        results = pool.map(one_run, tasks, chunksize=8)
+        for i, r in enumerate(pool.imap_unordered(one_run, tasks, chunksize=8), start=1):
+            results.append(r)
+            if i % 500 == 0 or i == len(tasks):
+                print(f"  {i}/{len(tasks)} runs, {(time.perf_counter() - started) / 60:.1f} min", file=sys.stderr,
+                      flush=True)
     table = report(results, args, time.perf_counter() - started, load)
     if args.json == "-":
         print(json.dumps(table, indent=2))
