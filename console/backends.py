@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from console.core.ports import FlagPlatform, MetricsSource
 
 FLAG_KINDS = ("flagd", "unleash", "featbit")
-METRIC_KINDS = ("sim", "prometheus")
+METRIC_KINDS = ("sim", "prometheus", "events", "clickhouse")
 
 
 def _split(spec: str, option: str, kinds: tuple[str, ...]) -> tuple[str, str]:
@@ -67,6 +67,8 @@ def open_metrics(
     other sources ignore them.
     """
     kind, rest = _split(spec, "--metrics", METRIC_KINDS)
+    if kind in ("events", "clickhouse"):
+        return _open_event_store(kind, spec, flags_spec, **options)
     if kind == "sim":
         from adapters.metrics.simulated import SimulatedMetricsSource
 
@@ -84,6 +86,50 @@ def open_metrics(
         )
     except BadInput as exc:
         raise _in_profile(exc, profile) from None
+
+
+def arms_from_flags(flags_spec: str | None):
+    """``arms_of(flag)`` for an event store: the flag's variants mapped to its arms, as the flag platform
+    holds them now (read again at most every few seconds). Without ``--flags`` no variant has an arm."""
+    import threading
+    import time
+
+    if not flags_spec:
+        return lambda flag: {}
+    platform = open_flags(flags_spec)
+    cache: dict[str, tuple[float, dict[str, str]]] = {}
+    lock = threading.Lock()
+
+    def arms_of(flag: str) -> dict[str, str]:
+        with lock:
+            seen = cache.get(flag)
+            if seen is not None and time.monotonic() - seen[0] < 5.0:
+                return seen[1]
+            try:
+                route_flag = platform.read_flag(flag)
+            except Exception:
+                if flag not in platform.list_flags():
+                    cache[flag] = (time.monotonic(), {})
+                    return {}
+                raise
+            arms = {route_flag.baseline: "baseline"}
+            if route_flag.candidate:
+                arms[route_flag.candidate] = "candidate"
+            cache[flag] = (time.monotonic(), arms)
+            return arms
+
+    return arms_of
+
+
+def _open_event_store(kind: str, spec: str, flags_spec: str | None, **options) -> "MetricsSource":
+    arms_of = options.pop("arms_of", None) or arms_from_flags(flags_spec)
+    if kind == "events":
+        from adapters.metrics.events import EventsSource
+
+        return EventsSource.from_spec(spec, arms_of=arms_of, **options)
+    from adapters.metrics.clickhouse import ClickHouseSource
+
+    return ClickHouseSource.from_spec(spec, arms_of=arms_of, **options)
 
 
 def _in_profile(exc: BadInput, profile: Profile) -> BadInput:

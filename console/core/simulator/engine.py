@@ -530,7 +530,7 @@ class TrafficSimulator:
                                                  minlength=size * npv).reshape(nb, nk, npv)
         # outcomes, by arrival time, only those joined to their exposure
         arr = log["arrival"]
-        mo = (arr >= start) & (arr < end) & (arr <= self.now) & log["joined"]
+        mo = (arr >= start) & (arr < end) & (arr < self.now) & log["joined"]
         ocell = ((arr[mo] - start) // step).astype(np.int64) * nk + log["key"][mo]
         resolved = log["resolved"][mo]
 
@@ -601,7 +601,7 @@ class TrafficSimulator:
         on_candidate = np.bincount(inv, weights=(arm_code == 1).astype(float), minlength=n) > 0
         err = log["err"][m]
         now = self.now
-        joined_arrived = log["joined"][m] & (log["arrival"][m] <= now)
+        joined_arrived = log["joined"][m] & (log["arrival"][m] < now)  # an outcome exists once its tick ran
         mature = log["t"][m] <= now - maturation_s
         res = log["resolved"][m]
         cols = {

@@ -1,0 +1,67 @@
+"""A rollout on the demo's flags with its traffic written as event records, beside the simulator that made it."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from adapters.flags.flagd_file import FlagdFilePlatform
+from adapters.metrics.simulated import SimulatedMetricsSource
+from console.backends import open_metrics
+from console.commands.demo import DEMO_RULE, prepare_state_dir
+from console.core import operations as ops
+from console.core.rules import DecisionRule, parse_rule
+from console.core.simulator.event_log import EventRecorder, JsonLinesFile
+from console.core.simulator.evaluator import FlagdFileEvaluator
+
+SIM_EPOCH = 1_790_000_000.0
+FLAG = "support-answer-route"
+
+
+@dataclass
+class Rollout:
+    rule: DecisionRule
+    platform: FlagdFilePlatform
+    sim: SimulatedMetricsSource
+    events_dir: Path
+    flags_path: Path
+
+    def events(self, **options):
+        """The events source on the directory, on the simulator's clock, arms from the flag file."""
+        return open_metrics(f"events:{self.events_dir}", f"flagd:{self.flags_path}", clock=self.sim.now, **options)
+
+
+def rollout(tmp: Path, scenario: str = "steady", *, stage: str = "20%", minutes: float = 20, seed: int = 7,
+            replicas: int = 1) -> Rollout:
+    """The demo's rollout moved to ``stage`` (overrides on the simulator's clock), then ``minutes`` of
+    ``scenario`` traffic; every request and joined outcome written to ``tmp/events`` by ``replicas`` writers."""
+    state = tmp / "state"
+    path = prepare_state_dir(state, fresh=True)
+    platform = FlagdFilePlatform(path)
+    rule = parse_rule(DEMO_RULE.read_text(), "rule-demo.yaml")
+    sim = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, sim_epoch=SIM_EPOCH,
+                                 clock=lambda: 0.0, warmup_s=300)
+    events_dir = tmp / "events"
+    events_dir.mkdir()
+    for i in range(replicas):
+        sim.sim.add_listener(EventRecorder(JsonLinesFile(events_dir / f"events-{i}-of-{replicas}.jsonl"), i, replicas))
+    while True:
+        current = ops.look(rule, platform, sim)
+        if (current.flag.rollout.stage_label or current.flag.rollout.stage.value) == stage:
+            break
+        ops.advance(rule, platform, current, None, "setup", override_reason="set up for a test", on_metrics_clock=True)
+        sim.advance_by(60)
+    sim.advance_by(minutes * 60)
+    return Rollout(rule, platform, sim, events_dir, path)
+
+
+def rewrite(events_dir: Path, change) -> None:
+    """Rewrite every record of every .jsonl file in ``events_dir`` through ``change(record) -> record | None``."""
+    for path in sorted(events_dir.glob("*.jsonl")):
+        kept = []
+        for line in path.read_text().splitlines():
+            record = change(json.loads(line))
+            if record is not None:
+                kept.append(json.dumps(record))
+        path.write_text("".join(line + "\n" for line in kept))
