@@ -37,6 +37,7 @@ class Dialect:
     name: str
     arg_min: str  # argMin(value, by)
     attr: str  # how to read attribute {name} of the attribute column {col}
+    left_join: str  # a left join keeping one match per key
 
     def attribute(self, column: str, name: str) -> str:
         return self.attr.format(col=column, name=self.quote(name))
@@ -48,9 +49,9 @@ class Dialect:
         return "'" + text.replace("'", "''") + "'"
 
 
-DUCKDB = Dialect("duckdb", "arg_min({v}, {by})", "coalesce({col}[{name}], '')")
+DUCKDB = Dialect("duckdb", "arg_min({v}, {by})", "coalesce({col}[{name}], '')", "LEFT JOIN")
 #: ClickHouse 18.16 has no Map: attributes are parallel arrays context.name / context.value
-CLICKHOUSE = Dialect("clickhouse", "argMin({v}, {by})", "{col}.value[indexOf({col}.name, {name})]")
+CLICKHOUSE = Dialect("clickhouse", "argMin({v}, {by})", "{col}.value[indexOf({col}.name, {name})]", "ANY LEFT JOIN")
 
 
 def _quote_ident(name: str) -> str:
@@ -126,21 +127,20 @@ def unit_query(d: Dialect, table: str, flag: str, arms: dict[str, str], since: f
     FROM ({req}) AS r
     GROUP BY unit"""
     if attributes is None:
-        ctx_cols, ctx_pick = "ctx", f"{am.format(v='ctx', by='t')} AS ctx"
+        ctx_pick = f"{am.format(v='ctx', by='t')} AS ctx"
     else:
-        ctx_cols = ", ".join(f"a_{i}" for i in range(len(attributes))) or "1 AS no_attributes"
         ctx_pick = ", ".join(
             f"{am.format(v=d.attribute('ctx' if d is DUCKDB else 'context', name), by='t')} AS a_{i}"
             for i, name in enumerate(attributes)) or "1 AS no_attributes"
     exposures = f"""
-    SELECT unit AS x_unit, {ctx_pick}
+    SELECT unit, {ctx_pick}
     FROM {table}
     WHERE flag = {flag_q} AND kind = 0 AND t >= {_number(since)} AND t <= {_number(now)}
     GROUP BY unit"""
     return f"""
-    SELECT u.*, {ctx_cols}
+    SELECT *
     FROM ({per_unit}) AS u
-    LEFT JOIN ({exposures}) AS x ON u.unit = x.x_unit"""
+    {d.left_join} ({exposures}) AS x USING (unit)"""
 
 
 def summary_sql(d: Dialect, table: str, flag: str, arms: dict[str, str], since: float, now: float,
