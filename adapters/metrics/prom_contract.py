@@ -41,8 +41,9 @@ DURATION_LABELS = ROUTE_LABELS + SEGMENT_LABELS + (OPERATION, PROVIDER, MODEL, E
 #: gen_ai.client.token.usage ({token}), one observation per call and token type
 TOKEN_USAGE = "gen_ai_client_token_usage"
 TOKEN_USAGE_LABELS = ROUTE_LABELS + SEGMENT_LABELS + (OPERATION, PROVIDER, MODEL, TOKEN_TYPE)
-#: gen_ai.server.time_to_first_token (s), measured by the client for streamed answers
-TTFT = "gen_ai_server_time_to_first_token_seconds"
+#: gen_ai.client.operation.time_to_first_chunk (s): the application's own view of a streamed answer's first
+#: chunk (gen_ai.server.time_to_first_token is a model server's metric, not the application's)
+TTFT = "gen_ai_client_operation_time_to_first_chunk_seconds"
 TTFT_LABELS = ROUTE_LABELS + SEGMENT_LABELS + (OPERATION, PROVIDER, MODEL)
 
 # ---- routedeck route-level counters (Prometheus names; the client adds _total) ------------
