@@ -34,7 +34,7 @@ CLICKHOUSE_CLUSTER = "routedeck_two_shards"
 
 
 class Unavailable(Exception):
-    """A server cannot be installed or started here; the message says why (tests skip with it)."""
+    """A server cannot be installed or started here; the message says why (the tests needing it fail with it)."""
 
 
 def free_port() -> int:
