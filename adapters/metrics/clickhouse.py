@@ -27,10 +27,12 @@ from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput
 from console.core.ports import MetricsSource
 from console.core.redact import redact
+from console.core.stats.summary import GroupSummary
 from console.core.telemetry import Arm, MetricsSnapshot, RouteCounters, RouteKey, SourceCapabilities, TimeBucket, UnitRecord
 
 from ..http import JsonHttp, RetryPolicy, make_client, redact_url
 from . import events_sql as q
+from .events import unit_record
 
 USER_ENV = "ROUTEDECK_CLICKHOUSE_USER"
 PASSWORD_ENV = "ROUTEDECK_CLICKHOUSE_PASSWORD"
@@ -195,24 +197,22 @@ class ClickHouseSource(MetricsSource):
         rows = self.http.rows(q.unit_query(q.CLICKHOUSE, self._from, flag, self._arms(flag), since, now, maturation_s,
                                            self.slo_ms, names))
         self.last_rows = len(rows)
-        arms = {v: k for k, v in q.ARM_CODES.items()}
-        out = []
-        for r in rows:
-            segment = {name: r[f"a_{i}"] for i, name in enumerate(names) if r.get(f"a_{i}")}
-            rec = UnitRecord(unit_id=r["unit"], flag=flag, arm=Arm(arms[int(r["arm"])]), route=r["route"] or "",
-                             segment=segment, first_seen=float(r["first_seen"]), crossed=bool(int(r["crossed"])))
-            for name in q.UNIT_COLUMNS:
-                value = r[name]
-                setattr(rec, name, float(value or 0.0) if name == "cost_usd" else int(float(value or 0)))
-            out.append(rec)
-        return out
+        return [unit_record(r, flag, names) for r in rows]
+
+    def read_summaries(self, flag: str, since: float, maturation_s: float = 120.0,
+                       group_by: tuple[str, ...] = ()) -> list[GroupSummary]:
+        """Per arm and values of ``group_by``: the unit-level summary, aggregated by the server (one query,
+        a few rows back whatever the traffic)."""
+        attributes = tuple(group_by)
+        return [q.group_summary(r, attributes) for r in self.read_unit_summaries(flag, since, maturation_s, attributes)]
 
     def read_unit_summaries(self, flag: str, since: float, maturation_s: float,
                             attributes: tuple[str, ...]) -> list[dict[str, Any]]:
         rows = self.http.rows(q.summary_sql(q.CLICKHOUSE, self._from, flag, self._arms(flag), since, self.now(),
                                             maturation_s, self.slo_ms, attributes))
         self.last_rows = len(rows)
-        return [{k: _number(v) for k, v in r.items()} for r in rows]
+        # attribute values stay text ("1" is not 1.0); every other column is a number
+        return [{k: (v if k.startswith("a_") else _number(v)) for k, v in r.items()} for r in rows]
 
     def read(self, start: float, end: float, step: float) -> MetricsSnapshot:
         """Requests and outcomes per route key, totalled over the window (one bucket: the dashboard's

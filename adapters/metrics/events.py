@@ -30,6 +30,7 @@ import duckdb
 from console.core import event_format as ef
 from console.core.errors import BackendError, BadInput
 from console.core.ports import MetricsSource
+from console.core.stats.summary import GroupSummary
 from console.core.telemetry import (
     TTFT_BOUNDS_MS,
     Arm,
@@ -42,6 +43,7 @@ from console.core.telemetry import (
 )
 
 from . import events_sql as q
+from .events_state import UnitStates, WindowKey, rows_of
 
 #: arms of a flag: variant name → "baseline" / "candidate"
 ArmsOf = Callable[[str], dict[str, str]]
@@ -52,7 +54,7 @@ TABLE_DDL = """CREATE TABLE IF NOT EXISTS ev (
     kind UTINYINT, t DOUBLE, flag VARCHAR, unit VARCHAR, variant VARCHAR, rid VARCHAR, route VARCHAR,
     provider VARCHAR, model VARCHAR, tin DOUBLE, tout DOUBLE, dur DOUBLE, ttfc DOUBLE, err VARCHAR,
     cost DOUBLE, fb_route VARCHAR, fb_err VARCHAR, resolved BOOLEAN, corrected BOOLEAN, complaint BOOLEAN,
-    ctx MAP(VARCHAR, VARCHAR))"""
+    ctx MAP(VARCHAR, VARCHAR), seq UINTEGER)"""
 _STRING = ("VARCHAR",)
 _NUMBER = ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT",
            "UTINYINT", "HUGEINT", "DECIMAL")
@@ -122,7 +124,9 @@ class EventsSource(MetricsSource):
         self._catalogue = _Catalogue()
         self._lock = threading.RLock()
         self._newest: float | None = None
-        self._attributes: tuple[str, ...] = ()
+        #: ingest batches: every record carries the batch it came in, so a look can take in only what is new
+        self._seq = 0
+        self._states = UnitStates()
         #: rows the last unit-level aggregate returned (the benchmark reports it)
         self.last_rows = 0
 
@@ -183,6 +187,7 @@ class EventsSource(MetricsSource):
             if not self.directory.is_dir():
                 raise BackendError(f"events:{self.directory}: the directory is gone — was it moved or unmounted?")
             added = 0
+            self._seq += 1
             for path in sorted(self.directory.iterdir()):
                 if path.suffix == ".jsonl":
                     added += self._take_jsonl(path)
@@ -253,7 +258,8 @@ class EventsSource(MetricsSource):
               {columns},
               CASE WHEN {kind} = '{ef.EXPOSURE}' THEN map_from_entries(list_transform(
                   list_filter(json_keys(r), lambda k: starts_with(k, '{ef.CONTEXT_PREFIX}')),
-                  lambda k: {{'k': substr(k, {len(ef.CONTEXT_PREFIX) + 1}), 'v': r->>('$."' || k || '"')}})) END
+                  lambda k: {{'k': substr(k, {len(ef.CONTEXT_PREFIX) + 1}), 'v': r->>('$."' || k || '"')}})) END,
+              {self._seq}
             FROM recs""")
         db.execute("DROP TABLE recs")
         return int(count)
@@ -336,8 +342,8 @@ class EventsSource(MetricsSource):
             raise BackendError(f"{path} row {int(bad[0]) + 1}: {why[int(bad[1])]} — fix the file (docs/events.md)")
         count = db.execute("SELECT count(*) FROM staged").fetchone()[0]
         db.execute(f"""INSERT INTO ev SELECT CASE ev_ WHEN '{ef.EXPOSURE}' THEN 0 WHEN '{ef.CALL}' THEN 1 ELSE 2 END, t,
-                       {', '.join(c for _, (c, _, _) in FIELDS.items())}, CASE WHEN ev_ = '{ef.EXPOSURE}' THEN ctx END
-                       FROM staged""")
+                       {', '.join(c for _, (c, _, _) in FIELDS.items())}, CASE WHEN ev_ = '{ef.EXPOSURE}' THEN ctx END,
+                       {self._seq} FROM staged""")
         db.execute("DROP TABLE staged")
         state.identity = identity
         return int(count)
@@ -350,40 +356,34 @@ class EventsSource(MetricsSource):
         except Exception as exc:  # the flag platform failed: no arms means no comparison, said in the error
             raise BackendError(f"events:{self.directory}: cannot tell the arms of {flag} — {exc}") from None
 
+    def _window(self, flag: str, since: float, maturation_s: float):
+        """The unit totals of ``flag`` since ``since``, brought up to date with what arrived since the last look."""
+        self.refresh()
+        now = self.now()
+        key = WindowKey(flag, float(since), float(maturation_s), float(self.slo_ms), tuple(sorted(self._arms(flag).items())))
+        return self._states.current(self.db, "ev", key, now, self._seq)
+
     def read_units(self, flag: str, since: float, maturation_s: float = 120.0) -> list[UnitRecord]:
         """One record per unit of ``flag`` with a call since ``since`` (each computed by DuckDB)."""
         with self._lock:
-            self.refresh()
-            now = self.now()
-            sql = q.unit_query(q.DUCKDB, "ev", flag, self._arms(flag), since, now, maturation_s, self.slo_ms, None)
-            cursor = self.db.execute(sql)
-            names = [d[0] for d in cursor.description]
-            rows = cursor.fetchall()
+            state = self._window(flag, since, maturation_s)
+            rows = rows_of(self.db.execute(state.units_sql(None) + " ORDER BY unit"))
         self.last_rows = len(rows)
-        arms = {v: k for k, v in q.ARM_CODES.items()}
-        out = []
-        for row in rows:
-            r = dict(zip(names, row))
-            rec = UnitRecord(unit_id=r["unit"], flag=flag, arm=Arm(arms[int(r["arm"])]), route=r["route"] or "",
-                             segment={str(k): str(v) for k, v in (r.get("ctx") or {}).items()},
-                             first_seen=float(r["first_seen"]), crossed=bool(r["crossed"]))
-            for name in q.UNIT_COLUMNS:
-                value = r[name]
-                setattr(rec, name, float(value or 0.0) if name == "cost_usd" else int(value or 0))
-            out.append(rec)
-        return out
+        return [unit_record(r, flag) for r in rows]
+
+    def read_summaries(self, flag: str, since: float, maturation_s: float = 120.0,
+                       group_by: tuple[str, ...] = ()) -> list[GroupSummary]:
+        """Per arm and values of ``group_by``: the unit-level summary, aggregated by DuckDB from the unit
+        totals kept between looks — a few rows whatever the traffic."""
+        attributes = tuple(group_by)
+        return [q.group_summary(r, attributes) for r in self.read_unit_summaries(flag, since, maturation_s, attributes)]
 
     def read_unit_summaries(self, flag: str, since: float, maturation_s: float,
                             attributes: tuple[str, ...]) -> list[dict[str, Any]]:
-        """Per arm and values of ``attributes``: the unit-level sufficient statistics (``events_sql.summary_sql``)."""
+        """Per arm and values of ``attributes``: the unit-level sufficient statistics (``events_sql.summary_of_units``)."""
         with self._lock:
-            self.refresh()
-            now = self.now()
-            sql = q.summary_sql(q.DUCKDB, "ev", flag, self._arms(flag), since, now, maturation_s, self.slo_ms,
-                                attributes)
-            cursor = self.db.execute(sql)
-            names = [d[0] for d in cursor.description]
-            rows = [dict(zip(names, row)) for row in cursor.fetchall()]
+            state = self._window(flag, since, maturation_s)
+            rows = rows_of(self.db.execute(state.summary_sql(tuple(attributes))))
         self.last_rows = len(rows)
         return rows
 
@@ -496,6 +496,25 @@ class EventsSource(MetricsSource):
                 fb_route IS NOT NULL AND t >= {start!r} AND t < {end!r} GROUP BY ALL""").fetchall():
             served[(flag, route)] = int(n)
         return {"cells": cells, "served": served}
+
+
+def unit_record(r: dict[str, Any], flag: str, attributes: tuple[str, ...] = ()) -> UnitRecord:
+    """A unit row (``events_state.UnitState.units_sql`` or ``events_sql.unit_query``) as a ``UnitRecord``:
+    its segment from the attribute map ``ctx``, or from the columns ``a_<i>`` named by ``attributes``."""
+    arms = {v: k for k, v in q.ARM_CODES.items()}
+    if "ctx" in r:
+        segment = {str(k): str(v) for k, v in (r.get("ctx") or {}).items()}
+    else:
+        segment = {name: str(r[f"a_{i}"]) for i, name in enumerate(attributes) if r.get(f"a_{i}")}
+    rec = UnitRecord(unit_id=r["unit"], flag=flag, arm=Arm(arms[int(r["arm"])]), route=r["route"] or "",
+                     segment=segment, first_seen=float(r["first_seen"]), crossed=bool(int(r["crossed"])))
+    for name in q.UNIT_COLUMNS:
+        value = r[name]
+        setattr(rec, name, float(value or 0.0) if name == "cost_usd" else int(float(value or 0)))
+    for name, (prefix, _, bounds) in q.HIST_COLUMNS.items():
+        cum = [int(float(r[f"{prefix}_{i}"] or 0)) for i in range(len(bounds) + 1)]
+        setattr(rec, name, [c - (cum[i - 1] if i else 0) for i, c in enumerate(cum)])
+    return rec
 
 
 #: the fields checked in every JSON record, in the order of the ``ty`` (JSON type) and ``va`` (text) lists

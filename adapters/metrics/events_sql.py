@@ -18,17 +18,22 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.core.telemetry import LATENCY_BOUNDS_MS
+from typing import Any
 
-#: the per-unit columns (the names of ``UnitRecord``'s counters)
-UNIT_COLUMNS = ("requests", "successes", "exposures", "outcomes", "resolved", "escalated", "corrected",
-                "complaints", "errors", "rate_limited", "timeouts", "fallbacks", "slo_met", "cost_usd",
-                "mature_exposures", "mature_outcomes")
+from console.core.stats.summary import COLUMNS, HISTOGRAMS, PAIRS, ArmSummary, GroupSummary
+from console.core.telemetry import LATENCY_BOUNDS_MS, TTFT_BOUNDS_MS, Arm
+
+#: the per-unit columns (the names of ``UnitRecord``'s counters, the summary's columns)
+UNIT_COLUMNS: tuple[str, ...] = COLUMNS
 #: pairs whose per-unit products the unit-level ratios need (numerator, denominator of the registry)
-PRODUCTS = (("resolved", "outcomes"), ("corrected", "outcomes"), ("complaints", "outcomes"),
-            ("fallbacks", "requests"), ("errors", "requests"), ("rate_limited", "requests"),
-            ("timeouts", "requests"), ("slo_met", "requests"), ("cost_usd", "requests"),
-            ("cost_usd", "resolved"), ("outcomes", "exposures"), ("mature_outcomes", "mature_exposures"))
+PRODUCTS: tuple[tuple[str, str], ...] = PAIRS
+#: per-unit cumulative histogram columns: ``lc_i`` = the unit's requests with duration ≤ the i-th latency
+#: bound (the last: all of them), ``tc_i`` the same for time to first chunk
+HIST_COLUMNS: dict[str, tuple[str, str, tuple[float, ...]]] = {
+    "latency_hist": ("lc", "lat", LATENCY_BOUNDS_MS),
+    "ttft_hist": ("tc", "ttf", TTFT_BOUNDS_MS),
+}
+assert {k: v[2] for k, v in HIST_COLUMNS.items()} == HISTOGRAMS
 ARM_CODES = {"baseline": 0, "candidate": 1, "other": 2}
 
 
@@ -70,6 +75,73 @@ def arms_values(d: Dialect, arms: dict[str, str]) -> str:
     return f"(CASE variant {whens} ELSE 2 END)"
 
 
+SUCCESS = "(err IS NULL OR (fb_route IS NOT NULL AND fb_err IS NULL))"
+
+
+def request_fields(slo_ms: float) -> list[tuple[str, str]]:
+    """A request's columns merged over its records (``GROUP BY rid``): its call's fields and its outcome's.
+
+    A duplicate of a record counts once (every merge is a max)."""
+    return [
+        ("unit", "max(CASE WHEN kind = 1 THEN unit END)"),
+        ("t_call", "max(CASE WHEN kind = 1 THEN t END)"),
+        ("variant", "max(CASE WHEN kind = 1 THEN variant END)"),
+        ("route", "max(CASE WHEN kind = 1 THEN route END)"),
+        ("has_call", "max(CASE WHEN kind = 1 THEN 1 ELSE 0 END)"),
+        ("ok", f"max(CASE WHEN kind = 1 AND {SUCCESS} THEN 1 ELSE 0 END)"),
+        ("failed", "max(CASE WHEN kind = 1 AND err IS NOT NULL THEN 1 ELSE 0 END)"),
+        ("limited", "max(CASE WHEN kind = 1 AND err = '429' THEN 1 ELSE 0 END)"),
+        ("timed_out", "max(CASE WHEN kind = 1 AND err = 'timeout' THEN 1 ELSE 0 END)"),
+        ("fell_back", "max(CASE WHEN kind = 1 AND fb_route IS NOT NULL THEN 1 ELSE 0 END)"),
+        ("in_slo", f"max(CASE WHEN kind = 1 AND {SUCCESS} AND dur <= {_number(slo_ms)} THEN 1 ELSE 0 END)"),
+        ("cost", "max(CASE WHEN kind = 1 THEN coalesce(cost, 0) ELSE 0 END)"),
+        ("lat", "max(CASE WHEN kind = 1 THEN dur END)"),
+        ("ttf", "max(CASE WHEN kind = 1 THEN coalesce(ttfc, dur) END)"),
+        ("has_out", "max(CASE WHEN kind = 2 THEN 1 ELSE 0 END)"),
+        ("res", "max(CASE WHEN kind = 2 AND resolved THEN 1 ELSE 0 END)"),
+        ("corr", "max(CASE WHEN kind = 2 AND corrected THEN 1 ELSE 0 END)"),
+        ("compl", "max(CASE WHEN kind = 2 AND complaint THEN 1 ELSE 0 END)"),
+    ]
+
+
+def hist_columns() -> list[tuple[str, str]]:
+    """(column, expression over a request) for every per-unit cumulative histogram column."""
+    out = []
+    for prefix, value, bounds in HIST_COLUMNS.values():
+        for i, bound in enumerate(bounds):
+            out.append((f"{prefix}_{i}", f"(CASE WHEN {value} <= {_number(bound)} THEN 1 ELSE 0 END)"))
+        out.append((f"{prefix}_{len(bounds)}", "1"))
+    return out
+
+
+def unit_terms(cut: float) -> list[tuple[str, str]]:
+    """(unit column, what one request with a call adds to it) — the unit's totals are their sums.
+
+    ``cut``: a request made at or before it is matured (its exposure has had the join window)."""
+    mature = f"(CASE WHEN t_call <= {_number(cut)} THEN 1 ELSE 0 END)"
+    terms = [
+        ("requests", "1"), ("successes", "ok"), ("exposures", "1"), ("outcomes", "has_out"),
+        ("resolved", "has_out * res"), ("escalated", "has_out * (1 - res)"), ("corrected", "has_out * corr"),
+        ("complaints", "has_out * compl"), ("errors", "failed"), ("rate_limited", "limited"),
+        ("timeouts", "timed_out"), ("fallbacks", "fell_back"), ("slo_met", "in_slo"), ("cost_usd", "cost"),
+        ("mature_exposures", mature), ("mature_outcomes", f"{mature} * has_out"),
+    ]
+    assert tuple(name for name, _ in terms) == UNIT_COLUMNS
+    return terms + hist_columns()
+
+
+def requests_sql(table: str, flag: str, since: float, now: float, slo_ms: float, d: Dialect) -> str:
+    """One row per request of ``flag`` with a call in [since, now]: ``request_fields``."""
+    fields = ",\n      ".join(f"{expr} AS {name}" for name, expr in request_fields(slo_ms))
+    return f"""
+    SELECT rid,
+      {fields}
+    FROM {table}
+    WHERE flag = {d.quote(flag)} AND kind IN (1, 2) AND t >= {_number(since)} AND t <= {_number(now)}
+    GROUP BY rid
+    HAVING max(CASE WHEN kind = 1 THEN 1 ELSE 0 END) = 1"""
+
+
 def unit_query(d: Dialect, table: str, flag: str, arms: dict[str, str], since: float, now: float,
                maturation_s: float, slo_ms: float, attributes: tuple[str, ...] | None) -> str:
     """One row per unit of ``flag`` with a call in [since, now]: its arm, first call, attributes and totals.
@@ -77,54 +149,17 @@ def unit_query(d: Dialect, table: str, flag: str, arms: dict[str, str], since: f
     ``attributes`` names the pre-exposure attributes to return as columns ``a_<i>``; None returns the
     whole attribute column as ``ctx`` (DuckDB only: a map)."""
     am = d.arg_min
-    cut = now - maturation_s
     flag_q = d.quote(flag)
-    success = "(err IS NULL OR (fb_route IS NOT NULL AND fb_err IS NULL))"
-    req = f"""
-    SELECT rid,
-      max(CASE WHEN kind = 1 THEN unit END) AS unit,
-      max(CASE WHEN kind = 1 THEN t END) AS t_call,
-      max(CASE WHEN kind = 1 THEN variant END) AS variant,
-      max(CASE WHEN kind = 1 THEN route END) AS route,
-      max(CASE WHEN kind = 1 AND {success} THEN 1 ELSE 0 END) AS ok,
-      max(CASE WHEN kind = 1 AND err IS NOT NULL THEN 1 ELSE 0 END) AS failed,
-      max(CASE WHEN kind = 1 AND err = '429' THEN 1 ELSE 0 END) AS limited,
-      max(CASE WHEN kind = 1 AND err = 'timeout' THEN 1 ELSE 0 END) AS timed_out,
-      max(CASE WHEN kind = 1 AND fb_route IS NOT NULL THEN 1 ELSE 0 END) AS fell_back,
-      max(CASE WHEN kind = 1 AND {success} AND dur <= {_number(slo_ms)} THEN 1 ELSE 0 END) AS in_slo,
-      max(CASE WHEN kind = 1 THEN coalesce(cost, 0) ELSE 0 END) AS cost,
-      max(CASE WHEN kind = 2 THEN 1 ELSE 0 END) AS has_out,
-      max(CASE WHEN kind = 2 AND resolved THEN 1 ELSE 0 END) AS res,
-      max(CASE WHEN kind = 2 AND corrected THEN 1 ELSE 0 END) AS corr,
-      max(CASE WHEN kind = 2 AND complaint THEN 1 ELSE 0 END) AS compl
-    FROM {table}
-    WHERE flag = {flag_q} AND kind IN (1, 2) AND t >= {_number(since)} AND t <= {_number(now)}
-    GROUP BY rid
-    HAVING max(CASE WHEN kind = 1 THEN 1 ELSE 0 END) = 1"""
     arm = arms_values(d, arms)
+    sums = ",\n      ".join(f"sum({expr}) AS {name}" for name, expr in unit_terms(now - maturation_s))
     per_unit = f"""
     SELECT unit,
       {am.format(v=arm, by='t_call')} AS arm,
       {am.format(v='route', by='t_call')} AS route,
       min(t_call) AS first_seen,
-      count(*) AS requests,
-      sum(ok) AS successes,
-      count(*) AS exposures,
-      sum(has_out) AS outcomes,
-      sum(has_out * res) AS resolved,
-      sum(has_out * (1 - res)) AS escalated,
-      sum(has_out * corr) AS corrected,
-      sum(has_out * compl) AS complaints,
-      sum(failed) AS errors,
-      sum(limited) AS rate_limited,
-      sum(timed_out) AS timeouts,
-      sum(fell_back) AS fallbacks,
-      sum(in_slo) AS slo_met,
-      sum(cost) AS cost_usd,
-      sum(CASE WHEN t_call <= {_number(cut)} THEN 1 ELSE 0 END) AS mature_exposures,
-      sum(CASE WHEN t_call <= {_number(cut)} THEN has_out ELSE 0 END) AS mature_outcomes,
+      {sums},
       max(CASE WHEN {arm} = 0 THEN 1 ELSE 0 END) * max(CASE WHEN {arm} = 1 THEN 1 ELSE 0 END) AS crossed
-    FROM ({req}) AS r
+    FROM ({requests_sql(table, flag, since, now, slo_ms, d)}) AS r
     GROUP BY unit"""
     if attributes is None:
         ctx_pick = f"{am.format(v='ctx', by='t')} AS ctx"
@@ -143,24 +178,71 @@ def unit_query(d: Dialect, table: str, flag: str, arms: dict[str, str], since: f
     {d.left_join} ({exposures}) AS x USING (unit)"""
 
 
+def summary_aggregates() -> list[str]:
+    """The aggregates over unit rows that make a summary (see ``group_summary``)."""
+    out = ["count(*) AS units", "sum(crossed) AS crossed"]
+    for col in UNIT_COLUMNS:
+        out.append(f"sum({col}) AS s_{col}")
+        out.append(f"sum({col} * {col}) AS q_{col}")
+        out.append(f"sum(CASE WHEN {col} > 0 THEN 1 ELSE 0 END) AS z_{col}")
+    for a, b in PRODUCTS:
+        out.append(f"sum({a} * {b}) AS p_{a}__{b}")
+    for prefix, _, bounds in HIST_COLUMNS.values():
+        last = f"{prefix}_{len(bounds)}"
+        for i in range(len(bounds) + 1):
+            c = f"{prefix}_{i}"
+            out.append(f"sum({c}) AS h_{c}")
+            out.append(f"sum({c} * {c}) AS hq_{c}")
+            out.append(f"sum({c} * {last}) AS hp_{c}")
+    return out
+
+
+def summary_of_units(units_sql: str, n_attributes: int) -> str:
+    """Per (arm, attribute values) over the unit rows of ``units_sql`` (columns arm, a_0…, the unit columns)."""
+    attrs = [f"coalesce(a_{i}, '') AS a_{i}" for i in range(n_attributes)]
+    group = ["arm"] + [f"a_{i}" for i in range(n_attributes)]
+    return f"""
+    SELECT {', '.join(group)}, {', '.join(summary_aggregates())}
+    FROM (SELECT arm, {', '.join(attrs + [c for c, _ in unit_terms(0)] + ['crossed'])} FROM ({units_sql}) AS w) AS units_
+    GROUP BY {', '.join(group)}
+    ORDER BY {', '.join(group)}"""
+
+
 def summary_sql(d: Dialect, table: str, flag: str, arms: dict[str, str], since: float, now: float,
                 maturation_s: float, slo_ms: float, attributes: tuple[str, ...]) -> str:
     """Per (arm, attribute values): units, crossed units, and Σx, Σx², units with x > 0 for every unit
-    column and Σx·y for ``PRODUCTS`` — the sufficient statistics of every unit-level metric."""
-    units = unit_query(d, table, flag, arms, since, now, maturation_s, slo_ms, attributes)
-    group = ["arm"] + [f"a_{i}" for i in range(len(attributes))]
-    sums = []
+    column, Σx·y for ``PRODUCTS`` and the per-unit histogram sums — the sufficient statistics of every
+    unit-level metric, a few rows whatever the traffic."""
+    return summary_of_units(unit_query(d, table, flag, arms, since, now, maturation_s, slo_ms, attributes),
+                            len(attributes))
+
+
+_ARMS = {code: Arm(name) for name, code in ARM_CODES.items()}
+
+
+def group_summary(row: dict[str, Any], attributes: tuple[str, ...]) -> GroupSummary:
+    """One row of ``summary_sql`` as the statistics engine's per-arm summary (attributes with an empty
+    value are left out, as ``group_units`` does)."""
+
+    def num(key: str) -> float:
+        value = row.get(key)
+        return float(value) if value is not None else 0.0
+
+    s = ArmSummary(units=int(num("units")), crossed=int(num("crossed")))
     for col in UNIT_COLUMNS:
-        sums.append(f"sum({col}) AS s_{col}")
-        sums.append(f"sum({col} * {col}) AS q_{col}")
-        sums.append(f"sum(CASE WHEN {col} > 0 THEN 1 ELSE 0 END) AS z_{col}")
+        s.sums[col] = num(f"s_{col}")
+        s.squares[col] = num(f"q_{col}")
+        s.nonzero[col] = int(num(f"z_{col}"))
     for a, b in PRODUCTS:
-        sums.append(f"sum({a} * {b}) AS p_{a}__{b}")
-    return f"""
-    SELECT {', '.join(group)}, count(*) AS units, sum(crossed) AS crossed, {', '.join(sums)}
-    FROM ({units}) AS units_
-    GROUP BY {', '.join(group)}
-    ORDER BY {', '.join(group)}"""
+        s.products[(a, b)] = num(f"p_{a}__{b}")
+    for name, (prefix, _, bounds) in HIST_COLUMNS.items():
+        cum = [num(f"h_{prefix}_{i}") for i in range(len(bounds) + 1)]
+        s.hist[name] = [int(round(c - (cum[i - 1] if i else 0.0))) for i, c in enumerate(cum)]
+        s.hist_squares[name] = [num(f"hq_{prefix}_{i}") for i in range(len(bounds) + 1)]
+        s.hist_products[name] = [num(f"hp_{prefix}_{i}") for i in range(len(bounds) + 1)]
+    values = [row.get(f"a_{i}") for i in range(len(attributes))]
+    attrs = {a: str(v) for a, v in zip(attributes, values) if v not in (None, "")}
+    return GroupSummary(_ARMS[int(num("arm"))], attrs, "", s)
 
 
 def latency_bucket(column: str) -> str:

@@ -6,12 +6,15 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from adapters.flags.flagd_file import FlagdFilePlatform
 from adapters.metrics.simulated import SimulatedMetricsSource
 from console.backends import open_metrics
 from console.commands.demo import DEMO_RULE, prepare_state_dir
 from console.core import operations as ops
 from console.core.rules import DecisionRule, parse_rule
+from console.core.stats.summary import ArmSummary, GroupSummary
 from console.core.simulator.event_log import EventRecorder, JsonLinesFile
 from console.core.simulator.evaluator import FlagdFileEvaluator
 
@@ -65,3 +68,30 @@ def rewrite(events_dir: Path, change) -> None:
             if record is not None:
                 kept.append(json.dumps(record))
         path.write_text("".join(line + "\n" for line in kept))
+
+
+def _by_group(groups: list[GroupSummary]) -> dict[tuple, ArmSummary]:
+    out: dict[tuple, ArmSummary] = {}
+    for g in groups:
+        assert g.summary.units > 0
+        key = (g.arm, tuple(sorted(g.attributes.items())))
+        assert key not in out, f"two groups for {key}"
+        out[key] = g.summary
+    return out
+
+
+def assert_same_summaries(got: list[GroupSummary], want: list[GroupSummary]) -> None:
+    got_, want_ = _by_group(got), _by_group(want)
+    assert set(got_) == set(want_)
+    for key, w in want_.items():
+        g = got_[key]
+        assert (g.units, g.crossed, g.request_level) == (w.units, w.crossed, w.request_level), key
+        assert g.nonzero == w.nonzero, key
+        for name in ("sums", "squares", "products"):
+            a, b = getattr(g, name), getattr(w, name)
+            assert set(a) == set(b), (key, name)
+            for col in b:
+                assert a[col] == pytest.approx(b[col], rel=1e-9, abs=1e-9), (key, name, col)
+        assert g.hist == w.hist, key
+        assert g.hist_squares == w.hist_squares and g.hist_products == w.hist_products, key
+        assert set(w.hist) == {"latency_hist", "ttft_hist"}  # the reference had per-unit histograms to compare

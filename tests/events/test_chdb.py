@@ -9,7 +9,9 @@ import pytest
 from adapters.metrics import events_sql as q
 from adapters.metrics.clickhouse import LOCAL_DDL, TABLE_COLUMNS, row_of
 
-from .helpers import FLAG, rollout
+from console.core.stats.summary import group_units
+
+from .helpers import FLAG, assert_same_summaries, rollout
 
 chdb = pytest.importorskip("chdb", reason="chdb is a test dependency (pyproject [test])")
 
@@ -46,3 +48,6 @@ def test_chdb_gives_the_duckdb_summaries(tmp_path):
                 assert float(g[key]) == pytest.approx(float(value), rel=1e-9, abs=1e-12), key
             else:
                 assert g[key] == value, key
+    # and both are the reference summary of the simulator's own unit records
+    reference = group_units(r.sim.read_units(FLAG, since, 120), ("scope",))
+    assert_same_summaries([q.group_summary(row, ("scope",)) for row in got], reference)

@@ -11,7 +11,9 @@ from console.backends import arms_from_flags, open_metrics
 from console.core import operations as ops
 from console.core.errors import BackendError
 
-from ..events.helpers import FLAG, rollout
+from console.core.stats.summary import group_units
+
+from ..events.helpers import FLAG, assert_same_summaries, rollout
 from .servers import CLICKHOUSE_CLUSTER
 
 pytestmark = pytest.mark.servers
@@ -57,6 +59,9 @@ def test_same_verdict_on_the_cluster_as_on_the_simulator(clickhouse, tmp_path, s
         on_cluster = ops.look(r.rule, r.platform, source).decision
         since = r.platform.read_flag(FLAG).rollout.stage_started_at.timestamp()
         summaries = source.read_unit_summaries(FLAG, since, 120, ("scope",))
+        # the server's aggregate is the reference summary of the simulator's unit records
+        assert_same_summaries(source.read_summaries(FLAG, since, 120, ("audience", "scope")),
+                              group_units(r.sim.read_units(FLAG, since, 120), ("audience", "scope")))
     finally:
         source.close()
     assert on_cluster.verdict == on_sim.verdict
