@@ -62,7 +62,7 @@ def open_metrics(
     """The metrics source named by ``spec`` (``--metrics``).
 
     The simulator needs the flag file it evaluates, taken from ``flags_spec``. ``profile`` is the
-    profile the command runs with: its ``prometheus_match`` and ``prometheus_queries`` go to a
+    profile the command runs with: its ``prometheus_match``, ``prometheus_names`` and ``prometheus_queries`` go to a
     ``prometheus:`` source (whether ``spec`` is the profile's own or one given with ``--metrics``);
     other sources ignore them.
     """
@@ -78,29 +78,32 @@ def open_metrics(
         return SimulatedMetricsSource.from_spec(spec, path, **options)
     from adapters.metrics.prometheus import PrometheusSource
 
-    if profile is None or not (profile.prometheus_match or profile.prometheus_queries):
+    options.setdefault("variants_of", variants_from_flags(flags_spec))
+    if profile is None or not (profile.prometheus_match or profile.prometheus_queries or profile.prometheus_names):
         return PrometheusSource.from_spec(spec, **options)
     try:
         return PrometheusSource.from_spec(
-            spec, templates=profile.prometheus_queries, match=profile.prometheus_match, **options
+            spec, templates=profile.prometheus_queries, match=profile.prometheus_match,
+            names=profile.prometheus_names or None, **options
         )
     except BadInput as exc:
         raise _in_profile(exc, profile) from None
 
 
-def arms_from_flags(flags_spec: str | None):
-    """``arms_of(flag)`` for an event store: the flag's variants mapped to its arms, as the flag platform
-    holds them now (read again at most every few seconds). Without ``--flags`` no variant has an arm."""
+def variants_from_flags(flags_spec: str | None):
+    """``variants_of(flag)``: the flag's variants mapped to (arm, route), as the flag platform holds the flag
+    now (read again at most every few seconds). Without ``--flags`` no variant has an arm, and a variant's
+    route is its name."""
     import threading
     import time
 
     if not flags_spec:
         return lambda flag: {}
     platform = open_flags(flags_spec)
-    cache: dict[str, tuple[float, dict[str, str]]] = {}
+    cache: dict[str, tuple[float, dict[str, tuple[str, str]]]] = {}
     lock = threading.Lock()
 
-    def arms_of(flag: str) -> dict[str, str]:
+    def variants_of(flag: str) -> dict[str, tuple[str, str]]:
         with lock:
             seen = cache.get(flag)
             if seen is not None and time.monotonic() - seen[0] < 5.0:
@@ -112,11 +115,22 @@ def arms_from_flags(flags_spec: str | None):
                     cache[flag] = (time.monotonic(), {})
                     return {}
                 raise
-            arms = {route_flag.baseline: "baseline"}
+            found = {name: ("other", profile.route) for name, profile in route_flag.variations.items()}
+            found[route_flag.baseline] = ("baseline", route_flag.variations[route_flag.baseline].route)
             if route_flag.candidate:
-                arms[route_flag.candidate] = "candidate"
-            cache[flag] = (time.monotonic(), arms)
-            return arms
+                found[route_flag.candidate] = ("candidate", route_flag.variations[route_flag.candidate].route)
+            cache[flag] = (time.monotonic(), found)
+            return found
+
+    return variants_of
+
+
+def arms_from_flags(flags_spec: str | None):
+    """``arms_of(flag)`` for an event store: the flag's baseline and candidate variants mapped to their arms."""
+    variants_of = variants_from_flags(flags_spec)
+
+    def arms_of(flag: str) -> dict[str, str]:
+        return {v: arm for v, (arm, _) in variants_of(flag).items() if arm != "other"}
 
     return arms_of
 
@@ -139,7 +153,10 @@ def _in_profile(exc: BadInput, profile: Profile) -> BadInput:
     if message.startswith("--metrics"):
         return exc
     named = [family for family in profile.prometheus_queries if repr(family) in message]
-    if named:
+    mapped = [name for name, theirs in profile.prometheus_names.items() if repr(name) in message or repr(theirs) in message]
+    if message.startswith("prometheus name") and mapped:
+        key = f"prometheus_names.{mapped[0]}"
+    elif named:
         key = f"prometheus_queries.{named[0]}"
     else:
         key = "prometheus_queries" if profile.prometheus_queries else "prometheus_match"

@@ -117,7 +117,7 @@ class _Http:
         self.http.close()
 
 
-def _parse(spec: str) -> tuple[str, str, str]:
+def _parse(spec: str) -> tuple[str, str, str, str]:
     kind, _, url = spec.partition(":")
     parts = urlsplit(url)
     if kind != "clickhouse" or parts.scheme not in ("http", "https") or not parts.netloc:
@@ -126,14 +126,19 @@ def _parse(spec: str) -> tuple[str, str, str]:
         raise BadInput(f"--metrics {redact_url(url)!r}: put no credentials in the URL — set {USER_ENV} and "
                        f"{PASSWORD_ENV} (or store them with routedeck login)")
     opts = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = sorted(set(opts) - {"database", "table"})
+    unknown = sorted(set(opts) - {"database", "table", "schema"})
     if unknown:
-        raise BadInput(f"--metrics {redact_url(url)!r}: unknown option {unknown[0]!r} — use database and table")
-    database, table = opts.get("database", "default"), opts.get("table", "events")
+        raise BadInput(f"--metrics {redact_url(url)!r}: unknown option {unknown[0]!r} — use database, table and schema")
+    schema = opts.get("schema", "routedeck")
+    if schema not in SCHEMAS:
+        raise BadInput(f"--metrics {redact_url(url)!r}: schema must be routedeck (the events table, docs/backends.md) "
+                       "or otel (the OpenTelemetry collector's otel_traces table)")
+    database = opts.get("database", "default")
+    table = opts.get("table", "otel_traces" if schema == "otel" else "events")
     for what, name in (("database", database), ("table", table)):
         if not _NAME.match(name):
             raise BadInput(f"--metrics {redact_url(url)!r}: {what} {name!r} is not a plain name (letters, digits, _)")
-    return f"{parts.scheme}://{parts.netloc}", database, table
+    return f"{parts.scheme}://{parts.netloc}", database, table, schema
 
 
 class ClickHouseSource(MetricsSource):
@@ -143,9 +148,13 @@ class ClickHouseSource(MetricsSource):
 
     def __init__(self, base_url: str, database: str, table: str, *, arms_of=None, user: str | None = None,
                  password: str | None = None, clock: Callable[[], float] | None = None, slo_ms: float = 2500.0,
-                 timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None) -> None:
+                 timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None, schema: str = "routedeck") -> None:
+        """``schema``: ``routedeck`` (the events table, ``TABLE_COLUMNS``, any server from 18.16) or ``otel`` (the
+        OpenTelemetry collector's ``otel_traces`` table read in place; a server with Map columns)."""
         self.base_url = base_url.rstrip("/")
         self.database, self.table = database, table
+        self.schema = schema
+        self.dialect = q.CLICKHOUSE_MAP if schema == "otel" else q.CLICKHOUSE
         self.arms_of = arms_of or (lambda flag: {})
         self._clock = clock
         self.slo_ms = slo_ms
@@ -154,19 +163,20 @@ class ClickHouseSource(MetricsSource):
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "ClickHouseSource":
-        base, database, table = _parse(spec)
+        base, database, table, schema = _parse(spec)
         options.pop("speed", None)
         options.pop("seed", None)
         options.setdefault("user", read_token(USER_ENV))
         options.setdefault("password", read_token(PASSWORD_ENV))
-        return cls(base, database, table, **options)
+        return cls(base, database, table, schema=schema, **options)
 
     @property
     def capabilities(self) -> SourceCapabilities:
         return SourceCapabilities(unit_level=True, segments=("plan", "region", "workflow", "internal"))
 
     def describe(self) -> str:
-        return f"clickhouse:{redact_url(self.base_url)}?database={self.database}&table={self.table}"
+        schema = "&schema=otel" if self.schema == "otel" else ""
+        return f"clickhouse:{redact_url(self.base_url)}?database={self.database}&table={self.table}{schema}"
 
     def now(self) -> float:
         return self._clock() if self._clock is not None else time.time()
@@ -176,7 +186,9 @@ class ClickHouseSource(MetricsSource):
 
     @property
     def _from(self) -> str:
-        return f"{self.database}.{self.table}"
+        """What the queries read: the events table, or the normalised view of the collector's trace table."""
+        table = f"{self.database}.{self.table}"
+        return q.otel_traces_relation(table) if self.schema == "otel" else table
 
     def _arms(self, flag: str) -> dict[str, str]:
         try:
@@ -186,15 +198,16 @@ class ClickHouseSource(MetricsSource):
 
     def attributes(self, flag: str, since: float, now: float) -> tuple[str, ...]:
         """The attribute names the flag's exposures carry in the window."""
+        names = "mapKeys(context)" if self.schema == "otel" else "context.name"
         rows = self.http.rows(
-            f"SELECT DISTINCT arrayJoin(context.name) AS name FROM {self._from} WHERE flag = {q.CLICKHOUSE.quote(flag)} "
+            f"SELECT DISTINCT arrayJoin({names}) AS name FROM {self._from} WHERE flag = {self.dialect.quote(flag)} "
             f"AND kind = 0 AND t >= {since!r} AND t <= {now!r} ORDER BY name")
         return tuple(r["name"] for r in rows)
 
     def read_units(self, flag: str, since: float, maturation_s: float = 120.0) -> list[UnitRecord]:
         now = self.now()
         names = self.attributes(flag, since, now)
-        rows = self.http.rows(q.unit_query(q.CLICKHOUSE, self._from, flag, self._arms(flag), since, now, maturation_s,
+        rows = self.http.rows(q.unit_query(self.dialect, self._from, flag, self._arms(flag), since, now, maturation_s,
                                            self.slo_ms, names))
         self.last_rows = len(rows)
         return [unit_record(r, flag, names) for r in rows]
@@ -208,7 +221,7 @@ class ClickHouseSource(MetricsSource):
 
     def read_unit_summaries(self, flag: str, since: float, maturation_s: float,
                             attributes: tuple[str, ...]) -> list[dict[str, Any]]:
-        rows = self.http.rows(q.summary_sql(q.CLICKHOUSE, self._from, flag, self._arms(flag), since, self.now(),
+        rows = self.http.rows(q.summary_sql(self.dialect, self._from, flag, self._arms(flag), since, self.now(),
                                             maturation_s, self.slo_ms, attributes))
         self.last_rows = len(rows)
         # attribute values stay text ("1" is not 1.0); every other column is a number
@@ -261,6 +274,9 @@ def _number(value: Any) -> Any:
     return value
 
 
+SCHEMAS = ("routedeck", "otel")
+
+
 class ClickHouseWriter:
     """A sink inserting event records into a ClickHouse table (``JSONEachRow``), one request per batch."""
 
@@ -271,7 +287,9 @@ class ClickHouseWriter:
 
     @classmethod
     def from_spec(cls, spec: str) -> "ClickHouseWriter":
-        base, database, table = _parse(spec)
+        base, database, table, schema = _parse(spec)
+        if schema != "routedeck":
+            raise BadInput(f"--events {redact(spec)!r}: routedeck writes only its own events table (schema=routedeck)")
         return cls(base, database, table, user=read_token(USER_ENV), password=read_token(PASSWORD_ENV))
 
     def describe(self) -> str:

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 
 from typing import Any
 
+from console.core import event_format as ef
 from console.core.stats.summary import COLUMNS, HISTOGRAMS, PAIRS, ArmSummary, GroupSummary
 from console.core.telemetry import LATENCY_BOUNDS_MS, TTFT_BOUNDS_MS, Arm
 
@@ -57,6 +58,83 @@ class Dialect:
 DUCKDB = Dialect("duckdb", "arg_min({v}, {by})", "coalesce({col}[{name}], '')", "LEFT JOIN")
 #: ClickHouse 18.16 has no Map: attributes are parallel arrays context.name / context.value
 CLICKHOUSE = Dialect("clickhouse", "argMin({v}, {by})", "{col}.value[indexOf({col}.name, {name})]", "ANY LEFT JOIN")
+
+
+#: today's ClickHouse (and chDB) with attributes in a Map column: the OpenTelemetry collector's schema
+CLICKHOUSE_MAP = Dialect("clickhouse", "argMin({v}, {by})", "{col}[{name}]", "ANY LEFT JOIN")
+
+#: the span event and span name routedeck reads in the OpenTelemetry collector's ``otel_traces`` table
+OTEL_EXPOSURE_EVENT = ef.EXPOSURE  # OpenFeature's tracing hook records each evaluation as this span event
+OTEL_OUTCOME = ef.OUTCOME  # a span, or a span event, with the outcome's attributes
+
+
+def otel_traces_relation(table: str) -> str:
+    """The OpenTelemetry collector's ClickHouse trace table (``otel_traces``: ``SpanAttributes`` and
+    ``Events.Attributes`` are Maps) as the normalised relation the queries read, without copying it:
+
+    - a **call** is a span carrying ``feature_flag.key`` and ``routedeck.request.id`` (the request span the
+      application marks; ``Duration`` is its duration, ``gen_ai.*`` and ``error.type`` its GenAI attributes,
+      ``gen_ai.response.time_to_first_chunk`` in seconds or ``routedeck.time_to_first_chunk_ms``);
+    - an **exposure** is a span event named ``feature_flag.evaluation`` (what OpenFeature's tracing hook
+      records), its ``context.<name>`` attributes the unit's evaluation attributes;
+    - an **outcome** is a span or a span event named ``routedeck.outcome``.
+
+    Attribute names are those of docs/events.md; a Map lookup of a missing key gives "", read as absent.
+    Needs ClickHouse with Map (21.1 or later) or chDB; the 18.16 server reads the routedeck table instead."""
+
+    def text(m: str, key: str) -> str:
+        return f"CAST(nullIf({m}[{CLICKHOUSE_MAP.quote(key)}], '') AS Nullable(String))"
+
+    def number(m: str, key: str) -> str:
+        return f"CAST(toFloat64OrNull({m}[{CLICKHOUSE_MAP.quote(key)}]) AS Nullable(Float64))"
+
+    def flag(m: str, key: str) -> str:
+        k = CLICKHOUSE_MAP.quote(key)
+        return f"CAST(multiIf({m}[{k}] = 'true', 1, {m}[{k}] = 'false', 0, NULL) AS Nullable(UInt8))"
+
+    def common(m: str, t: str, kind: int) -> str:
+        return (f"CAST({kind} AS UInt8) AS kind, toUnixTimestamp64Nano({t}) / 1e9 AS t, "
+                f"toString({m}[{CLICKHOUSE_MAP.quote(ef.FLAG)}]) AS flag, "
+                f"toString({m}[{CLICKHOUSE_MAP.quote(ef.UNIT)}]) AS unit, {text(m, ef.VARIANT)} AS variant, "
+                f"{text(m, ef.REQUEST_ID)} AS rid")
+
+    none_s = "CAST(NULL AS Nullable(String))"
+    none_f = "CAST(NULL AS Nullable(Float64))"
+    none_b = "CAST(NULL AS Nullable(UInt8))"
+    no_context = "CAST(map() AS Map(String, String))"
+    prefix = CLICKHOUSE_MAP.quote(ef.CONTEXT_PREFIX)
+    context = (f"CAST(mapApply((k, v) -> (substring(k, {len(ef.CONTEXT_PREFIX) + 1}), v), "
+               f"mapFilter((k, v) -> startsWith(k, {prefix}), ea)) AS Map(String, String))")
+    s = "SpanAttributes"
+    ttfc = (f"coalesce({number(s, 'gen_ai.response.time_to_first_chunk')} * 1000, {number(s, ef.TTFC_MS)})")
+    calls = f"""
+      SELECT {common(s, 'Timestamp', 1)}, {text(s, ef.ROUTE)} AS route, {text(s, ef.GEN_AI_PROVIDER)} AS provider,
+        {text(s, ef.GEN_AI_MODEL)} AS model, {number(s, ef.INPUT_TOKENS)} AS tin, {number(s, ef.OUTPUT_TOKENS)} AS tout,
+        CAST(Duration / 1e6 AS Nullable(Float64)) AS dur, {ttfc} AS ttfc, {text(s, ef.ERROR_TYPE)} AS err,
+        {number(s, ef.COST_USD)} AS cost, {text(s, ef.FALLBACK_ROUTE)} AS fb_route,
+        {text(s, ef.FALLBACK_ERROR)} AS fb_err, {none_b} AS resolved, {none_b} AS corrected, {none_b} AS complaint,
+        {no_context} AS context
+      FROM {table}
+      WHERE SpanName != {CLICKHOUSE_MAP.quote(OTEL_OUTCOME)} AND {s}[{CLICKHOUSE_MAP.quote(ef.FLAG)}] != ''
+        AND {s}[{CLICKHOUSE_MAP.quote(ef.REQUEST_ID)}] != ''"""
+
+    def outcome(m: str, t: str) -> str:
+        return (f"{common(m, t, 2)}, {none_s} AS route, {none_s} AS provider, {none_s} AS model, {none_f} AS tin, "
+                f"{none_f} AS tout, {none_f} AS dur, {none_f} AS ttfc, {none_s} AS err, {none_f} AS cost, "
+                f"{none_s} AS fb_route, {none_s} AS fb_err, {flag(m, ef.RESOLVED)} AS resolved, "
+                f"{flag(m, ef.CORRECTED)} AS corrected, {flag(m, ef.COMPLAINT)} AS complaint, {no_context} AS context")
+
+    events = f"{table} ARRAY JOIN Events.Timestamp AS et, Events.Name AS en, Events.Attributes AS ea"
+    exposures = f"""
+      SELECT {common('ea', 'et', 0)}, {none_s} AS route, {none_s} AS provider, {none_s} AS model, {none_f} AS tin,
+        {none_f} AS tout, {none_f} AS dur, {none_f} AS ttfc, {none_s} AS err, {none_f} AS cost, {none_s} AS fb_route,
+        {none_s} AS fb_err, {none_b} AS resolved, {none_b} AS corrected, {none_b} AS complaint, {context} AS context
+      FROM {events} WHERE en = {CLICKHOUSE_MAP.quote(OTEL_EXPOSURE_EVENT)}"""
+    outcome_spans = f"""
+      SELECT {outcome(s, 'Timestamp')} FROM {table} WHERE SpanName = {CLICKHOUSE_MAP.quote(OTEL_OUTCOME)}"""
+    outcome_events = f"""
+      SELECT {outcome('ea', 'et')} FROM {events} WHERE en = {CLICKHOUSE_MAP.quote(OTEL_OUTCOME)}"""
+    return f"({' UNION ALL '.join([calls, exposures, outcome_spans, outcome_events])}) AS otel_events"
 
 
 def _quote_ident(name: str) -> str:

@@ -195,6 +195,8 @@ class TrafficSimulator:
         self._assign_rev: str | None = None
         #: (flag, unit) → the variant name the evaluator served, for the same revision as ``_assign``
         self._variant_of: dict[tuple[str, int], str] = {}
+        #: (flag, route) → the variant that routes there (an outcome's variant is its request's)
+        self._variant_of_route: dict[tuple[str, str], str] = {}
         #: the request log: merged blocks of BLOCK_TICKS ticks, oldest first, then this block's ticks
         self._blocks: deque[_Block] = deque()
         self._open: list[dict[str, np.ndarray]] = []
@@ -409,6 +411,7 @@ class TrafficSimulator:
         """This tick's requests, then the outcomes arriving in it, as plain records."""
         pop = self.pop
         events: list[SimEvent] = []
+        variants = self._variant_of_route
         for r in range(len(cols["t"])):
             unit = int(cols["unit"][r])
             key = self._keys[int(cols["key"][r])]
@@ -424,6 +427,7 @@ class TrafficSimulator:
                 new_unit=bool(cols["new_unit"][r]), request_id=request_id(t_abs, r),
                 variant=self._variant_of.get((key.flag, unit), ""),
             ))
+            variants[(key.flag, key.route)] = events[-1].variant
         for past in self._in_flight:
             for r in np.nonzero(past["arrival"] == t_abs)[0].tolist():
                 key = self._keys[int(past["key"][r])]
@@ -432,7 +436,7 @@ class TrafficSimulator:
                     unit_id=pop.ids[int(past["unit"][r])], arm=key.arm, route=key.route,
                     kind="resolved" if past["resolved"][r] else "escalated", corrected=bool(past["corrected"][r]),
                     complaint=bool(past["complaint"][r]), joined=bool(past["joined"][r]),
-                    request_id=request_id(int(past["t"][r]), r),
+                    request_id=request_id(int(past["t"][r]), r), variant=variants.get((key.flag, key.route), ""),
                 ))
         return events
 

@@ -56,6 +56,8 @@ class OutcomeEvent:
     complaint: bool
     joined: bool  # False when telemetry failed to join it to its exposure
     request_id: str = ""  # the request it is the outcome of
+    #: the flag variant of the request ("" when unknown)
+    variant: str = ""
 
 
 SimEvent = Union[RequestEvent, OutcomeEvent]
