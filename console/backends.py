@@ -115,9 +115,10 @@ def variants_from_flags(flags_spec: str | None):
                     cache[flag] = (time.monotonic(), {})
                     return {}
                 raise
+            # as the simulator counts them: a flag with no candidate has no arms (no rollout in progress)
             found = {name: ("other", profile.route) for name, profile in route_flag.variations.items()}
-            found[route_flag.baseline] = ("baseline", route_flag.variations[route_flag.baseline].route)
             if route_flag.candidate:
+                found[route_flag.baseline] = ("baseline", route_flag.variations[route_flag.baseline].route)
                 found[route_flag.candidate] = ("candidate", route_flag.variations[route_flag.candidate].route)
             cache[flag] = (time.monotonic(), found)
             return found

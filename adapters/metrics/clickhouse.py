@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 import re
 import time
 from collections.abc import Callable
@@ -28,10 +29,11 @@ from console.core.errors import BackendError, BadInput
 from console.core.ports import MetricsSource
 from console.core.redact import redact
 from console.core.stats.summary import GroupSummary
-from console.core.telemetry import Arm, MetricsSnapshot, RouteCounters, RouteKey, SourceCapabilities, TimeBucket, UnitRecord
+from console.core.telemetry import MetricsSnapshot, SourceCapabilities, TimeBucket, UnitRecord
 
 from ..http import JsonHttp, RetryPolicy, make_client, redact_url
 from . import events_sql as q
+from . import events_window
 from .events import unit_record
 
 USER_ENV = "ROUTEDECK_CLICKHOUSE_USER"
@@ -228,41 +230,27 @@ class ClickHouseSource(MetricsSource):
         return [{k: (v if k.startswith("a_") else _number(v)) for k, v in r.items()} for r in rows]
 
     def read(self, start: float, end: float, step: float) -> MetricsSnapshot:
-        """Requests and outcomes per route key, totalled over the window (one bucket: the dashboard's
-        trends come from the unit-level reads here)."""
+        """Counters per route key for [start, end) in buckets of ``step`` seconds — requests, outcomes, new units,
+        histograms and provider breakdowns — aggregated by the server (``events_window``, as DuckDB does)."""
         end = min(end, self.now())
+        step = max(1.0, float(step))
         if end <= start:
             return MetricsSnapshot(start, start, start, [], {}, gaps=["empty window: nothing to read"])
-        flags = [r["flag"] for r in self.http.rows(
-            f"SELECT DISTINCT flag FROM {self._from} WHERE kind = 1 AND t >= {start!r} AND t < {end!r}")]
-        totals: dict[RouteKey, RouteCounters] = {}
-        names = {v: Arm(k) for k, v in q.ARM_CODES.items()}
-        for flag in flags:
-            arm = q.arms_values(q.CLICKHOUSE, self._arms(flag))
-            success = "(err IS NULL OR (fb_route IS NOT NULL AND fb_err IS NULL))"
-            rows = self.http.rows(f"""
-                SELECT route, {arm} AS arm, count() AS n, sum({success}) AS ok, sum(err IS NOT NULL) AS errors,
-                       sum(fb_route IS NOT NULL) AS fallbacks, sum({success} AND dur <= {self.slo_ms!r}) AS slo,
-                       sum(coalesce(tin, 0)) AS tin, sum(coalesce(tout, 0)) AS tout, sum(coalesce(cost, 0)) AS cost
-                FROM {self._from} WHERE flag = {q.CLICKHOUSE.quote(flag)} AND kind = 1 AND t >= {start!r}
-                AND t < {end!r} GROUP BY route, arm""")
-            for r in rows:
-                c = totals.setdefault(RouteKey(flag, r["route"] or "", names[int(r["arm"])]), RouteCounters())
-                c.requests = c.exposures = int(r["n"])
-                c.successes, c.errors = int(r["ok"]), int(r["errors"])
-                c.fallbacks, c.slo_met = int(r["fallbacks"]), int(r["slo"])
-                c.tokens_in, c.tokens_out, c.cost_usd = int(float(r["tin"])), int(float(r["tout"])), float(r["cost"])
-            for r in self.http.rows(f"""
-                SELECT route, {arm} AS arm, {q.latency_bucket('dur')} AS b, count() AS n
-                FROM {self._from} WHERE flag = {q.CLICKHOUSE.quote(flag)} AND kind = 1 AND t >= {start!r}
-                AND t < {end!r} GROUP BY route, arm, b"""):
-                c = totals.setdefault(RouteKey(flag, r["route"] or "", names[int(r["arm"])]), RouteCounters())
-                c.latency_hist[int(r["b"])] += int(r["n"])
+        nb = max(1, math.ceil((end - start) / step))
+        probe = events_window.window_queries(self.dialect, self._from, start, end, step, {}, self.slo_ms)
+        arms = {r["flag"]: self._arms(r["flag"]) for r in self.http.rows(probe["flags"])}
+        queries = events_window.window_queries(self.dialect, self._from, start, end, step, arms, self.slo_ms)
+        queries.pop("flags")
+        rows = {name: self.http.rows(sql) for name, sql in queries.items()}
+        cells, served = events_window.counters_of(rows, nb)
+        buckets = [TimeBucket(start + b * step, min(end, start + (b + 1) * step)) for b in range(nb)]
+        for (b, key), c in cells.items():
+            buckets[b].counters[key] = c
+        totals = MetricsSnapshot.total_of(buckets)
         newest = self.http.rows(f"SELECT max(t) AS newest FROM {self._from} WHERE t <= {end!r}")
         as_of = float(newest[0]["newest"]) if newest and newest[0]["newest"] else start
-        bucket = TimeBucket(start, end, {k: c.copy() for k, c in totals.items()})
-        gaps = [] if totals else [f"no calls recorded in this window in {self.describe()}"]
-        return MetricsSnapshot(start, end, min(as_of, end), [bucket], totals, gaps=gaps)
+        gaps = [] if any(c.requests for c in totals.values()) else [f"no calls recorded in this window in {self.describe()}"]
+        return MetricsSnapshot(start, end, min(as_of, end), buckets, totals, fallback_served=served, gaps=gaps)
 
 
 def _number(value: Any) -> Any:

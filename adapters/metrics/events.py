@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs
 
 import duckdb
 
@@ -31,18 +31,10 @@ from console.core import event_format as ef
 from console.core.errors import BackendError, BadInput
 from console.core.ports import MetricsSource
 from console.core.stats.summary import GroupSummary
-from console.core.telemetry import (
-    TTFT_BOUNDS_MS,
-    Arm,
-    MetricsSnapshot,
-    RouteCounters,
-    RouteKey,
-    SourceCapabilities,
-    TimeBucket,
-    UnitRecord,
-)
+from console.core.telemetry import Arm, MetricsSnapshot, SourceCapabilities, TimeBucket, UnitRecord
 
 from . import events_sql as q
+from . import events_window
 from .events_state import UnitStates, WindowKey, rows_of
 
 #: arms of a flag: variant name → "baseline" / "candidate"
@@ -390,7 +382,8 @@ class EventsSource(MetricsSource):
     # ---- request level: the dashboard's counters ---------------------------------------------
 
     def read(self, start: float, end: float, step: float) -> MetricsSnapshot:
-        """Counters per route key for [start, end) in buckets of ``step`` seconds, every one counted by DuckDB."""
+        """Counters per route key for [start, end) in buckets of ``step`` seconds, every one counted by DuckDB
+        (``events_window``, the queries ClickHouse runs too)."""
         with self._lock:
             self.refresh()
             end = min(end, self.now())
@@ -398,104 +391,22 @@ class EventsSource(MetricsSource):
             if end <= start:
                 return MetricsSnapshot(start, start, start, [], {}, gaps=["empty window: nothing to read"])
             nb = max(1, math.ceil((end - start) / step))
-            flags = [r[0] for r in self.db.execute(
-                "SELECT DISTINCT flag FROM ev WHERE kind = 1 AND t >= ? AND t < ?", [start, end]).fetchall()]
+            queries = events_window.window_queries(q.DUCKDB, "ev", start, end, step, {}, self.slo_ms)
+            flags = [r["flag"] for r in rows_of(self.db.execute(queries.pop("flags")))]
             arms = {f: self._arms(f) for f in flags}
-            counters = self._window_counters(start, end, step, nb, arms)
+            queries = events_window.window_queries(q.DUCKDB, "ev", start, end, step, arms, self.slo_ms)
+            queries.pop("flags")
+            rows = {name: rows_of(self.db.execute(sql)) for name, sql in queries.items()}
+        cells, served = events_window.counters_of(rows, nb)
         buckets = [TimeBucket(start + b * step, min(end, start + (b + 1) * step)) for b in range(nb)]
-        for (b, key), c in counters["cells"].items():
-            if 0 <= b < nb:
-                buckets[b].counters[key] = c
+        for (b, key), c in cells.items():
+            buckets[b].counters[key] = c
         totals = MetricsSnapshot.total_of(buckets)
         gaps = []
         if not any(c.requests for c in totals.values()):
             gaps.append(f"no calls recorded in this window in {self.describe()}")
         as_of = min(end, self._newest) if self._newest is not None else start
-        return MetricsSnapshot(start, end, as_of, buckets, totals, fallback_served=counters["served"], gaps=gaps)
-
-    def _window_counters(self, start: float, end: float, step: float, nb: int,
-                         arms: dict[str, dict[str, str]]) -> dict[str, Any]:
-        arm_case = " ".join(f"WHEN flag = {q.DUCKDB.quote(f)} THEN {q.arms_values(q.DUCKDB, a)}"
-                            for f, a in arms.items()) or "WHEN true THEN 2"
-        arm = f"(CASE {arm_case} ELSE 2 END)"
-        success = "(err IS NULL OR (fb_route IS NOT NULL AND fb_err IS NULL))"
-        lat_b = q.latency_bucket("dur")
-        ttft_b = " + ".join(f"(CASE WHEN coalesce(ttfc, dur) > {b!r} THEN 1 ELSE 0 END)" for b in map(float, TTFT_BOUNDS_MS))
-        calls = f"""SELECT floor((t - {start!r}) / {step!r})::BIGINT AS b, flag, route, {arm} AS arm, provider, model,
-                      err, fb_route, fb_err, {success} AS ok, dur, {lat_b} AS lat_b, {ttft_b} AS ttft_b,
-                      coalesce(tin, 0) AS tin, coalesce(tout, 0) AS tout, coalesce(cost, 0) AS cost, unit
-                    FROM ev WHERE kind = 1 AND t >= {start!r} AND t < {end!r}"""
-        db = self.db
-        cells: dict[tuple[int, RouteKey], RouteCounters] = {}
-        names = {v: Arm(k) for k, v in q.ARM_CODES.items()}
-
-        def cell(b: int, flag: str, route: str, code: int) -> RouteCounters:
-            return cells.setdefault((int(b), RouteKey(flag, route or "", names[int(code)])), RouteCounters())
-
-        rows = db.execute(f"""
-            SELECT b, flag, route, arm, count(*), sum(ok::INT), sum((err IS NOT NULL)::INT), sum((err = '429')::INT),
-                   sum((err = 'timeout')::INT), sum((fb_route IS NOT NULL)::INT),
-                   sum((ok AND dur <= {self.slo_ms!r})::INT), sum(tin), sum(tout), sum(cost), sum(cost * cost)
-            FROM ({calls}) GROUP BY ALL""").fetchall()
-        for b, flag, route, code, n, ok, errors, limited, timeouts, fallbacks, slo, tin, tout, cost, cost_sq in rows:
-            c = cell(b, flag, route, code)
-            c.requests += n
-            c.exposures += n
-            c.successes += int(ok or 0)
-            c.errors += int(errors or 0)
-            c.rate_limited += int(limited or 0)
-            c.timeouts += int(timeouts or 0)
-            c.fallbacks += int(fallbacks or 0)
-            c.slo_met += int(slo or 0)
-            c.tokens_in += int(tin or 0)
-            c.tokens_out += int(tout or 0)
-            c.cost_usd += float(cost or 0.0)
-            c.cost_sq_usd += float(cost_sq or 0.0)
-        for b, flag, route, code, which, index, n in db.execute(f"""
-                SELECT b, flag, route, arm, 'lat', lat_b, count(*) FROM ({calls}) GROUP BY ALL
-                UNION ALL SELECT b, flag, route, arm, 'ttft', ttft_b, count(*) FROM ({calls}) GROUP BY ALL""").fetchall():
-            c = cell(b, flag, route, code)
-            (c.latency_hist if which == "lat" else c.ttft_hist)[int(index)] += int(n)
-        for b, flag, route, code, provider, model, err, fb_err, n in db.execute(f"""
-                SELECT b, flag, route, arm, coalesce(provider, ''), coalesce(model, ''), err,
-                       CASE WHEN fb_route IS NOT NULL THEN coalesce(fb_err, '') END, count(*)
-                FROM ({calls}) GROUP BY ALL""").fetchall():
-            c = cell(b, flag, route, code)
-            pm = (provider, model)
-            c.provider_requests[pm] = c.provider_requests.get(pm, 0) + int(n)
-            if err is not None:
-                k3 = (provider, model, _error_kind(err))
-                c.provider_errors[k3] = c.provider_errors.get(k3, 0) + int(n)
-                if fb_err is not None:
-                    c.provider_fallbacks[pm] = c.provider_fallbacks.get(pm, 0) + int(n)
-        # new units: a unit's first call on its route key, in the bucket it was made
-        for b, flag, route, code, n in db.execute(f"""
-                SELECT floor((first - {start!r}) / {step!r})::BIGINT, flag, route, arm, count(*) FROM (
-                  SELECT flag, route, {arm} AS arm, unit, min(t) AS first FROM ev
-                  WHERE kind = 1 AND t < {end!r} GROUP BY ALL) WHERE first >= {start!r} GROUP BY ALL""").fetchall():
-            cell(b, flag, route, code).new_units += int(n)
-        # outcomes, in the bucket they arrived, on the route key of the call they belong to
-        for b, flag, route, code, n, res, corr, compl in db.execute(f"""
-                SELECT floor((o.t - {start!r}) / {step!r})::BIGINT, c.flag, c.route, {arm.replace('flag', 'c.flag').replace('variant', 'c.variant')},
-                       count(*), sum(o.resolved::INT), sum(coalesce(o.corrected, false)::INT),
-                       sum(coalesce(o.complaint, false)::INT)
-                FROM (SELECT rid, min(t) AS t, bool_or(resolved) AS resolved, bool_or(corrected) AS corrected,
-                             bool_or(complaint) AS complaint FROM ev
-                      WHERE kind = 2 AND t >= {start!r} AND t < {end!r} GROUP BY rid) AS o
-                JOIN (SELECT rid, any_value(flag) AS flag, any_value(route) AS route, any_value(variant) AS variant
-                      FROM ev WHERE kind = 1 AND t < {end!r} GROUP BY rid) AS c USING (rid)
-                GROUP BY ALL""").fetchall():
-            c = cell(b, flag, route, code)
-            c.outcomes += int(n)
-            c.resolved += int(res or 0)
-            c.escalated += int(n) - int(res or 0)
-            c.corrected += int(corr or 0)
-            c.complaints += int(compl or 0)
-        served: dict[tuple[str, str], int] = {}
-        for flag, route, n in db.execute(f"""SELECT flag, fb_route, count(*) FROM ev WHERE kind = 1 AND
-                fb_route IS NOT NULL AND t >= {start!r} AND t < {end!r} GROUP BY ALL""").fetchall():
-            served[(flag, route)] = int(n)
-        return {"cells": cells, "served": served}
+        return MetricsSnapshot(start, end, as_of, buckets, totals, fallback_served=served, gaps=gaps)
 
 
 def unit_record(r: dict[str, Any], flag: str, attributes: tuple[str, ...] = ()) -> UnitRecord:
@@ -556,10 +467,6 @@ def _problem_sql() -> str:
 
 
 _PROBLEM_SQL = _problem_sql()
-
-
-def _error_kind(err: str) -> str:
-    return err if err in (ef.ERROR_RATE_LIMITED, ef.ERROR_TIMEOUT) else "error"
 
 
 def _ident(name: str) -> str:

@@ -44,6 +44,7 @@ class Dialect:
     arg_min: str  # argMin(value, by)
     attr: str  # how to read attribute {name} of the attribute column {col}
     left_join: str  # a left join keeping one match per key
+    inner_join: str = "JOIN"  # an inner join on a key unique on the right
 
     def attribute(self, column: str, name: str) -> str:
         return self.attr.format(col=column, name=self.quote(name))
@@ -57,11 +58,12 @@ class Dialect:
 
 DUCKDB = Dialect("duckdb", "arg_min({v}, {by})", "coalesce({col}[{name}], '')", "LEFT JOIN")
 #: ClickHouse 18.16 has no Map: attributes are parallel arrays context.name / context.value
-CLICKHOUSE = Dialect("clickhouse", "argMin({v}, {by})", "{col}.value[indexOf({col}.name, {name})]", "ANY LEFT JOIN")
+CLICKHOUSE = Dialect("clickhouse", "argMin({v}, {by})", "{col}.value[indexOf({col}.name, {name})]", "ANY LEFT JOIN",
+                     "ANY INNER JOIN")
 
 
 #: today's ClickHouse (and chDB) with attributes in a Map column: the OpenTelemetry collector's schema
-CLICKHOUSE_MAP = Dialect("clickhouse", "argMin({v}, {by})", "{col}[{name}]", "ANY LEFT JOIN")
+CLICKHOUSE_MAP = Dialect("clickhouse", "argMin({v}, {by})", "{col}[{name}]", "ANY LEFT JOIN", "ANY INNER JOIN")
 
 #: the span event and span name routedeck reads in the OpenTelemetry collector's ``otel_traces`` table
 OTEL_EXPOSURE_EVENT = ef.EXPOSURE  # OpenFeature's tracing hook records each evaluation as this span event
@@ -145,12 +147,12 @@ def _number(x: float) -> str:
     return repr(float(x))
 
 
-def arms_values(d: Dialect, arms: dict[str, str]) -> str:
+def arms_values(d: Dialect, arms: dict[str, str], column: str = "variant") -> str:
     """A CASE mapping a variant name to its arm code (``arms``: variant → "baseline"/"candidate")."""
     if not arms:
         return "2"
     whens = " ".join(f"WHEN {d.quote(v)} THEN {ARM_CODES[a]}" for v, a in sorted(arms.items()))
-    return f"(CASE variant {whens} ELSE 2 END)"
+    return f"(CASE {column} {whens} ELSE 2 END)"
 
 
 SUCCESS = "(err IS NULL OR (fb_route IS NOT NULL AND fb_err IS NULL))"

@@ -95,3 +95,19 @@ def assert_same_summaries(got: list[GroupSummary], want: list[GroupSummary]) -> 
         assert g.hist == w.hist, key
         assert g.hist_squares == w.hist_squares and g.hist_products == w.hist_products, key
         assert set(w.hist) == {"latency_hist", "ttft_hist"}  # the reference had per-unit histograms to compare
+
+
+def assert_same_snapshots(got, want) -> None:
+    """Two reads of the same window: the same buckets, route keys and counters (floats to 1e-9)."""
+    assert [(b.start, b.end) for b in got.buckets] == [(b.start, b.end) for b in want.buckets]
+    assert got.fallback_served == want.fallback_served
+    for x, y in zip(got.buckets, want.buckets):
+        assert set(x.counters) == set(y.counters)
+        for key, a in x.counters.items():
+            b = y.counters[key]
+            for name in a.__dataclass_fields__:
+                va, vb = getattr(a, name), getattr(b, name)
+                if isinstance(va, float):
+                    assert va == pytest.approx(vb, rel=1e-9, abs=1e-12), (key, name)
+                else:
+                    assert va == vb, (key, name)

@@ -14,7 +14,10 @@ from console.core import event_format as ef
 
 from console.core.stats.summary import group_units
 
-from .helpers import FLAG, assert_same_summaries, rollout
+from adapters.metrics import events_window
+from console.core.telemetry import MetricsSnapshot, TimeBucket
+
+from .helpers import FLAG, assert_same_snapshots, assert_same_summaries, rollout
 
 chdb = pytest.importorskip("chdb", reason="chdb is a test dependency (pyproject [test])")
 
@@ -37,13 +40,25 @@ def test_chdb_gives_the_duckdb_summaries(tmp_path):
         db.query(f"INSERT INTO rd.events SELECT * FROM file('{tmp_path / 'rows.jsonl'}', JSONEachRow)")
         sql = q.summary_sql(q.CLICKHOUSE, "rd.events", FLAG, arms, since, now, 120, 2500.0, ("scope",))
         got = json.loads(str(db.query(sql, "JSON")))["data"]
+        # the dashboard's time buckets: the same queries DuckDB runs
+        start, step = now - 600, 60.0
+        queries = events_window.window_queries(q.CLICKHOUSE, "rd.events", start, now, step, {FLAG: arms}, 2500.0)
+        rows = {name: json.loads(str(db.query(sql, "JSON")))["data"] for name, sql in queries.items()}
     finally:
         db.close()
-    source = r.events()
+    source = r.events(arms_of=lambda f: arms if f == FLAG else {})
     try:
         want = source.read_unit_summaries(FLAG, since, 120, ("scope",))
+        on_duckdb = source.read(start, now, step)
     finally:
         source.close()
+    cells, served = events_window.counters_of(rows, 10)
+    buckets = [TimeBucket(start + b * step, start + (b + 1) * step) for b in range(10)]
+    for (b, key), c in cells.items():
+        buckets[b].counters[key] = c
+    on_chdb = MetricsSnapshot(start, now, now, buckets, MetricsSnapshot.total_of(buckets), fallback_served=served)
+    assert_same_snapshots(on_chdb, on_duckdb)
+    assert sum(c.outcomes for c in on_chdb.totals.values()) > 100 and len({k for b in buckets for k in b.counters}) >= 2
     assert len(got) == len(want) >= 2
     for g, w in zip(got, want):
         for key, value in w.items():

@@ -13,7 +13,7 @@ from console.core.errors import BackendError
 
 from console.core.stats.summary import group_units
 
-from ..events.helpers import FLAG, assert_same_summaries, rollout
+from ..events.helpers import FLAG, assert_same_snapshots, assert_same_summaries, rollout
 from .servers import CLICKHOUSE_CLUSTER
 
 pytestmark = pytest.mark.servers
@@ -62,8 +62,17 @@ def test_same_verdict_on_the_cluster_as_on_the_simulator(clickhouse, tmp_path, s
         # the server's aggregate is the reference summary of the simulator's unit records
         assert_same_summaries(source.read_summaries(FLAG, since, 120, ("audience", "scope")),
                               group_units(r.sim.read_units(FLAG, since, 120), ("audience", "scope")))
+        # and the dashboard's time buckets (requests, outcomes, new units, histograms) are DuckDB's
+        now = r.sim.now()
+        on_cluster_trend = source.read(now - 600, now, 60)
     finally:
         source.close()
+    duck = r.events()
+    try:
+        assert_same_snapshots(on_cluster_trend, duck.read(now - 600, now, 60))
+    finally:
+        duck.close()
+    assert len(on_cluster_trend.buckets) == 10 and sum(c.outcomes for c in on_cluster_trend.totals.values()) > 100
     assert on_cluster.verdict == on_sim.verdict
     assert [(g.name, g.status, g.detail) for g in on_cluster.health] == [(g.name, g.status, g.detail) for g in on_sim.health]
     assert [(m.name, m.verdict, m.n_candidate, m.n_baseline) for m in on_cluster.metrics] == \
