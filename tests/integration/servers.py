@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -352,4 +353,21 @@ def session_servers() -> Servers:
     if _SESSION is None:
         _SESSION = Servers()
         atexit.register(_SESSION.stop_all)
+        _stop_on_termination(_SESSION)
     return _SESSION
+
+
+def _stop_on_termination(servers: Servers) -> None:
+    """A test run ended by SIGTERM or SIGHUP (a timeout, a closed terminal) stops its servers too:
+    Python's default handling of those signals skips ``atexit``, leaving them running unowned."""
+
+    def stop_then_die(signum, frame) -> None:
+        servers.stop_all()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, stop_then_die)
