@@ -12,6 +12,7 @@ import argparse
 from console.core import credentials
 from console.core.config import Config, Profile, load_config
 from console.core.errors import BadInput
+from console.core.fleet import MIXED_WARNING, use_fleet
 from console.core.tls import use_tls
 
 #: commands that change flags without offering --dry-run (the guard rolls back on its own)
@@ -22,6 +23,7 @@ def activate(profile: Profile | None) -> None:
     """Make ``profile``'s stored credentials and TLS settings the ones adapters use from now on."""
     credentials.use_profile(profile.name if profile else None)
     use_tls(profile.tls if profile else None)
+    use_fleet(profile.fleet_bucketing if profile else None)
     if profile is not None and profile.ca_bundle is not None and not profile.ca_bundle.is_file():
         raise BadInput(f"{profile.where('ca_bundle')}: ca_bundle {profile.ca_bundle}: file not found — fix the path")
 
@@ -50,6 +52,10 @@ def apply_profile(args: argparse.Namespace) -> Profile | None:
     that what the command requires is there."""
     profile = chosen_profile(args)
     activate(profile)
+    if profile is not None and profile.fleet_bucketing == "mixed":
+        import sys
+
+        print(f"routedeck: warning: {profile.where('fleet_bucketing')}: {MIXED_WARNING}", file=sys.stderr)
     if profile is not None:
         args.profile = profile.name
         if not getattr(args, "flags", None) and profile.flags:

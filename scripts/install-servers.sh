@@ -67,5 +67,24 @@ else
     fi
 fi
 
+# ---- the JavaScript flagd evaluator and promptfoo (npm, pinned by their package-lock.json) ---------
+npm_dir() {  # npm_dir NAME DIR PACKAGE: install DIR's locked dependencies unless PACKAGE is there at its pinned version
+    local name="$1" dir="$2" pkg="$3" want have
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        problems+=("$name: node and npm are not installed")
+        return
+    fi
+    want="$(node -p "require('$dir/package.json').dependencies['$pkg']")"
+    have="$(node -p "try { require('$dir/node_modules/$pkg/package.json').version } catch (e) { '' }" 2>/dev/null)"
+    if [ "$have" = "$want" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+        say "$name $have present"
+    elif (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then
+        say "$name $want installed (npm ci)"
+    else
+        problems+=("$name: npm ci in ${dir#"$ROOT"/} failed (needs the npm registry)")
+    fi
+}
+npm_dir "@openfeature/flagd-core" "$ROOT/servers/flagd-js" "@openfeature/flagd-core"
+
 for p in "${problems[@]+"${problems[@]}"}"; do say "NOT AVAILABLE: $p"; done
 [ "${#problems[@]}" -eq 0 ]

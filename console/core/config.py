@@ -60,6 +60,8 @@ PROFILE_KEYS: dict[str, str] = {
     "ca_bundle": "the path of a PEM file of CA certificates",
     "prometheus_match": "PromQL label matchers added to every Prometheus query, such as 'job=\"support\"'",
     "prometheus_queries": "a table of metric family = PromQL template ([profiles.NAME.prometheus_queries])",
+    "fleet_bucketing": "the bucketing rule of the services evaluating the flagd file: \"cbor\" (Python evaluator), "
+                       "\"concat\" (JavaScript evaluator) or \"mixed\"",
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -98,6 +100,8 @@ class Profile:
     prometheus_match: str = ""
     #: family name -> PromQL template overriding the Prometheus source's default
     prometheus_queries: dict[str, str] = field(default_factory=dict, hash=False)
+    #: the bucketing rule the fleet's flagd evaluators use (console.core.fleet); None: not declared
+    fleet_bucketing: str | None = None
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str | None = None) -> str:
@@ -231,6 +235,12 @@ def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str,
             if not isinstance(body[key], bool):
                 raise fail(key, f"expected true or false, got {_shown(body[key])}")
             values[key] = body[key]
+    if "fleet_bucketing" in body:
+        from .fleet import RULES
+
+        if body["fleet_bucketing"] not in RULES:
+            raise fail("fleet_bucketing", f"expected {PROFILE_KEYS['fleet_bucketing']}, got {_shown(body['fleet_bucketing'])}")
+        values["fleet_bucketing"] = body["fleet_bucketing"]
     _prometheus_options(body, values, key_lines, lines, ("profiles", name), fail)
     return Profile(name=name, source=path, lines=key_lines, **values)
 

@@ -13,12 +13,13 @@ from typing import Any
 from . import rollout
 from .comparable_counts import comparable_unit_counts
 from .errors import BadInput
+from .fleet import MIXED_WARNING, fleet_rule
 from .journal import Journal, record_action
 from .models import Override, RolloutState, RouteFlag, Stage
 from .ports import FlagPlatform, MetricsSource, WriteResult
 from .rules import DecisionRule
 from .stats.engine import evaluate
-from .stats.spec import Decision, StageContext, StageSpec, Verdict
+from .stats.spec import Decision, GateStatus, StageContext, StageSpec, Verdict
 from .stats.segments import SegmentReadout, segment_readout
 from .telemetry import Arm, RouteCounters
 
@@ -73,7 +74,23 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
         decision.reasons.append(f"note: {counts.note}")
     for gap in snap.gaps:
         decision.reasons.append(f"note: {gap}")
+    if platform.kind == "flagd":
+        fleet_notes(decision)
     return Look(flag, decision, now)
+
+
+def fleet_notes(decision: Decision) -> None:
+    """On a flagd file: warn when the fleet is declared mixed, and name the fleet's bucketing as the likely
+    cause when the crossover gate finds units served both arms."""
+    mixed = fleet_rule() == "mixed"
+    if mixed:
+        decision.reasons.append(f"warning: {MIXED_WARNING}")
+    for gate in decision.health:
+        if gate.name == "crossover" and gate.status is GateStatus.FAIL:
+            gate.detail += (" — likely cause: the fleet is declared mixed (services bucketing the flagd file by "
+                            "different rules serve one unit both routes)" if mixed else
+                            " — if services evaluate the flagd file with different evaluators (Python and "
+                            "JavaScript bucket differently), that is the likely cause: set fleet_bucketing")
 
 
 def operator_now() -> datetime:
