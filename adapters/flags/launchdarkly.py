@@ -30,6 +30,7 @@ instruction by instruction and shows in the read-back — said so in ``docs/laun
 
 from __future__ import annotations
 
+import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any, Callable
@@ -292,7 +293,28 @@ class LaunchDarklyPlatform(FlagPlatform):
             raw = self._read_raw(flag.key)
         instructions = targeting_instructions(flag, raw, self.env, self.bucket_by)
         if instructions:
-            self._patch(flag.key, instructions, comment)
+            raw = self._patch(flag.key, instructions, comment) or raw
+        self._apply_seed(flag, raw, comment)
+
+    def _apply_seed(self, flag: RouteFlag, raw: dict[str, Any], comment: str) -> None:
+        """Give the split's rollout the seed of the flag's cohort (none for its first cohort). The semantic
+        patch has no seed parameter: this is a JSON patch, refused by LaunchDarkly (409) if the flag moved."""
+        where = split_pointer(raw, self.env)
+        if where is None:
+            return
+        path, rollout = where
+        want = cohort_seed(flag.allocation.cohort_salt)
+        if rollout.get("seed") == want:
+            return
+        op = ({"op": "remove", "path": f"{path}/seed"} if want is None else
+              {"op": "add" if "seed" not in rollout else "replace", "path": f"{path}/seed", "value": want})
+        response = self.http.request("PATCH", self._flag(flag.key), json={
+            "comment": f"{comment} (cohort seed)",
+            "patch": [{"op": "test", "path": "/version", "value": raw.get("_version")}, op]})
+        if response.status_code == 409:
+            raise self._conflict(flag.key, self._read_raw(flag.key))
+        if response.status_code != 200:
+            raise self._fail(response, self._flag(flag.key), flag.key)
 
     def _conflict(self, key: str, raw: dict[str, Any]) -> ConflictError:
         try:
@@ -369,6 +391,27 @@ def revision_of(raw: dict[str, Any]) -> str:
     return str(raw.get("_version") or "")
 
 
+def cohort_seed(salt: str | None) -> int | None:
+    """The rollout seed of a cohort drawn anew at a restart (LaunchDarkly then hashes the seed instead of
+    the flag key and salt); None for the flag's first cohort."""
+    if salt is None:
+        return None
+    return int(hashlib.sha256(salt.encode()).hexdigest(), 16) % 2_000_000_000
+
+
+def split_pointer(raw: dict[str, Any], env: str) -> tuple[str, dict[str, Any]] | None:
+    """The JSON pointer and the rollout of routedeck's split (the scope rule's, else the default rule's)."""
+    e = (raw.get("environments") or {}).get(env) or {}
+    for i, rule in enumerate(e.get("rules") or []):
+        if rule.get("description") == SCOPE and isinstance(rule.get("rollout"), dict):
+            return f"/environments/{env}/rules/{i}/rollout", rule["rollout"]
+    if not any(r.get("description") == SCOPE for r in e.get("rules") or []):
+        fall = e.get("fallthrough") or {}
+        if isinstance(fall.get("rollout"), dict):
+            return f"/environments/{env}/fallthrough/rollout", fall["rollout"]
+    return None
+
+
 def _comment(flag: RouteFlag) -> str:
     text = f"routedeck: {flag.allocation.describe()}"
     if flag.rollout is not None:
@@ -421,6 +464,8 @@ def wanted_targeting(flag: RouteFlag, ids: dict[str, str], bucket_by: str | None
                                  "rolloutContextKind": "user"}
         if bucket_by:
             split["rolloutBucketBy"] = bucket_by
+        if a.cohort_salt is not None:
+            split["seed"] = cohort_seed(a.cohort_salt)
         audience = a.audience_rule()
         if a.internal_enabled and audience is not None:
             rules.append({"description": INTERNAL, "serve": fixed(flag.candidate),

@@ -247,6 +247,12 @@ def predicate_to_constraint(predicate: dict[str, Any], what: str) -> dict[str, A
     )
 
 
+def group_id(flag_key: str, salt: str | None) -> str:
+    """The strategies' ``groupId``: the flag key, with the cohort's salt once a restart drew a new cohort
+    (Unleash buckets by murmur3 of ``groupId:userId``, so a new group id is a new cohort)."""
+    return flag_key if salt is None else f"{flag_key}:{salt}"
+
+
 def _strategy(title: str, rollout_pct: int, group: str, variant: str, profile: RouteProfile,
               constraints: list[dict[str, Any]], sort_order: int, meta: str | None = None) -> dict[str, Any]:
     params = {"rollout": str(rollout_pct), "stickiness": "default", "groupId": group}
@@ -282,16 +288,17 @@ def render_strategies(flag: RouteFlag) -> list[dict[str, Any]]:
             f"{a.candidate_bp / 100:g}% cannot be set; use a stage share such as 5% or 20%"
         )
     out = []
+    group = group_id(flag.key, a.cohort_salt)
     if flag.candidate is not None:
         cand = flag.variations[flag.candidate]
         audience = a.audience_rule()
         if audience is not None:
-            out.append(_strategy(INTERNAL, 100 if a.internal_enabled else 0, flag.key, flag.candidate, cand,
+            out.append(_strategy(INTERNAL, 100 if a.internal_enabled else 0, group, flag.candidate, cand,
                                  [predicate_to_constraint(audience, "audience")], 0))
         scope = a.scope_rule()
         scope_constraints = [predicate_to_constraint(scope, "eligible scope")] if scope is not None else []
-        out.append(_strategy(CANDIDATE, a.candidate_bp // 100, flag.key, flag.candidate, cand, scope_constraints, 1))
-    out.append(_strategy(BASELINE, 100, flag.key, flag.baseline, flag.variations[flag.baseline], [], 2,
+        out.append(_strategy(CANDIDATE, a.candidate_bp // 100, group, flag.candidate, cand, scope_constraints, 1))
+    out.append(_strategy(BASELINE, 100, group, flag.baseline, flag.variations[flag.baseline], [], 2,
                          meta=json.dumps(_meta(flag), sort_keys=True, separators=(",", ":"))))
     return out
 
@@ -344,16 +351,16 @@ def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
         internal = mine.get(INTERNAL)
         if internal is not None:
             internal_on = _rollout_bp(internal) > 0
-            foreign += _check(internal, key, candidate, _constraints_for(alloc.audience_rule()), "internal")
+            foreign += _check(internal, group_id(key, alloc.cohort_salt), candidate, _constraints_for(alloc.audience_rule()), "internal")
         elif alloc.audience_rule() is not None:
             foreign.append("the internal-audience strategy is missing")
         cand = mine.get(CANDIDATE)
         if cand is not None:
             bp = _rollout_bp(cand)
-            foreign += _check(cand, key, candidate, _constraints_for(alloc.scope_rule()), "candidate")
+            foreign += _check(cand, group_id(key, alloc.cohort_salt), candidate, _constraints_for(alloc.scope_rule()), "candidate")
         else:
             foreign.append("the candidate strategy is missing")
-    foreign += _check(base, key, baseline, [], "baseline", rollout_pct=100)
+    foreign += _check(base, group_id(key, alloc.cohort_salt), baseline, [], "baseline", rollout_pct=100)
     others = [s.get("title") or s.get("name") for s in strategies if s.get("title") not in ORDER]
     if others:
         foreign.append(f"strategies not written by routedeck: {', '.join(map(str, others))}")

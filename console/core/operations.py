@@ -6,6 +6,7 @@ an advance is journalled, written, confirmed and explained the same way wherever
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
@@ -76,6 +77,9 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
         decision.reasons.append(f"note: {gap}")
     if platform.kind == "flagd":
         fleet_notes(decision)
+    if flag.allocation.cohort_salt is not None:
+        decision.reasons.append(f"note: this rollout's cohort was drawn anew at its restart (salt "
+                                f"{flag.allocation.cohort_salt}): other units than the last rollout's come first")
     return Look(flag, decision, now)
 
 
@@ -202,12 +206,26 @@ def promote(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: 
                   rule=rule, decision=current.decision, required=True)
 
 
+COHORT_CHOICES = ("reuse", "new")
+
+
+def describe_cohort(salt: str | None, previous: str | None) -> str:
+    """The cohort a rollout draws its units from, in words (for dialogs, output and the journal)."""
+    if salt == previous:
+        return "the previous rollout's cohort (the same units come first)"
+    return f"a new cohort (salt {salt})" if salt is not None else "the flag's first cohort"
+
+
 def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None, *, profiles: dict | None = None,
-            reason: str = "", dry_run: bool = False) -> ActionResult:
+            reason: str = "", dry_run: bool = False, cohort: str = "reuse", salt: str | None = None) -> ActionResult:
     """A new rollout on a flag whose last one ended (rolled back or promoted): 100% baseline, the rule's
     candidate ready, stage baseline — nothing serves the candidate until the first advance.
 
-    ``profiles`` supplies the candidate's route profile when the flag no longer carries it."""
+    ``profiles`` supplies the candidate's route profile when the flag no longer carries it. ``cohort``:
+    ``reuse`` keeps the bucketing, so the units first exposed last time are first again; ``new`` draws
+    another cohort (a fresh salt, or ``salt``) — the people a regression hurt are not the first exposed again."""
+    if cohort not in COHORT_CHOICES:
+        raise BadInput(f"cohort {cohort!r}: choose reuse (the same units first) or new (a cohort drawn anew)")
     flag = platform.read_flag(rule.flag_key)
     if flag.rollout is None or flag.rollout.stage not in rollout.TERMINAL:
         raise BadInput(f"{flag.key} is at stage {rollout.current_stage_name(flag)}: a new rollout starts only after "
@@ -223,14 +241,18 @@ def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None,
         variations[rule.candidate_route] = profiles[rule.candidate_route]
     fresh = rollout.init_flag(rule, {rule.baseline_route: variations[rule.baseline_route],
                                      rule.candidate_route: variations[rule.candidate_route]})
+    previous = flag.allocation.cohort_salt
+    drawn = previous if cohort == "reuse" else (salt or secrets.token_hex(4))
     target = flag.model_copy(update={
-        "variations": variations, "candidate": rule.candidate_route, "allocation": fresh.allocation,
+        "variations": variations, "candidate": rule.candidate_route,
+        "allocation": fresh.allocation.model_copy(update={"cohort_salt": drawn}),
         "rollout": RolloutState(stage=Stage.BASELINE, rule_hash=rule.rule_hash),
     })
     if dry_run:
         return ActionResult(flag, target, None)
-    return _write(platform, journal, "restart", target, flag, reason=reason or f"new rollout, rule {rule.path}",
-                  rule=rule, decision=None, required=True)
+    why = f"{reason or f'new rollout, rule {rule.path}'}; cohort: {describe_cohort(drawn, previous)}"
+    return _write(platform, journal, "restart", target, flag, reason=why, rule=rule, decision=None, required=True,
+                  evidence={"cohort": cohort, "cohort_salt": drawn, "previous_cohort_salt": previous})
 
 
 def acknowledge(rule: DecisionRule, platform: FlagPlatform, item: str, journal: Journal | None, by: str, *,
@@ -368,6 +390,8 @@ def describe_change(before: RouteFlag, after: RouteFlag) -> list[str]:
             names = [", ".join(f"{a}={v}" for a, v in x.excluded_segments) or "none"
                      for x in (before.allocation, after.allocation)]
             lines.append(f"  excluded from the candidate (always baseline): {names[0]} → {names[1]}")
+        if before.allocation.cohort_salt != after.allocation.cohort_salt:
+            lines.append(f"  cohort: {describe_cohort(after.allocation.cohort_salt, before.allocation.cohort_salt)}")
         if before.allocation.internal_enabled != after.allocation.internal_enabled:
             lines.append(f"  first audience {before.allocation.internal_audience}: "
                          f"{'on' if before.allocation.internal_enabled else 'off'} → {'on' if after.allocation.internal_enabled else 'off'}")
