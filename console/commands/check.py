@@ -31,6 +31,7 @@ def decision_json(decision) -> dict:
         "reasons": decision.reasons,
         "request_level": decision.request_level,
         "units": {"candidate": decision.units_candidate, "baseline": decision.units_baseline},
+        "evaluation": decision.evaluation,
     }
 
 

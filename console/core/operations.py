@@ -20,7 +20,7 @@ from .models import Override, RolloutState, RouteFlag, Stage
 from .ports import FlagPlatform, MetricsSource, WriteResult
 from .rules import DecisionRule
 from .stats.engine import evaluate
-from .stats.spec import Decision, GateStatus, StageContext, StageSpec, Verdict
+from .stats.spec import Decision, GateAction, GateReadout, GateStatus, StageContext, StageSpec, Verdict
 from .stats.segments import SegmentReadout, segment_readout
 from .telemetry import Arm, RouteCounters
 
@@ -55,6 +55,8 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
         first = rule.stages[0].name
         decision = Decision(Verdict.ADVANCE, stage_name, [], [],
                             [f"not started: no traffic on the candidate yet; advancing starts stage {first}"])
+        if stage_name == Stage.BASELINE.value and rule.evaluation is not None:
+            qualification_gate(rule, flag, decision)
         return Look(flag, decision, now)
     ctx = rollout.stage_context(flag, rule, now_dt)
     since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
@@ -81,6 +83,36 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
         decision.reasons.append(f"note: this rollout's cohort was drawn anew at its restart (salt "
                                 f"{flag.allocation.cohort_salt}): other units than the last rollout's come first")
     return Look(flag, decision, now)
+
+
+def qualification_gate(rule: DecisionRule, flag: RouteFlag, decision: Decision) -> None:
+    """Offline evaluation before any traffic moves: HOLD until the rule's results file proves the
+    candidate (matched by its route profile's hash) meets the thresholds; the evidence rides on the
+    decision (a health readout, ``decision.evaluation``) into check --json, the journal and the screens."""
+    from .evaluation import judge
+
+    requirement = rule.evaluation
+    candidate = flag.variations.get(rule.candidate_route)
+    if requirement is None:
+        return
+    if candidate is None:
+        status, detail, evidence = GateStatus.FAIL, f"the flag holds no route profile {rule.candidate_route}", None
+    else:
+        try:
+            evidence = judge(requirement, candidate)
+        except BadInput as exc:
+            status, detail, evidence = GateStatus.FAIL, str(exc), None
+        else:
+            status = GateStatus.PASS if evidence.ok else GateStatus.FAIL
+            detail = evidence.summary() + ("" if evidence.ok else " — " + "; ".join(evidence.problems))
+    decision.health.append(GateReadout("offline-eval", status, detail, GateAction.HOLD))
+    decision.evaluation = evidence.to_json() if evidence is not None else {"file": str(requirement.results),
+                                                                             "ok": False, "refused": detail}
+    if status is not GateStatus.PASS:
+        decision.verdict = Verdict.HOLD
+        decision.reasons[:] = [f"offline evaluation not proven ({requirement.describe()}): {detail}"]
+    else:
+        decision.reasons.insert(0, f"offline evaluation passed: {evidence.summary()}")
 
 
 def fleet_notes(decision: Decision) -> None:
@@ -120,6 +152,7 @@ def verdict_snapshot(decision: Decision) -> dict[str, Any]:
         ],
         "reasons": decision.reasons,
         "request_level": decision.request_level,
+        **({"evaluation": decision.evaluation} if decision.evaluation is not None else {}),
     }
 
 

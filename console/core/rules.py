@@ -14,7 +14,7 @@ import json
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
@@ -33,6 +33,9 @@ from .stats.spec import (
 )
 from .telemetry import UnitRecord
 
+if TYPE_CHECKING:
+    from .evaluation import EvaluationRequirement
+
 TOP_KEY = "llm_route_decision"
 DEFAULT_LATENCY_TARGET_MS = 4000.0
 DEFAULT_SLO_MS = 2500.0
@@ -50,7 +53,7 @@ ALLOWED = {
     "flag_key", "candidate_route", "baseline_route", "first_audience", "eligible_scope", "primary_metric",
     "primary", "guardrails", "expand_when", "rollback_when", "alpha", "auto_rollback", "latency_slo_ms",
     "latency_target_ms", "tuning_units", "audiences", "scopes", "stages", "gates", "segments", "holdback",
-    "segment_harm",
+    "segment_harm", "evaluation",
 }
 #: what harm flagged in one segment leads to (see docs/rules.md)
 SEGMENT_HARM = ("report", "exclude", "rollback")
@@ -98,6 +101,8 @@ class DecisionRule:
     text: str = ""
     explicit_predicates: bool = False
     defaults_used: list[str] = field(default_factory=list)
+    #: the offline evaluation evidence ``baseline → internal`` requires (None: no such gate)
+    evaluation: "EvaluationRequirement | None" = None
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -292,6 +297,14 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
     if segment_harm not in SEGMENT_HARM:
         raise doc.error(root + ("segment_harm",), f"must be one of {', '.join(SEGMENT_HARM)} (got {segment_harm!r})")
 
+    evaluation = None
+    if raw.get("evaluation") is not None:
+        from .evaluation import parse_requirement
+
+        evaluation = parse_requirement(
+            raw["evaluation"], Path(source).parent,
+            lambda key, message: doc.error(root + (("evaluation", key) if key else ("evaluation",)), message))
+
     spec = DecisionSpec(
         alpha=alpha, guardrails=tuple(guardrails.values()), primary=primary, gates=gates,
         latency_slo_ms=slo_ms, p95_tripwire_ms=tripwire, auto_rollback=auto_rollback, tuning_units=tuning,
@@ -302,7 +315,7 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
         first_audience=audience, eligible_scope=scope, audience_predicate=aud_pred, scope_predicate=scope_pred,
         spec=spec, stages=stages, mappings=mappings, checklist=checklist, segments=tuple(segments),
         rule_hash=hashlib.sha256(canonical.encode()).hexdigest()[:16], text=text, explicit_predicates=explicit,
-        defaults_used=defaults, segment_harm=segment_harm,
+        defaults_used=defaults, segment_harm=segment_harm, evaluation=evaluation,
     )
 
 

@@ -156,3 +156,5 @@ class Decision:
     request_level: bool = False
     units_candidate: int = 0
     units_baseline: int = 0
+    #: the offline evaluation evidence behind the gate before internal (console.core.evaluation), as JSON
+    evaluation: dict | None = None
