@@ -71,7 +71,12 @@ def run(args: argparse.Namespace) -> int:
     platform, metrics = open_backends(args)
     current = look(rule, platform, metrics)
     if args.json:
-        print_json(decision_json(current.decision) | {"flag": rule.flag_key, "rule_hash": rule.rule_hash})
+        print_json(decision_json(current.decision) | {
+            "flag": rule.flag_key, "rule_hash": rule.rule_hash,
+            "guardrails": [{"metric": m, "origin": w} for m, w in rule.guard_origins.items()]})
     else:
         print_decision(rule.flag_key, current.decision)
+        print("guardrails and where each comes from")
+        for metric, where in rule.guard_origins.items():
+            print(f"  {metric:<24} {where}")
     return exit_code(current.decision)

@@ -46,7 +46,7 @@ from .redact import redact
 from .tls import TlsSettings
 
 CONFIG_ENV = "ROUTEDECK_CONFIG"
-TOP_KEYS = ("default_profile", "profiles")
+TOP_KEYS = ("default_profile", "profiles", "rule_defaults")
 #: profile key -> what a value must be, as said in an error
 PROFILE_KEYS: dict[str, str] = {
     "flags": "a flag platform SPEC such as \"flagd:PATH\"",
@@ -123,6 +123,8 @@ class Config:
     path: Path
     profiles: dict[str, Profile] = field(default_factory=dict)
     default_profile: str | None = None
+    #: guardrails by flag-name pattern or rule tag ([[rule_defaults]], console.core.rule_defaults)
+    rule_defaults: tuple = ()
 
     def get(self, name: str) -> Profile:
         """The profile called ``name``; BadInput naming the file and the profiles it has otherwise."""
@@ -190,7 +192,12 @@ def parse_config(text: str, path: Path) -> Config:
         if default not in profiles:
             known = ", ".join(sorted(profiles)) or "none"
             raise BadInput(f"{at('default_profile')}: default_profile {default!r} names no profile — profiles: {known}")
-    return Config(path, profiles, default)
+    defaults = ()
+    if "rule_defaults" in doc:
+        from .rule_defaults import parse_rule_defaults
+
+        defaults = parse_rule_defaults(doc["rule_defaults"], text, path)
+    return Config(path, profiles, default, defaults)
 
 
 def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str, ...], int]) -> Profile:

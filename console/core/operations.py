@@ -58,6 +58,7 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
                             [f"not started: no traffic on the candidate yet; advancing starts stage {first}"])
         if stage_name == Stage.BASELINE.value and rule.evaluation is not None:
             qualification_gate(rule, flag, decision)
+        origin_notes(rule, decision)
         return Look(flag, decision, now)
     ctx = rollout.stage_context(flag, rule, now_dt)
     since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
@@ -69,7 +70,18 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
     if flag.allocation.cohort_salt is not None:
         decision.reasons.append(f"note: this rollout's cohort was drawn anew at its restart (salt "
                                 f"{flag.allocation.cohort_salt}): other units than the last rollout's come first")
+    origin_notes(rule, decision)
     return Look(flag, decision, now)
+
+
+def origin_notes(rule: DecisionRule, decision: Decision) -> None:
+    """Say which guardrails the rule got from the config's rule_defaults, and from where."""
+    by_source: dict[str, list[str]] = {}
+    for metric, where in rule.inherited_guards().items():
+        by_source.setdefault(where, []).append(metric)
+    for where, metrics in by_source.items():
+        decision.reasons.append(f"note: guardrail{'s' if len(metrics) > 1 else ''} {', '.join(metrics)} "
+                                f"from {where}, not from {rule.path}")
 
 
 def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx, since: float,
