@@ -85,3 +85,14 @@ def test_the_profile_setting_is_checked_and_activates_the_rule(tmp_path: Path, m
     assert fleet_rule() == "mixed"
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "warning" in err and f"{config}:3" in err and "fleet is declared mixed" in err
+
+
+def test_profiles_lists_the_fleet_rule(tmp_path: Path, monkeypatch, capsys) -> None:
+    from console.cli import main
+
+    config = tmp_path / "config.toml"
+    config.write_text(f'[profiles.js]\nflags = "flagd:{tmp_path / "f.json"}"\nfleet_bucketing = "concat"\n')
+    monkeypatch.setenv("ROUTEDECK_CONFIG", str(config))
+    main(["profiles"])
+    out = capsys.readouterr().out
+    assert "  fleet    concat: murmur3 of flag key + targeting key (JavaScript @openfeature/flagd-core 4.0.1)" in out
