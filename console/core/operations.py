@@ -329,9 +329,10 @@ def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None,
     })
     if dry_run:
         return ActionResult(flag, target, None)
-    why = f"{reason or f'new rollout, rule {rule.path}'}; cohort: {describe_cohort(drawn, previous)}"
-    return _write(platform, journal, "restart", target, flag, reason=why, rule=rule, decision=None, required=True,
-                  evidence={"cohort": cohort, "cohort_salt": drawn, "previous_cohort_salt": previous})
+    return _write(platform, journal, "restart", target, flag, reason=reason or f"new rollout, rule {rule.path}",
+                  rule=rule, decision=None, required=True,
+                  evidence={"cohort": cohort, "cohort_salt": drawn, "previous_cohort_salt": previous,
+                            "cohort_described": describe_cohort(drawn, previous)})
 
 
 def acknowledge(rule: DecisionRule, platform: FlagPlatform, item: str, journal: Journal | None, by: str, *,
