@@ -40,7 +40,7 @@ def open_flags(spec: str) -> "FlagPlatform":
     if kind == "flagd":
         from adapters.flags.flagd_file import FlagdFilePlatform
 
-        return FlagdFilePlatform(Path(rest).expanduser())
+        return FlagdFilePlatform.from_spec(spec)
     if kind == "unleash":
         from adapters.flags.unleash import UnleashPlatform
 
@@ -57,7 +57,7 @@ def open_flags(spec: str) -> "FlagPlatform":
 def flags_file_of(spec: str) -> Path | None:
     """The flag file behind a ``flagd:`` spec (the simulator evaluates it directly)."""
     kind, _, rest = spec.partition(":")
-    return Path(rest).expanduser() if kind == "flagd" and rest else None
+    return Path(rest.partition("?")[0]).expanduser() if kind == "flagd" and rest else None
 
 
 def open_metrics(

@@ -14,6 +14,7 @@ from console.core.config import Config, Profile, load_config
 from console.core.errors import BadInput
 from console.core.fleet import MIXED_WARNING, use_fleet
 from console.core.rule_defaults import use_rule_defaults
+from console.core.timeouts import use_timeouts
 from console.core.tls import use_tls
 
 #: commands that change flags without offering --dry-run (the guard rolls back on its own)
@@ -25,6 +26,7 @@ def activate(profile: Profile | None) -> None:
     credentials.use_profile(profile.name if profile else None)
     use_tls(profile.tls if profile else None)
     use_fleet(profile.fleet_bucketing if profile else None)
+    use_timeouts(profile.timeouts if profile else None)
     if profile is not None and profile.ca_bundle is not None and not profile.ca_bundle.is_file():
         raise BadInput(f"{profile.where('ca_bundle')}: ca_bundle {profile.ca_bundle}: file not found — fix the path")
 

@@ -73,7 +73,7 @@ class FeatBitPlatform(FlagPlatform):
         *,
         stream_url: str | None = None,
         secret: str | None = None,
-        timeout_s: float = 5.0,
+        timeout_s: float | None = None,
         retry: RetryPolicy = RetryPolicy(),
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -301,7 +301,7 @@ class FeatBitPlatform(FlagPlatform):
 def _body(response: httpx.Response) -> Any:
     try:
         return response.json() if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested beyond reading: the caller says what it expected
         return None
 
 
@@ -310,7 +310,7 @@ def _loads(text: Any) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 

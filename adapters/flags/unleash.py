@@ -41,13 +41,14 @@ from console.core.errors import BackendError, BadInput, ConflictError
 from console.core.models import (
     FULL_SHARE_BP,
     ChangeEvent,
+    PendingWrite,
     RouteFlag,
     RouteProfile,
 )
 from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
-from ..http import JsonHttp, RetryPolicy, make_client, redact_url
+from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_UNLEASH_TOKEN"
@@ -71,7 +72,7 @@ class UnleashPlatform(FlagPlatform):
         *,
         project: str = "default",
         environment: str = "development",
-        timeout_s: float = 5.0,
+        timeout_s: float | None = None,
         retry: RetryPolicy = RetryPolicy(),
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -141,8 +142,12 @@ class UnleashPlatform(FlagPlatform):
             raise BadInput(f"{self.describe()}: no flag {key!r} in project {self.project} — check the key or run init")
         if response.status_code != 200:
             self.http.json("GET", self._feature(key))  # raises the one-line error
-        feature = response.json()
-        env = next((e for e in feature.get("environments", []) if e.get("name") == self.environment), None)
+        feature = self.http.decode(response, self._feature(key))
+        if not isinstance(feature, dict) or not isinstance(feature.get("environments", []), list):
+            raise self.http.error(f"Unleash at {self.http.where(self._feature(key))}: the answer is not a feature flag "
+                                  "— is this the right URL?")
+        env = next((e for e in feature.get("environments", []) if isinstance(e, dict)
+                    and e.get("name") == self.environment), None)
         if env is None:
             raise BackendError(f"{self.describe()}: flag {key} has no environment {self.environment!r} — check the spec")
         return env
@@ -164,25 +169,74 @@ class UnleashPlatform(FlagPlatform):
                 f"{self.describe()}: flag {flag.key} was changed by someone else ({what}); nothing written — reload and retry",
                 current_revision=revision_of(env),
             )
-        self._put_strategies(flag, env.get("strategies", []))
-        if not env.get("enabled"):
-            self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on")
+        self._put_strategies(flag, env.get("strategies", []), enabled=bool(env.get("enabled")))
 
-    def _put_strategies(self, flag: RouteFlag, existing: list[dict[str, Any]]) -> None:
+    def _put_strategies(self, flag: RouteFlag, existing: list[dict[str, Any]], enabled: bool = True) -> None:
+        """Make the environment's strategies those of ``flag``, in an order whose every prefix is safe.
+
+        Unleash takes one strategy per request, and a write can stop after any of them (a timeout, a
+        server stopped mid-way). The state object rides on the baseline strategy, so:
+
+        1. when more than the baseline strategy changes, the baseline is first rewritten with its
+           routing and state as they are plus a ``pending`` marker naming the write in flight;
+        2. the candidate strategies change, those that lower the candidate's share first, and
+           strategies routedeck does not own are removed (they would route units their own way);
+        3. the baseline strategy is written last, with the new state and no marker.
+
+        Interrupted before 3, the state still names the old stage and the marker says that the
+        routing may hold part of the change: nothing reads "rolled back" while the candidate serves.
+        A promote's leftover candidate strategies serve the route that is the baseline now, so they
+        go after 3.
+        """
         wanted = render_strategies(flag)
         by_title = {s.get("title"): s for s in existing if s.get("title") in ORDER}
         base = self._strategies(flag.key)
-        # the baseline goes in first, so that at no moment does a unit fall off the end of the list
-        for body in sorted(wanted, key=lambda s: s["title"] != BASELINE):
-            current = by_title.pop(body["title"], None)
+        routing = [b for b in wanted if b["title"] != BASELINE]
+        final = next(b for b in wanted if b["title"] == BASELINE)
+        wanted_titles = {b["title"] for b in wanted}
+        changed = [b for b in routing if not _same_strategy(b, by_title.get(b["title"]))]
+        foreign = [s for s in existing if s.get("title") not in ORDER]
+        obsolete = [s for s in existing if s.get("title") in ORDER and s.get("title") not in wanted_titles]
+        old_base = by_title.get(BASELINE)
+        marked = old_base is not None and bool(changed or foreign or obsolete or not enabled)
+        if marked:
+            self._put_one(base, old_base, _with_pending(old_base, flag))
+        # lower shares first: a write that stops half-way has moved traffic the safe way
+        for body in sorted(changed, key=lambda b: _rollout_bp(b) >= _rollout_bp(by_title.get(b["title"]) or b)):
+            current = by_title.get(body["title"])
             if current is None:
-                self.http.json("POST", base, json=body)
+                self._post_strategy(flag.key, body)
             else:
-                self.http.json("PUT", f"{base}/{quote(current['id'], safe='')}", json=body)
-        # strategies routedeck did not write (or no longer needs) would route units their own way
-        for s in existing:
-            if s.get("title") not in {b["title"] for b in wanted}:
+                self._put_one(base, current, body)
+        for s in foreign + ([] if flag.candidate is None else obsolete):
+            self.http.json("DELETE", f"{base}/{quote(s['id'], safe='')}")
+        if not enabled:
+            self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on",
+                           idempotent=True)
+        if old_base is None:
+            self._post_strategy(flag.key, final)
+        elif marked or not _same_strategy(final, old_base):
+            self._put_one(base, old_base, final)
+        if flag.candidate is None:
+            for s in obsolete:
                 self.http.json("DELETE", f"{base}/{quote(s['id'], safe='')}")
+
+    def _put_one(self, base: str, current: dict[str, Any], body: dict[str, Any]) -> None:
+        self.http.json("PUT", f"{base}/{quote(current['id'], safe='')}", json=body)
+
+    def _post_strategy(self, key: str, body: dict[str, Any]) -> None:
+        """Add one strategy. A POST that may have been applied is not sent twice blindly: the
+        environment is read again, and a strategy with this title already there is updated instead."""
+        try:
+            self.http.json("POST", self._strategies(key), json=body)
+            return
+        except BackendError:
+            env = self._read_raw(key)
+        there = next((s for s in env.get("strategies", []) if s.get("title") == body["title"]), None)
+        if there is None:
+            self.http.json("POST", self._strategies(key), json=body)
+        elif not _same_strategy(body, there):
+            self._put_one(self._strategies(key), there, body)
 
     def _create_flag(self, flag: RouteFlag) -> None:
         response = self.http.request("POST", self._features(), json={
@@ -191,11 +245,14 @@ class UnleashPlatform(FlagPlatform):
         })
         if response.status_code == 409:
             raise BadInput(f"{self.describe()}: flag {flag.key} already exists — nothing changed")
-        if response.status_code not in (200, 201):
-            self.http.json("POST", self._features(), ok=(200, 201), json={"name": flag.key})
-        self.http.json("POST", f"/api/admin/features/{quote(flag.key, safe='')}/tags", ok=(200, 201), json=TAG)
+        if response.status_code not in (200, 201):  # say why, without sending the create a second time
+            raise self.http.error(f"Unleash at {self.http.where(self._features())}: HTTP {response.status_code}"
+                                  f"{error_detail(response)} — the flag was not created")
+        self.http.json("POST", f"/api/admin/features/{quote(flag.key, safe='')}/tags", ok=(200, 201), json=TAG,
+                       idempotent=True)  # tagging twice is refused, never doubled
         self._put_strategies(flag, [])
-        self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on")
+        self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on",
+                       idempotent=True)
 
     # ---- history -------------------------------------------------------------------------
 
@@ -312,6 +369,45 @@ def _meta(flag: RouteFlag) -> dict[str, Any]:
     return meta
 
 
+def _same_strategy(wanted: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """True when ``current`` (as Unleash returns it) already routes and reads as ``wanted``."""
+    if current is None:
+        return False
+    return _strategy_key(wanted) == _strategy_key(current)
+
+
+def _strategy_key(s: dict[str, Any]) -> tuple:
+    params = {k: str(v) for k, v in (s.get("parameters") or {}).items()}
+    variants = tuple(
+        (v.get("name"), v.get("weight"), v.get("weightType"), v.get("stickiness"),
+         (v.get("payload") or {}).get("type"), (v.get("payload") or {}).get("value"))
+        for v in s.get("variants") or []
+    )
+    return (s.get("name"), s.get("title"), bool(s.get("disabled")), tuple(_norm(s.get("constraints") or [])),
+            tuple(sorted(params.items())), variants, tuple(s.get("segments") or ()), s.get("sortOrder"))
+
+
+def _with_pending(strategy: dict[str, Any], target: RouteFlag) -> dict[str, Any]:
+    """``strategy`` (the baseline, as read) with the write about to be made named in its state object."""
+    params = dict(strategy.get("parameters") or {})
+    try:
+        meta = json.loads(params.get(META_KEY) or "{}")
+    except json.JSONDecodeError:
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    stage = (target.rollout.stage_label or target.rollout.stage.value) if target.rollout else "baseline"
+    pending = PendingWrite(stage=stage, allocation=target.allocation.describe(), started_at=datetime.now(timezone.utc))
+    meta["rollout"] = dict(meta.get("rollout") or {}) | {"pending": pending.model_dump(mode="json")}
+    params[META_KEY] = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    body = {k: strategy.get(k) for k in ("name", "title", "disabled", "constraints", "segments", "sortOrder", "variants")}
+    body["parameters"] = params
+    body["constraints"] = body["constraints"] or []
+    body["segments"] = body["segments"] or []
+    body["disabled"] = bool(body["disabled"])
+    return body
+
+
 def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
     """Read a RouteFlag back from an environment's strategies (foreign shapes are reported, not hidden)."""
     here = f"{where}: flag {key}"
@@ -322,7 +418,7 @@ def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
         raise BadInput(f"{here}: no {BASELINE!r} strategy — not a routedeck route flag (create it with routedeck init)")
     try:
         meta = json.loads((base.get("parameters") or {}).get(META_KEY) or "{}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise BadInput(f"{here}: parameter {META_KEY!r} of the baseline strategy is not JSON — restore it from history") from None
     baseline = meta.get("baseline")
     candidate = meta.get("candidate")
@@ -337,7 +433,7 @@ def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
                 continue
             try:
                 variations[v["name"]] = _profile(json.loads(payload), f"{here}: variant {v.get('name')}")
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise BadInput(f"{here}: variant {v.get('name')} payload is not JSON — fix it in Unleash") from None
     if not baseline or baseline not in variations:
         raise BadInput(f"{here}: baseline variation {baseline!r} not found in the baseline strategy — restore it from history")
@@ -445,6 +541,16 @@ def _since_created(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
+def _pending_in(strategy: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``pending`` marker in a strategy's state object (as an event carries it), or None."""
+    try:
+        meta = json.loads((strategy.get("parameters") or {}).get(META_KEY) or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return None
+    pending = (meta.get("rollout") or {}).get("pending") if isinstance(meta, dict) else None
+    return pending if isinstance(pending, dict) else None
+
+
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 
 
@@ -455,6 +561,11 @@ def _event_detail(e: dict[str, Any]) -> str:
         was, now = (pre.get("parameters") or {}).get("rollout"), (data.get("parameters") or {}).get("rollout")
         if was != now:
             return f"{data.get('title') or data.get('name')}: rollout {was}% → {now}%"
+        begun, done = _pending_in(data), _pending_in(pre)
+        if begun is not None:
+            return f"{data.get('title')}: a write to {begun.get('allocation')} (stage {begun.get('stage')}) begins"
+        if done is not None:
+            return f"{data.get('title')}: state stored after the write to {done.get('allocation')} (stage {done.get('stage')})"
     summary = str(e.get("summary") or "")
     text = _LINK.sub(r"\1", summary).replace("**", "")
     return " ".join(text.split())[:300]

@@ -9,7 +9,9 @@ from .common import EXIT_ADVANCE, EXIT_HOLD, EXIT_ROLLBACK, add_backend_options,
 
 def add_parser(sub) -> None:
     p = sub.add_parser("check", help="print the verdict for the rollout in a rule (exit 0 advance, 3 hold, 4 rollback)",
-                       description=__doc__)
+                       description=__doc__,
+                       epilog="exit codes: 0 ADVANCE, 3 HOLD, 4 ROLLBACK, 1 a backend failed (the metrics source "
+                              "included, whatever the stage), 2 bad input")
     add_backend_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(run=run)
@@ -59,6 +61,13 @@ def print_decision(flag_key: str, decision) -> None:
         print(f"α: {decision.alpha.statement}")
 
 
+def probe_metrics(metrics) -> None:
+    """A look that needed no metrics (nothing started, nothing left to decide) still says when the metrics
+    source cannot be read: a script must never read exit 0 as "all is well" with the source down."""
+    now = metrics.now()
+    metrics.read(now - 60.0, now, 60.0)  # a BackendError here is exit 1, naming the source
+
+
 def exit_code(decision) -> int:
     return {"ADVANCE": EXIT_ADVANCE, "HOLD": EXIT_HOLD, "ROLLBACK": EXIT_ROLLBACK}[decision.verdict.value]
 
@@ -70,6 +79,8 @@ def run(args: argparse.Namespace) -> int:
     rule = load_rule(args.rule)
     platform, metrics = open_backends(args)
     current = look(rule, platform, metrics)
+    if not current.decision.metrics and not current.decision.health:
+        probe_metrics(metrics)
     if args.json:
         print_json(decision_json(current.decision) | {
             "flag": rule.flag_key, "rule_hash": rule.rule_hash,

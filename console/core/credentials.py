@@ -93,6 +93,16 @@ def read_token(env_var: str) -> str | None:
     return token
 
 
+def remember_all(profile: str | None = None) -> None:
+    """Mask every secret routedeck holds wherever it would appear — each known credential's variable,
+    and for ``profile`` each stored credential — before any backend has asked for one: a token pasted
+    somewhere else (a URL, a reason, a file name) must not be shown because it was not yet read."""
+    for credential in CREDENTIALS:
+        remember_secret(os.environ.get(credential.env_var))
+        if profile:
+            remember_secret(_from_store(credential.env_var, profile))
+
+
 def token_origin(env_var: str, profile: str | None = None) -> str:
     """Where ``read_token`` would find this token: ``keyring``, ``env VAR`` or ``missing`` (never the value)."""
     if _from_store(env_var, profile if profile is not None else _profile):

@@ -33,3 +33,13 @@ class ConflictError(BackendError):
 
 class WriteNotConfirmed(BackendError):
     """The platform accepted (or claimed to accept) a write but reading it back shows another state."""
+
+
+class VerdictRefused(BadInput):
+    """An advance or promote the verdict does not allow; the command exits with the verdict's code
+    (3 HOLD, 4 ROLLBACK), as ``check`` and ``guard`` do."""
+
+    def __init__(self, message: str, verdict: str) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+        self.exit_code = {"HOLD": 3, "ROLLBACK": 4}.get(verdict, 3)
