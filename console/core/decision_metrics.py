@@ -134,6 +134,15 @@ class DecisionMetrics:
             self.last_look.labels(flag).set(now)
             self.age.labels(flag).set_function(lambda f=flag: self._clock() - self._last_ok.get(f, self._clock()))
 
+    def set_stage(self, flag: str, stage_index: int, stage_name: str) -> None:
+        """The stage after the guard's own write (a rollback), without counting a look."""
+        with self._lock:
+            old = self._stage_label.get(flag)
+            if old is not None and old != stage_name:
+                self.stage.remove(flag, old)
+            self._stage_label[flag] = stage_name
+            self.stage.labels(flag, stage_name).set(stage_index)
+
     def look_failed(self, flag: str) -> None:
         with self._lock:
             self.errors.labels(flag).inc()

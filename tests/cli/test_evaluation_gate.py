@@ -75,7 +75,7 @@ def test_the_gate_holds_until_results_prove_the_candidate_then_the_advance_journ
     gate = next(g for g in doc["health"] if g["name"] == "offline-eval")
     assert gate["status"] == "fail" and "no evaluation results yet" in gate["detail"]
     code, out, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")
-    assert code == 2 and "advance refused: verdict HOLD" in err and "offline evaluation not proven" in err
+    assert code == 3 and "advance refused: verdict HOLD" in err and "offline evaluation not proven" in err
     # results for another route profile: refused in one line, nothing moves
     (tmp / "results.json").write_text(json.dumps(promptfoo_results([(True, {})] * 10, profile="ab" * 32)))
     code, doc = check_json(capsys, rule, common)
