@@ -36,6 +36,7 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ValidationError
 
+from console.core.change_note import current_note
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
 from console.core.models import FULL_SHARE_BP, ChangeEvent, RolloutState, RouteFlag, RouteProfile
@@ -229,7 +230,8 @@ class FeatBitPlatform(FlagPlatform):
         if normalise_targeting(targeting) != normalise_targeting(current):
             path = f"{self._flag(flag.key)}/targeting"
             response = self.http.request("PUT", path, json={
-                "revision": revision, "comment": f"routedeck: {flag.allocation.describe()}", "targeting": targeting,
+                "revision": revision, "comment": _with_note(f"routedeck: {flag.allocation.describe()}"),
+                "targeting": targeting,
             })
             if response.status_code == 409:
                 raise self._conflict(flag.key, self._read_raw(flag.key))
@@ -241,7 +243,7 @@ class FeatBitPlatform(FlagPlatform):
                 if now.get("revision") != revision:  # someone wrote after our targeting: do not overwrite
                     raise self._conflict(flag.key, now)
             self._call("PUT", f"{self._flag(flag.key)}/description",
-                       json={"description": description, "comment": _state_comment(flag.rollout)})
+                       json={"description": description, "comment": _with_note(_state_comment(flag.rollout))})
         if not raw.get("isEnabled"):
             self._call("PUT", f"{self._flag(flag.key)}/toggle/true",
                        json={"comment": "routedeck: route flags stay on (the split decides)"})
@@ -456,6 +458,12 @@ def render_description(flag: RouteFlag) -> str:
         meta["serveAll"] = a.serve_all
         meta["held"] = {"internalEnabled": a.internal_enabled, "candidateBp": a.candidate_bp}
     return f"{DESCRIPTION}\n{META_PREFIX}{json.dumps(meta, sort_keys=True, separators=(',', ':'))}"
+
+
+def _with_note(comment: str) -> str:
+    """The comment with who made the change and why, when an operation names them (``change_note``)."""
+    note = current_note()
+    return f"{comment} — {note}" if note else comment
 
 
 def _state_comment(rollout: RolloutState | None) -> str:

@@ -39,6 +39,7 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ValidationError
 
+from console.core.change_note import current_note
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError, RouteDeckError
 from console.core.models import FULL_SHARE_BP, Allocation, ChangeEvent, RouteFlag, RouteProfile
@@ -413,10 +414,12 @@ def split_pointer(raw: dict[str, Any], env: str) -> tuple[str, dict[str, Any]] |
 
 
 def _comment(flag: RouteFlag) -> str:
+    """What the change does and — when an operation names them (``change_note``) — who made it and why."""
     text = f"routedeck: {flag.allocation.describe()}"
     if flag.rollout is not None:
         text += f" (stage {flag.rollout.stage_label or flag.rollout.stage.value})"
-    return text
+    note = current_note()
+    return f"{text} — {note}" if note else text
 
 
 def predicate_to_clause(predicate: dict[str, Any], what: str) -> dict[str, Any]:

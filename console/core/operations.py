@@ -14,6 +14,8 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import rollout
+from .audit.writer import current_os_user
+from .change_note import noting
 from .comparable_counts import comparable_unit_counts, rule_attributes
 from .errors import BackendError, BadInput, VerdictRefused
 from .fleet import MIXED_WARNING, fleet_rule
@@ -274,12 +276,18 @@ def _write(platform: FlagPlatform, journal: Journal | None, action: str, target:
            reason: str, rule: DecisionRule | None, decision: Decision | None, required: bool,
            rollback_within_s: float | None = None, evidence: dict[str, Any] | None = None,
            sleep: Callable[[float], None] = time.sleep, at: datetime | None = None) -> ActionResult:
+    who = journal.operator.name if journal is not None else current_os_user()
+    stage = rollout.current_stage_name(target)
+    note = f"{who}: {action} to {stage} — {reason}" if stage != rollout.current_stage_name(before) else \
+        f"{who}: {action} — {reason}"
+
     def call() -> WriteResult:
-        if rollback_within_s is not None:
-            return _rollback_until_it_holds(platform, target.key, before, journal, rollback_within_s, sleep,
-                                            at or operator_now())
-        flag = target.model_copy(update={"rollout": _anchored(target.rollout, journal)})
-        return platform.write_flag(flag, before.revision)
+        with noting(note):  # who and why, kept by the platform in its own history (change_note)
+            if rollback_within_s is not None:
+                return _rollback_until_it_holds(platform, target.key, before, journal, rollback_within_s, sleep,
+                                                at or operator_now())
+            flag = target.model_copy(update={"rollout": _anchored(target.rollout, journal)})
+            return platform.write_flag(flag, before.revision)
 
     if journal is None:
         result = call()
