@@ -25,10 +25,14 @@ The file lives at ``$ROUTEDECK_CONFIG``, else ``$XDG_CONFIG_HOME/routedeck/confi
     metrics = "prometheus:https://prometheus.internal:9090"
     prometheus_match = 'job="support", namespace="prod"'   # added to every query
 
-    [profiles.prod.prometheus_queries]   # metric family -> PromQL template, replacing the default
-    requests = 'sum by ($by, provider, model, status) (my_requests_total{$match} $at)'
+    [profiles.prod.prometheus_names]     # routedeck's metric / label name -> the application's
+    gen_ai_client_operation_duration_seconds = "llm_request_seconds"
+    feature_flag_result_variant = "variant"
 
-The two ``prometheus_*`` keys need a ``prometheus:`` metrics source. Their types are checked here;
+    [profiles.prod.prometheus_queries]   # metric family -> PromQL template, replacing the default
+    requests = 'sum by ($by, gen_ai_provider_name, gen_ai_request_model, error_type) (my_requests_total{$match} $at)'
+
+The three ``prometheus_*`` keys need a ``prometheus:`` metrics source. Their types are checked here;
 whether a family exists and a template is usable is checked when the source is opened (the
 error still names this file and line).
 
@@ -70,6 +74,7 @@ PROFILE_KEYS: dict[str, str] = {
     "rollback_within": "how long a rollback re-applies until it holds: a duration such as \"30s\"",
     "give_up_after": "how long `guard` retries a failing backend before it exits 1: a duration such as \"10m\"",
     "lock_timeout": "how long a write waits for the flag file's or the journal's lock: a duration such as \"10s\"",
+    "prometheus_names": "a table of routedeck's metric or label name = the application's ([profiles.NAME.prometheus_names])",
 }
 #: profile key -> attribute of ``Timeouts``
 TIMEOUT_KEYS = {"timeout": "request_s", "rollback_within": "rollback_within_s", "give_up_after": "give_up_after_s",
@@ -81,6 +86,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PROM_STRING = r'(?:"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`]*`)'
 _MATCHER = rf'\s*(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\\n]|\\.)*")\s*(?:=~|!~|!=|=)\s*{_PROM_STRING}\s*'
 _MATCHERS = re.compile(rf"^{_MATCHER}(?:,{_MATCHER})*,?\s*$")
+_PROM_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
 
 
 def config_path(environ: dict[str, str] | None = None) -> Path:
@@ -113,6 +119,8 @@ class Profile:
     prometheus_queries: dict[str, str] = field(default_factory=dict, hash=False)
     #: Timeouts attribute -> seconds, for the timeout keys the profile sets
     timeout_values: dict[str, float] = field(default_factory=dict, hash=False)
+    #: routedeck's metric or label name -> the name the application exports
+    prometheus_names: dict[str, str] = field(default_factory=dict, hash=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -269,7 +277,7 @@ def _prometheus_options(body: dict[str, Any], values: dict[str, Any], key_lines:
 
     Only types and matcher syntax are checked here: which families exist and what a template must
     hold is the Prometheus adapter's business, checked when the source is opened."""
-    given = [key for key in ("prometheus_match", "prometheus_queries") if key in body]
+    given = [key for key in ("prometheus_match", "prometheus_queries", "prometheus_names") if key in body]
     if not given:
         return
     queries = body.get("prometheus_queries")
@@ -304,6 +312,16 @@ def _prometheus_options(body: dict[str, Any], values: dict[str, Any], key_lines:
                 raise fail(f"prometheus_queries.{family}",
                            f"expected a PromQL template (a string holding $by, $match and $at), got {shown}")
         values["prometheus_queries"] = {family: template.strip() for family, template in queries.items()}
+    if "prometheus_names" in body:
+        names = body["prometheus_names"]
+        if not isinstance(names, dict):
+            raise fail("prometheus_names", f"expected {PROFILE_KEYS['prometheus_names']}, got {_shown(names)}")
+        for ours, theirs in names.items():
+            line = _line_of(lines, (*table, "prometheus_names", ours))
+            key_lines[f"prometheus_names.{ours}"] = line or key_lines["prometheus_names"]
+            if not isinstance(theirs, str) or not _PROM_NAME.match(theirs):
+                raise fail(f"prometheus_names.{ours}", f"expected a Prometheus metric or label name, got {_shown(theirs)}")
+        values["prometheus_names"] = dict(names)
 
 
 def _shown(value: Any) -> str:

@@ -32,11 +32,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..registry import Metric, lookup
+from dataclasses import replace
+
+from ..registry import Metric, MetricKind, lookup
 from ..telemetry import Arm, UnitRecord
-from .engine import columns, fmt, judge_difference
-from .sequences import MIN_CONTRIBUTING_UNITS, RatioEstimate, difference, ratio_estimate, rho_for
-from .spec import DecisionSpec, GuardrailSpec, MarginKind, MetricVerdict
+from .engine import alpha_budget, fmt, judge
+from .sequences import MIN_CONTRIBUTING_UNITS, rho_for
+from .spec import DecisionSpec, GuardrailSpec, MetricVerdict, StageContext, StageSpec
+from .summary import COLUMNS, ArmSummary, GroupSummary, summarise_columns
 
 #: below this many units on either arm a segment reads "no data" (the sequences' burn-in)
 MIN_SEGMENT_UNITS = MIN_CONTRIBUTING_UNITS
@@ -152,27 +155,36 @@ def segment_rho(spec: DecisionSpec) -> float:
     return rho_for(max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 50), spec.alpha)
 
 
-def _compare(g: GuardrailSpec, metric: Metric, cand: dict[str, np.ndarray], base: dict[str, np.ndarray],
-             alpha: float, planned: int, rho: float) -> tuple[RatioEstimate, RatioEstimate, tuple | None, float | None,
-                                                              float, MetricVerdict, str]:
-    """(cand, base, interval, margin, e, provisional verdict, note) for one segment and guardrail."""
-    nc, nb = len(cand["requests"]), len(base["requests"])
-    est_c = ratio_estimate(cand[metric.numerator], cand[metric.denominator]) if nc else RatioEstimate(None, None, 0, 0.0, 0.0)
-    est_b = ratio_estimate(base[metric.numerator], base[metric.denominator]) if nb else RatioEstimate(None, None, 0, 0.0, 0.0)
+def _compare(g: GuardrailSpec, metric: Metric, cand: "dict[str, np.ndarray] | ArmSummary",
+             base: "dict[str, np.ndarray] | ArmSummary",
+             spec: DecisionSpec, alpha: float, rho: float) -> tuple[float | None, float | None, tuple | None,
+                                                                     float | None, float, MetricVerdict, str, int, int]:
+    """(cand, base, interval, margin, e, provisional verdict, note, n cand, n base) for one segment and guardrail.
+
+    The test is the engine's for the metric's kind (``engine.judge``); its evidence of harm is the
+    normal-mixture e-value of the harm statistic, and for a share also the any-n mixture e-value — the
+    mean of two e-values is an e-value, and before the burn-in only the any-n one counts.
+    """
+    cs = cand if isinstance(cand, ArmSummary) else summarise_columns(cand)
+    bs = base if isinstance(base, ArmSummary) else summarise_columns(base)
+    nc, nb = cs.units, bs.units
     if nc < MIN_SEGMENT_UNITS or nb < MIN_SEGMENT_UNITS:
-        return est_c, est_b, None, None, 0.0, MetricVerdict.NO_DATA, f"too few units: {nc}/{nb}, needs {MIN_SEGMENT_UNITS} per arm"
-    diff = difference(est_c, est_b, alpha, planned)
-    margin = g.margin if g.margin_kind is MarginKind.ABSOLUTE else (
-        None if est_b.value is None else g.margin * abs(est_b.value))
-    if diff.interval is None or margin is None or diff.delta is None:
-        return est_c, est_b, None, margin, 0.0, MetricVerdict.NO_DATA, "too few events for an interval — never a pass"
-    e = harm_e_value(diff.delta, est_c.variance + est_b.variance, nc + nb, margin, metric.worse_is_higher, rho)
-    note = ""
-    if g.min_events and est_c.numerator < g.min_events:
-        # e·1{enough events} is still an e-value: too few events can show no harm at all
-        e, note = 0.0, f"only {est_c.numerator:.0f} events, harm needs {g.min_events}"
-    verdict = judge_difference(metric, diff.low, diff.high, margin)
-    return est_c, est_b, diff.interval, margin, e, verdict, note
+        return (None, None, None, None, 0.0, MetricVerdict.NO_DATA,
+                f"too few units: {nc}/{nb}, needs {MIN_SEGMENT_UNITS} per arm", nc, nb)
+    ctx = StageContext(StageSpec("segment", 0, min_units=0, min_dwell_s=0), 0.0, has_control=True)
+    tuned = replace(spec, tuning_units=max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 25))
+    j = judge(g, metric, cs, bs, ctx, tuned, alpha)
+    if j.interval is None and j.log_e_exact is None:
+        return (j.candidate, j.baseline, None, j.threshold, 0.0, MetricVerdict.NO_DATA,
+                j.note or "too few events for an interval — never a pass", nc, nb)
+    e_asym = harm_e_value(j.h_hat, j.h_var, nc + nb, 0.0, True, rho) if j.h_var and not j.burn_in else 0.0
+    if j.log_e_exact is not None:
+        e_exact = math.exp(min(j.log_e_exact, 700.0))
+        e = e_exact if j.burn_in else 0.5 * (e_exact + e_asym)
+    else:
+        e = e_asym
+    verdict = j.verdict if j.verdict is not MetricVerdict.SUPERIOR else MetricVerdict.NON_INFERIOR
+    return j.candidate, j.baseline, j.interval, j.threshold, e, verdict, j.note, nc, nb
 
 
 def readout_from_columns(
@@ -188,8 +200,32 @@ def readout_from_columns(
 
     ``cand_labels[attr]`` holds one label per candidate unit (``MISSING`` where a unit lacks it).
     """
-    alpha = spec.alpha
-    planned = max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 50)
+    def labels(attr: str) -> tuple[np.ndarray, np.ndarray]:
+        lc, lb = cand_labels.get(attr), base_labels.get(attr)
+        lc = lc if lc is not None else np.full(len(cand["requests"]), MISSING, dtype=object)
+        lb = lb if lb is not None else np.full(len(base["requests"]), MISSING, dtype=object)
+        return lc, lb
+
+    def values(attr: str) -> set[str]:
+        lc, lb = labels(attr)
+        return {str(v) for v in np.concatenate([lc, lb]).tolist()}
+
+    def missing(attr: str) -> int:
+        lc, lb = labels(attr)
+        return int(np.sum(lc == MISSING) + np.sum(lb == MISSING))
+
+    def arms(attr: str, value: str):
+        lc, lb = labels(attr)
+        return ({f: v[lc == value] for f, v in cand.items()}, {f: v[lb == value] for f, v in base.items()})
+
+    return _readout(spec, attributes, excluded, values, missing, arms)
+
+
+def _readout(spec: DecisionSpec, attributes: Sequence[str], excluded: Sequence[tuple[str, str]],
+             values_of: Callable, missing_of: Callable, arms_of: Callable) -> SegmentReadout:
+    """Every (segment value, metric) row, e-BH over the family at its share of the stage's α."""
+    # the segment family takes one share of the stage's α, like any other blocking test
+    alpha = alpha_budget(spec, segments=True).per_test
     rho = segment_rho(spec)
     drafts: list[dict] = []
     notes: list[str] = []
@@ -198,13 +234,9 @@ def readout_from_columns(
         # the primary metric worse than its margin in a segment is harm there too
         tests.insert(0, GuardrailSpec(spec.primary.metric, spec.primary.margin, spec.primary.margin_kind))
     for attr in attributes:
-        lc, lb = cand_labels.get(attr), base_labels.get(attr)
-        lc = lc if lc is not None else np.full(len(cand["requests"]), MISSING, dtype=object)
-        lb = lb if lb is not None else np.full(len(base["requests"]), MISSING, dtype=object)
         # an excluded segment's units are no longer compared, but the segment keeps its rows
-        values = sorted(({str(v) for v in np.concatenate([lc, lb]).tolist()} - {MISSING})
-                        | {v for a, v in excluded if a == attr})
-        missing = int(np.sum(lc == MISSING) + np.sum(lb == MISSING))
+        values = sorted((values_of(attr) - {MISSING}) | {v for a, v in excluded if a == attr})
+        missing = missing_of(attr)
         if missing:
             notes.append(f"{missing} units carry no {attr!r} attribute and are in no {attr} segment")
         if not values:
@@ -216,20 +248,18 @@ def readout_from_columns(
                                    note="the source gives no such attribute"))
             continue
         for value in values:
-            mc, mb = lc == value, lb == value
-            c = {f: v[mc] for f, v in cand.items()}
-            b = {f: v[mb] for f, v in base.items()}
+            c, b = arms_of(attr, value)
             is_excluded = (attr, value) in excluded
             for g in tests:
                 metric = lookup(g.metric)
-                if metric is None or metric.numerator is None or metric.denominator is None:
-                    continue
-                est_c, est_b, interval, margin, e, verdict, note = _compare(g, metric, c, b, alpha, planned, rho)
+                if metric is None or metric.kind is MetricKind.QUANTILE:
+                    continue  # quantiles need histograms per segment, which unit columns do not carry
+                cv, bv, interval, margin, e, verdict, note, nc, nb = _compare(g, metric, c, b, spec, alpha, rho)
                 if is_excluded:
                     e, verdict, note = 0.0, MetricVerdict.NO_DATA, "excluded from the candidate"
-                drafts.append(dict(attribute=attr, value=value, metric=g.metric, candidate=est_c.value,
-                                   baseline=est_b.value, interval=interval, margin=margin, n_candidate=est_c.n_units,
-                                   n_baseline=est_b.n_units, e_value=e, verdict=verdict, critical=g.critical, note=note))
+                drafts.append(dict(attribute=attr, value=value, metric=g.metric, candidate=cv,
+                                   baseline=bv, interval=interval, margin=margin, n_candidate=nc,
+                                   n_baseline=nb, e_value=e, verdict=verdict, critical=g.critical, note=note))
     rejected = e_bh([d["e_value"] for d in drafts], alpha)
     k = len(drafts)
     rows = []
@@ -245,6 +275,43 @@ def readout_from_columns(
     return SegmentReadout(rows, alpha, k, notes)
 
 
+def readout_from_groups(
+    spec: DecisionSpec,
+    groups: Sequence[GroupSummary],
+    attributes: Sequence[str],
+    is_comparable: Callable[[GroupSummary], bool] | None = None,
+    excluded: Sequence[tuple[str, str]] = (),
+) -> SegmentReadout:
+    """The segment readout from per-arm summaries grouped by (at least) the segment ``attributes``.
+
+    The rule's comparable-unit predicate keeps the comparable groups; each segment value's arms are the
+    sums of their groups, so a source that aggregates where its data lives never hands over unit records.
+    """
+    if any(g.summary.request_level for g in groups):
+        return SegmentReadout([], alpha_budget(spec, segments=True).per_test, 0, [
+            "the metrics source counts requests, not units: segments need unit-level data — no segment readout "
+            "(never a pass)"])
+    pool = [g for g in groups if g.arm in (Arm.CANDIDATE, Arm.BASELINE)
+            and (is_comparable is None or is_comparable(g))]
+    cand_groups = [g for g in pool if g.arm is Arm.CANDIDATE]
+    base_groups = [g for g in pool if g.arm is Arm.BASELINE]
+
+    def total(rows: Sequence[GroupSummary], attr: str, value: str) -> ArmSummary:
+        out = ArmSummary()
+        for g in rows:
+            if g.attributes.get(attr, MISSING) == value:
+                out.add(g.summary)
+        return out
+
+    readout = _readout(spec, attributes, excluded,
+                       lambda attr: {g.attributes.get(attr, MISSING) for g in pool},
+                       lambda attr: sum(g.summary.units for g in pool if g.attributes.get(attr, MISSING) == MISSING),
+                       lambda attr, value: (total(cand_groups, attr, value), total(base_groups, attr, value)))
+    if not pool:
+        readout.notes.insert(0, "no comparable units yet — every segment reads no data")
+    return readout
+
+
 def segment_readout(
     spec: DecisionSpec,
     attributes: Sequence[str],
@@ -255,13 +322,13 @@ def segment_readout(
 ) -> SegmentReadout:
     """Candidate vs baseline per value of each pre-registered attribute, on every guardrail."""
     if units is None:
-        return SegmentReadout([], spec.alpha, 0, ["the metrics source counts requests, not units: segments need "
+        return SegmentReadout([], alpha_budget(spec, segments=True).per_test, 0, ["the metrics source counts requests, not units: segments need "
                                                   "unit-level data — no segment readout (never a pass)"])
     if not has_control:
-        return SegmentReadout([], spec.alpha, 0, ["no concurrent baseline at this stage: segments cannot be compared"])
+        return SegmentReadout([], alpha_budget(spec, segments=True).per_test, 0, ["no concurrent baseline at this stage: segments cannot be compared"])
     pool = [u for u in units if is_comparable(u)] if is_comparable is not None else list(units)
     pool = [u for u in pool if u.arm in (Arm.CANDIDATE, Arm.BASELINE)]
-    cols = columns(pool)
+    cols = {c: np.array([float(getattr(u, c)) for u in pool]) for c in COLUMNS}
     arm = np.array([u.arm is Arm.CANDIDATE for u in pool], dtype=bool)
     cand = {f: v[arm] for f, v in cols.items()}
     base = {f: v[~arm] for f, v in cols.items()}
@@ -273,5 +340,5 @@ def segment_readout(
     return readout
 
 
-__all__ = ["SegmentRow", "SegmentReadout", "segment_readout", "readout_from_columns", "harm_e_value", "e_bh",
+__all__ = ["SegmentRow", "SegmentReadout", "segment_readout", "readout_from_columns", "readout_from_groups", "harm_e_value", "e_bh",
            "MIN_SEGMENT_UNITS", "format_e", "format_p"]
