@@ -41,7 +41,7 @@ from console.core.models import FULL_SHARE_BP, ChangeEvent, RolloutState, RouteF
 from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
-from ..http import JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
+from ..http import PERMANENT_STATUSES, JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_FEATBIT_TOKEN"
@@ -173,7 +173,8 @@ class FeatBitPlatform(FlagPlatform):
             404: " — check the URL, the environment id and the flag key",
         }.get(response.status_code, "")
         detail = f": {redact(errors)}" if errors else ""
-        raise self.http.error(f"FeatBit at {self.http.where(path)}: HTTP {response.status_code}{detail}{hint}")
+        raise self.http.error(f"FeatBit at {self.http.where(path)}: HTTP {response.status_code}{detail}{hint}",
+                              transient=response.status_code not in PERMANENT_STATUSES)
 
     def _read_raw(self, key: str) -> dict[str, Any]:
         response = self.http.request("GET", self._flag(key))

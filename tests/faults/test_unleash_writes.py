@@ -187,3 +187,30 @@ def test_malformed_json_from_unleash_is_one_line_naming_it(unleash, unleash_prox
     unleash_proxy.fault("malformed", method="GET", path=r.key, body=b"[" * 200_000)
     code, out, err = cli(capsys, "check", "--rule", r.rule_path, *r.common())
     assert code == 1 and "Unleash at http://127.0.0.1:" in err and "unexpected" not in err, err
+
+
+@pytest.mark.parametrize("fault, options, code, words", [
+    ("down", {}, 1, "cannot connect"),
+    ("slow", {"delay_s": 3.0}, 1, "no answer within 2 s"),
+    ("slow", {"delay_s": 0.5}, 3, None),  # slower than usual, inside the profile's timeout: it just works
+    ("status", {"status": 401, "body": b'{"message": "unauthorized"}'}, 1, "check the API token"),
+    ("status", {"status": 500}, 1, "HTTP 500"),
+])
+def test_platform_faults_are_one_line_naming_unleash_and_never_a_pass(unleash, unleash_proxy, prometheus, tmp_path,
+                                                                      capsys, monkeypatch, fault, options, code, words):
+    """The passing cells of the platform column: down, slow, 401, 5xx (malformed above) — `check` exits 1
+    with one line naming Unleash and what to do, never 0, and never shows the token."""
+    r = unleash_rollout(unleash, tmp_path, unleash_proxy.url, stage="5%", metrics=f"prometheus:{prometheus.url}")
+    monkeypatch.setenv("ROUTEDECK_CONFIG", str(r.config))
+    monkeypatch.setenv("ROUTEDECK_UNLEASH_TOKEN", unleash.admin_token)
+    if fault == "down":
+        unleash_proxy.down()
+    else:
+        unleash_proxy.fault(fault, path=r.key, **options)
+    got, out, err = cli(capsys, "check", "--rule", r.rule_path, *r.common())
+    unleash_proxy.up()
+    if words is None:  # the verdict itself: HOLD (Prometheus holds no data for this flag)
+        assert got == code and "verdict HOLD" in out, out + err
+        return
+    assert got == code and err.count("\n") == 1 and "Unleash at http://127.0.0.1:" in err, out + err
+    assert words in err and unleash.admin_token not in out + err
