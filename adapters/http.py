@@ -39,6 +39,8 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-
 
 #: statuses worth retrying: the server asked us to slow down or failed on its side
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: statuses that say the request itself is wrong (credentials, URL): trying again later will not help
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 410})
 #: methods that may be sent twice with the effect of once (RFC 9110, 9.2.2)
 IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
@@ -234,7 +236,7 @@ class JsonHttp:
         if response.status_code not in ok:
             raise self._error(
                 f"{self.what} at {self.where(path)}: HTTP {response.status_code}{error_detail(response)}"
-                f"{_hint(response.status_code)}"
+                f"{_hint(response.status_code)}", transient=response.status_code not in PERMANENT_STATUSES,
             )
         if not response.content:
             return None
@@ -253,11 +255,11 @@ class JsonHttp:
     def close(self) -> None:
         self.client.close()
 
-    def error(self, message: str) -> BackendError:
+    def error(self, message: str, *, transient: bool = True) -> BackendError:
         """``_error`` for an adapter's own message built from an answer (its body may echo a token)."""
-        return self._error(message)
+        return self._error(message, transient=transient)
 
-    def _error(self, message: str) -> BackendError:
+    def _error(self, message: str, *, transient: bool = True) -> BackendError:
         """A BackendError whose text holds none of this client's credentials, even if the server echoed one."""
         for name, value in self.client.headers.items():
             if name.lower() not in _CREDENTIAL_HEADERS:
@@ -265,7 +267,7 @@ class JsonHttp:
             for secret in (value, value.partition(" ")[2]):
                 if len(secret) >= 4:
                     message = message.replace(secret, "***")
-        return BackendError(message)
+        return BackendError(message, transient=transient)
 
     def _maybe_applied(self, method: str, path: str, last: str) -> str:
         return (f"{self.what} at {self.where(path)}: {method} {last}; it may or may not have been applied, so "

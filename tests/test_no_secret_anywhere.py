@@ -262,7 +262,7 @@ def flag_commands(spec: str, metrics: str, w: World) -> list[list[str]]:
     rule = ["--rule", str(RULE_FILE)]
     both = ["--flags", spec, "--metrics", metrics]
     return [
-        ["rollback", "--flag", FLAG, "--flags", spec, "--reason", "canary", *state],
+        ["rollback", "--flag", FLAG, "--flags", spec, "--reason", "canary", "--within", "1s", *state],
         ["rollback", "--flag", FLAG, "--flags", spec, "--dry-run", *state],
         ["init", *rule, "--flags", spec, *state],
         ["check", *rule, *both, "--json", *state],

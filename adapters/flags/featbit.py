@@ -39,11 +39,11 @@ from pydantic import ValidationError
 from console.core.change_note import current_note
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
-from console.core.models import FULL_SHARE_BP, ChangeEvent, RolloutState, RouteFlag, RouteProfile
+from console.core.models import FULL_SHARE_BP, ChangeEvent, PendingWrite, RolloutState, RouteFlag, RouteProfile
 from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
-from ..http import JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
+from ..http import PERMANENT_STATUSES, JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_FEATBIT_TOKEN"
@@ -175,7 +175,8 @@ class FeatBitPlatform(FlagPlatform):
             404: " — check the URL, the environment id and the flag key",
         }.get(response.status_code, "")
         detail = f": {redact(errors)}" if errors else ""
-        raise self.http.error(f"FeatBit at {self.http.where(path)}: HTTP {response.status_code}{detail}{hint}")
+        raise self.http.error(f"FeatBit at {self.http.where(path)}: HTTP {response.status_code}{detail}{hint}",
+                              transient=response.status_code not in PERMANENT_STATUSES)
 
     def _read_raw(self, key: str) -> dict[str, Any]:
         response = self.http.request("GET", self._flag(key))
@@ -218,10 +219,31 @@ class FeatBitPlatform(FlagPlatform):
                     raise
 
     def _apply(self, flag: RouteFlag, raw: dict[str, Any], *, checked: bool) -> None:
+        """Variations, targeting, then the state line of the description, each a request of its own. When
+        the routing changes, the state line is first rewritten as it is plus a ``pending`` marker naming the
+        write (as on Unleash): a write that stops half-way never leaves a state claiming more than the
+        routing serves, and says that it stopped."""
         revision = raw.get("revision")
         ids = {v.get("name"): v.get("id") for v in raw.get("variations") or []}
         wanted_variations = render_variations(flag, ids)
-        if _variations_key(wanted_variations) != _variations_key(raw.get("variations") or []):
+        variations_change = _variations_key(wanted_variations) != _variations_key(raw.get("variations") or [])
+        targeting_now = render_targeting(flag, ids, raw.get("rules") or [])
+        current_targeting = {k: raw.get(k) for k in ("targetUsers", "rules", "fallthrough", "exptIncludeAllTargets")}
+        marked = _with_pending(raw.get("description") or "", flag)
+        if (variations_change or normalise_targeting(targeting_now) != normalise_targeting(current_targeting)) \
+                and marked is not None:
+            self._call("PUT", f"{self._flag(flag.key)}/description",
+                       json={"description": marked, "comment": "routedeck: a write begins"})
+            # the description takes no revision: what routes must still be what was read, or someone wrote
+            now = self._read_raw(flag.key)
+            keys = ("targetUsers", "rules", "fallthrough", "exptIncludeAllTargets")
+            if normalise_targeting({k: now.get(k) for k in keys}) != normalise_targeting(current_targeting) \
+                    or _variations_key(now.get("variations") or []) != _variations_key(raw.get("variations") or []) \
+                    or bool(now.get("isEnabled")) != bool(raw.get("isEnabled")):
+                raise self._conflict(flag.key, now)
+            revision = now.get("revision")
+            raw = dict(raw, description=marked)
+        if variations_change:
             revision = self._call("PUT", f"{self._flag(flag.key)}/variations",
                                   json={"variations": wanted_variations, "comment": "routedeck: route profiles"})
             ids = {v["name"]: v["id"] for v in wanted_variations}
@@ -236,6 +258,10 @@ class FeatBitPlatform(FlagPlatform):
             if response.status_code == 409:
                 raise self._conflict(flag.key, self._read_raw(flag.key))
             revision = self._data(response, path)
+        if not raw.get("isEnabled"):  # part of the routing: before the state says the write is done
+            toggled = self._call("PUT", f"{self._flag(flag.key)}/toggle/true",
+                                 json={"comment": "routedeck: route flags stay on (the split decides)"})
+            revision = toggled if isinstance(toggled, str) else revision
         description = render_description(flag)
         if description != (raw.get("description") or ""):
             if checked:
@@ -244,9 +270,6 @@ class FeatBitPlatform(FlagPlatform):
                     raise self._conflict(flag.key, now)
             self._call("PUT", f"{self._flag(flag.key)}/description",
                        json={"description": description, "comment": _with_note(_state_comment(flag.rollout))})
-        if not raw.get("isEnabled"):
-            self._call("PUT", f"{self._flag(flag.key)}/toggle/true",
-                       json={"comment": "routedeck: route flags stay on (the split decides)"})
 
     def _conflict(self, key: str, raw: dict[str, Any]) -> ConflictError:
         try:
@@ -449,6 +472,18 @@ def read_meta(description: str) -> dict[str, Any] | None:
     return None
 
 
+def _with_pending(description: str, target: RouteFlag) -> str | None:
+    """``description`` with its state line marked as having a write to ``target`` in flight (None when it
+    has no state line yet: a flag being created)."""
+    meta = read_meta(description)
+    if meta is None:
+        return None
+    stage = (target.rollout.stage_label or target.rollout.stage.value) if target.rollout else "baseline"
+    pending = PendingWrite(stage=stage, allocation=target.allocation.describe(), started_at=datetime.now(timezone.utc))
+    meta["rollout"] = dict(meta.get("rollout") or {}) | {"pending": pending.model_dump(mode="json")}
+    return f"{DESCRIPTION}\n{META_PREFIX}{json.dumps(meta, sort_keys=True, separators=(',', ':'))}"
+
+
 def render_description(flag: RouteFlag) -> str:
     a = flag.allocation
     meta = state_meta(flag)
@@ -612,6 +647,12 @@ def _event_detail(before: dict | None, after: dict | None, comment: str, where: 
                 if new.foreign_targeting:
                     return f"targeting changed outside routedeck: {new.foreign_targeting}"
                 return f"routedeck's targeting applied ({new.allocation.describe()}), replacing: {old.foreign_targeting}"
+            begun = new.rollout.pending if new.rollout else None
+            done = old.rollout.pending if old.rollout else None
+            if begun is not None and done is None:
+                return f"a write to {begun.allocation} (stage {begun.stage}) begins"
+            if done is not None and begun is None:
+                return f"state stored after the write to {done.allocation} (stage {done.stage})"
             if old.rollout != new.rollout:
                 stage = new.rollout.stage_label or new.rollout.stage.value if new.rollout else "none"
                 return f"rollout state: stage {stage}"

@@ -79,8 +79,8 @@ def run(args: argparse.Namespace) -> int:
     rule = load_rule(args.rule)
     platform, metrics = open_backends(args)
     current = look(rule, platform, metrics)
-    if not current.decision.metrics and not current.decision.health:
-        probe_metrics(metrics)
+    if current.decision.verdict.value == "ADVANCE" and not current.decision.metrics and not current.decision.health:
+        probe_metrics(metrics)  # an ADVANCE that read nothing (not started yet)
     if args.json:
         print_json(decision_json(current.decision) | {
             "flag": rule.flag_key, "rule_hash": rule.rule_hash,

@@ -271,6 +271,14 @@ class Guard:
                     say(str(exc))
                     return EXIT_LEASE_HELD
                 except BackendError as exc:  # the platform, or a rollback not confirmed within its bound
+                    if looks == 0 or not exc.transient:
+                        # not guarding yet (a wrong URL, a server not started), or a refusal that will not go
+                        # away (a revoked token): say it now rather than retry for give_up_after
+                        why = "before its first look" if looks == 0 else "and it will not pass by itself"
+                        say(f"guard: {exc} — stopping ({why}); nothing guards {self.key}")
+                        if looks:
+                            self._event("guard_gave_up", str(exc), {"transient": False})
+                        return EXIT_BACKEND
                     self._record_failure(str(exc), time.time(), counts=True)
                     if self._give_up(str(exc)):
                         return EXIT_BACKEND

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 
+from console.core.errors import BadInput
+
 from .common import add_backend_options, add_write_options, open_backends, open_journal_or_reason, print_change, report_rollback
 
 
@@ -18,15 +20,26 @@ def add_parser(sub) -> None:
     add_backend_options(p, metrics=False, rule=False)
     add_write_options(p, lease=False)
     p.add_argument("--reason", default="manual rollback from the command line", help="why (recorded in the journal)")
+    p.add_argument("--within", metavar="DURATION",
+                   help="keep re-reading and re-applying until it holds for this long, e.g. 30s (default: the "
+                        "profile's rollback_within, else 30s)")
     p.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
     from console.core import operations
 
+    within = None
+    if args.within is not None:
+        from console.core.config import parse_seconds
+
+        within = parse_seconds(args.within)
+        if within is None or within < 0:
+            raise BadInput(f"--within {args.within!r}: must be a duration such as 30s or 2m")
     platform, _ = open_backends(args, metrics=False)
     journal, unjournalled = (None, None) if args.dry_run else open_journal_or_reason(args)
-    result = operations.rollback(platform, args.flag, journal, reason=args.reason, dry_run=args.dry_run)
+    result = operations.rollback(platform, args.flag, journal, reason=args.reason, dry_run=args.dry_run,
+                                 within_s=within)
     print_change(result.before, result.after, args.dry_run)
     if not args.dry_run:
         report_rollback(result, args.flag, unjournalled)

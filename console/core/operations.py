@@ -325,7 +325,7 @@ def _rollback_until_it_holds(platform: FlagPlatform, key: str, before: RouteFlag
             return replace(result, attempts=attempts)
         except BackendError as exc:
             last = exc
-        if time.monotonic() + pause > deadline:
+        if not last.transient or time.monotonic() + pause > deadline:  # a refused token will not change
             break
         sleep(pause)
         pause = min(2.0, pause * 2)
@@ -471,8 +471,8 @@ def _read_retrying(platform: FlagPlatform, key: str, within_s: float, sleep: Cal
     while True:
         try:
             return platform.read_flag(key)
-        except BackendError:
-            if time.monotonic() + pause > deadline:
+        except BackendError as exc:
+            if not exc.transient or time.monotonic() + pause > deadline:
                 raise
         sleep(pause)
         pause = min(2.0, pause * 2)

@@ -23,6 +23,8 @@ from console.core.simulator.portfolio import PROFILES
 DEMO_RULE = Path(__file__).parents[2] / "console" / "core" / "data" / "rule-demo.yaml"
 CANDIDATE = "balanced_core_v2"
 HASH = profile_hash(PROFILES[CANDIDATE])
+#: the gate is judged before any traffic: no metrics are read at stage baseline (a source nobody answers on will do)
+NO_METRICS = "prometheus:http://127.0.0.1:9"
 GATE = """  evaluation:
     results: results.{ext}
     min_pass_rate: 0.9
@@ -59,8 +61,8 @@ def env(tmp_path):
     return tmp_path, common
 
 
-def check_json(capsys, rule: Path, common: list[str]) -> tuple[int, dict]:
-    code, out, err = run(capsys, "check", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5", "--json")
+def check_json(capsys, rule: Path, common: list[str], metrics: str = NO_METRICS) -> tuple[int, dict]:
+    code, out, err = run(capsys, "check", "--rule", rule, *common, "--metrics", metrics, "--json")
     assert err == "", err
     return code, json.loads(out)
 
@@ -74,7 +76,7 @@ def test_the_gate_holds_until_results_prove_the_candidate_then_the_advance_journ
     assert code == 3 and doc["verdict"] == "HOLD"
     gate = next(g for g in doc["health"] if g["name"] == "offline-eval")
     assert gate["status"] == "fail" and "no evaluation results yet" in gate["detail"]
-    code, out, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")
+    code, out, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", NO_METRICS)
     assert code == 3 and "advance refused: verdict HOLD" in err and "offline evaluation not proven" in err
     # results for another route profile: refused in one line, nothing moves
     (tmp / "results.json").write_text(json.dumps(promptfoo_results([(True, {})] * 10, profile="ab" * 32)))
@@ -97,13 +99,13 @@ def test_the_gate_holds_until_results_prove_the_candidate_then_the_advance_journ
     code, doc = check_json(capsys, rule, common)
     assert code == 0 and doc["verdict"] == "ADVANCE" and doc["evaluation"]["ok"]
     assert doc["evaluation"]["profile_sha256"] == HASH and doc["evaluation"]["pass_rate"] == 0.9
-    code, out, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")
+    code, out, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", NO_METRICS)
     assert code == 0 and "stage: baseline → internal" in out, out + err
     intent = [e for e in read_entries(tmp / "journal.jsonl") if e.kind == "intent" and e.action == "advance"][-1]
     assert intent.verdict["evaluation"]["file_sha256"] == doc["evaluation"]["file_sha256"]
     assert intent.verdict["evaluation"]["profile_sha256"] == HASH
     # past baseline the gate is not asked again
-    code, doc = check_json(capsys, rule, common)
+    code, doc = check_json(capsys, rule, common, "sim:steady?minutes=5")
     assert not any(g["name"] == "offline-eval" for g in doc["health"]) and doc["evaluation"] is None
 
 

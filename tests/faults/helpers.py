@@ -159,7 +159,10 @@ class Running:
             raise AssertionError(f"exited {self.proc.returncode} without printing {needle!r}:\n{self.text()}")
 
     def wait(self, timeout_s: float) -> int:
-        code = self.proc.wait(timeout_s)
+        try:
+            code = self.proc.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"still running after {timeout_s:g} s:\n{self.text()}") from None
         for t in self._threads:
             t.join(5)
         return code

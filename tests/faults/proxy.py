@@ -306,6 +306,10 @@ def _reset(conn: socket.socket) -> None:
     """Close with a TCP reset (SO_LINGER 0), as a crashed server or a dropped connection looks."""
     try:
         conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        conn.shutdown(socket.SHUT_RDWR)  # now, even while another thread still reads from it
+    except OSError:
+        pass
+    try:
         conn.close()
     except OSError:
         pass

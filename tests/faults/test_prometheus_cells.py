@@ -39,7 +39,7 @@ RULE = f"""llm_route_decision:
 def has_data(prom_url: str) -> bool:
     import httpx
 
-    r = httpx.get(f"{prom_url}/api/v1/query", params={"query": f'sum(routedeck_requests_total{{flag="{FLAG}"}})'},
+    r = httpx.get(f"{prom_url}/api/v1/query", params={"query": f'sum(routedeck_requests_total{{feature_flag_key="{FLAG}"}})'},
                   timeout=2)
     return bool(r.json()["data"]["result"])
 

@@ -1,4 +1,4 @@
-"""Writes to a real Unleash that are cut short, raced or answered wrongly (issue items 1, 11, 12, 15).
+"""Writes to a real Unleash (and to the FeatBit fake) that are cut short, raced or answered wrongly (issue items 1, 11, 12, 15).
 
 Every test reads the result straight from Unleash (not through the proxy): what the platform holds is
 what units get, whatever routedeck printed.
@@ -13,7 +13,8 @@ import os
 import httpx
 import pytest
 
-from console.core.models import Stage
+from console.core.errors import BackendError
+from console.core.models import RolloutState, Stage
 
 from .helpers import CANDIDATE, direct, cli, spawn, unleash_rollout, wait_for
 
@@ -187,3 +188,67 @@ def test_malformed_json_from_unleash_is_one_line_naming_it(unleash, unleash_prox
     unleash_proxy.fault("malformed", method="GET", path=r.key, body=b"[" * 200_000)
     code, out, err = cli(capsys, "check", "--rule", r.rule_path, *r.common())
     assert code == 1 and "Unleash at http://127.0.0.1:" in err and "unexpected" not in err, err
+
+
+@pytest.mark.parametrize("fault, options, code, words", [
+    ("down", {}, 1, "cannot connect"),
+    ("slow", {"delay_s": 3.0}, 1, "no answer within 2 s"),
+    ("slow", {"delay_s": 0.5}, 3, None),  # slower than usual, inside the profile's timeout: it just works
+    ("status", {"status": 401, "body": b'{"message": "unauthorized"}'}, 1, "check the API token"),
+    ("status", {"status": 500}, 1, "HTTP 500"),
+])
+def test_platform_faults_are_one_line_naming_unleash_and_never_a_pass(unleash, unleash_proxy, prometheus, tmp_path,
+                                                                      capsys, monkeypatch, fault, options, code, words):
+    """The passing cells of the platform column: down, slow, 401, 5xx (malformed above) — `check` exits 1
+    with one line naming Unleash and what to do, never 0, and never shows the token."""
+    r = unleash_rollout(unleash, tmp_path, unleash_proxy.url, stage="5%", metrics=f"prometheus:{prometheus.url}")
+    monkeypatch.setenv("ROUTEDECK_CONFIG", str(r.config))
+    monkeypatch.setenv("ROUTEDECK_UNLEASH_TOKEN", unleash.admin_token)
+    if fault == "down":
+        unleash_proxy.down()
+    else:
+        unleash_proxy.fault(fault, path=r.key, **options)
+    got, out, err = cli(capsys, "check", "--rule", r.rule_path, *r.common())
+    unleash_proxy.up()
+    if words is None:  # the verdict itself: HOLD (Prometheus holds no data for this flag)
+        assert got == code and "verdict HOLD" in out, out + err
+        return
+    assert got == code and err.count("\n") == 1 and "Unleash at http://127.0.0.1:" in err, out + err
+    assert words in err and unleash.admin_token not in out + err
+
+
+def test_an_advance_on_featbit_cut_before_its_state_leaves_the_marker_and_holds():
+    """FeatBit (its fake: no real server runs here) also takes a write in several requests: cut before the
+    state line is stored, the flag says a write to 20% did not complete, and the verdict holds."""
+    from adapters.flags.featbit import FeatBitPlatform
+    from console.core import operations
+    from tests.fakes.featbit_server import FakeFeatBit
+    from tests.integration.test_featbit import seed_flag
+
+    from .proxy import FaultProxy
+
+    fake = FakeFeatBit().start()
+    proxy = FaultProxy(fake.url)
+    direct_fb = FeatBitPlatform(fake.url, fake.token, fake.env_id)
+    proxied = FeatBitPlatform(proxy.url, fake.token, fake.env_id)
+    try:
+        created = direct_fb.create_flag(seed_flag()).after
+        at5 = created.model_copy(update={"allocation": created.allocation.model_copy(update={"candidate_bp": 500}),
+                                         "rollout": RolloutState(stage=Stage.PCT5)})
+        direct_fb.write_flag(at5, created.revision)
+        seen = direct_fb.read_flag(created.key)
+        at20 = seen.model_copy(update={"allocation": seen.allocation.model_copy(update={"candidate_bp": 2000}),
+                                       "rollout": RolloutState(stage=Stage.PCT20)})
+        proxy.fault("status", method="PUT", path=r"/description$", skip=1, status=503)  # the marker goes through
+        with pytest.raises(BackendError):
+            proxied.write_flag(at20, seen.revision)
+        flag = direct_fb.read_flag(created.key)
+        assert flag.allocation.candidate_bp == 2000 and flag.rollout.stage is Stage.PCT5  # the routing moved...
+        assert flag.rollout.pending is not None and flag.rollout.pending.stage == "20%"  # ...and it says so
+        verdict = operations.unsettled(flag)
+        assert verdict is not None and verdict.verdict.value == "HOLD" and "not confirmed" in verdict.reasons[0]
+    finally:
+        proxied.close()
+        direct_fb.close()
+        proxy.close()
+        fake.stop()

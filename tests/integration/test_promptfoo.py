@@ -18,7 +18,7 @@ from console.cli import main
 from console.core.audit.reader import read_entries
 from console.core.evaluation import profile_hash
 from console.core.simulator.portfolio import PROFILES
-from tests.cli.test_evaluation_gate import rule_with_gate
+from tests.cli.test_evaluation_gate import NO_METRICS, rule_with_gate
 
 ROOT = Path(__file__).parents[2]
 PROMPTFOO = ROOT / "servers" / "promptfoo" / "node_modules" / ".bin" / "promptfoo"
@@ -74,7 +74,7 @@ def test_genuine_promptfoo_results_qualify_the_candidate_and_the_advance_carries
     rule = rule_with_gate(tmp_path)  # results.json beside it; pass rate ≥ 90%: 4/5 is not enough
     common = ["--flags", f"flagd:{tmp_path / 'flags.json'}", "--state-dir", str(tmp_path)]
     assert run(capsys, "init", "--rule", rule, *common)[0] == 0
-    code, out, _ = run(capsys, "check", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5", "--json")
+    code, out, _ = run(capsys, "check", "--rule", rule, *common, "--metrics", NO_METRICS, "--json")
     doc = json.loads(out)
     ev = doc["evaluation"]
     assert code == 3 and doc["verdict"] == "HOLD"
@@ -83,9 +83,9 @@ def test_genuine_promptfoo_results_qualify_the_candidate_and_the_advance_carries
     assert ev["problems"] == ["pass rate 80.0% is below 90%"]
     # the rule owner accepts 80% for this candidate: same results, lower threshold → ADVANCE, journalled
     rule.write_text(rule.read_text().replace("min_pass_rate: 0.9", "min_pass_rate: 0.8"))
-    code, out, _ = run(capsys, "check", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5", "--json")
+    code, out, _ = run(capsys, "check", "--rule", rule, *common, "--metrics", NO_METRICS, "--json")
     assert code == 0 and json.loads(out)["evaluation"]["ok"]
-    code, out, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")
+    code, out, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", NO_METRICS)
     assert code == 0 and "stage: baseline → internal" in out, out + err
     intent = [e for e in read_entries(tmp_path / "journal.jsonl") if e.kind == "intent" and e.action == "advance"][-1]
     assert intent.verdict["evaluation"]["file"].endswith("results.json")
@@ -98,7 +98,7 @@ def test_promptfoo_results_of_another_profile_are_refused_in_one_line(tmp_path, 
     rule = rule_with_gate(tmp_path)
     common = ["--flags", f"flagd:{tmp_path / 'flags.json'}", "--state-dir", str(tmp_path)]
     assert run(capsys, "init", "--rule", rule, *common)[0] == 0
-    code, out, _ = run(capsys, "check", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")
+    code, out, _ = run(capsys, "check", "--rule", rule, *common, "--metrics", NO_METRICS)
     assert code == 3
     line = next(l for l in out.splitlines() if "offline-eval" in l)
     assert f"results are for route profile sha256 {profile_hash(other)[:12]}" in line
