@@ -23,8 +23,8 @@ from console.core.simulator.portfolio import PROFILES
 DEMO_RULE = Path(__file__).parents[2] / "console" / "core" / "data" / "rule-demo.yaml"
 CANDIDATE = "balanced_core_v2"
 HASH = profile_hash(PROFILES[CANDIDATE])
-#: the gate is judged before any traffic: no metrics are read at stage baseline (a source nobody answers on will do)
-NO_METRICS = "prometheus:http://127.0.0.1:9"
+#: the simulator as the metrics source (check probes it when a verdict read no metrics)
+NO_METRICS = "sim:steady?minutes=5"
 GATE = """  evaluation:
     results: results.{ext}
     min_pass_rate: 0.9
