@@ -228,14 +228,15 @@ def start_unleash(base: Path, pg: Postgres, port: int | None = None) -> Unleash:
 
 
 def start_prometheus(base: Path, targets: list[str], data_dir: Path | None = None,
-                     port: int | None = None) -> Prometheus:
+                     port: int | None = None, rule_files: list[Path] | None = None) -> Prometheus:
     exe = shutil.which("prometheus")
     if exe is None:
         raise Unavailable("prometheus is not installed — run scripts/install-servers.sh (apt-get install prometheus)")
     base.mkdir(parents=True, exist_ok=True)
     config = base / "prometheus.yml"
     config.write_text(Template(PROM_CONFIG.read_text()).substitute(
-        scrape_targets=", ".join(f"'{t}'" for t in targets)))
+        scrape_targets=", ".join(f"'{t}'" for t in targets))
+        + ("rule_files:\n" + "".join(f"  - '{f}'\n" for f in rule_files) if rule_files else ""))
     data = data_dir or (base / "tsdb")
     port = port or free_port()
     log = base / "prometheus.log"
@@ -318,10 +319,11 @@ class Servers:
         """Servers that could not start this session, with the reason."""
         return dict(self._failed)
 
-    def prometheus(self, name: str, targets: list[str], data_dir: Path | None = None) -> Prometheus:
+    def prometheus(self, name: str, targets: list[str], data_dir: Path | None = None,
+                   rule_files: list[Path] | None = None) -> Prometheus:
         """A new Prometheus scraping ``targets``; stopped with the others (or earlier by ``stop``)."""
         try:
-            prom = start_prometheus(self._dir() / name, targets, data_dir)
+            prom = start_prometheus(self._dir() / name, targets, data_dir, rule_files=rule_files)
         except Unavailable as exc:
             self._failed["prometheus"] = str(exc)
             raise
