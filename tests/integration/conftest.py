@@ -35,4 +35,4 @@ def clickhouse(servers: Servers):
 def pytest_terminal_summary(terminalreporter) -> None:
     """Say which servers could not run here and why, beside the failures that follow from it."""
     for name, reason in session_servers().unavailable().items():
-        terminalreporter.write_line(f"servers: {name} could not start — {reason}", red=True)
+        terminalreporter.write_line(f"servers: {name} failed — {reason}", red=True)

@@ -66,6 +66,21 @@ def _tail(log: Path | None, lines: int = 5) -> str:
     return " | ".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
 
 
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is alive (a child that exited is reaped here, so it does not linger as a zombie)."""
+    try:
+        waited, _ = os.waitpid(pid, os.WNOHANG)
+        if waited == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def stop_pid(pid: int, sig: int = signal.SIGTERM, timeout_s: float = 10.0) -> None:
     """Signal ``pid`` and wait for it to go; SIGKILL if it lingers."""
     try:
@@ -300,6 +315,10 @@ class Servers:
             except Unavailable as exc:
                 self._failed["unleash"] = str(exc)
                 raise
+        elif not _running(self._unleash.pid):
+            # say why every later test fails: a server that died mid-session is not "connection refused"
+            self._failed["unleash"] = f"Unleash (pid {self._unleash.pid}) died during the session: {_tail(self._dir() / 'unleash.log', 15)}"
+            raise Unavailable(self._failed["unleash"])
         return self._unleash
 
     def clickhouse(self) -> ClickHouse:
