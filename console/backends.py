@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from console.core.config import Profile
     from console.core.ports import FlagPlatform, MetricsSource
 
-FLAG_KINDS = ("flagd", "unleash", "featbit")
+FLAG_KINDS = ("flagd", "unleash", "featbit", "launchdarkly")
 METRIC_KINDS = ("sim", "prometheus", "events", "clickhouse")
 
 
@@ -45,6 +45,10 @@ def open_flags(spec: str) -> "FlagPlatform":
         from adapters.flags.unleash import UnleashPlatform
 
         return UnleashPlatform.from_spec(spec)
+    if kind == "launchdarkly":
+        from adapters.flags.launchdarkly import LaunchDarklyPlatform
+
+        return LaunchDarklyPlatform.from_spec(spec)
     from adapters.flags.featbit import FeatBitPlatform  # type: ignore[import-not-found]
 
     return FeatBitPlatform.from_spec(spec)

@@ -25,6 +25,7 @@ that the revision is still the one routedeck's own targeting write produced.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -35,6 +36,7 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ValidationError
 
+from console.core.change_note import current_note
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
 from console.core.models import FULL_SHARE_BP, ChangeEvent, PendingWrite, RolloutState, RouteFlag, RouteProfile
@@ -250,7 +252,8 @@ class FeatBitPlatform(FlagPlatform):
         if normalise_targeting(targeting) != normalise_targeting(current):
             path = f"{self._flag(flag.key)}/targeting"
             response = self.http.request("PUT", path, json={
-                "revision": revision, "comment": f"routedeck: {flag.allocation.describe()}", "targeting": targeting,
+                "revision": revision, "comment": _with_note(f"routedeck: {flag.allocation.describe()}"),
+                "targeting": targeting,
             })
             if response.status_code == 409:
                 raise self._conflict(flag.key, self._read_raw(flag.key))
@@ -266,7 +269,7 @@ class FeatBitPlatform(FlagPlatform):
                 if now.get("revision") != revision:  # someone wrote after our targeting: do not overwrite
                     raise self._conflict(flag.key, now)
             self._call("PUT", f"{self._flag(flag.key)}/description",
-                       json={"description": description, "comment": _state_comment(flag.rollout)})
+                       json={"description": description, "comment": _with_note(_state_comment(flag.rollout))})
 
     def _conflict(self, key: str, raw: dict[str, Any]) -> ConflictError:
         try:
@@ -369,6 +372,27 @@ def predicate_to_condition(predicate: dict[str, Any], what: str) -> dict[str, An
                    'use {"==": [{"var": FIELD}, VALUE]}')
 
 
+def cohort_offset(salt: str | None) -> float:
+    """Where the candidate's range starts: 0 for the flag's first cohort; after a restart that drew a new
+    cohort, a point fixed by the salt (FeatBit buckets by MD5 of flag key + unit, so another range of the
+    same width is another cohort, and widening it from the same start keeps cohorts nested)."""
+    if salt is None:
+        return 0.0
+    return int(hashlib.sha256(salt.encode()).hexdigest(), 16) % FULL_SHARE_BP / FULL_SHARE_BP
+
+
+def split_ranges(cand: str, base: str, share: float, offset: float) -> list[dict[str, Any]]:
+    """The candidate over ``share`` of [0, 1) starting at ``offset`` (wrapping round), the baseline the rest."""
+    if offset == 0:
+        return [_range(cand, 0, share), _range(base, share, 1)]
+    end = offset + share
+    if end <= 1:
+        pieces = [(base, 0, offset), (cand, offset, end), (base, end, 1)]
+    else:
+        pieces = [(cand, 0, round(end - 1, 6)), (base, round(end - 1, 6), offset), (cand, offset, 1)]
+    return [_range(v, a, b) for v, a, b in pieces if b > a]
+
+
 def _range(variation_id: str, start: float, end: float) -> dict[str, Any]:
     return {"id": variation_id, "rollout": [start, end], "exptRollout": 1}
 
@@ -399,7 +423,7 @@ def render_targeting(flag: RouteFlag, ids: dict[str, str], existing_rules: list[
     rules += [excluded(attr, value) for attr, value in a.excluded_segments]
     if flag.candidate is not None:
         cand = ids[flag.candidate]
-        split = [_range(cand, 0, share), _range(base, share, 1)]
+        split = split_ranges(cand, base, share, cohort_offset(a.cohort_salt))
         audience = a.audience_rule()
         if a.internal_enabled and audience is not None:
             rules.append(rule(INTERNAL, audience, "audience", [_range(cand, 0, 1)]))
@@ -471,6 +495,12 @@ def render_description(flag: RouteFlag) -> str:
     return f"{DESCRIPTION}\n{META_PREFIX}{json.dumps(meta, sort_keys=True, separators=(',', ':'))}"
 
 
+def _with_note(comment: str) -> str:
+    """The comment with who made the change and why, when an operation names them (``change_note``)."""
+    note = current_note()
+    return f"{comment} — {note}" if note else comment
+
+
 def _state_comment(rollout: RolloutState | None) -> str:
     if rollout is None:
         return "routedeck: rollout state cleared"
@@ -525,10 +555,12 @@ def parse_flag(raw: dict[str, Any], where: str) -> RouteFlag:
         (raw.get("fallthrough") or {}).get("variations")
     bp = 0
     if candidate is not None:
+        width = 0.0
         for v in split or []:
             r = v.get("rollout") or [0, 0]
-            if v.get("id") == ids[candidate] and len(r) == 2 and float(r[0]) == 0:
-                bp = max(0, min(FULL_SHARE_BP, round(float(r[1]) * FULL_SHARE_BP)))
+            if v.get("id") == ids[candidate] and len(r) == 2:
+                width += float(r[1]) - float(r[0])
+        bp = max(0, min(FULL_SHARE_BP, round(width * FULL_SHARE_BP)))
     parsed = RouteFlag(key=key, variations=variations, baseline=baseline, candidate=candidate,
                        allocation=alloc.model_copy(update={"internal_enabled": internal_on and candidate is not None,
                                                            "candidate_bp": bp}),

@@ -209,8 +209,9 @@ class FlagdFilePlatform(FlagPlatform):
             audience_predicate=_json_or_none(meta.get(META + "audiencePredicate")),
             scope_predicate=_json_or_none(meta.get(META + "scopePredicate")),
             excluded_segments=_segments_or_empty(meta.get(META + "excludedSegments")),
+            cohort_salt=_str_or_none(meta.get(META + "cohortSalt")),
         )
-        allocation, odd_targeting = parse_targeting(raw_flag.get("targeting"), base_alloc, baseline, candidate)
+        allocation, odd_targeting = parse_targeting(raw_flag.get("targeting"), base_alloc, baseline, candidate, key)
         if odd_targeting:
             foreign.append(odd_targeting)
         if allocation.serve_all is not None and allocation.serve_all not in variations:
@@ -603,7 +604,8 @@ def _allocation_targeting(flag: RouteFlag) -> dict[str, Any] | None:
         return None
     a = flag.allocation
     bp = a.candidate_bp
-    fractional = {"fractional": [[flag.candidate, bp], [flag.baseline, FULL_SHARE_BP - bp]]}
+    fractional = {"fractional": [*_bucketing(flag.key, a.cohort_salt), [flag.candidate, bp],
+                                 [flag.baseline, FULL_SHARE_BP - bp]]}
     branches: list[Any] = []
     excluded = a.exclusion_rule()
     if excluded is not None:
@@ -621,20 +623,21 @@ def _allocation_targeting(flag: RouteFlag) -> dict[str, Any] | None:
 
 
 def parse_targeting(
-    targeting: Any, base: Allocation, baseline: str, candidate: str | None
+    targeting: Any, base: Allocation, baseline: str, candidate: str | None, flag_key: str = ""
 ) -> tuple[Allocation, str | None]:
     """Read an allocation back from targeting; (allocation, None) or (best reading, why it is foreign)."""
+    salt = tuple(_bucketing(flag_key, base.cohort_salt))
     switch = targeting.get("if") if isinstance(targeting, dict) and list(targeting) == ["if"] else None
     if isinstance(switch, list) and len(switch) == 3 and switch[0] is True and isinstance(switch[1], str):
         held = None if switch[2] == baseline else switch[2]
-        allocation, why = parse_targeting(held, base, baseline, candidate)
+        allocation, why = parse_targeting(held, base, baseline, candidate, flag_key)
         return allocation.model_copy(update={"serve_all": switch[1]}), why
     if targeting in (None, {}):
         return base, None
     if candidate is None:
         return base, "targeting present on a flag with no candidate"
     if isinstance(targeting, dict) and "fractional" in targeting:
-        bp = _fraction_bp(targeting, baseline, candidate)
+        bp = _fraction_bp(targeting, baseline, candidate, salt)
         if bp is not None and base.eligible_scope is None and not base.excluded_segments:
             return base.model_copy(update={"candidate_bp": bp}), None
         return base, "fractional split not in the shape routedeck writes"
@@ -654,22 +657,33 @@ def parse_targeting(
         rest = rest[2:]
     scope = base.scope_rule()
     if len(rest) == 1 and scope is None:
-        bp = _fraction_bp(rest[0], baseline, candidate)
+        bp = _fraction_bp(rest[0], baseline, candidate, salt)
         if bp is None:
             return base, "fractional split not in the shape routedeck writes"
         return base.model_copy(update={"internal_enabled": internal, "candidate_bp": bp}), None
     if len(rest) == 3 and rest[2] == baseline and scope is not None and rest[0] == scope:
-        bp = _fraction_bp(rest[1], baseline, candidate)
+        bp = _fraction_bp(rest[1], baseline, candidate, salt)
         if bp is None:
             return base, "fractional split not in the shape routedeck writes"
         return base.model_copy(update={"internal_enabled": internal, "candidate_bp": bp}), None
     return base, "targeting not in the shape routedeck writes"
 
 
-def _fraction_bp(node: Any, baseline: str, candidate: str) -> int | None:
+def _bucketing(flag_key: str, salt: str | None) -> list[Any]:
+    """The explicit bucketing value of a redrawn cohort: the flag key and the salt before the unit's
+    targeting key (none for the flag's first cohort: flagd's shorthand, flag key + targeting key)."""
+    if salt is None:
+        return []
+    return [{"cat": [f"{flag_key}:{salt}:", {"var": "targetingKey"}]}]
+
+
+def _fraction_bp(node: Any, baseline: str, candidate: str, salt: tuple[Any, ...] = ()) -> int | None:
     if not isinstance(node, dict) or list(node) != ["fractional"]:
         return None
     parts = node["fractional"]
+    if not isinstance(parts, list) or parts[:len(salt)] != list(salt):
+        return None
+    parts = parts[len(salt):]
     if (
         isinstance(parts, list)
         and len(parts) == 2
@@ -710,6 +724,8 @@ def render_flag(flag: RouteFlag, previous: dict[str, Any] | None) -> dict[str, A
         meta[META + "scopePredicate"] = json.dumps(a.scope_predicate, sort_keys=True)
     if a.excluded_segments:
         meta[META + "excludedSegments"] = json.dumps([list(s) for s in a.excluded_segments])
+    if a.cohort_salt is not None:
+        meta[META + "cohortSalt"] = a.cohort_salt
     if flag.rollout is not None:
         meta[META + "rollout"] = flag.rollout.model_dump_json(exclude_none=True)
     out["metadata"] = meta

@@ -36,6 +36,8 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ValidationError
 
+from console.core.change_note import UNLEASH_PARAMETER as NOTE_PARAMETER
+from console.core.change_note import current_note
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
 from console.core.models import (
@@ -86,6 +88,7 @@ class UnleashPlatform(FlagPlatform):
             transport=transport,
         )
         self.http = JsonHttp(client, "Unleash", retry=retry)
+        self._context_done: set[tuple[str, str]] = set()
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "UnleashPlatform":
@@ -169,7 +172,39 @@ class UnleashPlatform(FlagPlatform):
                 f"{self.describe()}: flag {flag.key} was changed by someone else ({what}); nothing written — reload and retry",
                 current_revision=revision_of(env),
             )
+        self._ensure_context_fields(flag)
         self._put_strategies(flag, env.get("strategies", []), enabled=bool(env.get("enabled")))
+
+    # ---- context fields -----------------------------------------------------------------------
+
+    def _ensure_context_fields(self, flag: RouteFlag) -> None:
+        """Register the context fields routedeck's strategies constrain, with descriptions and the values
+        routedeck uses, so Unleash's UI can show, explain and edit them. A field the team already has keeps
+        its description; a value routedeck needs is added to its legal values when it has any (Unleash
+        would refuse a constraint on a value outside them). Done once per field and value per client."""
+        wanted = [(f, v, what) for f, v, what in context_values(flag) if (f, v) not in self._context_done]
+        if not wanted:
+            return
+        fields = {c.get("name"): c for c in self.http.json("GET", "/api/admin/context") or [] if isinstance(c, dict)}
+        for name in dict.fromkeys(f for f, _, _ in wanted):
+            values = [(v, what) for f, v, what in wanted if f == name]
+            current = fields.get(name)
+            legal = [{"value": v, "description": what} for v, what in values]
+            if current is None:
+                self.http.json("POST", "/api/admin/context", ok=(200, 201, 409), json={
+                    "name": name, "description": CONTEXT_DESCRIPTIONS.get(name, CONTEXT_DESCRIPTIONS[""]).format(name=name),
+                    "legalValues": legal, "stickiness": False})
+            else:
+                have = {lv.get("value") for lv in current.get("legalValues") or []}
+                missing = [lv for lv in legal if lv["value"] not in have]
+                if (have and missing) or not current.get("description"):
+                    self.http.json("PUT", f"/api/admin/context/{quote(name, safe='')}", ok=(200, 204), json={
+                        "description": current.get("description") or
+                        CONTEXT_DESCRIPTIONS.get(name, CONTEXT_DESCRIPTIONS[""]).format(name=name),
+                        "legalValues": list(current.get("legalValues") or []) + (missing if have else []),
+                        "stickiness": bool(current.get("stickiness")), "sortOrder": current.get("sortOrder", 0)},
+                        idempotent=True)
+            self._context_done.update((name, v) for v, _ in values)
 
     def _put_strategies(self, flag: RouteFlag, existing: list[dict[str, Any]], enabled: bool = True) -> None:
         """Make the environment's strategies those of ``flag``, in an order whose every prefix is safe.
@@ -222,19 +257,19 @@ class UnleashPlatform(FlagPlatform):
                 self.http.json("DELETE", f"{base}/{quote(s['id'], safe='')}")
 
     def _put_one(self, base: str, current: dict[str, Any], body: dict[str, Any]) -> None:
-        self.http.json("PUT", f"{base}/{quote(current['id'], safe='')}", json=body)
+        self.http.json("PUT", f"{base}/{quote(current['id'], safe='')}", json=_noted(body))
 
     def _post_strategy(self, key: str, body: dict[str, Any]) -> None:
         """Add one strategy. A POST that may have been applied is not sent twice blindly: the
         environment is read again, and a strategy with this title already there is updated instead."""
         try:
-            self.http.json("POST", self._strategies(key), json=body)
+            self.http.json("POST", self._strategies(key), json=_noted(body))
             return
         except BackendError:
             env = self._read_raw(key)
         there = next((s for s in env.get("strategies", []) if s.get("title") == body["title"]), None)
         if there is None:
-            self.http.json("POST", self._strategies(key), json=body)
+            self.http.json("POST", self._strategies(key), json=_noted(body))
         elif not _same_strategy(body, there):
             self._put_one(self._strategies(key), there, body)
 
@@ -250,6 +285,7 @@ class UnleashPlatform(FlagPlatform):
                                   f"{error_detail(response)} — the flag was not created")
         self.http.json("POST", f"/api/admin/features/{quote(flag.key, safe='')}/tags", ok=(200, 201), json=TAG,
                        idempotent=True)  # tagging twice is refused, never doubled
+        self._ensure_context_fields(flag)
         self._put_strategies(flag, [])
         self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on",
                        idempotent=True)
@@ -304,6 +340,42 @@ def predicate_to_constraint(predicate: dict[str, Any], what: str) -> dict[str, A
     )
 
 
+#: what each context field routedeck targets means, as Unleash shows it
+CONTEXT_DESCRIPTIONS = {
+    "audience": "Who the unit is, for routedeck's first stage: units whose audience is the rule's first audience "
+                "(e.g. internal staff) get the candidate route before any share of real traffic.",
+    "scope": "Where the unit takes part in a routedeck rollout: only units in the rule's eligible scope are "
+             "split between the baseline and the candidate route; others stay on the baseline.",
+    "": "A context attribute routedeck targets ({name}): units with an excluded value stay on the baseline route.",
+}
+
+
+def context_values(flag: RouteFlag) -> list[tuple[str, str, str]]:
+    """(field, value, what the value means) for every constraint routedeck writes for ``flag``."""
+    a = flag.allocation
+    out = []
+    for predicate, what in ((a.audience_rule(), "routedeck's first audience for flag {key}: gets the candidate "
+                                                "route at the internal stage"),
+                            (a.scope_rule(), "routedeck's eligible scope for flag {key}: split between baseline "
+                                             "and candidate")):
+        if predicate is None:
+            continue
+        try:
+            c = predicate_to_constraint(predicate, "stored")
+        except BadInput:
+            continue
+        out += [(c["contextName"], str(v), what.format(key=flag.key)) for v in c["values"]]
+    out += [(attr, value, f"excluded from flag {flag.key}'s candidate after harm was seen there")
+            for attr, value in a.excluded_segments]
+    return out
+
+
+def group_id(flag_key: str, salt: str | None) -> str:
+    """The strategies' ``groupId``: the flag key, with the cohort's salt once a restart drew a new cohort
+    (Unleash buckets by murmur3 of ``groupId:userId``, so a new group id is a new cohort)."""
+    return flag_key if salt is None else f"{flag_key}:{salt}"
+
+
 def _strategy(title: str, rollout_pct: int, group: str, variant: str, profile: RouteProfile,
               constraints: list[dict[str, Any]], sort_order: int, meta: str | None = None) -> dict[str, Any]:
     params = {"rollout": str(rollout_pct), "stickiness": "default", "groupId": group}
@@ -339,16 +411,17 @@ def render_strategies(flag: RouteFlag) -> list[dict[str, Any]]:
             f"{a.candidate_bp / 100:g}% cannot be set; use a stage share such as 5% or 20%"
         )
     out = []
+    group = group_id(flag.key, a.cohort_salt)
     if flag.candidate is not None:
         cand = flag.variations[flag.candidate]
         audience = a.audience_rule()
         if audience is not None:
-            out.append(_strategy(INTERNAL, 100 if a.internal_enabled else 0, flag.key, flag.candidate, cand,
+            out.append(_strategy(INTERNAL, 100 if a.internal_enabled else 0, group, flag.candidate, cand,
                                  [predicate_to_constraint(audience, "audience")], 0))
         scope = a.scope_rule()
         scope_constraints = [predicate_to_constraint(scope, "eligible scope")] if scope is not None else []
-        out.append(_strategy(CANDIDATE, a.candidate_bp // 100, flag.key, flag.candidate, cand, scope_constraints, 1))
-    out.append(_strategy(BASELINE, 100, flag.key, flag.baseline, flag.variations[flag.baseline], [], 2,
+        out.append(_strategy(CANDIDATE, a.candidate_bp // 100, group, flag.candidate, cand, scope_constraints, 1))
+    out.append(_strategy(BASELINE, 100, group, flag.baseline, flag.variations[flag.baseline], [], 2,
                          meta=json.dumps(_meta(flag), sort_keys=True, separators=(",", ":"))))
     return out
 
@@ -369,8 +442,17 @@ def _same_strategy(wanted: dict[str, Any], current: dict[str, Any] | None) -> bo
     return _strategy_key(wanted) == _strategy_key(current)
 
 
+def _noted(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` carrying who made this change and why (``change_note``) in a parameter of its own, which
+    Unleash shows in its event log beside the change; it never routes and is never compared."""
+    note = current_note()
+    if not note:
+        return body
+    return {**body, "parameters": {**(body.get("parameters") or {}), NOTE_PARAMETER: note}}
+
+
 def _strategy_key(s: dict[str, Any]) -> tuple:
-    params = {k: str(v) for k, v in (s.get("parameters") or {}).items()}
+    params = {k: str(v) for k, v in (s.get("parameters") or {}).items() if k != NOTE_PARAMETER}
     variants = tuple(
         (v.get("name"), v.get("weight"), v.get("weightType"), v.get("stickiness"),
          (v.get("payload") or {}).get("type"), (v.get("payload") or {}).get("value"))
@@ -440,16 +522,16 @@ def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
         internal = mine.get(INTERNAL)
         if internal is not None:
             internal_on = _rollout_bp(internal) > 0
-            foreign += _check(internal, key, candidate, _constraints_for(alloc.audience_rule()), "internal")
+            foreign += _check(internal, group_id(key, alloc.cohort_salt), candidate, _constraints_for(alloc.audience_rule()), "internal")
         elif alloc.audience_rule() is not None:
             foreign.append("the internal-audience strategy is missing")
         cand = mine.get(CANDIDATE)
         if cand is not None:
             bp = _rollout_bp(cand)
-            foreign += _check(cand, key, candidate, _constraints_for(alloc.scope_rule()), "candidate")
+            foreign += _check(cand, group_id(key, alloc.cohort_salt), candidate, _constraints_for(alloc.scope_rule()), "candidate")
         else:
             foreign.append("the candidate strategy is missing")
-    foreign += _check(base, key, baseline, [], "baseline", rollout_pct=100)
+    foreign += _check(base, group_id(key, alloc.cohort_salt), baseline, [], "baseline", rollout_pct=100)
     others = [s.get("title") or s.get("name") for s in strategies if s.get("title") not in ORDER]
     if others:
         foreign.append(f"strategies not written by routedeck: {', '.join(map(str, others))}")
@@ -548,7 +630,15 @@ _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 
 
 def _event_detail(e: dict[str, Any]) -> str:
-    """A one-line account of an event: rollout changes spelled out, else Unleash's own summary."""
+    """A one-line account of an event (with routedeck's who-and-why when the change carried one)."""
+    text = _event_what(e)
+    data = e.get("data")
+    note = (data.get("parameters") or {}).get(NOTE_PARAMETER) if isinstance(data, dict) else None
+    return f"{text} [{note}]"[:400] if note else text
+
+
+def _event_what(e: dict[str, Any]) -> str:
+    """What an event changed: rollout changes spelled out, else Unleash's own summary."""
     data, pre = e.get("data"), e.get("preData")
     if isinstance(data, dict) and isinstance(pre, dict) and "parameters" in data:
         was, now = (pre.get("parameters") or {}).get("rollout"), (data.get("parameters") or {}).get("rollout")

@@ -39,6 +39,7 @@ def decision_json(decision) -> dict:
         "eta_note": decision.eta_note,
         # the α accounting: this stage's bound, each test's share, and the whole rollout's bound in words
         "alpha": decision.alpha.as_json() if decision.alpha is not None else None,
+        "evaluation": decision.evaluation,
     }
 
 
@@ -81,7 +82,12 @@ def run(args: argparse.Namespace) -> int:
     if current.decision.verdict.value == "ADVANCE" and not current.decision.metrics and not current.decision.health:
         probe_metrics(metrics)  # an ADVANCE that read nothing (not started yet)
     if args.json:
-        print_json(decision_json(current.decision) | {"flag": rule.flag_key, "rule_hash": rule.rule_hash})
+        print_json(decision_json(current.decision) | {
+            "flag": rule.flag_key, "rule_hash": rule.rule_hash,
+            "guardrails": [{"metric": m, "origin": w} for m, w in rule.guard_origins.items()]})
     else:
         print_decision(rule.flag_key, current.decision)
+        print("guardrails and where each comes from")
+        for metric, where in rule.guard_origins.items():
+            print(f"  {metric:<24} {where}")
     return exit_code(current.decision)

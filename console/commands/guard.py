@@ -46,6 +46,12 @@ def add_parser(sub) -> None:
     p.add_argument("--interval", type=float, default=DEFAULT_INTERVAL_S,
                    help=f"seconds between looks (default {DEFAULT_INTERVAL_S:g}); the lease lasts 3× this, at least 30 s")
     p.add_argument("--max-looks", type=int, help="stop after N looks (default: until the rollout ends)")
+    p.add_argument("--listen", metavar="HOST:PORT",
+                   help="serve Prometheus metrics of the guard's decisions on http://HOST:PORT/metrics "
+                        "(docs/alerts.md); HOST defaults to 127.0.0.1")
+    p.add_argument("--listen-linger", type=float, default=60.0, metavar="SECONDS",
+                   help="with --listen: keep serving this long after the guard ends, so the last decision and a "
+                        "rollback are scraped (default 60)")
     p.add_argument("--give-up-after", metavar="DURATION",
                    help="exit 1 once a backend has failed for this long, e.g. 10m or 90s (default: the profile's "
                         "give_up_after, else 10m)")
@@ -162,13 +168,34 @@ def run(args: argparse.Namespace) -> int:
         and hasattr(metrics, "advance_by")
     holder = lease.default_holder("guard")
     args.operator = args.operator or holder
+    listen = parse_listen(args.listen) if getattr(args, "listen", None) else None
     watch = Guard(args, rule, platform, metrics, holder, give_up_s, simulated)
+    server = None
     try:
         with _sigterm_stops():
-            return watch.run()
+            if listen is not None:
+                server = watch.serve_metrics(*listen)
+            code = watch.run()
+            if server is not None and args.listen_linger > 0:
+                say(f"guard done (exit {code}); serving its decision metrics {args.listen_linger:g} s more")
+                time.sleep(args.listen_linger)
+            return code
     except _Stopped:
         say(f"guard stopped by SIGTERM; the lease on {rule.flag_key} is released")
         return EXIT_SIGTERM
+    finally:
+        if server is not None:
+            server.shutdown()
+            server.server_close()
+
+
+def parse_listen(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``:PORT`` or ``PORT`` (host 127.0.0.1); one-line error otherwise."""
+    host, sep, port = text.rpartition(":")
+    host = (host.strip("[]") if sep else "") or "127.0.0.1"
+    if not port.isdigit() or not 0 < int(port) < 65536:
+        raise BadInput(f"--listen {text!r}: expected HOST:PORT such as 127.0.0.1:9478")
+    return host, int(port)
 
 
 class Guard:
@@ -190,6 +217,29 @@ class Guard:
         self.journal = None
         self.journal_opened = False
         self.outage: Outage | None = None
+        self.exporter = None  # the decision metrics, when --listen serves them
+
+    def serve_metrics(self, host: str, port: int):
+        """Serve the decision metrics on HOST:PORT; the server (its ``shutdown()`` stops it)."""
+        from console.core.decision_metrics import DecisionMetrics
+
+        self.exporter = DecisionMetrics()
+        try:
+            server = self.exporter.serve(host, port)
+        except OSError as exc:
+            raise BadInput(f"--listen {host}:{port}: cannot listen there ({exc.strerror or exc}) — choose "
+                           "another port") from None
+        say(f"guard: decision metrics on http://{host}:{port}/metrics")
+        return server
+
+    def _observe(self, flag, decision) -> None:
+        if self.exporter is None:
+            return
+        from console.core.decision_metrics import stage_index
+        from console.core.rollout import current_stage_name
+
+        stage = current_stage_name(flag)
+        self.exporter.observe(self.key, stage_index(stage, [s.name for s in self.rule.stages]), stage, decision)
 
     # ---- the loop ---------------------------------------------------------------------------
 
@@ -207,6 +257,7 @@ class Guard:
                     lease.acquire(self.platform, self.key, self.holder, self.ttl)
                     taken = True
                     flag, decision, at = self._look()
+                    self._observe(flag, decision)
                     looks += 1
                     if not self.journal_opened:
                         self._open_journal(flag)
@@ -309,6 +360,8 @@ class Guard:
         return False
 
     def _record_failure(self, what: str, now: float, counts: bool) -> None:
+        if self.exporter is not None:
+            self.exporter.look_failed(self.key)
         if self.outage is None:
             self.outage = Outage(now, what, counts)
             self._event("guard_degraded", what, {"give_up_after_s": self.give_up_s})
@@ -380,6 +433,9 @@ class Guard:
         journal = self._journal()
         result = operations.rollback(self.platform, self.key, journal, reason=f"guard: {reason}", decision=decision,
                                      rule=self.rule, action="rollback")
+        if self.exporter is not None:
+            self.exporter.rolled_back(self.key, "blind" if "blind" in reason else "verdict")
+            self.exporter.set_stage(self.key, -1, "rolled_back")
         print(f"guard rolled back {self.key}: {reason}")
         report_rollback(result, self.key, None if journal is not None else "the audit journal cannot be opened")
         return EXIT_ROLLBACK

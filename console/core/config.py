@@ -56,7 +56,7 @@ from .timeouts import Timeouts
 from .tls import TlsSettings
 
 CONFIG_ENV = "ROUTEDECK_CONFIG"
-TOP_KEYS = ("default_profile", "profiles")
+TOP_KEYS = ("default_profile", "profiles", "rule_defaults")
 #: profile key -> what a value must be, as said in an error
 PROFILE_KEYS: dict[str, str] = {
     "flags": "a flag platform SPEC such as \"flagd:PATH\"",
@@ -70,11 +70,13 @@ PROFILE_KEYS: dict[str, str] = {
     "ca_bundle": "the path of a PEM file of CA certificates",
     "prometheus_match": "PromQL label matchers added to every Prometheus query, such as 'job=\"support\"'",
     "prometheus_queries": "a table of metric family = PromQL template ([profiles.NAME.prometheus_queries])",
+    "prometheus_names": "a table of routedeck's metric or label name = the application's ([profiles.NAME.prometheus_names])",
+    "fleet_bucketing": "the bucketing rule of the services evaluating the flagd file: \"cbor\" (Python evaluator), "
+                       "\"concat\" (JavaScript evaluator) or \"mixed\"",
     "timeout": "seconds one backend request may take: a number or a duration such as \"5s\"",
     "rollback_within": "how long a rollback re-applies until it holds: a duration such as \"30s\"",
     "give_up_after": "how long `guard` retries a failing backend before it exits 1: a duration such as \"10m\"",
     "lock_timeout": "how long a write waits for the flag file's or the journal's lock: a duration such as \"10s\"",
-    "prometheus_names": "a table of routedeck's metric or label name = the application's ([profiles.NAME.prometheus_names])",
 }
 #: profile key -> attribute of ``Timeouts``
 TIMEOUT_KEYS = {"timeout": "request_s", "rollback_within": "rollback_within_s", "give_up_after": "give_up_after_s",
@@ -117,10 +119,12 @@ class Profile:
     prometheus_match: str = ""
     #: family name -> PromQL template overriding the Prometheus source's default
     prometheus_queries: dict[str, str] = field(default_factory=dict, hash=False)
-    #: Timeouts attribute -> seconds, for the timeout keys the profile sets
-    timeout_values: dict[str, float] = field(default_factory=dict, hash=False)
     #: routedeck's metric or label name -> the name the application exports
     prometheus_names: dict[str, str] = field(default_factory=dict, hash=False)
+    #: the bucketing rule the fleet's flagd evaluators use (console.core.fleet); None: not declared
+    fleet_bucketing: str | None = None
+    #: Timeouts attribute -> seconds, for the timeout keys the profile sets
+    timeout_values: dict[str, float] = field(default_factory=dict, hash=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -146,6 +150,8 @@ class Config:
     path: Path
     profiles: dict[str, Profile] = field(default_factory=dict)
     default_profile: str | None = None
+    #: guardrails by flag-name pattern or rule tag ([[rule_defaults]], console.core.rule_defaults)
+    rule_defaults: tuple = ()
 
     def get(self, name: str) -> Profile:
         """The profile called ``name``; BadInput naming the file and the profiles it has otherwise."""
@@ -213,7 +219,12 @@ def parse_config(text: str, path: Path) -> Config:
         if default not in profiles:
             known = ", ".join(sorted(profiles)) or "none"
             raise BadInput(f"{at('default_profile')}: default_profile {default!r} names no profile — profiles: {known}")
-    return Config(path, profiles, default)
+    defaults = ()
+    if "rule_defaults" in doc:
+        from .rule_defaults import parse_rule_defaults
+
+        defaults = parse_rule_defaults(doc["rule_defaults"], text, path)
+    return Config(path, profiles, default, defaults)
 
 
 def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str, ...], int]) -> Profile:
@@ -267,6 +278,12 @@ def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str,
             if not isinstance(body[key], bool):
                 raise fail(key, f"expected true or false, got {_shown(body[key])}")
             values[key] = body[key]
+    if "fleet_bucketing" in body:
+        from .fleet import RULES
+
+        if body["fleet_bucketing"] not in RULES:
+            raise fail("fleet_bucketing", f"expected {PROFILE_KEYS['fleet_bucketing']}, got {_shown(body['fleet_bucketing'])}")
+        values["fleet_bucketing"] = body["fleet_bucketing"]
     _prometheus_options(body, values, key_lines, lines, ("profiles", name), fail)
     return Profile(name=name, source=path, lines=key_lines, **values)
 

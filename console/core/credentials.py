@@ -32,6 +32,8 @@ CREDENTIALS: tuple[Credential, ...] = (
     Credential("unleash-client-token", "ROUTEDECK_UNLEASH_CLIENT_TOKEN", "Unleash client (SDK) token"),
     Credential("featbit-token", "ROUTEDECK_FEATBIT_TOKEN", "FeatBit Open API token"),
     Credential("featbit-secret", "ROUTEDECK_FEATBIT_SECRET", "FeatBit environment secret (streaming)"),
+    Credential("launchdarkly-token", "ROUTEDECK_LAUNCHDARKLY_TOKEN", "LaunchDarkly REST API access token"),
+    Credential("launchdarkly-sdk-key", "ROUTEDECK_LAUNCHDARKLY_SDK_KEY", "LaunchDarkly server-side SDK key (streaming)"),
     Credential("prometheus-token", "ROUTEDECK_PROMETHEUS_TOKEN", "Prometheus bearer token", required=False),
 )
 BY_NAME = {c.name: c for c in CREDENTIALS}
@@ -120,6 +122,10 @@ def needed_credentials(*specs: str | None) -> list[Credential]:
         wanted.append(BY_NAME["featbit-token"])
         if any((spec or "").startswith("featbit:") and "stream=" in (spec or "") for spec in specs):
             wanted.append(BY_NAME["featbit-secret"])
+    if "launchdarkly" in kinds:
+        wanted.append(BY_NAME["launchdarkly-token"])
+        if any((spec or "").startswith("launchdarkly:") and "stream=" in (spec or "") for spec in specs):
+            wanted.append(BY_NAME["launchdarkly-sdk-key"])
     if "prometheus" in kinds:
         wanted.append(BY_NAME["prometheus-token"])
     return wanted

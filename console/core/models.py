@@ -104,6 +104,10 @@ class Allocation(BaseModel):
     serve_all: str | None = None
     #: (attribute, value) segments sent to the baseline whatever the stage (harm was seen in them)
     excluded_segments: tuple[tuple[str, str], ...] = ()
+    #: None: units are bucketed as on the flag's first rollout; a salt: a cohort drawn anew when a rollout
+    #: restarted (each platform mixes it into its bucketing: flagd's bucketing value, Unleash's groupId,
+    #: FeatBit's range offset, LaunchDarkly's rollout seed)
+    cohort_salt: str | None = Field(default=None, exclude_if=lambda v: v is None)  # absent from dumps until set
 
     def exclusion_rule(self) -> dict[str, Any] | None:
         """JsonLogic matching a unit in any excluded segment (context attribute equal to the value), or None."""

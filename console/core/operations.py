@@ -6,6 +6,7 @@ an advance is journalled, written, confirmed and explained the same way wherever
 
 from __future__ import annotations
 
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
@@ -13,8 +14,11 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import rollout
+from .audit.writer import current_os_user
+from .change_note import noting
 from .comparable_counts import comparable_unit_counts, rule_attributes
 from .errors import BackendError, BadInput, VerdictRefused
+from .fleet import MIXED_WARNING, fleet_rule
 from .journal import Journal, record_action
 from .models import Override, RolloutState, RouteFlag, Stage
 from .ports import FlagPlatform, MetricsSource, WriteResult, summaries_from_snapshots
@@ -22,7 +26,7 @@ from .timeouts import timeouts
 from .rules import DecisionRule
 from .stats.engine import decide
 from .stats.summary import comparable_arms
-from .stats.spec import Decision, StageContext, StageSpec, Verdict
+from .stats.spec import Decision, GateAction, GateReadout, GateStatus, StageContext, StageSpec, Verdict
 from .stats.segments import SegmentReadout, readout_from_groups, segment_readout
 from .telemetry import Arm, RouteCounters
 
@@ -92,13 +96,32 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
         first = rule.stages[0].name
         decision = Decision(Verdict.ADVANCE, stage_name, [], [],
                             [f"not started: no traffic on the candidate yet; advancing starts stage {first}"])
+        if stage_name == Stage.BASELINE.value and rule.evaluation is not None:
+            qualification_gate(rule, flag, decision)
+        origin_notes(rule, decision)
         return Look(flag, decision, now)
     ctx = rollout.stage_context(flag, rule, now_dt)
     since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
     decision, gaps = judge_stage(rule, flag, metrics, ctx, since, now)
     for gap in gaps:
         decision.reasons.append(f"note: {gap}")
+    if platform.kind == "flagd":
+        fleet_notes(decision)
+    if flag.allocation.cohort_salt is not None:
+        decision.reasons.append(f"note: this rollout's cohort was drawn anew at its restart (salt "
+                                f"{flag.allocation.cohort_salt}): other units than the last rollout's come first")
+    origin_notes(rule, decision)
     return Look(flag, decision, now)
+
+
+def origin_notes(rule: DecisionRule, decision: Decision) -> None:
+    """Say which guardrails the rule got from the config's rule_defaults, and from where."""
+    by_source: dict[str, list[str]] = {}
+    for metric, where in rule.inherited_guards().items():
+        by_source.setdefault(where, []).append(metric)
+    for where, metrics in by_source.items():
+        decision.reasons.append(f"note: guardrail{'s' if len(metrics) > 1 else ''} {', '.join(metrics)} "
+                                f"from {where}, not from {rule.path}")
 
 
 def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx, since: float,
@@ -151,6 +174,50 @@ def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx
     return decision, gaps
 
 
+def qualification_gate(rule: DecisionRule, flag: RouteFlag, decision: Decision) -> None:
+    """Offline evaluation before any traffic moves: HOLD until the rule's results file proves the
+    candidate (matched by its route profile's hash) meets the thresholds; the evidence rides on the
+    decision (a health readout, ``decision.evaluation``) into check --json, the journal and the screens."""
+    from .evaluation import judge
+
+    requirement = rule.evaluation
+    candidate = flag.variations.get(rule.candidate_route)
+    if requirement is None:
+        return
+    if candidate is None:
+        status, detail, evidence = GateStatus.FAIL, f"the flag holds no route profile {rule.candidate_route}", None
+    else:
+        try:
+            evidence = judge(requirement, candidate)
+        except BadInput as exc:
+            status, detail, evidence = GateStatus.FAIL, str(exc), None
+        else:
+            status = GateStatus.PASS if evidence.ok else GateStatus.FAIL
+            detail = evidence.summary() + ("" if evidence.ok else " — " + "; ".join(evidence.problems))
+    decision.health.append(GateReadout("offline-eval", status, detail, GateAction.HOLD))
+    decision.evaluation = evidence.to_json() if evidence is not None else {"file": str(requirement.results),
+                                                                             "ok": False, "refused": detail}
+    if status is not GateStatus.PASS:
+        decision.verdict = Verdict.HOLD
+        decision.reasons[:] = [f"offline evaluation not proven ({requirement.describe()}): {detail}"]
+    else:
+        decision.reasons.insert(0, f"offline evaluation passed: {evidence.summary()}")
+
+
+def fleet_notes(decision: Decision) -> None:
+    """On a flagd file: warn when the fleet is declared mixed, and name the fleet's bucketing as the likely
+    cause when the crossover gate finds units served both arms."""
+    mixed = fleet_rule() == "mixed"
+    if mixed:
+        decision.reasons.append(f"warning: {MIXED_WARNING}")
+    for gate in decision.health:
+        if gate.name == "crossover" and gate.status is GateStatus.FAIL:
+            gate.detail += (" — likely cause: the fleet is declared mixed (services bucketing the flagd file by "
+                            "different rules serve one unit both routes)" if mixed else
+                            " — if services evaluate the flagd file with different evaluators (Python and "
+                            "JavaScript bucket differently), that is the likely cause: set fleet_bucketing")
+
+
 def operator_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -177,6 +244,7 @@ def verdict_snapshot(decision: Decision) -> dict[str, Any]:
         "request_level": decision.request_level,
         "eta_s": decision.eta_s,
         "alpha": decision.alpha.as_json() if decision.alpha is not None else None,
+        **({"evaluation": decision.evaluation} if decision.evaluation is not None else {}),
     }
 
 
@@ -208,12 +276,18 @@ def _write(platform: FlagPlatform, journal: Journal | None, action: str, target:
            reason: str, rule: DecisionRule | None, decision: Decision | None, required: bool,
            rollback_within_s: float | None = None, evidence: dict[str, Any] | None = None,
            sleep: Callable[[float], None] = time.sleep, at: datetime | None = None) -> ActionResult:
+    who = journal.operator.name if journal is not None else current_os_user()
+    stage = rollout.current_stage_name(target)
+    note = f"{who}: {action} to {stage} — {reason}" if stage != rollout.current_stage_name(before) else \
+        f"{who}: {action} — {reason}"
+
     def call() -> WriteResult:
-        if rollback_within_s is not None:
-            return _rollback_until_it_holds(platform, target.key, before, journal, rollback_within_s, sleep,
-                                            at or operator_now())
-        flag = target.model_copy(update={"rollout": _anchored(target.rollout, journal)})
-        return platform.write_flag(flag, before.revision)
+        with noting(note):  # who and why, kept by the platform in its own history (change_note)
+            if rollback_within_s is not None:
+                return _rollback_until_it_holds(platform, target.key, before, journal, rollback_within_s, sleep,
+                                                at or operator_now())
+            flag = target.model_copy(update={"rollout": _anchored(target.rollout, journal)})
+            return platform.write_flag(flag, before.revision)
 
     if journal is None:
         result = call()
@@ -420,13 +494,27 @@ def promote(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: 
                   rule=rule, decision=current.decision, required=True)
 
 
+COHORT_CHOICES = ("reuse", "new")
+
+
+def describe_cohort(salt: str | None, previous: str | None) -> str:
+    """The cohort a rollout draws its units from, in words (for dialogs, output and the journal)."""
+    if salt == previous:
+        return "the previous rollout's cohort (the same units come first)"
+    return f"a new cohort (salt {salt})" if salt is not None else "the flag's first cohort"
+
+
 def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None, *, profiles: dict | None = None,
-            reason: str = "", dry_run: bool = False, holder: str | None = None,
-            take_over: str | None = None) -> ActionResult:
+            reason: str = "", dry_run: bool = False, cohort: str = "reuse", salt: str | None = None,
+            holder: str | None = None, take_over: str | None = None) -> ActionResult:
     """A new rollout on a flag whose last one ended (rolled back or promoted): 100% baseline, the rule's
     candidate ready, stage baseline — nothing serves the candidate until the first advance.
 
-    ``profiles`` supplies the candidate's route profile when the flag no longer carries it."""
+    ``profiles`` supplies the candidate's route profile when the flag no longer carries it. ``cohort``:
+    ``reuse`` keeps the bucketing, so the units first exposed last time are first again; ``new`` draws
+    another cohort (a fresh salt, or ``salt``) — the people a regression hurt are not the first exposed again."""
+    if cohort not in COHORT_CHOICES:
+        raise BadInput(f"cohort {cohort!r}: choose reuse (the same units first) or new (a cohort drawn anew)")
     flag = platform.read_flag(rule.flag_key)
     if flag.rollout is None or flag.rollout.stage not in rollout.TERMINAL:
         raise BadInput(f"{flag.key} is at stage {rollout.current_stage_name(flag)}: a new rollout starts only after "
@@ -442,8 +530,11 @@ def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None,
         variations[rule.candidate_route] = profiles[rule.candidate_route]
     fresh = rollout.init_flag(rule, {rule.baseline_route: variations[rule.baseline_route],
                                      rule.candidate_route: variations[rule.candidate_route]})
+    previous = flag.allocation.cohort_salt
+    drawn = previous if cohort == "reuse" else (salt or secrets.token_hex(4))
     target = flag.model_copy(update={
-        "variations": variations, "candidate": rule.candidate_route, "allocation": fresh.allocation,
+        "variations": variations, "candidate": rule.candidate_route,
+        "allocation": fresh.allocation.model_copy(update={"cohort_salt": drawn}),
         "rollout": RolloutState(stage=Stage.BASELINE, rule_hash=rule.rule_hash),
     })
     target = _judged_by_this_engine(target)
@@ -451,7 +542,9 @@ def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None,
     if dry_run:
         return ActionResult(flag, target, None)
     return _write(platform, journal, "restart", target, flag, reason=reason or f"new rollout, rule {rule.path}",
-                  rule=rule, decision=None, required=True)
+                  rule=rule, decision=None, required=True,
+                  evidence={"cohort": cohort, "cohort_salt": drawn, "previous_cohort_salt": previous,
+                            "cohort_described": describe_cohort(drawn, previous)})
 
 
 def acknowledge(rule: DecisionRule, platform: FlagPlatform, item: str, journal: Journal | None, by: str, *,
@@ -609,6 +702,8 @@ def describe_change(before: RouteFlag, after: RouteFlag) -> list[str]:
             names = [", ".join(f"{a}={v}" for a, v in x.excluded_segments) or "none"
                      for x in (before.allocation, after.allocation)]
             lines.append(f"  excluded from the candidate (always baseline): {names[0]} → {names[1]}")
+        if before.allocation.cohort_salt != after.allocation.cohort_salt:
+            lines.append(f"  cohort: {describe_cohort(after.allocation.cohort_salt, before.allocation.cohort_salt)}")
         if before.allocation.internal_enabled != after.allocation.internal_enabled:
             lines.append(f"  first audience {before.allocation.internal_audience}: "
                          f"{'on' if before.allocation.internal_enabled else 'off'} → {'on' if after.allocation.internal_enabled else 'off'}")

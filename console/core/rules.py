@@ -15,10 +15,11 @@ import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
+from . import rule_defaults
 from .blind import ACTIONS as BLIND_ACTIONS
 from .blind import BlindAfter
 from .errors import BadInput
@@ -38,6 +39,9 @@ from .stats.spec import (
 )
 from .telemetry import UnitRecord
 
+if TYPE_CHECKING:
+    from .evaluation import EvaluationRequirement
+
 TOP_KEY = "llm_route_decision"
 DEFAULT_LATENCY_TARGET_MS = 4000.0
 DEFAULT_SLO_MS = 2500.0
@@ -53,7 +57,7 @@ ALLOWED = {
     "flag_key", "candidate_route", "baseline_route", "first_audience", "eligible_scope", "primary_metric",
     "primary", "guardrails", "expand_when", "rollback_when", "alpha", "auto_rollback", "latency_slo_ms",
     "latency_target_ms", "tuning_units", "audiences", "scopes", "stages", "gates", "segments", "holdback",
-    "segment_harm", "signals", "alpha_scope", "blind_after",
+    "segment_harm", "signals", "alpha_scope", "evaluation", "tags", "blind_after",
 }
 #: what harm flagged in one segment leads to (see docs/rules.md)
 SEGMENT_HARM = ("report", "exclude", "rollback")
@@ -102,6 +106,15 @@ class DecisionRule:
     text: str = ""
     explicit_predicates: bool = False
     defaults_used: list[str] = field(default_factory=list)
+    #: the offline evaluation evidence ``baseline → internal`` requires (None: no such gate)
+    evaluation: "EvaluationRequirement | None" = None
+    tags: tuple[str, ...] = ()
+    #: guarded metric → where its guardrail came from ("FILE:LINE" of the rule, or the config's rule_defaults)
+    guard_origins: dict[str, str] = field(default_factory=dict)
+
+    def inherited_guards(self) -> dict[str, str]:
+        """The guardrails the config's rule_defaults gave this rule, with where each came from."""
+        return {m: w for m, w in self.guard_origins.items() if "rule_defaults" in w}
     #: how long the candidate may serve while its metrics cannot be read, and what then (None: hold)
     blind_after: BlindAfter | None = None
 
@@ -279,9 +292,31 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
     raw_guardrails = raw.get("guardrails") or []
     if not isinstance(raw_guardrails, list):
         raise doc.error(root + ("guardrails",), "must be a list of metric names or mappings")
-    for i, item in enumerate(raw_guardrails):
+    tags = raw.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+        raise doc.error(root + ("tags",), "must be a list of tag names")
+    tags = tuple(t.strip() for t in tags)
+    origins: dict[str, str] = {}
+    own = {_guard_key(item) for item in raw_guardrails}
+    inherited: list[tuple[Any, str]] = []
+    for default in rule_defaults.matching(flag_key, tags):
+        for item in default.guardrails:
+            if _guard_key(item) not in own and _guard_key(item) not in {_guard_key(x) for x, _ in inherited}:
+                inherited.append((item, f"{default.where} (rule_defaults for {default.scope()})"))
+    if inherited:  # the defaults a rule got are part of what it is: its hash covers them
+        raw = {**raw, "guardrails": list(raw_guardrails) + [item for item, _ in inherited]}
+    for i, item in enumerate(list(raw_guardrails) + [item for item, _ in inherited]):
         at = root + ("guardrails", i)
-        g = _guardrail(doc, at, item)
+        if i < len(raw_guardrails):
+            g = _guardrail(doc, at, item)
+            origins.setdefault(g.metric, f"{source}:{doc.lines[at]}" if at in doc.lines else source)
+        else:
+            where = inherited[i - len(raw_guardrails)][1]
+            try:
+                g = _guardrail(doc, at, item)
+            except BadInput as exc:
+                raise BadInput(f"{where}: guardrail {item!r}: {str(exc).split(': ', 2)[-1]}") from None
+            origins.setdefault(g.metric, where)
         metric = lookup(g.metric)
         if metric.kind is MetricKind.QUANTILE:
             if metric.histogram == "latency_hist":
@@ -342,6 +377,13 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
     if segment_harm not in SEGMENT_HARM:
         raise doc.error(root + ("segment_harm",), f"must be one of {', '.join(SEGMENT_HARM)} (got {segment_harm!r})")
 
+    evaluation = None
+    if raw.get("evaluation") is not None:
+        from .evaluation import parse_requirement
+
+        evaluation = parse_requirement(
+            raw["evaluation"], Path(source).parent,
+            lambda key, message: doc.error(root + (("evaluation", key) if key else ("evaluation",)), message))
     blind_after = _blind_after(doc, root + ("blind_after",), raw.get("blind_after"))
 
     spec = DecisionSpec(
@@ -356,8 +398,14 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
         first_audience=audience, eligible_scope=scope, audience_predicate=aud_pred, scope_predicate=scope_pred,
         spec=spec, stages=stages, mappings=mappings, checklist=checklist, segments=tuple(segments),
         rule_hash=hashlib.sha256(canonical.encode()).hexdigest()[:16], text=text, explicit_predicates=explicit,
-        defaults_used=defaults, segment_harm=segment_harm, blind_after=blind_after,
+        defaults_used=defaults, segment_harm=segment_harm, evaluation=evaluation, tags=tags,
+        guard_origins=origins, blind_after=blind_after,
     )
+
+
+def _guard_key(item: Any) -> str | None:
+    metric = lookup(rule_defaults.guard_metric(item) or "")
+    return metric.name if metric is not None else rule_defaults.guard_metric(item)
 
 
 def _blind_after(doc: _Located, at: tuple, value: Any) -> BlindAfter | None:
