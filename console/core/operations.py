@@ -20,7 +20,7 @@ from .rules import DecisionRule
 from .stats.engine import decide
 from .stats.summary import comparable_arms
 from .stats.spec import Decision, StageContext, StageSpec, Verdict
-from .stats.segments import SegmentReadout, segment_readout
+from .stats.segments import SegmentReadout, readout_from_groups, segment_readout
 from .telemetry import Arm, RouteCounters
 
 
@@ -304,8 +304,17 @@ def look_segments(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSo
         return SegmentLook(flag, readout, now, stage_name)
     ctx = rollout.stage_context(flag, rule, datetime.fromtimestamp(now, tz=timezone.utc))
     since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
-    units = metrics.read_units(flag.key, since, rule.spec.gates.maturation_s) if metrics.capabilities.unit_level else None
-    readout = segment_readout(rule.spec, rule.segments, units, comparable_for(rule, flag), ctx.has_control, excluded)
+    if not metrics.capabilities.unit_level:
+        readout = segment_readout(rule.spec, rule.segments, None)
+    elif not ctx.has_control:
+        readout = segment_readout(rule.spec, rule.segments, [], has_control=False)
+    else:
+        group_by = tuple(sorted(set(rule.segments) | rule_attributes(rule, flag)))
+        groups = metrics.read_summaries(flag.key, since, rule.spec.gates.maturation_s, group_by)
+        stage = flag.rollout.stage.value if flag.rollout is not None else None
+        if stage is not None and any(g.stage == stage for g in groups):
+            groups = [g for g in groups if g.stage == stage]
+        readout = readout_from_groups(rule.spec, groups, rule.segments, comparable_for(rule, flag), excluded)
     return SegmentLook(flag, readout, now, stage_name)
 
 
