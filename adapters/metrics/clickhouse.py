@@ -37,6 +37,10 @@ from . import events_window
 from .events import unit_record
 
 USER_ENV = "ROUTEDECK_CLICKHOUSE_USER"
+#: a look's aggregate spills its GROUP BYs to disk past these sizes rather than fail at the memory limit
+SPILL_SETTINGS = {"max_bytes_before_external_group_by": "800000000", "max_bytes_before_external_sort": "800000000"}
+_MEMORY_LIMIT = re.compile(r"Code: 241\b|Memory limit \(for query\) exceeded")
+_READONLY = re.compile(r"readonly|Cannot modify|Cannot override", re.I)
 PASSWORD_ENV = "ROUTEDECK_CLICKHOUSE_PASSWORD"
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -89,6 +93,8 @@ class _Http:
         self.http = JsonHttp(make_client(base_url, headers=headers, timeout_s=timeout_s, transport=transport),
                              "ClickHouse", retry=RetryPolicy(attempts=2, backoff_s=0.2))
         self.password = password
+        #: whether the user may set the spill settings (found out on the first heavy query)
+        self.spill = True
 
     def post(self, sql: str, body: bytes | None = None, settings: dict[str, str] | None = None) -> str:
         params = {"query": sql} if body is not None else {}
@@ -107,8 +113,22 @@ class _Http:
             raise self.http.error(f"ClickHouse at {where}: query failed (HTTP {response.status_code}: {redact(detail)})")
         return response.text
 
-    def rows(self, sql: str) -> list[dict[str, Any]]:
-        text = self.post(sql + " FORMAT JSON")
+    def rows(self, sql: str, heavy: bool = False) -> list[dict[str, Any]]:
+        """The rows of ``sql``. A ``heavy`` query (a look's aggregate) lets its GROUP BYs spill to disk past
+        ``SPILL_SETTINGS`` instead of failing at the server's memory limit, where the user may set them."""
+        settings = SPILL_SETTINGS if heavy and self.spill else None
+        try:
+            text = self.post(sql + " FORMAT JSON", settings=settings)
+        except BackendError as exc:
+            if settings is not None and _READONLY.search(str(exc)):
+                self.spill = False  # a read-only user: the server's own limits then
+                return self.rows(sql)
+            if _MEMORY_LIMIT.search(str(exc)):
+                raise self.http.error(
+                    f"ClickHouse at {self.http.where('/')}: a look needs more memory than the server allows one "
+                    "query (Code 241) — raise max_memory_usage for routedeck's user, or let it set "
+                    "max_bytes_before_external_group_by") from None
+            raise
         try:
             return json.loads(text)["data"]
         except (ValueError, KeyError, TypeError):
@@ -210,7 +230,7 @@ class ClickHouseSource(MetricsSource):
         now = self.now()
         names = self.attributes(flag, since, now)
         rows = self.http.rows(q.unit_query(self.dialect, self._from, flag, self._arms(flag), since, now, maturation_s,
-                                           self.slo_ms, names))
+                                           self.slo_ms, names), heavy=True)
         self.last_rows = len(rows)
         return [unit_record(r, flag, names) for r in rows]
 
@@ -224,7 +244,7 @@ class ClickHouseSource(MetricsSource):
     def read_unit_summaries(self, flag: str, since: float, maturation_s: float,
                             attributes: tuple[str, ...]) -> list[dict[str, Any]]:
         rows = self.http.rows(q.summary_sql(self.dialect, self._from, flag, self._arms(flag), since, self.now(),
-                                            maturation_s, self.slo_ms, attributes))
+                                            maturation_s, self.slo_ms, attributes), heavy=True)
         self.last_rows = len(rows)
         # attribute values stay text ("1" is not 1.0); every other column is a number
         return [{k: (v if k.startswith("a_") else _number(v)) for k, v in r.items()} for r in rows]
@@ -241,7 +261,7 @@ class ClickHouseSource(MetricsSource):
         arms = {r["flag"]: self._arms(r["flag"]) for r in self.http.rows(probe["flags"])}
         queries = events_window.window_queries(self.dialect, self._from, start, end, step, arms, self.slo_ms)
         queries.pop("flags")
-        rows = {name: self.http.rows(sql) for name, sql in queries.items()}
+        rows = {name: self.http.rows(sql, heavy=True) for name, sql in queries.items()}
         cells, served = events_window.counters_of(rows, nb)
         buckets = [TimeBucket(start + b * step, min(end, start + (b + 1) * step)) for b in range(nb)]
         for (b, key), c in cells.items():

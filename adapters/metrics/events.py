@@ -14,6 +14,7 @@ and what is wrong with it — never the record's contents.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import shutil
 import tempfile
@@ -42,11 +43,15 @@ ArmsOf = Callable[[str], dict[str, str]]
 
 KIND_CODES = {ef.EXPOSURE: 0, ef.CALL: 1, ef.OUTCOME: 2}
 #: the normalised table every record lands in
-TABLE_DDL = """CREATE TABLE IF NOT EXISTS ev (
+#: JSON Lines records, normalised (Parquet files are read in place through the ``ev`` view)
+TABLE_DDL = """CREATE TABLE IF NOT EXISTS ev_rows (
     kind UTINYINT, t DOUBLE, flag VARCHAR, unit VARCHAR, variant VARCHAR, rid VARCHAR, route VARCHAR,
     provider VARCHAR, model VARCHAR, tin DOUBLE, tout DOUBLE, dur DOUBLE, ttfc DOUBLE, err VARCHAR,
     cost DOUBLE, fb_route VARCHAR, fb_err VARCHAR, resolved BOOLEAN, corrected BOOLEAN, complaint BOOLEAN,
-    ctx MAP(VARCHAR, VARCHAR), seq UINTEGER)"""
+    ctx STRUCT(k VARCHAR, v VARCHAR)[], seq UINTEGER)"""
+#: an exposure's evaluation attributes travel as a list of (name, value) entries: far cheaper to build per record
+#: than a MAP, which is made only for each unit's first exposure
+ENTRIES = "STRUCT(k VARCHAR, v VARCHAR)[]"
 _STRING = ("VARCHAR",)
 _NUMBER = ("DOUBLE", "FLOAT", "BIGINT", "INTEGER", "SMALLINT", "TINYINT", "UBIGINT", "UINTEGER", "USMALLINT",
            "UTINYINT", "HUGEINT", "DECIMAL")
@@ -107,12 +112,19 @@ class EventsSource(MetricsSource):
         self._clock = clock
         self.slo_ms = slo_ms
         self._scratch = Path(tempfile.mkdtemp(prefix="routedeck-events-"))
-        self.db = duckdb.connect(str(self._scratch / "events.duckdb"))
+        # in memory, bounded: what does not fit spills to the scratch directory
+        self.db = duckdb.connect(":memory:")
         self.db.execute(f"SET memory_limit = '{memory_limit}'")
         self.db.execute(f"SET temp_directory = '{self._scratch / 'spill'}'")
+        self.db.execute("SET enable_progress_bar = false")  # never draw on the console's screen
+        self.db.execute("SET preserve_insertion_order = false")
         if threads:
             self.db.execute(f"SET threads = {int(threads)}")
         self.db.execute(TABLE_DDL)
+        self.db.execute("CREATE OR REPLACE VIEW ev AS SELECT *, t AS t_max FROM ev_rows")
+        #: Parquet files read in place: (batch, normalising SELECT, files), and this refresh's new ones
+        self._parquet: list[tuple[int, str, str, float]] = []
+        self._pending: list[tuple[str, str, float]] = []
         self._catalogue = _Catalogue()
         self._lock = threading.RLock()
         self._newest: float | None = None
@@ -188,9 +200,8 @@ class EventsSource(MetricsSource):
                 elif path.is_file() and not path.name.startswith("."):
                     raise BackendError(f"{path}: not a .jsonl or .parquet file — routedeck reads only event files "
                                        "(docs/events.md); move it out of the events directory")
-            if added:
-                newest = self.db.execute("SELECT max(t) FROM ev").fetchone()[0]
-                self._newest = float(newest) if newest is not None else None
+            if self._pending:
+                self._rebuild_view()
             return added
 
     def _take_jsonl(self, path: Path) -> int:
@@ -241,16 +252,19 @@ class EventsSource(MetricsSource):
             raise BackendError(f"{path} line {problem[0]}: {problem[1]} — fix or remove that line (docs/events.md)")
         columns = ", ".join(f"try_cast(va[{_CHECKED.index(name) + 1}] AS {sql_type})"
                             for name, (column, sql_type, _) in FIELDS.items())
-        count = db.execute("SELECT count(*) FROM recs").fetchone()[0]
+        count, newest = db.execute(f"SELECT count(*), max(epoch(CAST(va[{_CHECKED.index(ef.TIME) + 1}] AS TIMESTAMPTZ))) "
+                                   "FROM recs").fetchone()
+        if newest is not None:
+            self._newest = max(self._newest or newest, float(newest))
         kind = f"va[{_CHECKED.index(ef.EVENT) + 1}]"
         db.execute(f"""
-            INSERT INTO ev SELECT
+            INSERT INTO ev_rows SELECT
               CASE {kind} WHEN '{ef.EXPOSURE}' THEN 0 WHEN '{ef.CALL}' THEN 1 ELSE 2 END,
               epoch(CAST(va[{_CHECKED.index(ef.TIME) + 1}] AS TIMESTAMPTZ)),
               {columns},
-              CASE WHEN {kind} = '{ef.EXPOSURE}' THEN map_from_entries(list_transform(
+              CASE WHEN {kind} = '{ef.EXPOSURE}' THEN list_transform(
                   list_filter(json_keys(r), lambda k: starts_with(k, '{ef.CONTEXT_PREFIX}')),
-                  lambda k: {{'k': substr(k, {len(ef.CONTEXT_PREFIX) + 1}), 'v': r->>('$."' || k || '"')}})) END,
+                  lambda k: {{'k': substr(k, {len(ef.CONTEXT_PREFIX) + 1}), 'v': r->>('$."' || k || '"')}}) END,
               {self._seq}
             FROM recs""")
         db.execute("DROP TABLE recs")
@@ -276,6 +290,7 @@ class EventsSource(MetricsSource):
                            "is it a JSON Lines file?")
 
     def _take_parquet(self, path: Path) -> int:
+        """Check a new Parquet file and add it to the ``ev`` view: it is read in place, never copied."""
         state = self._catalogue.files.setdefault(str(path), _FileState())
         try:
             st = path.stat()
@@ -305,19 +320,7 @@ class EventsSource(MetricsSource):
         if not time_ok:
             raise BackendError(f"{path}: column {ef.TIME!r} has type {types[ef.TIME]} (expected an RFC 3339 string "
                                "or a timestamp with a zone)")
-        time_expr = (f"epoch({_ident(ef.TIME)})" if types[ef.TIME].startswith("TIMESTAMP")
-                     else f"epoch(try_cast({_ident(ef.TIME)} AS TIMESTAMPTZ))")
-        cols = []
-        for name, (column, sql_type, _) in FIELDS.items():
-            cols.append(f"CAST({_ident(name)} AS {sql_type}) AS {column}" if name in types
-                        else f"CAST(NULL AS {sql_type}) AS {column}")
-        context = [n for n in types if n.startswith(ef.CONTEXT_PREFIX)]
-        ctx = ("map_from_entries([" + ", ".join(
-            f"{{'k': '{n[len(ef.CONTEXT_PREFIX):]}', 'v': CAST({_ident(n)} AS VARCHAR)}}" for n in context) + "])"
-               if context else "CAST(NULL AS MAP(VARCHAR, VARCHAR))")
-        db.execute(f"""CREATE OR REPLACE TEMP TABLE staged AS SELECT file_row_number AS row_, {_ident(ef.EVENT)} AS ev_,
-                       {time_expr} AS t, {', '.join(cols)}, {ctx} AS ctx FROM read_parquet(?, file_row_number=true)""",
-                   [str(path)])
+        select = _parquet_select(types)
         checks = [f"ev_ IS NULL OR ev_ NOT IN ({', '.join(repr(k) for k in ef.KINDS)})", "t IS NULL OR NOT isfinite(t)"]
         why = [f"field {ef.EVENT!r} missing or not one of {', '.join(ef.KINDS)}",
                f"field {ef.TIME!r} missing or not an RFC 3339 time with a zone"]
@@ -329,18 +332,51 @@ class EventsSource(MetricsSource):
                 checks.append(f"ev_ = '{kind}' AND {column} IS NULL")
                 why.append(f"{kind} record without required field {name!r}")
         case = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, c in enumerate(checks)) + " END"
-        bad = db.execute(f"SELECT row_, {case} AS why FROM staged WHERE why IS NOT NULL ORDER BY row_ LIMIT 1").fetchone()
-        if bad is not None:
-            raise BackendError(f"{path} row {int(bad[0]) + 1}: {why[int(bad[1])]} — fix the file (docs/events.md)")
-        count = db.execute("SELECT count(*) FROM staged").fetchone()[0]
-        db.execute(f"""INSERT INTO ev SELECT CASE ev_ WHEN '{ef.EXPOSURE}' THEN 0 WHEN '{ef.CALL}' THEN 1 ELSE 2 END, t,
-                       {', '.join(c for _, (c, _, _) in FIELDS.items())}, CASE WHEN ev_ = '{ef.EXPOSURE}' THEN ctx END,
-                       {self._seq} FROM staged""")
-        db.execute("DROP TABLE staged")
+        # one pass over the file: how many records, the newest, and the first bad row (if any)
+        count, newest, bad_row, bad_why = db.execute(f"""
+            SELECT count(*), max(t), min(CASE WHEN why IS NOT NULL THEN row_ END),
+                   arg_min(why, CASE WHEN why IS NOT NULL THEN row_ END)
+            FROM (SELECT row_, t, {case} AS why FROM ({select.format(files='?', extra=', file_row_number AS row_')}))""",
+            [str(path)]).fetchone()
+        if bad_row is not None:
+            raise BackendError(f"{path} row {int(bad_row) + 1}: {why[int(bad_why)]} — fix the file (docs/events.md)")
+        self._pending.append((select, str(path), float(newest) if newest is not None else 0.0))
+        if newest is not None:
+            self._newest = max(self._newest or newest, float(newest))
         state.identity = identity
         return int(count)
 
+    def _rebuild_view(self) -> None:
+        """``ev``: the JSON Lines records and every Parquet file taken in, each group at the batch it came in (a
+        constant, so a look that wants only newer batches skips the older files without reading them)."""
+        for select, path, newest in self._pending:
+            self._parquet.append((self._seq, select, path, newest))
+        self._pending = []
+        # per file, two constants: the batch it came in (seq) and its newest time (t_max), so a look asking only
+        # for newer batches or for records after its last "now" skips the other files without reading them
+        parts = ["SELECT *, t AS t_max FROM ev_rows"]
+        for seq, select, path, newest in self._parquet:
+            parts.append(f"SELECT {_NORMALISED}, CAST({seq} AS UINTEGER) AS seq, CAST({q._number(newest)} AS DOUBLE) "
+                         f"AS t_max FROM ({select.format(files=q.DUCKDB.quote(path), extra='')})")
+        self.db.execute("CREATE OR REPLACE VIEW ev AS " + " UNION ALL ".join(parts))
+
     # ---- unit level -------------------------------------------------------------------------
+
+    @contextlib.contextmanager
+    def _engine(self):
+        """A DuckDB failure during a read as one line naming the directory (never a traceback)."""
+        try:
+            yield
+        except duckdb.IOException as exc:
+            first = str(exc).splitlines()[0][:200]
+            raise BackendError(f"events:{self.directory}: an event file taken in can no longer be read ({first}) — "
+                               "keep event files in place while a stage runs, or restart routedeck") from None
+        except duckdb.OutOfMemoryException:
+            raise BackendError(f"events:{self.directory}: the look needs more memory than routedeck's limit "
+                               "for DuckDB allows — free disk space for its spill directory, or use clickhouse:") from None
+        except duckdb.Error as exc:
+            first = str(exc).splitlines()[0][:200]
+            raise BackendError(f"events:{self.directory}: the query engine failed ({first})") from None
 
     def _arms(self, flag: str) -> dict[str, str]:
         try:
@@ -357,7 +393,7 @@ class EventsSource(MetricsSource):
 
     def read_units(self, flag: str, since: float, maturation_s: float = 120.0) -> list[UnitRecord]:
         """One record per unit of ``flag`` with a call since ``since`` (each computed by DuckDB)."""
-        with self._lock:
+        with self._lock, self._engine():
             state = self._window(flag, since, maturation_s)
             rows = rows_of(self.db.execute(state.units_sql(None) + " ORDER BY unit"))
         self.last_rows = len(rows)
@@ -373,9 +409,9 @@ class EventsSource(MetricsSource):
     def read_unit_summaries(self, flag: str, since: float, maturation_s: float,
                             attributes: tuple[str, ...]) -> list[dict[str, Any]]:
         """Per arm and values of ``attributes``: the unit-level sufficient statistics (``events_sql.summary_of_units``)."""
-        with self._lock:
+        with self._lock, self._engine():
             state = self._window(flag, since, maturation_s)
-            rows = rows_of(self.db.execute(state.summary_sql(tuple(attributes))))
+            rows = state.summary(self.db, tuple(attributes))
         self.last_rows = len(rows)
         return rows
 
@@ -384,7 +420,7 @@ class EventsSource(MetricsSource):
     def read(self, start: float, end: float, step: float) -> MetricsSnapshot:
         """Counters per route key for [start, end) in buckets of ``step`` seconds, every one counted by DuckDB
         (``events_window``, the queries ClickHouse runs too)."""
-        with self._lock:
+        with self._lock, self._engine():
             self.refresh()
             end = min(end, self.now())
             step = max(1.0, float(step))
@@ -409,12 +445,36 @@ class EventsSource(MetricsSource):
         return MetricsSnapshot(start, end, as_of, buckets, totals, fallback_served=served, gaps=gaps)
 
 
+#: a Parquet group's normalised columns, in ``ev_rows``' order (the seq is added by the view)
+_NORMALISED = (f"CAST(CASE ev_ WHEN '{ef.EXPOSURE}' THEN 0 WHEN '{ef.CALL}' THEN 1 ELSE 2 END AS UTINYINT) AS kind, t, "
+               + ", ".join(c for _, (c, _, _) in FIELDS.items()) + f", CASE WHEN ev_ = '{ef.EXPOSURE}' THEN ctx END AS ctx")
+
+
+def _parquet_select(types: dict[str, str]) -> str:
+    """The SELECT normalising Parquet files with these columns (``{files}``: one path or a list; ``{extra}``:
+    more columns, such as the row number ``row_``)."""
+    time_expr = (f"epoch({_ident(ef.TIME)})" if types[ef.TIME].startswith("TIMESTAMP")
+                 else f"epoch(try_cast({_ident(ef.TIME)} AS TIMESTAMPTZ))")
+    cols = []
+    for name, (column, sql_type, _) in FIELDS.items():
+        cols.append(f"CAST({_ident(name)} AS {sql_type}) AS {column}" if name in types
+                    else f"CAST(NULL AS {sql_type}) AS {column}")
+    context = sorted(n for n in types if n.startswith(ef.CONTEXT_PREFIX))
+    ctx = ("[" + ", ".join(
+        f"{{'k': {q.DUCKDB.quote(n[len(ef.CONTEXT_PREFIX):])}, 'v': CAST({_ident(n)} AS VARCHAR)}}" for n in context)
+           + "]" if context else f"CAST(NULL AS {ENTRIES})")
+    # braces of the SQL doubled: the result is a str.format template
+    body = (f"SELECT {_ident(ef.EVENT)} AS ev_, {time_expr} AS t, {', '.join(cols)}, {ctx} AS ctx"
+            .replace("{", "{{").replace("}", "}}"))
+    return body + "{extra} FROM read_parquet({files}, file_row_number = true)"
+
+
 def unit_record(r: dict[str, Any], flag: str, attributes: tuple[str, ...] = ()) -> UnitRecord:
     """A unit row (``events_state.UnitState.units_sql`` or ``events_sql.unit_query``) as a ``UnitRecord``:
     its segment from the attribute map ``ctx``, or from the columns ``a_<i>`` named by ``attributes``."""
     arms = {v: k for k, v in q.ARM_CODES.items()}
     if "ctx" in r:
-        segment = {str(k): str(v) for k, v in (r.get("ctx") or {}).items()}
+        segment = {str(k): str(v) for k, v in (r.get("ctx") or {}).items() if v is not None}
     else:
         segment = {name: str(r[f"a_{i}"]) for i, name in enumerate(attributes) if r.get(f"a_{i}")}
     rec = UnitRecord(unit_id=r["unit"], flag=flag, arm=Arm(arms[int(r["arm"])]), route=r["route"] or "",

@@ -325,6 +325,19 @@ def group_summary(row: dict[str, Any], attributes: tuple[str, ...]) -> GroupSumm
     return GroupSummary(_ARMS[int(num("arm"))], attrs, "", s)
 
 
+def bucket_index(column: str, bounds: tuple[float, ...]) -> str:
+    """The index of the histogram bucket holding ``column`` (bounds are inclusive upper edges; past the last,
+    the open bucket): a binary search written as nested CASEs, a handful of comparisons per value."""
+
+    def search(lo: int, hi: int) -> str:  # the index is in [lo, hi]
+        if lo == hi:
+            return str(lo)
+        mid = (lo + hi) // 2
+        return f"(CASE WHEN {column} <= {_number(bounds[mid])} THEN {search(lo, mid)} ELSE {search(mid + 1, hi)} END)"
+
+    return search(0, len(bounds))
+
+
 def latency_bucket(column: str) -> str:
     """The index of the latency histogram bucket holding ``column`` (bounds are inclusive upper edges)."""
-    return " + ".join(f"(CASE WHEN {column} > {_number(b)} THEN 1 ELSE 0 END)" for b in LATENCY_BOUNDS_MS)
+    return bucket_index(column, LATENCY_BOUNDS_MS)

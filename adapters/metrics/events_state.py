@@ -1,33 +1,86 @@
 """Per-unit totals of one flag's stage window, kept inside DuckDB between looks (the events source's look).
 
-A look's figures are sums over requests: each request adds to its unit's columns (``events_sql.unit_terms``)
-what its call and (once it arrived) its outcome say, and whether it has matured. So the window's unit
-totals can be kept and brought up to date with what changed since the last look, instead of read again:
+A look's figures are sums over requests: each request adds to its unit's columns (``unit_terms``) what its
+call and (once it arrived) its outcome say, and whether it has matured. So the window's unit totals can be
+kept and brought up to date with what changed since the last look, instead of read again:
 
-- records taken in since the last look (a later ingest batch), and records taken in before whose time
-  was still ahead of the last look's "now": their requests are merged into the per-request table
-  (``rq``: a request's call and outcome, every merge a max, so a duplicate counts once) and each unit
-  gains (new contribution − old contribution) of those requests;
+- records taken in since the last look (a later ingest batch), and records taken in before whose time was
+  still ahead of the last look's "now": their requests are merged into the per-request table (``rq``: a
+  request's call and outcome as one row of flags, every merge a max or a bitwise or, so a duplicate counts
+  once) and each unit gains (new contribution − old contribution) of those requests;
 - requests made between the last look's maturation cut and this one's: their exposure has matured now.
 
 The unit table (``un``) also keeps each unit's first call (its arm and route), the arms it was seen on
-(crossover) and its first exposure's attributes. A look then aggregates the unit table into a few rows
-per arm and attribute group (``events_sql.summary_of_units``). The result equals ``events_sql.unit_query``
-run over everything (tests/events hold them to it); a different window, join window, SLO or arm mapping
-starts a new state from nothing.
+(crossover) and its first exposure's attributes. A look then aggregates the unit table into a few rows per
+arm and attribute group (``events_sql.summary_of_units``). The result equals ``events_sql.unit_query`` run
+over everything (tests/events hold them to it); a different window, join window, SLO or arm mapping starts
+a new state, built in one pass.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
+
+from console.core.telemetry import TTFT_BOUNDS_MS
 
 from . import events_sql as q
 
 #: a cut no request is at or before (the first update: nothing had matured)
 _NEVER = -1e300
+
+#: a request's yes/no facts, one bit each in ``bits`` (merging two records of a request is a bitwise or)
+BITS = {"has_call": 0, "ok": 1, "failed": 2, "limited": 3, "timed_out": 4, "fell_back": 5, "in_slo": 6,
+        "has_out": 7, "res": 8, "corr": 9, "compl": 10}
+
+
+def _bit(name: str, column: str = "bits") -> str:
+    return f"(({column} >> {BITS[name]}) & 1)"
+
+
+def request_sql(slo_ms: float, arms: dict[str, str]) -> list[tuple[str, str]]:
+    """(column, aggregate over a request's records): the per-request row ``rq`` keeps — as narrow as it can be
+    (the unit's route is read from the calls apart): millions of requests must fit the memory limit."""
+    n = q._number
+    call = "kind = 1"
+    facts = {
+        "has_call": call, "ok": f"{call} AND {q.SUCCESS}", "failed": f"{call} AND err IS NOT NULL",
+        "limited": f"{call} AND err = '429'", "timed_out": f"{call} AND err = 'timeout'",
+        "fell_back": f"{call} AND fb_route IS NOT NULL", "in_slo": f"{call} AND {q.SUCCESS} AND dur <= {n(slo_ms)}",
+        "has_out": "kind = 2", "res": "kind = 2 AND resolved", "corr": "kind = 2 AND corrected",
+        "compl": "kind = 2 AND complaint",
+    }
+    bits = " | ".join(f"(CASE WHEN {cond} THEN {1 << BITS[name]} ELSE 0 END)" for name, cond in facts.items())
+    ttf_b = q.bucket_index("coalesce(ttfc, dur)", TTFT_BOUNDS_MS)
+    return [
+        ("unit", f"max(CASE WHEN {call} THEN unit END)"),
+        ("t_call", f"max(CASE WHEN {call} THEN t END)"),
+        ("arm", f"CAST(max(CASE WHEN {call} THEN {q.arms_values(q.DUCKDB, arms)} END) AS UTINYINT)"),
+        ("bits", f"CAST(bit_or({bits}) AS USMALLINT)"),
+        ("cost", f"max(CASE WHEN {call} THEN coalesce(cost, 0) ELSE 0 END)"),
+        ("lat_b", f"CAST(max(CASE WHEN {call} THEN {q.latency_bucket('dur')} END) AS UTINYINT)"),
+        ("ttf_b", f"CAST(max(CASE WHEN {call} THEN {ttf_b} END) AS UTINYINT)"),
+    ]
+
+
+def unit_terms(cut: float) -> list[tuple[str, str]]:
+    """(unit column, what one request row of ``rq`` adds to it): ``events_sql.unit_terms`` on packed flags."""
+    mature = f"(CASE WHEN t_call <= {q._number(cut)} THEN 1 ELSE 0 END)"
+    terms = [
+        ("requests", "1"), ("successes", _bit("ok")), ("exposures", "1"), ("outcomes", _bit("has_out")),
+        ("resolved", _bit("res")), ("escalated", f"{_bit('has_out')} - {_bit('res')}"), ("corrected", _bit("corr")),
+        ("complaints", _bit("compl")), ("errors", _bit("failed")), ("rate_limited", _bit("limited")),
+        ("timeouts", _bit("timed_out")), ("fallbacks", _bit("fell_back")), ("slo_met", _bit("in_slo")),
+        ("cost_usd", "cost"), ("mature_exposures", mature), ("mature_outcomes", f"{mature} * {_bit('has_out')}"),
+    ]
+    assert tuple(name for name, _ in terms) == q.UNIT_COLUMNS
+    for prefix, column in (("lc", "lat_b"), ("tc", "ttf_b")):
+        bounds = q.HIST_COLUMNS["latency_hist" if prefix == "lc" else "ttft_hist"][2]
+        for i in range(len(bounds) + 1):
+            terms.append((f"{prefix}_{i}", f"(CASE WHEN {column} <= {i} THEN 1 ELSE 0 END)"))
+    return terms
 
 
 @dataclass(frozen=True)
@@ -39,82 +92,126 @@ class WindowKey:
     arms: tuple[tuple[str, str], ...]
 
 
-@dataclass
 class UnitState:
     """The unit totals of one window (``key``) as of the last look (``now``; records up to batch ``seq``)."""
 
-    key: WindowKey
-    name: str
-    now: float = _NEVER
-    seq: int = -1
-    _sql: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def rq(self) -> str:
-        return f"rq_{self.name}"
-
-    @property
-    def un(self) -> str:
-        return f"un_{self.name}"
+    def __init__(self, key: WindowKey, name: str) -> None:
+        self.key = key
+        self.rq, self.un = f"rq_{name}", f"un_{name}"
+        self.now = _NEVER
+        self.seq = -1
+        #: the summary rows already computed, per attribute tuple (kept up to date by each later look)
+        self._summaries: dict[tuple[str, ...], dict[tuple, dict[str, Any]]] = {}
 
     @property
     def cut(self) -> float:
         return self.now - self.key.maturation_s if self.now > _NEVER else _NEVER
 
-    # ---- bringing the totals up to date -------------------------------------------------------
+    def _new_rows(self, table: str, now: float, kinds: str) -> str:
+        """The records of the window not taken in yet (``kinds``: a condition on ``kind``)."""
+        k = self.key
+        n = q._number
+        where = f"flag = {q.DUCKDB.quote(k.flag)} AND {kinds} AND t >= {n(k.since)} AND t <= {n(now)}"
+        parts = [f"SELECT * FROM {table} WHERE {where} AND seq > {int(self.seq)}"]
+        if self.seq >= 0:
+            # taken in earlier, but ahead of the last look's clock then
+            parts.append(f"SELECT * FROM {table} WHERE {where} AND t_max > {n(self.now)} AND t > {n(self.now)} "
+                         f"AND seq <= {int(self.seq)}")
+        return " UNION ALL ".join(parts)
+
+    def _exposures(self, table: str, now: float) -> str:
+        """Each unit's first new exposure: its time and its attributes (a map made once per unit)."""
+        return (f"SELECT unit, min(t) AS x_t, map_from_entries(arg_min(ctx, t)) AS ctx "
+                f"FROM ({self._new_rows(table, now, 'kind = 0')}) AS n GROUP BY unit")
 
     def update(self, db: duckdb.DuckDBPyConnection, table: str, now: float, seq: int) -> None:
         """Take in the records of ``table`` up to batch ``seq`` with a time up to ``now``."""
         if now < self.now:
             raise ValueError("a look earlier than the last one")  # the caller starts a new state
+        if self.seq < 0:
+            self._build(db, table, now)
+        else:
+            self._advance(db, table, now)
+        self.now, self.seq = now, seq
+
+    def _build(self, db: duckdb.DuckDBPyConnection, table: str, now: float) -> None:
+        """The first look at the window: every request and unit in one pass each."""
         k = self.key
-        fields = q.request_fields(k.slo_ms)
-        flag = q.DUCKDB.quote(k.flag)
-        since = q._number(k.since)
-        parts = [f"SELECT * FROM {table} WHERE flag = {flag} AND t >= {since} AND t <= {q._number(now)} "
-                 f"AND seq > {int(self.seq)}"]
-        if self.seq >= 0:
-            # taken in earlier, but ahead of the last look's clock then
-            parts.append(f"SELECT * FROM {table} WHERE flag = {flag} AND t > {q._number(max(self.now, k.since))} "
-                         f"AND t <= {q._number(now)} AND seq <= {int(self.seq)}")
-        new_rows = " UNION ALL ".join(parts)
-        first = self.seq < 0
-        if first:
-            self._create(db, fields)
+        fields = ", ".join(f"{expr} AS {name}" for name, expr in request_sql(k.slo_ms, dict(k.arms)))
         x = db.execute
+        x(f"DROP TABLE IF EXISTS {self.rq}")
+        x(f"DROP TABLE IF EXISTS {self.un}")
+        x(f"CREATE TABLE {self.rq} AS SELECT rid, {fields} FROM ({self._new_rows(table, now, 'kind IN (1, 2)')}) AS n "
+          "GROUP BY rid")
+        terms = unit_terms(now - k.maturation_s)
+        # two passes over the requests (the unit's first call and counters, then its histograms): each
+        # aggregate holds half the columns, so a build at millions of requests fits the memory limit
+        core = [(name, expr) for name, expr in terms if not name.startswith(("lc_", "tc_"))]
+        hist = [(name, expr) for name, expr in terms if name.startswith(("lc_", "tc_"))]
+        x(f"""CREATE TEMP TABLE uc_ AS SELECT unit, CAST(arg_min(arm, t_call) AS INTEGER) AS arm, min(t_call) AS first_seen,
+              CAST(max(CASE WHEN arm = 0 THEN 1 ELSE 0 END) AS INTEGER) AS on_base,
+              CAST(max(CASE WHEN arm = 1 THEN 1 ELSE 0 END) AS INTEGER) AS on_cand, {_counts(core)}
+              FROM {self.rq} WHERE {_bit('has_call')} = 1 GROUP BY unit""")
+        x(f"CREATE TEMP TABLE uh_ AS SELECT unit, {_counts(hist)} FROM {self.rq} WHERE {_bit('has_call')} = 1 GROUP BY unit")
+        x(f"CREATE TEMP TABLE ux_ AS {self._exposures(table, now)}")
+        x(f"CREATE TEMP TABLE ur_ AS {self._first_routes(table, now)}")
+        x(f"""CREATE TABLE {self.un} AS SELECT coalesce(u.unit, e.unit) AS unit, u.arm, r.route, u.first_seen, u.on_base,
+              u.on_cand, e.ctx, e.x_t, {', '.join(f'{_stored(name, f"coalesce(u.{name}, 0)")} AS {name}' for name, _ in terms)}
+              FROM (SELECT * FROM uc_ JOIN uh_ USING (unit)) AS u FULL JOIN ux_ AS e USING (unit)
+              LEFT JOIN ur_ AS r USING (unit)""")
+        for temp in ("uc_", "uh_", "ux_", "ur_"):
+            x(f"DROP TABLE {temp}")
+
+    def _first_routes(self, table: str, now: float) -> str:
+        """Each unit's route: the route of its first new call (the same call whose arm is the unit's)."""
+        return (f"SELECT unit, arg_min(route, t) AS route, min(t) AS t_route "
+                f"FROM ({self._new_rows(table, now, 'kind = 1')}) AS n GROUP BY unit")
+
+    def _advance(self, db: duckdb.DuckDBPyConnection, table: str, now: float) -> None:
+        """A later look: merge the new records' requests, and mature the requests that crossed the cut."""
+        k = self.key
+        x = db.execute
+        fields = request_sql(k.slo_ms, dict(k.arms))
         merged = ", ".join(f"{expr} AS {name}" for name, expr in fields)
-        x(f"CREATE OR REPLACE TEMP TABLE dr_ AS SELECT rid, {merged} FROM ({new_rows}) AS n "
-          "WHERE kind IN (1, 2) GROUP BY rid")
+        x(f"CREATE OR REPLACE TEMP TABLE dr_ AS SELECT rid, {merged} "
+          f"FROM ({self._new_rows(table, now, 'kind IN (1, 2)')}) AS n GROUP BY rid")
         x(f"CREATE OR REPLACE TEMP TABLE o_ AS SELECT * FROM {self.rq} WHERE rid IN (SELECT rid FROM dr_)")
-        names = [name for name, _ in fields]
-        greatest = ", ".join(f"greatest(o.{n}, d.{n}) AS {n}" for n in names)
-        x(f"CREATE OR REPLACE TEMP TABLE n_ AS SELECT d.rid, {greatest} FROM dr_ AS d LEFT JOIN o_ AS o USING (rid)")
+        combine = ", ".join(
+            "coalesce(o.bits, 0) | coalesce(d.bits, 0) AS bits" if name == "bits" else f"greatest(o.{name}, d.{name}) AS {name}"
+            for name, _ in fields)
+        x(f"CREATE OR REPLACE TEMP TABLE n_ AS SELECT d.rid, {combine} FROM dr_ AS d LEFT JOIN o_ AS o USING (rid)")
         cut, old_cut = now - k.maturation_s, self.cut
         x(f"""CREATE OR REPLACE TEMP TABLE m_ AS SELECT * FROM {self.rq}
-              WHERE has_call = 1 AND t_call > {q._number(old_cut)} AND t_call <= {q._number(cut)}
+              WHERE {_bit('has_call')} = 1 AND t_call > {q._number(old_cut)} AND t_call <= {q._number(cut)}
               AND rid NOT IN (SELECT rid FROM dr_)""")
-        terms_now, terms_then = q.unit_terms(cut), q.unit_terms(old_cut)
+        terms_now, terms_then = unit_terms(cut), unit_terms(old_cut)
 
         def signed(source: str, sign: int, terms: list[tuple[str, str]]) -> str:
             cols = ", ".join(f"{sign} * ({expr}) AS {name}" for name, expr in terms)
-            return f"SELECT unit, {cols} FROM {source} WHERE has_call = 1"
+            return f"SELECT unit, {cols} FROM {source} WHERE {_bit('has_call')} = 1"
 
         changes = " UNION ALL ".join([signed("n_", 1, terms_now), signed("o_", -1, terms_then),
                                       signed("m_", 1, terms_now), signed("m_", -1, terms_then)])
         cols = [name for name, _ in terms_now]
-        arm = q.arms_values(q.DUCKDB, dict(k.arms))
         x(f"CREATE OR REPLACE TEMP TABLE du_ AS SELECT unit, {', '.join(f'sum({c}) AS {c}' for c in cols)} "
           f"FROM ({changes}) AS c GROUP BY unit")
-        x(f"""CREATE OR REPLACE TEMP TABLE df_ AS SELECT unit, min(t_call) AS first_seen,
-              arg_min({arm}, t_call) AS arm, arg_min(route, t_call) AS route,
-              max(CASE WHEN {arm} = 0 THEN 1 ELSE 0 END) AS on_base, max(CASE WHEN {arm} = 1 THEN 1 ELSE 0 END) AS on_cand
-              FROM n_ WHERE has_call = 1 GROUP BY unit""")
-        x(f"""CREATE OR REPLACE TEMP TABLE dx_ AS SELECT unit, min(t) AS x_t, arg_min(ctx, t) AS ctx
-              FROM ({new_rows}) AS n WHERE kind = 0 GROUP BY unit""")
+        # calls new to the window (a request whose call was already in only gained its outcome)
+        x(f"""CREATE OR REPLACE TEMP TABLE df_ AS SELECT c.*, r.route FROM (
+                SELECT n.unit AS unit, min(n.t_call) AS first_seen, CAST(arg_min(n.arm, n.t_call) AS INTEGER) AS arm,
+                  CAST(max(CASE WHEN n.arm = 0 THEN 1 ELSE 0 END) AS INTEGER) AS on_base,
+                  CAST(max(CASE WHEN n.arm = 1 THEN 1 ELSE 0 END) AS INTEGER) AS on_cand
+                FROM n_ AS n LEFT JOIN o_ AS o USING (rid)
+                WHERE {_bit('has_call', 'n.bits')} = 1 AND coalesce({_bit('has_call', 'o.bits')}, 0) = 0
+                GROUP BY n.unit) AS c
+              LEFT JOIN ({self._first_routes(table, now)}) AS r USING (unit)""")
+        x(f"CREATE OR REPLACE TEMP TABLE dx_ AS {self._exposures(table, now)}")
         x("CREATE OR REPLACE TEMP TABLE k_ AS SELECT unit FROM du_ UNION SELECT unit FROM df_ UNION SELECT unit FROM dx_")
-        sums = ", ".join(f"coalesce(u.{c}, 0) + coalesce(s.{c}, 0) AS {c}" for c in cols)
+        # the changed units' rows as they were (found by a semi-join: the unit table is not read whole)
+        x(f"CREATE OR REPLACE TEMP TABLE ou_ AS SELECT * FROM {self.un} WHERE unit IN (SELECT unit FROM k_)")
+        sums = ", ".join(f"{_stored(c, f'coalesce(u.{c}, 0) + coalesce(s.{c}, 0)')} AS {c}" for c in cols)
         earlier_call = "f.first_seen IS NOT NULL AND (u.first_seen IS NULL OR f.first_seen < u.first_seen)"
         earlier_exposure = "x.x_t IS NOT NULL AND (u.x_t IS NULL OR x.x_t < u.x_t)"
+        # the changed units' rows are replaced (a DuckDB UPDATE of 77 columns costs more than this)
         x(f"""CREATE OR REPLACE TEMP TABLE nu_ AS SELECT k.unit,
               CASE WHEN {earlier_call} THEN f.arm ELSE u.arm END AS arm,
               CASE WHEN {earlier_call} THEN f.route ELSE u.route END AS route,
@@ -122,29 +219,18 @@ class UnitState:
               greatest(u.on_base, f.on_base) AS on_base, greatest(u.on_cand, f.on_cand) AS on_cand,
               CASE WHEN {earlier_exposure} THEN x.ctx ELSE u.ctx END AS ctx,
               least(u.x_t, x.x_t) AS x_t, {sums}
-              FROM k_ AS k LEFT JOIN {self.un} AS u USING (unit) LEFT JOIN du_ AS s USING (unit)
+              FROM k_ AS k LEFT JOIN ou_ AS u USING (unit) LEFT JOIN du_ AS s USING (unit)
               LEFT JOIN df_ AS f USING (unit) LEFT JOIN dx_ AS x USING (unit)""")
-        if not first:
-            x(f"DELETE FROM {self.rq} WHERE rid IN (SELECT rid FROM o_)")
-            x(f"DELETE FROM {self.un} WHERE unit IN (SELECT unit FROM k_)")
-        x(f"INSERT INTO {self.rq} SELECT * FROM n_")
+        # the kept summaries change by the changed units' new rows less their old ones (every aggregate is a sum)
+        for attributes, kept in self._summaries.items():
+            _add_rows(kept, rows_of(db.execute(q.summary_of_units(self.units_sql(attributes, "nu_"), len(attributes)))), 1)
+            _add_rows(kept, rows_of(db.execute(q.summary_of_units(self.units_sql(attributes, "ou_"), len(attributes)))), -1)
+        x(f"DELETE FROM {self.un} WHERE unit IN (SELECT unit FROM k_)")
         x(f"INSERT INTO {self.un} SELECT * FROM nu_")
-        for temp in ("dr_", "o_", "n_", "m_", "du_", "df_", "dx_", "k_", "nu_"):
+        x(f"DELETE FROM {self.rq} WHERE rid IN (SELECT rid FROM o_)")
+        x(f"INSERT INTO {self.rq} SELECT * FROM n_")
+        for temp in ("dr_", "o_", "n_", "m_", "du_", "df_", "dx_", "k_", "ou_", "nu_"):
             x(f"DROP TABLE {temp}")
-        self.now, self.seq = now, seq  # (the caller rolls the transaction back, and drops this state, on failure)
-
-    def _create(self, db: duckdb.DuckDBPyConnection, fields: list[tuple[str, str]]) -> None:
-        cols = ", ".join(f"CAST(NULL AS {'DOUBLE' if name == 'cost_usd' else 'BIGINT'}) AS {name}"
-                         for name, _ in q.unit_terms(0.0))
-        db.execute(f"DROP TABLE IF EXISTS {self.rq}")
-        db.execute(f"DROP TABLE IF EXISTS {self.un}")
-        # the shapes of the per-request and per-unit tables, from the queries that fill them
-        db.execute(f"CREATE TABLE {self.rq} AS SELECT rid, {', '.join(f'{e} AS {n}' for n, e in fields)} "
-                   "FROM ev WHERE false GROUP BY rid")
-        db.execute(f"""CREATE TABLE {self.un} AS SELECT CAST(NULL AS VARCHAR) AS unit, CAST(NULL AS INTEGER) AS arm,
-                       CAST(NULL AS VARCHAR) AS route, CAST(NULL AS DOUBLE) AS first_seen,
-                       CAST(NULL AS INTEGER) AS on_base, CAST(NULL AS INTEGER) AS on_cand,
-                       CAST(NULL AS MAP(VARCHAR, VARCHAR)) AS ctx, CAST(NULL AS DOUBLE) AS x_t, {cols} WHERE false""")
 
     def drop(self, db: duckdb.DuckDBPyConnection) -> None:
         db.execute(f"DROP TABLE IF EXISTS {self.rq}")
@@ -152,19 +238,55 @@ class UnitState:
 
     # ---- reading it ----------------------------------------------------------------------------
 
-    def units_sql(self, attributes: tuple[str, ...] | None) -> str:
+    def units_sql(self, attributes: tuple[str, ...] | None, table: str | None = None) -> str:
         """The units with a call in the window: arm, route, first_seen, crossed, the unit columns, and
-        either the attributes as ``a_<i>`` or the whole attribute map as ``ctx``."""
+        either the attributes as ``a_<i>`` or the whole attribute map as ``ctx`` (``table``: another table of
+        unit rows, such as a look's changed units)."""
         if attributes is None:
             picked = "ctx"
         else:
             picked = ", ".join(f"{q.DUCKDB.attribute('ctx', a)} AS a_{i}" for i, a in enumerate(attributes)) or "1 AS _"
-        cols = ", ".join(name for name, _ in q.unit_terms(0.0))
+        # kept as 4-byte integers; read as 8-byte ones, so their squares cannot overflow
+        cols = ", ".join(name if name == "cost_usd" else f"CAST({name} AS BIGINT) AS {name}" for name, _ in unit_terms(0.0))
         return (f"SELECT unit, arm, route, first_seen, on_base * on_cand AS crossed, {picked}, {cols} "
-                f"FROM {self.un} WHERE requests > 0")
+                f"FROM {table or self.un} WHERE requests > 0")
 
-    def summary_sql(self, attributes: tuple[str, ...]) -> str:
-        return q.summary_of_units(self.units_sql(attributes), len(attributes))
+    def summary(self, db: duckdb.DuckDBPyConnection, attributes: tuple[str, ...]) -> list[dict[str, Any]]:
+        """The summary rows per arm and attribute values: computed over every unit once per attribute tuple,
+        then kept up to date by each later look from the units it changed."""
+        kept = self._summaries.get(attributes)
+        if kept is None:
+            kept = {}
+            _add_rows(kept, rows_of(db.execute(q.summary_of_units(self.units_sql(attributes), len(attributes)))), 1)
+            self._summaries[attributes] = kept
+        return [dict(row) for key, row in sorted(kept.items(), key=lambda kv: tuple(str(v) for v in kv[0]))
+                if row["units"] > 0]
+
+
+def _add_rows(kept: dict[tuple, dict[str, Any]], rows: list[dict[str, Any]], sign: int) -> None:
+    """Add (``sign`` 1) or take away (−1) summary rows, by their arm and attribute values."""
+    for row in rows:
+        key = tuple(v for k, v in row.items() if k == "arm" or k.startswith("a_"))
+        have = kept.get(key)
+        if have is None:
+            have = kept[key] = {k: (v if k == "arm" or k.startswith("a_") else 0) for k, v in row.items()}
+        for k, v in row.items():
+            if not (k == "arm" or k.startswith("a_")):
+                have[k] += sign * (v or 0)
+
+
+def _stored(column: str, expr: str) -> str:
+    """A unit column as the unit table keeps it: counts as 4-byte integers (a unit's requests stay far below
+    2^31), cost as a double."""
+    return expr if column == "cost_usd" else f"CAST({expr} AS INTEGER)"
+
+
+def _counts(terms: list[tuple[str, str]]) -> str:
+    """Per-unit aggregates of request terms. Every term but cost is 0 or 1: counting keeps 8 bytes a unit per
+    column (a sum of integers keeps 16)."""
+    return ", ".join("sum(cost) AS cost_usd" if name == "cost_usd" else
+                     f"count(*) AS {name}" if expr == "1" else f"count_if(({expr}) = 1) AS {name}"
+                     for name, expr in terms)
 
 
 class UnitStates:
@@ -188,14 +310,15 @@ class UnitStates:
             oldest = next(iter(self._states))
             self._states.pop(oldest).drop(db)
         try:
-            db.begin()
             state.update(db, table, now, seq)
-            db.commit()
         except BaseException:
-            # a half-applied change is never kept: the next look starts this window again from nothing
-            db.rollback()
+            # a half-applied change is never kept: the state is dropped and the next look builds this window
+            # again from the records (no transaction around the update: its commit cost more than the update)
             self._states.pop(key, None)
-            state.drop(db)
+            try:
+                state.drop(db)
+            except duckdb.Error:
+                pass
             raise
         return state
 

@@ -32,7 +32,7 @@ def window_queries(d: q.Dialect, table: str, start: float, end: float, step: flo
     bucket = f"CAST(floor((t - {n(start)}) / {n(step)}) AS Int64)"
     arm = _arm_case(d, arms)
     ok = q.SUCCESS
-    ttft_b = " + ".join(f"(CASE WHEN coalesce(ttfc, dur) > {n(b)} THEN 1 ELSE 0 END)" for b in TTFT_BOUNDS_MS)
+    ttft_b = q.bucket_index("coalesce(ttfc, dur)", TTFT_BOUNDS_MS)
     # inner names end in "_": ClickHouse resolves a name to a same-named alias before the column
     calls = f"""SELECT {bucket} AS b_, flag AS flag_, coalesce(route, '') AS route_, {arm} AS arm_,
                   coalesce(provider, '') AS provider_, coalesce(model, '') AS model_, err AS err_,

@@ -36,6 +36,11 @@ def add_parser(sub) -> None:
     p.add_argument("--fresh", action="store_true",
                    help="start over: rewrite the demo's flags with the candidate ready and no traffic on it yet, "
                         "so the rollout can be walked from its first stage")
+    p.add_argument("--events", type=Path, metavar="DIR",
+                   help="read the metrics from event records in DIR (events:DIR) that a simulated application "
+                        "process writes there live, instead of from the simulator in this process")
+    p.add_argument("--replicas", type=int, default=1, metavar="N",
+                   help="with --events: the application runs as N processes, one event file each (default: 1)")
     p.set_defaults(run=run)
 
 
@@ -82,8 +87,10 @@ def prepare_state_dir(state_dir: Path, fresh: bool = False) -> Path:
 
 
 def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path: "Path | list[Path] | None" = None,
-              fresh: bool = False):
-    """Create or open the demo flag file and start the simulator: (platform, metrics, flags, journal, rule)."""
+              fresh: bool = False, metrics_spec: str | None = None):
+    """Create or open the demo flag file and start the simulator: (platform, metrics, flags, journal, rule).
+
+    ``metrics_spec`` (``events:DIR…``) reads the metrics from there instead of a simulator in this process."""
     path = prepare_state_dir(state_dir, fresh)
 
     from adapters.flags.flagd_file import FlagdFilePlatform
@@ -94,8 +101,13 @@ def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path
     flags = {key: platform.read_flag(key) for key in platform.list_flags()}  # validates the whole file
     if not flags:
         raise BadInput(f"{path}: holds no route flags — delete it to recreate the demo, or fix it")
-    # five minutes of history: enough for the default window, quick to generate before the routes show
-    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=300)
+    if metrics_spec is not None:
+        from console.backends import open_metrics
+
+        metrics = open_metrics(metrics_spec, f"flagd:{path}")
+    else:
+        # five minutes of history: enough for the default window, quick to generate before the routes show
+        metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=300)
     from console.core.journal import Journal, journal_path
 
     from console.core.rules import load_rule
@@ -117,11 +129,42 @@ def run(args: argparse.Namespace) -> int:
         raise BadInput("--rule and --no-rule: pass one of them")
     rule = None if args.no_rule else (args.rule or [DEMO_RULE])
     state_dir = (args.state_dir or default_state_dir()).expanduser()
+    if getattr(args, "events", None) is not None:
+        return _run_on_events(args, state_dir, rule)
     load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule, args.fresh)
     if not sys.stdout.isatty():
         load()  # no screen to paint: fail fast instead
         load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule)
+    return _run_app(args, load)
 
+
+def _run_on_events(args: argparse.Namespace, state_dir: Path, rule) -> int:
+    """The demo on ``events:DIR``: a simulated application process writes its events there live (the history
+    first), and the console reads them back through the events source, as it would a real application's."""
+    from .simulate import start_event_writer
+
+    if args.replicas < 1:
+        raise BadInput(f"--replicas {args.replicas}: must be 1 or more")
+    directory = args.events.expanduser()
+    try:
+        directory.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise BadInput(f"--events {directory}: cannot create it ({exc.strerror}) — pass a writable directory") from None
+    path = prepare_state_dir(state_dir, args.fresh)
+    _, stop = start_event_writer(path, directory, scenario=args.scenario, seed=args.seed, speed=args.speed,
+                                 replicas=args.replicas)
+    try:
+        # the source's clock is the newest event: the writer's simulated time, whatever its speed
+        load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule,
+                       metrics_spec=f"events:{directory}?clock=data")
+        return _run_app(args, load)
+    finally:
+        said = stop().strip()
+        if said:
+            print(f"the application writing {directory} said: {said.splitlines()[-1]}", file=sys.stderr)
+
+
+def _run_app(args: argparse.Namespace, load) -> int:
     from console.app import RouteDeckApp
 
     # the heavy imports and the flag file are loaded in a worker, after the first frame is on screen

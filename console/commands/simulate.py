@@ -50,6 +50,8 @@ def add_parser(sub) -> None:
     p.add_argument("--minutes", type=float, default=None, metavar="M",
                    help="generate exactly M simulated minutes as fast as possible, then stop (ignores --speed)")
     p.add_argument("--duration", type=float, default=None, metavar="S", help="stop after S real seconds")
+    p.add_argument("--history", type=float, default=None, metavar="M",
+                   help="first generate the M simulated minutes before --start at once, then go on in real time")
     p.add_argument("--replica", default=None, help=argparse.SUPPRESS)  # I/N: set by the parent of --replicas
     p.set_defaults(run=run)
 
@@ -148,6 +150,10 @@ def _check(args: argparse.Namespace) -> None:
     if args.replicas > 1 and args.listen is not None:
         raise BadInput("--replicas N with --listen: each replica would count its own units on its own /metrics, "
                        "so no unit count would be right — use --events DIR with replicas")
+    if args.history is not None and not args.history > 0:
+        raise BadInput(f"--history {args.history:g}: must be a positive number of simulated minutes")
+    if args.history is not None and args.minutes is not None:
+        raise BadInput("--history and --minutes: --minutes already generates everything at once; pass one of them")
     if not args.sim_flags:
         raise BadInput("--flags SPEC is required (or a --profile whose flags = \"SPEC\")")
 
@@ -213,7 +219,8 @@ def run(args: argparse.Namespace) -> int:
     closers = []
     try:
         start = _start_time(args.start)
-        sim = TrafficSimulator(evaluator, None, scenario, args.seed, rate_rps=args.rate, start_time=start, keep_s=600)
+        first = start - (args.history or 0.0) * 60  # the history is generated at once, then real time from start
+        sim = TrafficSimulator(evaluator, None, scenario, args.seed, rate_rps=args.rate, start_time=first, keep_s=600)
         exporter = None
         where = []
         if args.events is not None:
@@ -242,7 +249,7 @@ def run(args: argparse.Namespace) -> int:
               + "; ".join(where), flush=True)
         real_start = time.monotonic()
         rendered = real_start
-        until = start + args.minutes * 60 if args.minutes is not None else None
+        until = first + args.minutes * 60 if args.minutes is not None else None
         try:
             while not stop.is_set():
                 elapsed = time.monotonic() - real_start
@@ -284,4 +291,31 @@ def _child_argv(args: argparse.Namespace) -> list[str]:
         argv += ["--minutes", repr(args.minutes)]
     if args.duration is not None:
         argv += ["--duration", repr(args.duration)]
+    if args.history is not None:
+        argv += ["--history", repr(args.history)]
     return argv
+
+
+def start_event_writer(flags_path: Path, directory: Path, *, scenario: str, seed: int, speed: float,
+                       replicas: int = 1, history_minutes: float = 5.0):
+    """A ``routedeck simulate --events DIR`` process writing the application's events live (the demo on
+    ``events:``): returns a function that stops it (by its PID) and waits for it."""
+    import subprocess
+
+    cmd = [sys.executable, "-m", "console.cli", "simulate", "--flags", f"flagd:{flags_path}", "--events",
+           str(directory), "--scenario", scenario, "--seed", str(seed), "--speed", repr(speed),
+           "--replicas", str(replicas), "--history", repr(history_minutes)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+
+    def stop() -> str:
+        """Stop the writer; returns what it said on stderr (empty when it ran cleanly)."""
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        try:
+            _, err = proc.communicate(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            _, err = proc.communicate()
+        return err or ""
+
+    return proc, stop

@@ -59,6 +59,28 @@ def rollout(tmp: Path, scenario: str = "steady", *, stage: str = "20%", minutes:
     return Rollout(rule, platform, sim, events_dir, path)
 
 
+_SHARED: dict[tuple, Rollout] = {}
+
+
+def shared_rollout(tmp_path_factory, scenario: str = "steady", **options) -> Rollout:
+    """``rollout(...)`` made once per session and shared by the tests that only read it (its simulator is not
+    advanced, its flag and event files not changed): the same traffic as a test's own, without the wait."""
+    key = (scenario, tuple(sorted(options.items())))
+    if key not in _SHARED:
+        _SHARED[key] = rollout(tmp_path_factory.mktemp(f"shared-{scenario}"), scenario, **options)
+    return _SHARED[key]
+
+
+def own_events(r: Rollout, tmp: Path) -> Rollout:
+    """A copy of ``r`` whose event files a test may change (the flag file and simulator stay shared, read-only)."""
+    import shutil
+    from dataclasses import replace
+
+    copy = tmp / "events-copy"
+    shutil.copytree(r.events_dir, copy)
+    return replace(r, events_dir=copy)
+
+
 def rewrite(events_dir: Path, change) -> None:
     """Rewrite every record of every .jsonl file in ``events_dir`` through ``change(record) -> record | None``."""
     for path in sorted(events_dir.glob("*.jsonl")):

@@ -17,15 +17,15 @@ from console.core.stats.summary import group_units
 from adapters.metrics import events_window
 from console.core.telemetry import MetricsSnapshot, TimeBucket
 
-from .helpers import FLAG, assert_same_snapshots, assert_same_summaries, rollout
+from .helpers import FLAG, assert_same_snapshots, assert_same_summaries, shared_rollout
 
 chdb = pytest.importorskip("chdb", reason="chdb is a test dependency (pyproject [test])")
 
 
-def test_chdb_gives_the_duckdb_summaries(tmp_path):
+def test_chdb_gives_the_duckdb_summaries(tmp_path_factory, tmp_path):
     from chdb import session
 
-    r = rollout(tmp_path, "steady", minutes=8)
+    r = shared_rollout(tmp_path_factory, "steady")
     since = r.platform.read_flag(FLAG).rollout.stage_started_at.timestamp()
     now = r.sim.now()
     flag = r.platform.read_flag(FLAG)
@@ -125,10 +125,10 @@ def otel_spans(records: list[dict]) -> list[dict]:
     return spans
 
 
-def test_chdb_reads_the_opentelemetry_collector_trace_table(tmp_path):
+def test_chdb_reads_the_opentelemetry_collector_trace_table(tmp_path_factory, tmp_path):
     from chdb import session
 
-    r = rollout(tmp_path, "latency-regression", minutes=8)
+    r = shared_rollout(tmp_path_factory, "latency-regression")
     since = r.platform.read_flag(FLAG).rollout.stage_started_at.timestamp()
     now = r.sim.now()
     flag = r.platform.read_flag(FLAG)

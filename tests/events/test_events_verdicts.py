@@ -10,7 +10,7 @@ from console.core import event_format as ef
 from console.core import operations as ops
 from console.core.stats.spec import Verdict
 
-from .helpers import FLAG, rewrite, rollout
+from .helpers import FLAG, own_events, rewrite, shared_rollout
 
 
 def _readout(decision):
@@ -19,8 +19,8 @@ def _readout(decision):
 
 
 @pytest.mark.parametrize("scenario", ["steady", "latency-regression", "provider-outage", "join-break"])
-def test_same_verdict_as_the_simulator(tmp_path, scenario):
-    r = rollout(tmp_path, scenario)
+def test_same_verdict_as_the_simulator(tmp_path_factory, scenario):
+    r = shared_rollout(tmp_path_factory, scenario)
     on_sim = ops.look(r.rule, r.platform, r.sim).decision
     source = r.events()
     try:
@@ -35,8 +35,8 @@ def test_same_verdict_as_the_simulator(tmp_path, scenario):
     assert not on_events.request_level
 
 
-def test_units_equal_the_simulators_units(tmp_path):
-    r = rollout(tmp_path, "steady", minutes=10)
+def test_units_equal_the_simulators_units(tmp_path_factory):
+    r = shared_rollout(tmp_path_factory, "steady")
     since = r.platform.read_flag(FLAG).rollout.stage_started_at.timestamp()
     truth = {u.unit_id: u for u in r.sim.read_units(FLAG, since, 120)}
     source = r.events()
@@ -57,9 +57,9 @@ def _candidate_variant(r) -> str:
     return r.platform.read_flag(FLAG).candidate
 
 
-def test_a_broken_join_rolls_back(tmp_path):
+def test_a_broken_join_rolls_back(tmp_path_factory, tmp_path):
     """40% of the candidate's outcome records never reach the store: the join gate rolls back."""
-    r = rollout(tmp_path, "steady")
+    r = own_events(shared_rollout(tmp_path_factory, "steady"), tmp_path)
     candidate_requests = set()
 
     def drop(record):
@@ -88,9 +88,9 @@ def test_a_broken_join_rolls_back(tmp_path):
     assert join.status.value == "fail" and "cannot join" in join.detail
 
 
-def test_a_slow_but_whole_join_does_not_roll_back(tmp_path):
+def test_a_slow_but_whole_join_does_not_roll_back(tmp_path_factory, tmp_path):
     """Every outcome arrives, 30 s later than usual (still inside the maturation window): no rollback."""
-    r = rollout(tmp_path, "steady")
+    r = own_events(shared_rollout(tmp_path_factory, "steady"), tmp_path)
 
     def delay(record):
         if record[ef.EVENT] == ef.OUTCOME:
@@ -115,8 +115,8 @@ TREND_FIELDS = ("requests", "exposures", "successes", "errors", "rate_limited", 
                 "latency_hist", "ttft_hist")
 
 
-def test_time_buckets_equal_the_simulators(tmp_path):
-    r = rollout(tmp_path, "provider-outage", minutes=6)
+def test_time_buckets_equal_the_simulators(tmp_path_factory):
+    r = shared_rollout(tmp_path_factory, "provider-outage")
     now = r.sim.now()
     source = r.events()
     try:

@@ -150,3 +150,23 @@ def test_parquet_files_are_read_and_a_missing_value_names_the_row(tmp_path):
     finally:
         source.close()
     assert f"{d / 'bad.parquet'} row 2:" in str(caught.value)
+
+
+def test_a_parquet_file_removed_after_it_was_read_is_one_line(tmp_path):
+    """Parquet files are read in place: one taken away under a running source is said, never a traceback."""
+    import duckdb
+
+    d = tmp_path / "pq"
+    d.mkdir()
+    src = _events_dir(tmp_path, [GOOD, GOOD.replace("user-secret-42", "u2")])
+    duckdb.sql(f"COPY (SELECT * FROM read_json_auto('{src / 'a.jsonl'}')) TO '{d / 'ok.parquet'}' (FORMAT parquet)")
+    source = open_metrics(f"events:{d}", None, arms_of=lambda f: {})
+    try:
+        assert source.refresh() == 2
+        (d / "ok.parquet").unlink()
+        with pytest.raises(BackendError) as caught:
+            source.read(0.0, 2e9, 1e9)
+    finally:
+        source.close()
+    message = str(caught.value)
+    assert f"events:{d}" in message and "keep event files in place" in message and "\n" not in message

@@ -13,7 +13,7 @@ from console.core.errors import BackendError
 
 from console.core.stats.summary import group_units
 
-from ..events.helpers import FLAG, assert_same_snapshots, assert_same_summaries, rollout
+from ..events.helpers import FLAG, assert_same_snapshots, assert_same_summaries, shared_rollout
 from .servers import CLICKHOUSE_CLUSTER
 
 pytestmark = pytest.mark.servers
@@ -43,8 +43,8 @@ def _load(ch, r, table: str) -> int:
 
 
 @pytest.mark.parametrize("scenario", ["steady", "join-break"])
-def test_same_verdict_on_the_cluster_as_on_the_simulator(clickhouse, tmp_path, scenario):
-    r = rollout(tmp_path, scenario)
+def test_same_verdict_on_the_cluster_as_on_the_simulator(clickhouse, tmp_path_factory, scenario):
+    r = shared_rollout(tmp_path_factory, scenario)  # the traffic tests/events judge too, made once
     table = "events_" + scenario.replace("-", "_")
     _distributed_table(clickhouse, table)
     written = _load(clickhouse, r, table)
@@ -108,8 +108,8 @@ def test_a_server_that_is_down_is_one_line(tmp_path):
     assert url in str(caught.value) and "cannot connect" in str(caught.value)
 
 
-def test_arms_come_from_the_flag_platform(tmp_path):
-    r = rollout(tmp_path, "steady", minutes=1)
+def test_arms_come_from_the_flag_platform(tmp_path_factory):
+    r = shared_rollout(tmp_path_factory, "steady")
     arms = arms_from_flags(f"flagd:{r.flags_path}")(FLAG)
     flag = r.platform.read_flag(FLAG)
     assert arms == {flag.baseline: "baseline", flag.candidate: "candidate"}
