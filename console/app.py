@@ -628,48 +628,31 @@ class RouteDeckApp(RolloutActions, EmergencySwitchActions, App):
     def _start_rollback(self, key: str, *, reason: str, decision: "Decision | None") -> None:
         self._rollback_running.add(key)
         self.begin_write(key)
-        seen = self.flags.get(key)
-        rollout = None
-        if seen is not None and seen.rollout is not None:
-            from datetime import datetime, timezone
-
-            from console.core.models import Stage
-
-            rollout = seen.rollout.model_copy(  # no stage label: the rule's stage name is no longer current
-                update={"stage": Stage.ROLLED_BACK, "stage_label": None, "stage_started_at": datetime.now(timezone.utc)}
-            )
-        self.run_worker(partial(self._rollback_worker, key, seen, rollout, reason, decision),
+        self.run_worker(partial(self._rollback_worker, key, self.flags.get(key), reason, decision, self.rules.get(key)),
                         thread=True, group="rollback", exit_on_error=False)
 
-    def _rollback_worker(self, key: str, seen: "RouteFlag | None", rollout, reason: str,
-                         decision: "Decision | None") -> None:
-        seen_revision = seen.revision if seen else None
+    def _rollback_worker(self, key: str, seen: "RouteFlag | None", reason: str, decision: "Decision | None",
+                         rule: "DecisionRule | None") -> None:
+        """The CLI's and the guard's rollback (core/operations.py), run off the UI thread."""
+        from console.core import operations
+        from console.core.ports import WriteResult, describe_difference
 
-        def call():
-            return self.platform.rollback_to_baseline(key, seen_revision, rollout=rollout)
-
+        started = time.perf_counter()
         try:
-            if self.journal is None:
-                result, warning = call(), None
-            else:
-                from console.core.journal import record_action
-
-                from console.core.operations import verdict_snapshot
-
-                recorded = record_action(
-                    self.journal, "rollback", call=call, flag=key,
-                    before=seen.allocation.model_dump(mode="json") if seen else None,
-                    planned=seen.allocation.rolled_back().model_dump(mode="json") if seen else None,
-                    reason=reason, required=False,  # rollback never waits for the journal
-                    rule_hash=self.rules[key].rule_hash if key in self.rules else None,
-                    verdict=verdict_snapshot(decision) if decision else None,
-                )
-                result, warning = recorded.result, recorded.warning
-            self.post_message(RollbackDone(key, result, None, warning))
+            result = operations.rollback(self.platform, key, self.journal, reason=reason, decision=decision, rule=rule)
         except RouteDeckError as exc:
             self.post_message(RollbackDone(key, None, str(exc)))
+            return
         except Exception as exc:
             self.post_message(RollbackDone(key, None, f"{type(exc).__name__}: {redact(str(exc))}"))
+            return
+        elapsed = result.write.elapsed_s if result.write is not None else time.perf_counter() - started
+        # what changed between this console's last read and the rollback's own read
+        foreign = None
+        if seen is not None and result.before.revision != seen.revision and result.before.revision not in self._own_revisions:
+            foreign = describe_difference(seen, result.before)
+        done = WriteResult(result.before, result.after, elapsed, foreign)
+        self.post_message(RollbackDone(key, done, None, result.warning))
 
     def on_rollback_done(self, message: RollbackDone) -> None:
         self._rollback_running.discard(message.flag)
