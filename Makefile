@@ -26,13 +26,14 @@ backends: $(STAMP)
 	$(BIN)/python scripts/local-backends.py $(ARGS)
 
 test: $(STAMP) lint servers
-	$(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
+	ROUTEDECK_STRICT_TESTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider $(ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python benchmarks/dashboard.py
 	$(BIN)/python benchmarks/guardrails.py
 	$(BIN)/python benchmarks/audit_screen.py
 	$(BIN)/python benchmarks/featbit_stream.py
+	$(BIN)/python benchmarks/history_tail.py
 
 screenshots: $(STAMP)
 	$(BIN)/python scripts/screenshots.py

@@ -3,8 +3,8 @@
 # and unleash-server (npm, pinned by servers/unleash/package-lock.json).
 # Idempotent and quick when everything is present. It never starts a service: the test fixtures
 # start their own processes on 127.0.0.1 and stop them by PID.
-# Exit status is 0 even when something cannot be installed: the reasons are printed here, and the
-# tests that need the missing server skip with their own reason.
+# Exit status is 1 when something cannot be installed, with the reasons printed here: the tests
+# that need a missing server would fail, and make test stops before running them.
 set -u
 
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
@@ -68,4 +68,4 @@ else
 fi
 
 for p in "${problems[@]+"${problems[@]}"}"; do say "NOT AVAILABLE: $p"; done
-exit 0
+[ "${#problems[@]}" -eq 0 ]

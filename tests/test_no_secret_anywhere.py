@@ -392,9 +392,11 @@ async def test_the_console_through_a_refused_stream_and_a_revoked_token(world: W
             shown = console_text(app, tmp_path, "revoked")
             assert "HTTP 401" in shown
             assert_clean("the console (rollback refused)", shown)
-            for key in ("o", "a"):
+            for key, screen in (("o", "RolloutScreen"), ("a", "AuditScreen")):
                 await pilot.press(key)
-                await pilot.pause(0.5)
+                # an absence proves something only once the screen has drawn what it shows
+                await wait_for(pilot, lambda: type(app.screen).__name__ == screen and FLAG in app.export_screenshot(),
+                               timeout_s=10)
                 assert_clean(f"the console after {key}", console_text(app, tmp_path, f"screen-{key}"))
                 await pilot.press("escape")
     finally:

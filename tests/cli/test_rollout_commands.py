@@ -11,7 +11,7 @@ from adapters.flags.flagd_file import FlagdFilePlatform
 from console.cli import main
 from console.core.journal import read_entries, verify
 
-SEED_RULE = Path(__file__).resolve().parents[3] / "shared" / "examples" / "decision-rule-seed.yaml"
+SEED_RULE = Path(__file__).resolve().parents[2] / "examples" / "decision-rule-seed.yaml"
 RULE = """
 llm_route_decision:
   flag_key: support-answer-route
@@ -53,8 +53,6 @@ def run(capsys, *argv) -> tuple[int, str, str]:
 
 
 def test_seed_rule_drives_init_and_first_advance(tmp_path, capsys):
-    if not SEED_RULE.exists():
-        pytest.skip(f"seed rule not found at {SEED_RULE}")
     common = ["--flags", f"flagd:{tmp_path / 'flags.json'}", "--state-dir", str(tmp_path)]
     assert run(capsys, "init", "--rule", SEED_RULE, *common)[0] == 0
     code, out, _ = run(capsys, "advance", "--rule", SEED_RULE, *common, "--metrics", "sim:steady?minutes=5")

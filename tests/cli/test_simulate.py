@@ -86,9 +86,11 @@ def test_simulate_exports_the_contract_and_the_allocation(tmp_path):
     proc = simulate("--flags", f"flagd:{flags}", "--scenario", "steady", "--seed", "3", "--speed", "200",
                     "--listen", f"127.0.0.1:{port}")
     try:
-        scrape(port)
-        time.sleep(4)
+        deadline = time.monotonic() + 30
         text = scrape(port)
+        while sum(requests_by_arm(text, FLAG).values()) <= 4000 and time.monotonic() < deadline:
+            time.sleep(0.2)  # traffic accumulates: wait for enough of it to judge the share
+            text = scrape(port)
     finally:
         proc.send_signal(signal.SIGTERM)
         out, err = proc.communicate(timeout=15)

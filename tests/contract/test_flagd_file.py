@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
-import statistics
 import time
 from pathlib import Path
 
@@ -305,19 +304,22 @@ def test_concurrent_writers_never_lose_an_update(path: Path) -> None:
     assert FlagdFilePlatform(path).read_flag(FLAG).allocation.candidate_bp in (500, 2000)
 
 
-def test_rollback_is_fast_even_with_a_long_history(path: Path) -> None:
+def test_rollback_reads_only_the_end_of_a_long_history(path: Path, monkeypatch) -> None:
     platform = FlagdFilePlatform(path)
     set_bp(platform, 500)
     history = path.with_name("flags.json.history.jsonl")
     last = history.read_text().splitlines()[-1]
     history.write_text((last + "\n") * 5000)  # months of writes
-    timings = []
-    for _ in range(7):
-        set_bp(platform, 2000)
-        started = time.perf_counter()
-        platform.rollback_to_baseline(FLAG)
-        timings.append(time.perf_counter() - started)
-    assert statistics.median(timings) < 0.050, timings
+    set_bp(platform, 2000)
+
+    def whole_history(self):
+        raise AssertionError("a rollback read the whole history sidecar")
+
+    # history() reads it all; a rollback must only need the newest entry (timings: benchmarks/)
+    monkeypatch.setattr(FlagdFilePlatform, "_read_history", whole_history)
+    result = platform.rollback_to_baseline(FLAG)
+    assert result.after.allocation.candidate_bp == 0
+    assert len(history.read_text().splitlines()) == 5002
 
 
 # ---- history --------------------------------------------------------------------------

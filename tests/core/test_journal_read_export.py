@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-import time
+import os
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -88,23 +88,26 @@ def fast_chain(path: Path, count: int) -> None:
     path.write_text("".join(out))
 
 
-def test_one_hundred_thousand_entries_read_and_verify_in_seconds(tmp_path: Path) -> None:
+def test_one_hundred_thousand_entries_read_and_verify(tmp_path: Path, monkeypatch) -> None:
     path = tmp_path / "big.jsonl"
     fast_chain(path, 100_000)
-    started = time.perf_counter()
     mine = [e.seq for e in read_entries(path, flag="flag3")]
-    read_s = time.perf_counter() - started
     assert len(mine) == 10_000 and mine[:2] == [3, 13]
-    started = time.perf_counter()
-    assert head(path).seq == 100_000
-    assert time.perf_counter() - started < 0.05  # read from the end, not the whole file
     report = verify(path)
     assert report.ok and report.entries == 100_000
-    assert read_s < 10  # generous: about 0.3 s on a laptop core
-    # And the writer continues a long journal without reading it all.
-    started = time.perf_counter()
+    # The head and the writer read the journal from its end, not the whole file (timings: benchmarks/).
+    read_bytes: list[int] = []
+    real_pread = os.pread
+
+    def counting_pread(fd: int, n: int, offset: int) -> bytes:
+        data = real_pread(fd, n, offset)
+        read_bytes.append(len(data))
+        return data
+
+    monkeypatch.setattr(os, "pread", counting_pread)
+    assert head(path).seq == 100_000
     assert Journal(path).append(kind="event", action="hold").seq == 100_001
-    assert time.perf_counter() - started < 1
+    assert 0 < sum(read_bytes) < 4 * 64 * 1024 < path.stat().st_size // 20  # a few blocks of the tail
 
 
 def rollout(path: Path) -> Journal:

@@ -12,38 +12,13 @@ from console.core.rules import DecisionRule, load_rule, parse_duration, parse_ru
 from console.core.stats.spec import GateAction, MarginKind, PrimaryTest
 from console.core.telemetry import Arm, UnitRecord
 
-SEED = Path("/work/shared/examples/decision-rule-seed.yaml")
+SEED = Path(__file__).resolve().parents[2] / "examples" / "decision-rule-seed.yaml"
 EXTENDED = Path(__file__).resolve().parents[2] / "console" / "core" / "data" / "rule-extended.yaml"
 
 
 @pytest.fixture(scope="module")
 def seed_text() -> str:
-    if SEED.exists():
-        return SEED.read_text()
-    # the same content, so the suite still runs where the shared examples are not mounted
-    return """llm_route_decision:
-  flag_key: support-answer-route
-  candidate_route: balanced_core_v2
-  baseline_route: fast_default_v1
-  first_audience: internal_support_team
-  eligible_scope: english_support_chat
-  primary_metric: resolved_without_escalation
-  guardrails:
-    - p95_latency
-    - cost_per_resolved_case
-    - correction_rate
-    - fallback_rate
-    - complaint_rate
-  expand_when:
-    - primary_metric improves enough to matter
-    - cost_per_resolved_case stays inside budget
-    - p95_latency stays inside service target
-    - no critical segment shows unacceptable harm
-  rollback_when:
-    - severe quality failure appears
-    - provider errors or fallback rate breach the incident threshold
-    - telemetry cannot join exposure to outcome
-"""
+    return SEED.read_text()
 
 
 @pytest.fixture(scope="module")
@@ -61,8 +36,6 @@ def guardrail(rule: DecisionRule, name: str):
 
 
 def test_seed_file_loads_as_it_is():
-    if not SEED.exists():
-        pytest.skip("shared seed example not present")
     rule = load_rule(SEED)
     assert rule.flag_key == "support-answer-route"
     assert rule.path == str(SEED)

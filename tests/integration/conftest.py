@@ -1,14 +1,14 @@
 """Session fixtures for the real servers: each starts once, on 127.0.0.1, and stops by PID at the end.
 
-A server that cannot be installed or started here makes its tests skip with the reason printed
-(``pytest -rs`` lists them); everything that can run, runs.
+A server that cannot be installed or started here fails every test that needs it, with the reason:
+a suite that did not run must never look like a suite that passed.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from .servers import Servers, Unavailable, session_servers
+from .servers import Servers, session_servers
 
 
 @pytest.fixture(scope="session")
@@ -20,13 +20,10 @@ def servers() -> Servers:
 
 @pytest.fixture(scope="session")
 def unleash(servers: Servers):
-    try:
-        return servers.unleash()
-    except Unavailable as exc:
-        pytest.skip(f"Unleash unavailable: {exc}")
+    return servers.unleash()
 
 
 def pytest_terminal_summary(terminalreporter) -> None:
-    """Say which servers could not run here and why, even without ``-rs``."""
+    """Say which servers could not run here and why, beside the failures that follow from it."""
     for name, reason in session_servers().unavailable().items():
-        terminalreporter.write_line(f"servers: {name} tests skipped — {reason}", yellow=True)
+        terminalreporter.write_line(f"servers: {name} could not start — {reason}", red=True)

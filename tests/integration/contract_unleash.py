@@ -7,14 +7,14 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .servers import Unavailable, session_servers
+from .servers import session_servers
 
 #: flags the contract checks create; removed (archived, then deleted) before each check
 CONTRACT_KEYS = ("contract-route", "contract-created")
 
 
 def unleash_factory(request: pytest.FixtureRequest, tmp_path: Path):
-    """A Harness on the session's Unleash server (skips, with the reason, where it cannot run).
+    """A Harness on the session's Unleash server (fails, with the reason, where it cannot run).
 
     The server is shared by the whole session (one start-up), so the flags a check creates are
     deleted before the next check seeds its own.
@@ -22,10 +22,7 @@ def unleash_factory(request: pytest.FixtureRequest, tmp_path: Path):
     from adapters.flags.unleash import UnleashPlatform
     from tests.contract.implementations import Harness, seed_flag
 
-    try:
-        server = session_servers().unleash()
-    except Unavailable as exc:
-        pytest.skip(f"Unleash unavailable: {exc}")
+    server = session_servers().unleash()
     with httpx.Client(base_url=server.url, headers={"Authorization": server.admin_token}, timeout=5) as http:
         for key in CONTRACT_KEYS:
             http.delete(f"/api/admin/projects/default/features/{key}")

@@ -31,7 +31,7 @@ PG_BIN = Path(os.environ.get("ROUTEDECK_PG_BIN", "/usr/lib/postgresql/15/bin"))
 
 
 class Unavailable(Exception):
-    """A server cannot be installed or started here; the message says why (tests skip with it)."""
+    """A server cannot be installed or started here; the message says why (the tests needing it fail with it)."""
 
 
 def free_port() -> int:

@@ -147,10 +147,7 @@ def test_rollout_end_to_end_on_real_servers(unleash, servers, tmp_path, capsys, 
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT,
     )
     try:
-        try:
-            prom = servers.prometheus("prom-e2e", [f"127.0.0.1:{port}"])
-        except Unavailable as exc:
-            pytest.skip(f"Prometheus unavailable: {exc}")
+        prom = servers.prometheus("prom-e2e", [f"127.0.0.1:{port}"])
         metrics = ["--metrics", f"prometheus:{prom.url}"]
         wait_until(lambda: prometheus_has_data_until(prom.url, time.time() - 1), 30, "Prometheus scraping simulate", sim)
 
@@ -250,10 +247,7 @@ def test_a_provider_outage_is_rolled_back_on_real_servers(unleash, servers, tmp_
     )
     platform = UnleashPlatform(unleash.url, unleash.admin_token)
     try:
-        try:
-            prom = servers.prometheus("prom-outage", [f"127.0.0.1:{port}"])
-        except Unavailable as exc:
-            pytest.skip(f"Prometheus unavailable: {exc}")
+        prom = servers.prometheus("prom-outage", [f"127.0.0.1:{port}"])
         metrics = ["--metrics", f"prometheus:{prom.url}"]
         wait_until(lambda: prometheus_has_data_until(prom.url, time.time() - 1), 30, "Prometheus scraping simulate", sim)
         code, out, err = cli(capsys, "advance", "--rule", rule, *common, *metrics)

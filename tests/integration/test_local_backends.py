@@ -194,8 +194,7 @@ def test_a_server_that_exits_on_its_own_is_named(tmp_path):
 def start_script(stderr=subprocess.PIPE) -> tuple[subprocess.Popen, str, list[int]]:
     """Run the script on free ports until it prints its next steps: (process, what it printed, ports)."""
     lacking = lb.missing()
-    if lacking:
-        pytest.skip(f"not installed: {', '.join(lacking)}")
+    assert not lacking, f"not installed: {', '.join(lacking)} — run scripts/install-servers.sh"
     ports = [srv.free_port() for _ in range(3)]
     proc = subprocess.Popen(
         [sys.executable, str(SCRIPT), "--no-install", "--unleash-port", str(ports[0]),

@@ -14,7 +14,7 @@ from console.core.errors import BackendError
 from console.core.simulator.events import OutcomeEvent, RequestEvent
 from console.core.telemetry import LATENCY_BOUNDS_MS, Arm, RouteKey, bucket_index
 
-from .servers import Unavailable, backfill, free_port, wait_until
+from .servers import backfill, free_port, wait_until
 
 pytestmark = pytest.mark.servers
 
@@ -89,11 +89,8 @@ def exporter():
 def prometheus(servers, exporter, tmp_path_factory):
     _, port = exporter
     data = tmp_path_factory.mktemp("prom") / "tsdb"
-    try:
-        backfill(history_openmetrics(), data)
-        return servers.prometheus("prom-main", [f"127.0.0.1:{port}"], data)
-    except Unavailable as exc:
-        pytest.skip(f"Prometheus unavailable: {exc}")
+    backfill(history_openmetrics(), data)
+    return servers.prometheus("prom-main", [f"127.0.0.1:{port}"], data)
 
 
 @pytest.fixture
@@ -183,10 +180,7 @@ def test_empty_window_says_no_data(source):
 
 
 def test_stopped_prometheus_is_a_one_line_backend_error(servers, tmp_path):
-    try:
-        other = servers.prometheus("prom-stopped", [])
-    except Unavailable as exc:
-        pytest.skip(f"Prometheus unavailable: {exc}")
+    other = servers.prometheus("prom-stopped", [])
     servers.stop(other.pid)
     s = PrometheusSource(other.url, token="sekret-token-value")
     with pytest.raises(BackendError) as err:

@@ -9,7 +9,7 @@ from adapters.flags.flagd_file import FlagdFilePlatform
 from console.cli import main
 from console.core.models import Stage
 
-from .helpers import StuckSource, demo_app
+from .helpers import StuckSource, demo_app, wait_for
 
 FLAG = "support-answer-route"
 
@@ -115,15 +115,16 @@ async def test_palette_lists_the_same_actions(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         await pilot.press("colon")
-        await pilot.pause(0.3)
         from textual.command import CommandPalette
 
-        assert isinstance(app.screen, CommandPalette)
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
         await pilot.press(*"roll")
-        await pilot.pause(0.5)
         options = app.screen.query_one("CommandList")
-        labels = [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
-        assert any("Rollback" in label for label in labels)
+
+        def labels() -> list[str]:
+            return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
+
+        await wait_for(pilot, lambda: any("Rollback" in label for label in labels()))
 
 
 async def test_space_pauses_and_header_says_so(tmp_path):

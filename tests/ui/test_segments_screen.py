@@ -17,7 +17,7 @@ from console.core.telemetry import Arm
 from console.screens.confirm import ConfirmScreen
 from console.screens.segments import SegmentsScreen
 
-from .helpers import SIM_EPOCH, sim_source
+from .helpers import SIM_EPOCH, sim_source, wait_for
 
 FLAG = "support-answer-route"
 RULE = """
@@ -144,8 +144,9 @@ async def test_read_only_console_shows_segments_but_refuses_to_exclude(tmp_path)
         assert app.screen.current.readout.harmed == [("region", "eu")]
         assert app.screen.exclude_why_not() == "read-only console: actions that change flags are disabled"
         await pilot.press("x")
-        await pilot.pause()
+        await wait_for(pilot, lambda: any("read-only console" in str(n.message) for n in app._notifications))
         assert isinstance(app.screen, SegmentsScreen)
+    assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.excluded_segments == ()
 
 
 async def test_without_a_rule_s_says_why(tmp_path):

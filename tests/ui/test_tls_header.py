@@ -18,8 +18,7 @@ async def test_header_says_tls_verification_is_off(tmp_path):
             activate(config.profiles["lab"])
             top = app.header_lines(80)[0].plain
             assert top.startswith("routedeck TLS verification OFF flags flagd:")
-            await pilot.pause(1.2)  # the next refresh repaints the header
-            svg = app.export_screenshot()
-            assert "TLS&#160;verification&#160;OFF" in svg
+            # the next refresh repaints the header
+            await wait_for(pilot, lambda: "TLS&#160;verification&#160;OFF" in app.export_screenshot())
     finally:
         activate(None)
