@@ -59,7 +59,7 @@ async def shoot(name: str, size: tuple[int, int], keys: list[str], out: Path, sc
                     await pilot.pause(0.02)
                 await pilot.pause()
             if keys == ["R"]:
-                app.metrics.advance_by(45)
+                app.session.metrics.advance_by(45)
                 app.poll_metrics()
                 await app.workers.wait_for_complete()
                 await pilot.pause()

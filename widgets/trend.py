@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Sparkline
@@ -18,8 +19,8 @@ class TrendPanel(Vertical):
         yield Label("", id="trend-title")
         yield Sparkline([], id="trend-spark")
 
-    def show(self, title: str, values: list[float]) -> None:
-        """Draw ``values`` (already cleaned of missing buckets) under ``title``."""
+    def show(self, title: Text, values: list[float]) -> None:
+        """Draw ``values`` (already cleaned of missing buckets) under ``title`` (Text: never read as markup)."""
         self.query_one("#trend-title", Label).update(title)
         spark = self.query_one(Sparkline)
         if list(spark.data or []) != values:

@@ -15,6 +15,7 @@ from console.core.rules import parse_rule
 from console.core.simulator.evaluator import FlagdFileEvaluator
 
 from ..cli.test_rollout_commands import RULE
+from widgets.status_header import header_lines
 
 FLAG = "support-answer-route"
 
@@ -43,12 +44,13 @@ async def wait(pilot, condition, seconds=20.0) -> bool:
 async def test_regression_is_rolled_back_automatically_with_reasons(tmp_path, scenario):
     app = app_for(tmp_path, scenario)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.metrics.advance_by(15 * 60)  # fifteen minutes of the 5% stage
-        app.poll_verdict()
+        app.session.metrics.advance_by(15 * 60)  # fifteen minutes of the 5% stage
+        app.poll_verdicts()
         assert await wait(pilot, lambda: FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 0)
-        assert await wait(pilot, lambda: not app._rollback_running)
-        header = " ".join(line.plain for line in app.header_lines(200))
-        assert "verdict ROLLBACK" in header and "rollback:" in header
+        assert await wait(pilot, lambda: not app.session.writes)
+        header = " ".join(line.plain for line in header_lines(app.session, 200))
+        # after it, the header says the rollout was rolled back by this console, and on which verdict
+        assert "rolled back by this console — automatic rollback on verdict ROLLBACK: rollback:" in header
         assert any("AUTO-ROLLBACK" in n.message for n in app._notifications)
     rollbacks = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "rollback"]
     assert rollbacks[0].kind == "intent" and rollbacks[0].reason.startswith("auto-rollback: rollback:")
@@ -58,12 +60,12 @@ async def test_regression_is_rolled_back_automatically_with_reasons(tmp_path, sc
 async def test_healthy_candidate_is_left_alone_and_verdict_shown(tmp_path):
     app = app_for(tmp_path, "steady")
     async with app.run_test(size=(120, 40)) as pilot:
-        app.metrics.advance_by(15 * 60)
-        app.poll_verdict()
-        assert await wait(pilot, lambda: app.decision is not None)
-        assert app.decision.verdict.value in ("ADVANCE", "HOLD")
-        header = " ".join(line.plain for line in app.header_lines(200))
-        assert f"verdict {app.decision.verdict.value}" in header
+        app.session.metrics.advance_by(15 * 60)
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: app.session.decision is not None)
+        assert app.session.decision.verdict.value in ("ADVANCE", "HOLD")
+        header = " ".join(line.plain for line in header_lines(app.session, 200))
+        assert f"verdict {app.session.decision.verdict.value}" in header
         await pilot.press("v")
         await pilot.pause()
         from console.screens.verdict import VerdictScreen

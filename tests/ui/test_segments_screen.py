@@ -58,7 +58,7 @@ async def settle(app, pilot) -> None:
     await pilot.pause()
 
 
-async def test_s_shows_the_harmed_region_highlighted_and_x_excludes_it_after_confirmation(tmp_path):
+async def test_s_shows_the_harmed_region_highlighted_and_e_excludes_it_after_confirmation(tmp_path):
     app = segments_app(tmp_path)
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
@@ -79,12 +79,13 @@ async def test_s_shows_the_harmed_region_highlighted_and_x_excludes_it_after_con
 
         # a clean row cannot be excluded: it says why, nothing is asked
         table.move_cursor(row=next(i for i, r in enumerate(screen.current.readout.rows) if r.segment == ("region", "us")))
-        await pilot.press("x")
+        await pilot.press("e")
         await pilot.pause()
         assert not isinstance(app.screen, ConfirmScreen)
+        assert any("exclude: region=us is not flagged harm" in n.message for n in app._notifications)
 
         table.move_cursor(row=next(i for i, r in enumerate(screen.current.readout.rows) if r.harm))
-        await pilot.press("x")
+        await pilot.press("e")
         await pilot.pause()
         dialog = app.screen
         assert isinstance(dialog, ConfirmScreen)
@@ -113,9 +114,9 @@ async def test_s_shows_the_harmed_region_highlighted_and_x_excludes_it_after_con
     assert [e.kind for e in entries] == ["intent", "outcome"] and entries[1].status == "confirmed"
     assert entries[0].reason == "eu resolves far less" and entries[0].verdict["segment"]["value"] == "eu"
     # the simulated application now serves eu units the baseline
-    app.metrics.advance_by(300)
+    app.session.metrics.advance_by(300)
     since = SIM_EPOCH + 1
-    eu = [u for u in app.metrics.read_units(FLAG, since) if u.segment.get("region") == "eu"]
+    eu = [u for u in app.session.metrics.read_units(FLAG, since) if u.segment.get("region") == "eu"]
     assert eu and all(u.arm is not Arm.CANDIDATE for u in eu)
 
 
@@ -125,7 +126,7 @@ async def test_cancel_writes_nothing(tmp_path):
         await settle(app, pilot)
         await pilot.press("s")
         await settle(app, pilot)
-        await pilot.press("x")
+        await pilot.press("e")
         await pilot.pause()
         assert isinstance(app.screen, ConfirmScreen)
         await pilot.press("enter")  # Cancel has the focus
@@ -143,7 +144,7 @@ async def test_read_only_console_shows_segments_but_refuses_to_exclude(tmp_path)
         await settle(app, pilot)
         assert app.screen.current.readout.harmed == [("region", "eu")]
         assert app.screen.exclude_why_not() == "read-only console: actions that change flags are disabled"
-        await pilot.press("x")
+        await pilot.press("e")
         await wait_for(pilot, lambda: any("read-only console" in str(n.message) for n in app._notifications))
         assert isinstance(app.screen, SegmentsScreen)
     assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.excluded_segments == ()
@@ -151,7 +152,7 @@ async def test_read_only_console_shows_segments_but_refuses_to_exclude(tmp_path)
 
 async def test_without_a_rule_s_says_why(tmp_path):
     app = segments_app(tmp_path)
-    app.rule = None
+    app.session.set_rules([])
     async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
         await pilot.press("s")
@@ -177,8 +178,8 @@ def test_segments_80x24(snap_compare, tmp_path, monkeypatch):
 
 async def test_a_stage_without_candidate_traffic_is_not_shown_as_clean(tmp_path):
     app = segments_app(tmp_path, scenario="aa")
-    flag = app.platform.read_flag(FLAG)
-    app.platform.write_flag(flag.model_copy(update={"allocation": flag.allocation.rolled_back()}), flag.revision)
+    flag = app.session.platform.read_flag(FLAG)
+    app.session.platform.write_flag(flag.model_copy(update={"allocation": flag.allocation.rolled_back()}), flag.revision)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         await pilot.press("s")
