@@ -25,12 +25,18 @@ def decision_json(decision) -> dict:
             {"name": m.name, "candidate": m.candidate, "baseline": m.baseline,
              "interval": list(m.interval) if m.interval else None, "threshold": m.threshold,
              "n": {"candidate": m.n_candidate, "baseline": m.n_baseline}, "verdict": m.verdict.value,
-             "critical": m.critical, "line": m.line}
+             "critical": m.critical, "line": m.line, "action": m.action, "signal": m.signal, "judged": m.judged,
+             "note": m.note}
             for m in decision.metrics
         ],
         "reasons": decision.reasons,
         "request_level": decision.request_level,
         "units": {"candidate": decision.units_candidate, "baseline": decision.units_baseline},
+        # seconds until an ADVANCE at the current traffic if nothing changes; null when unknown or not expected
+        "eta_s": decision.eta_s,
+        "eta_note": decision.eta_note,
+        # the α accounting: this stage's bound, each test's share, and the whole rollout's bound in words
+        "alpha": decision.alpha.as_json() if decision.alpha is not None else None,
     }
 
 
@@ -48,6 +54,8 @@ def print_decision(flag_key: str, decision) -> None:
     print("why")
     for r in decision.reasons:
         print(f"  - {r}")
+    if decision.alpha is not None:
+        print(f"α: {decision.alpha.statement}")
 
 
 def exit_code(decision) -> int:

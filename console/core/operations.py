@@ -11,13 +11,14 @@ from datetime import datetime, timezone
 from typing import Any
 
 from . import rollout
-from .comparable_counts import comparable_unit_counts
+from .comparable_counts import comparable_unit_counts, rule_attributes
 from .errors import BadInput
 from .journal import Journal, record_action
 from .models import Override, RolloutState, RouteFlag, Stage
-from .ports import FlagPlatform, MetricsSource, WriteResult
+from .ports import FlagPlatform, MetricsSource, WriteResult, summaries_from_snapshots
 from .rules import DecisionRule
-from .stats.engine import evaluate
+from .stats.engine import decide
+from .stats.summary import comparable_arms
 from .stats.spec import Decision, StageContext, StageSpec, Verdict
 from .stats.segments import SegmentReadout, segment_readout
 from .telemetry import Arm, RouteCounters
@@ -56,24 +57,54 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
         return Look(flag, decision, now)
     ctx = rollout.stage_context(flag, rule, now_dt)
     since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
-    units = None
+    decision, gaps = judge_stage(rule, flag, metrics, ctx, since, now)
+    for gap in gaps:
+        decision.reasons.append(f"note: {gap}")
+    return Look(flag, decision, now)
+
+
+def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx, since: float,
+                now: float) -> tuple[Decision, list[str]]:
+    """The stage's decision from the source's per-arm summaries (a look never reads raw observations).
+
+    Unit-level sources give summaries grouped by the attributes the rule's predicates read; the rule's
+    comparable-unit predicate keeps the comparable groups. Request-level sources give one group per arm;
+    their comparable units are counted from the source's unit groups.
+    """
+    comparable = comparable_for(rule, flag)
+    stage = flag.rollout.stage.value if flag.rollout is not None else None
+    maturation = rule.spec.gates.maturation_s
     if metrics.capabilities.unit_level:
-        units = metrics.read_units(flag.key, since, rule.spec.gates.maturation_s)
-    snap = metrics.read(since, now, max(1.0, now - since))
+        groups = metrics.read_summaries(flag.key, since, maturation, tuple(sorted(rule_attributes(rule, flag))))
+        snap = metrics.read(since, now, max(1.0, now - since))
+    else:
+        snap = metrics.read(since, now, max(1.0, now - since))
+        cutoff = now - maturation
+        matured = metrics.read(since, cutoff, max(1.0, cutoff - since)) if cutoff > since else None
+        groups = summaries_from_snapshots(snap, matured, flag.key)
+    cand, base = comparable_arms(groups, comparable, stage, control=ctx.has_control)
     totals: dict[Arm, RouteCounters] = {}
     for key, c in snap.totals.items():
         if key.flag == flag.key:
             totals.setdefault(key.arm, RouteCounters()).add(c)
-    comparable = comparable_for(rule, flag)
+    gaps = list(snap.gaps)
+    if not cand.request_level and not cand.hist and not cand.empty:
+        # per-unit histograms unknown: the arm's request histogram (every unit of the arm, comparable or not)
+        for summary, arm in ((cand, Arm.CANDIDATE), (base, Arm.BASELINE)):
+            c = totals.get(arm)
+            if c is not None:
+                summary.hist = {"latency_hist": list(c.latency_hist), "ttft_hist": list(c.ttft_hist)}
+        gaps.append("the source gives no per-unit latency histograms: quantiles read every request of each arm")
     counts = None
-    if units is None:
+    request_units = None
+    if cand.request_level or base.request_level or not metrics.capabilities.unit_level:
         counts = comparable_unit_counts(rule, flag, snap.unit_groups, metrics.capabilities.unit_attributes, comparable)
-    decision = evaluate(rule.spec, ctx, units, totals, comparable, counts)
+        request_units = (totals.get(Arm.CANDIDATE, RouteCounters()).new_units,
+                         totals.get(Arm.BASELINE, RouteCounters()).new_units)
+    decision = decide(rule.spec, ctx, cand, base, counts, request_units=request_units)
     if counts is not None and counts.note:
         decision.reasons.append(f"note: {counts.note}")
-    for gap in snap.gaps:
-        decision.reasons.append(f"note: {gap}")
-    return Look(flag, decision, now)
+    return decision, gaps
 
 
 def operator_now() -> datetime:
@@ -94,11 +125,14 @@ def verdict_snapshot(decision: Decision) -> dict[str, Any]:
         "metrics": [
             {"name": m.name, "candidate": m.candidate, "baseline": m.baseline,
              "interval": list(m.interval) if m.interval else None, "threshold": m.threshold,
-             "n": [m.n_candidate, m.n_baseline], "verdict": m.verdict.value, "critical": m.critical}
+             "n": [m.n_candidate, m.n_baseline], "verdict": m.verdict.value, "critical": m.critical,
+             "action": m.action, "signal": m.signal}
             for m in decision.metrics
         ],
         "reasons": decision.reasons,
         "request_level": decision.request_level,
+        "eta_s": decision.eta_s,
+        "alpha": decision.alpha.as_json() if decision.alpha is not None else None,
     }
 
 

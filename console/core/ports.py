@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .errors import ConflictError, WriteNotConfirmed
 from .models import Allocation, ChangeEvent, RolloutState, RouteFlag
-from .telemetry import MetricsSnapshot, SegmentRequests, SourceCapabilities, UnitRecord
+from .telemetry import Arm, MetricsSnapshot, RouteCounters, SegmentRequests, SourceCapabilities, UnitRecord
+
+if TYPE_CHECKING:
+    from .stats.summary import GroupSummary
 
 
 @dataclass(frozen=True)
@@ -182,6 +186,24 @@ def describe_difference_short(flag: RouteFlag) -> str:
     return f"now {flag.allocation.describe()}, baseline {flag.baseline}, candidate {flag.candidate}"
 
 
+def summaries_from_snapshots(snapshot: MetricsSnapshot, matured: MetricsSnapshot | None, flag: str) -> list["GroupSummary"]:
+    """One request-level group per arm of ``flag``: the window's counters, with the exposures of ``matured``
+    (the same window ending a join window earlier) as the matured ones."""
+    from .stats.summary import GroupSummary, summarise_counters
+
+    totals = _arm_totals(snapshot, flag)
+    old = _arm_totals(matured, flag) if matured is not None else {}
+    return [GroupSummary(arm, {}, "", summarise_counters(c, old.get(arm, RouteCounters()))) for arm, c in totals.items()]
+
+
+def _arm_totals(snapshot: MetricsSnapshot, flag: str) -> dict[Arm, RouteCounters]:
+    totals: dict[Arm, RouteCounters] = {}
+    for key, c in snapshot.totals.items():
+        if key.flag == flag:
+            totals.setdefault(key.arm, RouteCounters()).add(c)
+    return totals
+
+
 class MetricsSource(abc.ABC):
     """Where route telemetry comes from."""
 
@@ -206,6 +228,24 @@ class MetricsSource(abc.ABC):
     def read_units(self, flag: str, since: float, maturation_s: float = 60.0) -> list[UnitRecord]:
         """Per-unit totals since ``since`` for a flag (sources with unit-level data only)."""
         raise NotImplementedError(f"{self.kind} gives no unit-level data")
+
+    def read_summaries(self, flag: str, since: float, maturation_s: float = 120.0,
+                       group_by: tuple[str, ...] = ()) -> list["GroupSummary"]:
+        """Per-arm summaries of ``flag`` since ``since``, one per arm and value of the ``group_by`` attributes.
+
+        The default builds them from ``read_units`` for unit-level sources (grouped by the units'
+        attributes) and from ``read`` totals otherwise (one request-level group per arm: counters cannot
+        be split by attributes). Exposures older than ``maturation_s`` are the matured ones. A source
+        that can aggregate where its data lives (a database) overrides this.
+        """
+        from .stats.summary import group_units
+
+        if self.capabilities.unit_level:
+            return group_units(self.read_units(flag, since, maturation_s), tuple(group_by))
+        now = self.now()
+        cutoff = now - maturation_s
+        matured = self.read(since, cutoff, max(1.0, cutoff - since)) if cutoff > since else None
+        return summaries_from_snapshots(self.read(since, now, max(1.0, now - since)), matured, flag)
 
     def read_segment_requests(self, flag: str, start: float, end: float) -> list[SegmentRequests]:
         """Requests, failures and fallbacks of each route of ``flag`` per segment over [start, end)

@@ -2,7 +2,12 @@
 
 Each metric is a ratio of two additive counters (``numerator`` / ``denominator``) that exist
 both on ``RouteCounters`` (request level) and on ``UnitRecord`` (unit level), except the
-quantiles, which are read from histograms and only ever act as tripwires.
+quantiles, which are read from histograms. ``kind`` decides how a metric is tested — the engine
+never guesses it from the values it sees.
+
+The default margins (``default_margin`` / ``default_margin_kind``, with tighter or wider ones per
+stage in ``stage_margins``) and the internal stage's absolute limits (``internal_limit``) are the
+shipped defaults justified by the power table in docs/rules.md.
 """
 
 from __future__ import annotations
@@ -42,13 +47,27 @@ class Metric:
     #: default panel warning line (absolute, in `unit`); None = no mark
     warn_above: float | None = None
     warn_below: float | None = None
-    #: a rare event: a harm verdict needs at least this many events on the candidate
+    #: burn-in: expected events on each arm before a share can be judged non-inferior (0: the engine's default)
     min_events: int = 0
     description: str = ""
+    #: "absolute" (in ``unit``) or "relative" (a fraction of the baseline's value)
+    default_margin_kind: str = "absolute"
+    #: the default margin at named stages (others use ``default_margin``)
+    stage_margins: tuple[tuple[str, float], ...] = ()
+    #: the absolute limit at the internal stage, where there is no concurrent control (None: compared with
+    #: every eligible baseline unit instead)
+    internal_limit: float | None = None
+    #: what harm does by default: "rollback", "hold" or "warn"
+    default_trigger: str = "rollback"
 
     @property
     def worse_is_higher(self) -> bool:
         return self.direction is Direction.LOWER_IS_BETTER
+
+
+#: rare events (~1% rates): what an early stage can judge in its dwell is a wide margin; it tightens as the
+#: candidate serves more (the power table in docs/rules.md)
+RARE_EVENT_STAGES: tuple[tuple[str, float], ...] = (("5%", 2.0), ("full", 0.5))
 
 
 def _m(**kw) -> Metric:
@@ -59,46 +78,49 @@ METRICS: tuple[Metric, ...] = (
     _m(name="resolved_without_escalation", label="resolved", kind=MetricKind.PROPORTION,
        direction=Direction.HIGHER_IS_BETTER, unit="share",
        aliases=("resolved_rate", "resolution_rate", "success_rate", "quality"),
-       numerator="resolved", denominator="outcomes", default_margin=0.02, warn_below=0.6,
+       numerator="resolved", denominator="outcomes", default_margin=0.03, warn_below=0.6, internal_limit=0.5,
        description="outcomes resolved without a human escalation, per joined outcome"),
     _m(name="cost_per_resolved_case", label="$/resolved", kind=MetricKind.RATIO,
        direction=Direction.LOWER_IS_BETTER, unit="USD",
        aliases=("cost_per_resolved_task", "cost_per_successful_task", "cost_per_success"),
-       numerator="cost_usd", denominator="resolved", default_margin=None,
+       numerator="cost_usd", denominator="resolved", default_margin=0.25, default_margin_kind="relative",
+       default_trigger="hold",
        description="total cost (fallbacks included) divided by resolved outcomes"),
     _m(name="cost_per_request", label="$/req", kind=MetricKind.MEAN,
        direction=Direction.LOWER_IS_BETTER, unit="USD", aliases=("request_cost",),
-       numerator="cost_usd", denominator="requests",
-       description="cost per request, fallbacks included"),
+       numerator="cost_usd", denominator="requests", default_margin=0.25, default_margin_kind="relative",
+       default_trigger="hold", description="cost per request, fallbacks included"),
     _m(name="correction_rate", label="corrected", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("corrections",),
-       numerator="corrected", denominator="outcomes", default_margin=0.02, warn_above=0.12,
+       numerator="corrected", denominator="outcomes", default_margin=0.03, warn_above=0.12, internal_limit=0.25,
        description="outcomes a person had to correct"),
     _m(name="complaint_rate", label="complaints", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("complaints",),
-       numerator="complaints", denominator="outcomes", default_margin=0.01, warn_above=0.02,
-       min_events=5, description="outcomes followed by a complaint"),
+       numerator="complaints", denominator="outcomes", default_margin=1.0, warn_above=0.02,
+       default_margin_kind="relative", stage_margins=RARE_EVENT_STAGES, internal_limit=0.1, description="outcomes followed by a complaint"),
     _m(name="fallback_rate", label="fallback", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("fallback_ratio", "fallbacks"),
-       numerator="fallbacks", denominator="requests", default_margin=0.02, warn_above=0.05,
+       numerator="fallbacks", denominator="requests", default_margin=1.0, warn_above=0.05,
+       default_margin_kind="relative", stage_margins=RARE_EVENT_STAGES, internal_limit=0.1,
        description="requests that fell back to the profile's fallback route"),
     _m(name="error_rate", label="errors", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share",
        aliases=("provider_error_rate", "provider_errors"),
-       numerator="errors", denominator="requests", default_margin=0.01, warn_above=0.03,
+       numerator="errors", denominator="requests", default_margin=1.0, warn_above=0.03,
+       default_margin_kind="relative", stage_margins=RARE_EVENT_STAGES, internal_limit=0.1,
        description="requests that failed at the provider (errors, 429s, timeouts)"),
     _m(name="rate_limit_rate", label="429s", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("429_rate", "throttle_rate"),
-       numerator="rate_limited", denominator="requests", default_margin=0.01, warn_above=0.02,
-       min_events=5, description="requests refused with HTTP 429"),
+       numerator="rate_limited", denominator="requests", default_margin=1.0, warn_above=0.02,
+       default_margin_kind="relative", stage_margins=RARE_EVENT_STAGES, internal_limit=0.1, description="requests refused with HTTP 429"),
     _m(name="timeout_rate", label="timeouts", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("timeouts",),
-       numerator="timeouts", denominator="requests", default_margin=0.01, warn_above=0.02,
-       min_events=5, description="requests that hit the profile's timeout"),
+       numerator="timeouts", denominator="requests", default_margin=1.0, warn_above=0.02,
+       default_margin_kind="relative", stage_margins=RARE_EVENT_STAGES, internal_limit=0.1, description="requests that hit the profile's timeout"),
     _m(name="slo_attainment", label="in SLO", kind=MetricKind.PROPORTION,
        direction=Direction.HIGHER_IS_BETTER, unit="share",
        aliases=("latency_slo", "latency_slo_attainment"),
-       numerator="slo_met", denominator="requests", default_margin=0.02,
+       numerator="slo_met", denominator="requests", default_margin=0.03, internal_limit=0.7,
        description="successful requests answered under the latency SLO (timeouts count as over)"),
     _m(name="join_coverage", label="joined", kind=MetricKind.PROPORTION,
        direction=Direction.HIGHER_IS_BETTER, unit="share", aliases=("outcome_join_rate",),
@@ -106,16 +128,19 @@ METRICS: tuple[Metric, ...] = (
        description="exposures whose outcome was joined by unit id"),
     _m(name="p95_latency", label="p95", kind=MetricKind.QUANTILE,
        direction=Direction.LOWER_IS_BETTER, unit="ms", aliases=("latency_p95", "p95"),
-       quantile=0.95, histogram="latency_hist", default_margin=None, warn_above=4000,
-       description="95th percentile request latency (a tripwire: it can hold, never decide)"),
+       quantile=0.95, histogram="latency_hist", default_margin=0.4, warn_above=4000,
+       default_margin_kind="relative", default_trigger="hold",
+       description="95th percentile request latency (time-uniform bounds from the histogram's buckets)"),
     _m(name="p50_latency", label="p50", kind=MetricKind.QUANTILE,
        direction=Direction.LOWER_IS_BETTER, unit="ms", aliases=("latency_p50", "median_latency"),
-       quantile=0.5, histogram="latency_hist", warn_above=2000,
+       quantile=0.5, histogram="latency_hist", warn_above=2000, default_margin=0.4, default_margin_kind="relative",
+       default_trigger="hold",
        description="median request latency"),
     _m(name="p95_ttft", label="ttft95", kind=MetricKind.QUANTILE,
        direction=Direction.LOWER_IS_BETTER, unit="ms",
        aliases=("p95_time_to_first_token", "time_to_first_token"),
-       quantile=0.95, histogram="ttft_hist", warn_above=1500,
+       quantile=0.95, histogram="ttft_hist", warn_above=1500, default_margin=0.4, default_margin_kind="relative",
+       default_trigger="hold", internal_limit=1500,
        description="95th percentile time to first token"),
 )
 

@@ -175,5 +175,5 @@ def stage_context(flag: RouteFlag, rule: DecisionRule, now: datetime) -> StageCo
     return StageContext(
         stage=spec, elapsed_s=max(0.0, elapsed), has_control=has_control,
         pending_checklist=pending_checklist(flag, rule), rule_changed=rule_changed(flag, rule),
-        intended_candidate_share=share,
+        intended_candidate_share=share, segments=bool(rule.segments),
     )

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable
 
@@ -22,7 +22,9 @@ from .errors import BadInput
 from .models import FULL_SHARE_BP, default_audience_predicate, default_scope_predicate
 from .registry import Direction, MetricKind, find_in_text, lookup
 from .stats.spec import (
+    AlphaScope,
     DecisionSpec,
+    Trigger,
     GateAction,
     GuardrailSpec,
     HealthGateSpec,
@@ -36,8 +38,6 @@ from .telemetry import UnitRecord
 TOP_KEY = "llm_route_decision"
 DEFAULT_LATENCY_TARGET_MS = 4000.0
 DEFAULT_SLO_MS = 2500.0
-NON_CRITICAL_BY_DEFAULT = {"cost_per_resolved_case", "cost_per_request"}
-RELATIVE_BY_DEFAULT = {"cost_per_resolved_case": 0.20, "cost_per_request": 0.20}
 DEFAULT_STAGES = (
     StageSpec("internal", 0, internal=True, min_units=20, min_dwell_s=300),
     StageSpec("5%", 500, internal=True, min_units=300, min_dwell_s=600),
@@ -50,13 +50,14 @@ ALLOWED = {
     "flag_key", "candidate_route", "baseline_route", "first_audience", "eligible_scope", "primary_metric",
     "primary", "guardrails", "expand_when", "rollback_when", "alpha", "auto_rollback", "latency_slo_ms",
     "latency_target_ms", "tuning_units", "audiences", "scopes", "stages", "gates", "segments", "holdback",
-    "segment_harm",
+    "segment_harm", "signals", "alpha_scope",
 }
 #: what harm flagged in one segment leads to (see docs/rules.md)
 SEGMENT_HARM = ("report", "exclude", "rollback")
 #: attributes the route itself changes or that exist only after exposure: never a segment
 POST_EXPOSURE = {"arm", "route", "variant", "served_route", "provider", "model", "fallback", "status", "outcome"}
-GUARDRAIL_KEYS = {"metric", "margin", "margin_kind", "severity", "min_events", "absolute_limit"}
+GUARDRAIL_KEYS = {"metric", "margin", "margin_kind", "severity", "min_events", "absolute_limit", "on_harm"}
+ON_HARM = ("rollback", "hold", "warn")
 PRIMARY_KEYS = {"metric", "test", "margin", "margin_kind"}
 STAGE_KEYS = {"name", "share", "internal", "min_units", "min_dwell"}
 GATE_KEYS = {
@@ -246,11 +247,22 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
         g = _guardrail(doc, at, item)
         metric = lookup(g.metric)
         if metric.kind is MetricKind.QUANTILE:
-            tripwire = g.absolute_limit or latency_target
-            # decisions on latency use the SLO-attainment share; the quantile itself only trips
-            guardrails.setdefault("slo_attainment", GuardrailSpec("slo_attainment", 0.05, MarginKind.ABSOLUTE, True))
-            continue
+            if metric.histogram == "latency_hist":
+                tripwire = g.absolute_limit or latency_target
+            # the quantile is judged from its buckets; the SLO-attainment share rides along (a proportion,
+            # and the faster detector of a slower candidate)
+            guardrails.setdefault("slo_attainment", default_guardrail(lookup("slo_attainment")))
         guardrails[g.metric] = g
+    signals: list[GuardrailSpec] = []
+    raw_signals = raw.get("signals") or []
+    if not isinstance(raw_signals, list):
+        raise doc.error(root + ("signals",), "must be a list of metric names or mappings")
+    for i, item in enumerate(raw_signals):
+        g = _guardrail(doc, root + ("signals", i), item)
+        signals.append(replace(g, on_harm=Trigger.WARN, critical=False))
+    alpha_scope = raw.get("alpha_scope", "stage")
+    if alpha_scope not in ("stage", "rollout"):
+        raise doc.error(root + ("alpha_scope",), f"must be stage or rollout (got {alpha_scope!r})")
 
     primary_raw = raw.get("primary")
     primary_name = raw.get("primary_metric")
@@ -261,7 +273,8 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
             raise doc.error(root + ("primary_metric",), "must be a metric name")
         m = _metric(doc, root + ("primary_metric",), primary_name)
         _not_quantile(doc, root + ("primary_metric",), m)
-        primary = PrimarySpec(m.name, PrimaryTest.NON_INFERIOR, m.default_margin or 0.02, MarginKind.ABSOLUTE)
+        primary = PrimarySpec(m.name, PrimaryTest.NON_INFERIOR, m.default_margin or 0.02,
+                              MarginKind(m.default_margin_kind))
         defaults.append(f"primary {m.name}: non-inferior within {primary.margin:g}")
     else:
         raise doc.error(root, "needs primary_metric (or an extended primary: mapping)")
@@ -295,6 +308,8 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
     spec = DecisionSpec(
         alpha=alpha, guardrails=tuple(guardrails.values()), primary=primary, gates=gates,
         latency_slo_ms=slo_ms, p95_tripwire_ms=tripwire, auto_rollback=auto_rollback, tuning_units=tuning,
+        signals=tuple(g for g in signals if g.metric not in guardrails), alpha_scope=AlphaScope(alpha_scope),
+        stages=len(stages),
     )
     canonical = json.dumps(raw, sort_keys=True, default=str)
     return DecisionRule(
@@ -356,13 +371,22 @@ def parse_duration(value: Any) -> float | None:
     return float(match.group(1)) * {"s": 1, "m": 60, "h": 3600}[match.group(2)]
 
 
+def default_guardrail(metric, critical: bool | None = None) -> GuardrailSpec:
+    """A guardrail on ``metric`` with every shipped default (registry margins, per-stage margins, trigger)."""
+    trigger = Trigger(metric.default_trigger)
+    return GuardrailSpec(metric.name, metric.default_margin if metric.default_margin is not None else 0.02,
+                         MarginKind(metric.default_margin_kind),
+                         trigger is Trigger.ROLLBACK if critical is None else critical,
+                         absolute_limit=metric.internal_limit, min_events=metric.min_events,
+                         stage_margins=metric.stage_margins)
+
+
 def _margin(doc, at, item, metric) -> tuple[float, MarginKind]:
     kind_raw = item.get("margin_kind")
     margin = item.get("margin")
     if margin is None:
-        if metric.name in RELATIVE_BY_DEFAULT:
-            return RELATIVE_BY_DEFAULT[metric.name], MarginKind.RELATIVE
-        return metric.default_margin or 0.02, MarginKind.ABSOLUTE
+        return (metric.default_margin if metric.default_margin is not None else 0.02,
+                MarginKind(metric.default_margin_kind))
     share = parse_share(margin)
     if share is None:
         raise doc.error(at + ("margin",), f"must be a number or a percentage like '10%' (got {margin!r})")
@@ -379,10 +403,7 @@ def _margin(doc, at, item, metric) -> tuple[float, MarginKind]:
 
 def _guardrail(doc: _Located, at: tuple, item: Any) -> GuardrailSpec:
     if isinstance(item, str):
-        metric = _metric(doc, at, item)
-        margin, kind = _margin(doc, at, {}, metric)
-        return GuardrailSpec(metric.name, margin, kind, metric.name not in NON_CRITICAL_BY_DEFAULT,
-                             min_events=metric.min_events)
+        return default_guardrail(_metric(doc, at, item))
     if not isinstance(item, dict):
         raise doc.error(at, "must be a metric name or a mapping with metric:")
     for key in item:
@@ -390,18 +411,25 @@ def _guardrail(doc: _Located, at: tuple, item: Any) -> GuardrailSpec:
             raise doc.error(at + (key,), f"unknown key — allowed: {', '.join(sorted(GUARDRAIL_KEYS))}")
     metric = _metric(doc, at + ("metric",), item.get("metric"))
     margin, kind = _margin(doc, at, item, metric)
-    severity = item.get("severity", "normal" if metric.name in NON_CRITICAL_BY_DEFAULT else "critical")
+    severity = item.get("severity", "critical" if metric.default_trigger == "rollback" else "normal")
     if severity not in ("critical", "normal"):
         raise doc.error(at + ("severity",), "must be critical or normal")
+    on_harm = item.get("on_harm")
+    if on_harm is not None and on_harm not in ON_HARM:
+        raise doc.error(at + ("on_harm",), f"must be one of {', '.join(ON_HARM)} (got {on_harm!r})")
     min_events = item.get("min_events", metric.min_events)
     if not isinstance(min_events, int) or isinstance(min_events, bool) or min_events < 0:
         raise doc.error(at + ("min_events",), "must be a whole number ≥ 0")
-    limit = item.get("absolute_limit")
+    limit = item.get("absolute_limit", metric.internal_limit)
     if limit is not None:
         limit = parse_share(limit)
         if limit is None:
             raise doc.error(at + ("absolute_limit",), "must be a number or a percentage")
-    return GuardrailSpec(metric.name, margin, kind, severity == "critical", limit, min_events)
+    critical = severity == "critical" if on_harm is None else on_harm == "rollback"
+    # a margin written in the rule holds at every stage; the registry's per-stage margins only with its default
+    stages = metric.stage_margins if item.get("margin") is None else ()
+    return GuardrailSpec(metric.name, margin, kind, critical, limit, min_events,
+                         Trigger(on_harm) if on_harm is not None else None, stages)
 
 
 def _primary(doc: _Located, at: tuple, item: Any) -> PrimarySpec:
@@ -420,10 +448,10 @@ def _primary(doc: _Located, at: tuple, item: Any) -> PrimarySpec:
 
 
 def _not_quantile(doc: _Located, at: tuple, metric: Any) -> None:
-    # a quantile from a histogram is a point estimate with no interval: it can trip, never decide
+    # a quantile's bounds move in whole histogram buckets: a guardrail, not the metric a rollout is for
     if metric.kind is MetricKind.QUANTILE:
-        raise doc.error(at, f"{metric.name} is a tripwire, not a decision metric — use slo_attainment "
-                            "(share of requests inside the latency SLO) or list it under guardrails")
+        raise doc.error(at, f"{metric.name} is a quantile: list it under guardrails, and use a share such as "
+                            "slo_attainment (requests inside the latency SLO) as the primary metric")
 
 
 def _action(doc, at, value) -> GateAction:
@@ -542,8 +570,8 @@ def _map_line(section: str, i: int, line: str, guardrails: dict, primary: Primar
                 continue
             metric = lookup(name)
             existing = guardrails.get(name)
-            guardrails[name] = replace(existing, critical=True) if existing else GuardrailSpec(
-                name, metric.default_margin or 0.02, MarginKind.ABSOLUTE, True)
+            guardrails[name] = replace(existing, critical=True, on_harm=None) if existing else default_guardrail(
+                metric, critical=True)
             names.append(name)
         return TextMapping(source, line, f"critical guardrails: {', '.join(names)}"), primary, gates, tripwire
     if "quality" in low and section == "rollback_when":
@@ -551,21 +579,21 @@ def _map_line(section: str, i: int, line: str, guardrails: dict, primary: Primar
         for name in ("resolved_without_escalation", "correction_rate", "complaint_rate"):
             metric = lookup(name)
             existing = guardrails.get(name)
-            guardrails[name] = replace(existing, critical=True) if existing else GuardrailSpec(
-                name, metric.default_margin or 0.02, MarginKind.ABSOLUTE, True, min_events=metric.min_events)
+            guardrails[name] = replace(existing, critical=True, on_harm=None) if existing else default_guardrail(
+                metric, critical=True)
             names.append(name)
         return TextMapping(source, line, f"critical quality guardrails: {', '.join(names)}"), primary, gates, tripwire
     metric = find_in_text(line)
     if metric is not None:
         if metric.kind is MetricKind.QUANTILE:
-            tripwire = tripwire or latency_target
-            guardrails.setdefault("slo_attainment", GuardrailSpec("slo_attainment", 0.05, MarginKind.ABSOLUTE, True))
-            return TextMapping(source, line, f"p95 tripwire at {tripwire:.0f} ms and the SLO-attainment guardrail"), primary, gates, tripwire
+            if metric.histogram == "latency_hist":
+                tripwire = tripwire or latency_target
+            guardrails.setdefault(metric.name, default_guardrail(metric))
+            guardrails.setdefault("slo_attainment", default_guardrail(lookup("slo_attainment")))
+            return TextMapping(source, line, f"guardrail {metric.name} (limit {tripwire or metric.internal_limit:.0f} ms "
+                                             "at the internal stage) and the SLO-attainment guardrail"), primary, gates, tripwire
         if metric.name not in guardrails and metric.name != primary.metric:
-            margin = RELATIVE_BY_DEFAULT.get(metric.name, metric.default_margin or 0.02)
-            kind = MarginKind.RELATIVE if metric.name in RELATIVE_BY_DEFAULT else MarginKind.ABSOLUTE
-            guardrails[metric.name] = GuardrailSpec(metric.name, margin, kind, metric.name not in NON_CRITICAL_BY_DEFAULT,
-                                                    min_events=metric.min_events)
+            guardrails[metric.name] = default_guardrail(metric)
         direction = "must not get worse than its margin" if metric.direction is Direction.LOWER_IS_BETTER else "must hold"
         return TextMapping(source, line, f"guardrail {metric.name} {direction}"), primary, gates, tripwire
     return TextMapping(source, line, "manual checklist item: acknowledge before advancing", checklist=True), primary, gates, tripwire

@@ -186,6 +186,9 @@ class UnitRecord:
     mature_outcomes: int = 0
     #: the unit was seen on both arms of the flag (crossover)
     crossed: bool = False
+    #: the unit's requests per latency / time-to-first-token bucket (None: the source does not say)
+    latency_hist: list[int] | None = None
+    ttft_hist: list[int] | None = None
 
 
 @dataclass

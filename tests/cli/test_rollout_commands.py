@@ -24,7 +24,9 @@ llm_route_decision:
     - p95_latency
     - {metric: cost_per_resolved_case, margin: 35%, severity: normal}
     - correction_rate
-    - fallback_rate
+    # absolute margins on the rare events: judged within the hour even at full with a 5% holdback
+    - {metric: fallback_rate, margin: 0.02}
+    - {metric: error_rate, margin: 0.02}
   rollback_when:
     - provider errors or fallback rate breach the incident threshold
     - telemetry cannot join exposure to outcome

@@ -56,7 +56,8 @@ def test_table_flags_the_harmed_region_and_exits_4(env, capsys):
     common, _ = env()
     code, out, err = run(capsys, "segments", *common, "--metrics", SIM)
     assert code == 4, err
-    assert "e-BH over 18 segment tests at α 0.05; segment_harm: report" in out
+    # the segment family's share of the stage's α: 0.05 over 8 blocking tests
+    assert "e-BH over 18 segment tests at α 0.00625; segment_harm: report" in out
     harm_lines = [line for line in out.splitlines() if line.startswith("  ! ")]
     assert harm_lines and all("region=eu" in line and line.endswith("harm") for line in harm_lines)
     assert "  - harm in region=eu: resolved_without_escalation" in out

@@ -11,6 +11,7 @@ from console.core.registry import lookup
 from console.core.rules import parse_rule
 from console.core.simulator.portfolio import demo_flags
 from console.core.stats.engine import UnitCounts, arm_estimate, evaluate
+from console.core.stats.summary import summarise_counters
 from console.core.stats.spec import DecisionSpec, GateStatus, GuardrailSpec, MarginKind, StageContext, StageSpec
 from console.core.telemetry import Arm, RouteCounters, RouteKey, UnitGroup
 
@@ -155,7 +156,7 @@ def test_cost_intervals_at_request_level_cover_the_real_spread():
     reps = [_replicate(rng, 2000) for _ in range(400)]
     for name in ("cost_per_request", "cost_per_resolved_case"):
         metric = lookup(name)
-        estimates = [arm_estimate(None, {Arm.CANDIDATE: c}, Arm.CANDIDATE, metric) for c in reps]
+        estimates = [arm_estimate(summarise_counters(c), metric) for c in reps]
         observed = float(np.var([e.value for e in estimates], ddof=1))
         claimed = float(np.mean([e.variance for e in estimates]))
         # per request the variance is the plain one; per resolved case the worst case correlation can only widen it

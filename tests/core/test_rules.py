@@ -52,19 +52,23 @@ def test_seed_routes_audience_and_scope_use_the_documented_default_predicates(se
 
 def test_seed_guardrail_defaults_margins_and_severities(seed):
     cost = guardrail(seed, "cost_per_resolved_case")
-    assert (cost.margin, cost.margin_kind, cost.critical) == (0.20, MarginKind.RELATIVE, False)
-    for name, margin in (("correction_rate", 0.02), ("fallback_rate", 0.02), ("complaint_rate", 0.01)):
+    assert (cost.margin, cost.margin_kind, cost.critical, cost.trigger.value) == (0.25, MarginKind.RELATIVE, False, "hold")
+    g = guardrail(seed, "correction_rate")
+    assert (g.margin, g.margin_kind, g.critical, g.absolute_limit) == (0.03, MarginKind.ABSOLUTE, True, 0.25)
+    for name in ("fallback_rate", "complaint_rate", "error_rate"):
+        # rare events: relative margins that tighten as the candidate serves more (the power table)
         g = guardrail(seed, name)
-        assert (g.margin, g.margin_kind, g.critical) == (margin, MarginKind.ABSOLUTE, True), name
-    assert guardrail(seed, "complaint_rate").min_events == 5  # a rare event needs events before harm
+        assert (g.margin, g.margin_kind, g.critical, g.trigger.value) == (1.0, MarginKind.RELATIVE, True, "rollback"), name
+        assert g.at_stage("5%").margin == 2.0 and g.at_stage("20%").margin == 1.0 and g.at_stage("full").margin == 0.5
 
 
-def test_seed_p95_becomes_a_tripwire_and_an_slo_share_guardrail(seed):
-    assert seed.spec.p95_tripwire_ms == 4000.0
+def test_seed_p95_is_a_quantile_guardrail_beside_an_slo_share_guardrail(seed):
+    assert seed.spec.p95_tripwire_ms == 4000.0  # the p95 limit at the internal stage
     assert seed.spec.latency_slo_ms == 2500.0
-    assert "p95_latency" not in {g.metric for g in seed.spec.guardrails}  # a quantile never decides
+    p95 = guardrail(seed, "p95_latency")
+    assert (p95.margin, p95.margin_kind, p95.trigger.value) == (0.4, MarginKind.RELATIVE, "hold")
     slo = guardrail(seed, "slo_attainment")
-    assert (slo.margin, slo.margin_kind) == (0.05, MarginKind.ABSOLUTE)
+    assert (slo.margin, slo.margin_kind, slo.critical, slo.absolute_limit) == (0.03, MarginKind.ABSOLUTE, True, 0.7)
 
 
 def test_seed_stage_plan_alpha_gates_and_segments_defaults(seed):
@@ -90,7 +94,7 @@ def test_seed_text_lines_map_to_checks_and_the_rest_to_the_checklist(seed):
     assert seed.spec.primary.test is PrimaryTest.SUPERIOR
     assert "superior" in became["expand_when[0]"].became
     assert "cost_per_resolved_case" in became["expand_when[1]"].became
-    assert "p95 tripwire" in became["expand_when[2]"].became
+    assert "guardrail p95_latency" in became["expand_when[2]"].became
     assert became["expand_when[3]"].checklist
     assert "correction_rate" in became["rollback_when[0]"].became
     assert guardrail(seed, "error_rate").critical and guardrail(seed, "fallback_rate").critical
@@ -103,7 +107,7 @@ def test_seed_text_lines_map_to_checks_and_the_rest_to_the_checklist(seed):
 def test_primary_metric_without_an_improve_line_is_non_inferior_with_the_registry_margin(seed_text):
     rule = parse_rule(seed_text.replace("    - primary_metric improves enough to matter\n", ""))
     assert rule.spec.primary.test is PrimaryTest.NON_INFERIOR
-    assert rule.spec.primary.margin == 0.02
+    assert rule.spec.primary.margin == 0.03
 
 
 def test_join_line_turns_a_hold_gate_into_rollback(seed_text):
@@ -224,7 +228,7 @@ def test_unknown_metric_names_file_line_field_and_the_known_metrics(seed_text):
     (("    - correction_rate\n", "    - metric: correction_rate\n      colour: red\n"),
      "rule.yaml:12: guardrails[2].colour: unknown key"),
     (("  primary_metric: resolved_without_escalation", "  primary_metric: p95_latency"),
-     "rule.yaml:7: primary_metric: p95_latency is a tripwire"),
+     "rule.yaml:7: primary_metric: p95_latency is a quantile: list it under guardrails"),
     (("  expand_when:\n", "  segments: plan\n  expand_when:\n"), "rule.yaml:14: segments: must be a list"),
 ])
 def test_bad_fields_are_one_line_errors_with_line_and_field(seed_text, edit, expected):
@@ -283,5 +287,28 @@ def test_parse_duration(value, expected):
 def test_a_metric_named_only_in_a_line_becomes_a_guardrail_with_its_registry_defaults(seed_text):
     rule = parse_rule(seed_text + "    - timeout_rate climbs after launch\n")
     timeouts = guardrail(rule, "timeout_rate")
-    assert (timeouts.margin, timeouts.critical, timeouts.min_events) == (0.01, True, 5)
+    assert (timeouts.margin, timeouts.margin_kind, timeouts.critical) == (1.0, MarginKind.RELATIVE, True)
     assert rule.mappings[-1].became == "guardrail timeout_rate must not get worse than its margin"
+
+
+def test_signals_on_harm_and_alpha_scope():
+    text = """llm_route_decision:
+  flag_key: f
+  candidate_route: c
+  baseline_route: b
+  primary_metric: resolved_without_escalation
+  guardrails:
+    - {metric: cost_per_request, on_harm: rollback}
+    - {metric: error_rate, on_harm: warn}
+  signals:
+    - timeout_rate
+  alpha_scope: rollout
+"""
+    rule = parse_rule(text)
+    assert [g.metric for g in rule.spec.signals] == ["timeout_rate"]
+    assert rule.spec.signals[0].trigger.value == "warn"
+    assert guardrail(rule, "cost_per_request").trigger.value == "rollback"
+    assert guardrail(rule, "error_rate").trigger.value == "warn"
+    assert rule.spec.alpha_scope.value == "rollout" and rule.spec.stages == 4
+    assert "rule.yaml:8: guardrails[1].on_harm: must be one of rollback, hold, warn" in error_of(
+        text.replace("on_harm: warn", "on_harm: panic"))

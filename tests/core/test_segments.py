@@ -22,7 +22,7 @@ from console.core.stats.segments import (
     segment_readout,
 )
 from console.core.stats.sequences import cs_half_width, difference, ratio_estimate, rho_for
-from console.core.stats.spec import MetricVerdict
+from console.core.stats.spec import MarginKind, MetricVerdict
 from console.core.telemetry import Arm, UnitRecord
 
 from .test_sim_traffic import FLAG, START, write_flags
@@ -85,7 +85,7 @@ def _naive_flags(spec, cand, base, lc, lb) -> bool:
     from console.core.registry import lookup
 
     p_values = []
-    tests = [replace(g, margin=0.0) for g in spec.guardrails]
+    tests = [replace(g, margin=0.0) for g in spec.guardrails if lookup(g.metric).numerator is not None]
     for attr in lc:
         for value in set(lc[attr]) | set(lb[attr]):
             c = {f: v[lc[attr] == value] for f, v in cand.items()}
@@ -213,7 +213,7 @@ def test_an_excluded_segment_keeps_its_rows_marked_and_never_flagged():
     assert eu and all(row.note == "excluded from the candidate" and not row.harm for row in eu)
 
 
-def test_too_few_events_cannot_count_as_evidence():
+def test_a_share_burn_in_holds_judgement_but_not_evidence_of_harm():
     r = rule()
     spec = replace(r.spec, guardrails=tuple(replace(g, min_events=10_000) for g in r.spec.guardrails))
     cand = {f: np.ones(500) for f in ("requests", "outcomes", "resolved", "corrected", "fallbacks", "slo_met",
@@ -222,13 +222,14 @@ def test_too_few_events_cannot_count_as_evidence():
     cand = cand | {"corrected": np.ones(500), "resolved": np.ones(500)}
     base = base | {"corrected": np.zeros(500)}
     lc, lb = {"region": np.full(500, "us", dtype=object)}, {"region": np.full(500, "us", dtype=object)}
+    # a burn-in of 10,000 expected events is far away, but the any-n sequence still sees the harm
     readout = readout_from_columns(spec, cand, base, lc, lb, ("region",))
     corr = next(row for row in readout.rows if row.metric == "correction_rate")
-    assert corr.e_value == 0 and "harm needs 10000" in corr.note and not corr.harm
-    # and with the default minimum the same gap is flagged
-    readout = readout_from_columns(r.spec, cand, base, lc, lb, ("region",))
-    assert next(row for row in readout.rows if row.metric == "correction_rate").harm
-
+    assert corr.harm and corr.e_value > 1e6
+    # the same arms with no difference: no evidence, and the burn-in keeps it from being judged non-inferior
+    same = readout_from_columns(spec, base, base, lb, lb, ("region",))
+    row = next(row for row in same.rows if row.metric == "correction_rate")
+    assert not row.harm and row.e_value < 1 and row.verdict is MetricVerdict.INCONCLUSIVE and "burn-in" in row.note
 
 
 def test_the_aggregate_path_refuses_a_region_bound_scenario():

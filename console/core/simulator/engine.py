@@ -616,11 +616,15 @@ class TrafficSimulator:
         lists = {name: np.rint(arr).astype(np.int64).tolist() for name, arr in cols.items()}
         first_keys = [self._keys[k] for k in keys_m[first].tolist()]
         crossed = (on_baseline & on_candidate).tolist()
+        nl, nt = len(LATENCY_BOUNDS_MS) + 1, len(TTFT_BOUNDS_MS) + 1
+        lat_hist = np.bincount(inv * nl + log["lat_b"][m], minlength=n * nl).reshape(n, nl).tolist()
+        ttft_hist = np.bincount(inv * nt + log["ttft_b"][m], minlength=n * nt).reshape(n, nt).tolist()
         records = []
         for j, (unit, key, seen, spent) in enumerate(zip(uniq.tolist(), first_keys, t_first.tolist(), cost.tolist())):
             rec = UnitRecord(
                 unit_id=self.pop.ids[unit], flag=flag, arm=key.arm, route=key.route,
                 segment=self._segment(unit), first_seen=float(seen), cost_usd=spent, crossed=crossed[j],
+                latency_hist=lat_hist[j], ttft_hist=ttft_hist[j],
             )
             for name, values in lists.items():
                 setattr(rec, name, values[j])

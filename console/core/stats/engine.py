@@ -1,42 +1,52 @@
 """The verdict: health gates first, then every guardrail and the primary metric, then the stage's minimums.
 
 Semantics:
-- ROLLBACK — a critical guardrail shows harm beyond its margin, or a gate whose action is rollback fails;
-- HOLD — harm on a non-critical guardrail, a hold gate fails or is still waiting for data, a guardrail
-  or the primary metric is inconclusive or has no data, the p95 tripwire is beyond its limit, the
-  stage's minimum units or dwell are not reached, a checklist item is unacknowledged, the rule changed;
-- ADVANCE — none of the above, and the primary metric shows what the rule asks.
+- ROLLBACK — a guardrail whose trigger is rollback shows harm beyond its margin, or a gate whose action is
+  rollback fails;
+- HOLD — harm on a guardrail whose trigger is hold, a hold gate fails or waits for data, any guardrail,
+  gate or the primary metric *not judged yet* (inconclusive, burn-in, no interval, no data — all worded
+  "not judged yet"), the stage's minimum units or dwell not reached, a checklist item unacknowledged,
+  the rule changed;
+- ADVANCE — none of the above: every blocking readout is judged, and the primary metric shows what the
+  rule asks. Signal metrics (trigger warn) are shown and journalled and never block.
 
-The rule's α is split evenly (Bonferroni) over every metric and statistical gate tested at a look,
-so the chance that an identical candidate is rolled back at a stage — however often anyone looks —
-stays within α: each test uses a two-sided anytime-valid confidence sequence at its share of α
-(harm is one side of it, so a guardrail's false-harm rate is at most half its share). The bound holds
-per stage; a rollout whose stages restart their sequences spends α once per stage.
+Each metric is tested by its registry kind, never by what its values look like: proportions by the
+sequences of ``proportions`` (valid at any n for harm; asymptotic after a burn-in in expected events for
+non-inferiority), costs (means and ratios) by the asymptotic confidence sequence with the delta method,
+quantiles by the time-uniform bucket bounds of ``quantiles``. A relative margin m is tested as
+cand − (1 + m)·base (or (1 − m)·base − cand when higher is better), whose variance carries the
+baseline's own uncertainty (× (1 + m)²).
+
+The rule's α is split evenly (Bonferroni) over every blocking test of a look — each guardrail and the
+primary metric, the sample-ratio gate, the join gate's floor and gap tests, and the segment family
+when the rule reads segments (``alpha_budget``). Each test spends its share on the harm side only, so
+the chance that an identical candidate is rolled back at a stage, however often anyone looks, stays
+within the stage's α; a rollout whose stages restart their sequences spends it once per stage (or shares
+it, with ``alpha_scope: rollout``).
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
-from itertools import chain
-from operator import attrgetter
+from dataclasses import dataclass, replace
 from typing import Callable
-
-import numpy as np
 
 from ..errors import BadInput
 from ..registry import Metric, MetricKind, lookup
-from ..telemetry import LATENCY_BOUNDS_MS, Arm, RouteCounters, UnitRecord, histogram_quantile
+from ..telemetry import Arm, RouteCounters, UnitRecord
+from . import quantiles
 from .gates import crossover_gate, gate_blocks, join_gate, no_traffic_gate, srm_gate
-from .sequences import (
-    MIN_DENOMINATOR,
-    RatioEstimate,
-    binomial_estimate,
-    difference,
-    one_sample,
-    ratio_estimate,
+from .proportions import (
+    DEFAULT_BURN_IN_EVENTS,
+    expected_events,
+    one_sample_bounds,
+    restricted,
+    share_counts,
 )
+from .sequences import MIN_CONTRIBUTING_UNITS, MIN_DENOMINATOR, RatioEstimate, cs_half_width, fixed_half_width, summary_estimate
 from .spec import (
+    AlphaBudget,
+    AlphaScope,
     Decision,
     DecisionSpec,
     GateAction,
@@ -49,49 +59,31 @@ from .spec import (
     PrimarySpec,
     PrimaryTest,
     StageContext,
+    Trigger,
     Verdict,
 )
+from .summary import COLUMNS, ArmSummary, summarise_counters, summarise_units
 
-UNIT_FIELDS = ("requests", "successes", "exposures", "outcomes", "resolved", "escalated", "corrected", "complaints",
-               "errors", "rate_limited", "timeouts", "fallbacks", "slo_met", "cost_usd", "mature_exposures",
-               "mature_outcomes")
-
-
-@dataclass
-class Arms:
-    """Per-unit columns for each arm (unit-level) — built once per look."""
-
-    cand: dict[str, np.ndarray]
-    base: dict[str, np.ndarray]
-    crossed: int
-    units: int
+UNIT_FIELDS = COLUMNS
+#: share of a proportion's α spent on the sequence that is valid at any n (the rest: the asymptotic one)
+EXACT_SHARE = 0.25
+#: blocking tests the gates add to a look: sample ratio, and the join gate's floor and gap
+GATE_TESTS = 3
+#: the words every unjudged readout's reason uses, wherever it is shown
+NOT_JUDGED = "not judged yet"
 
 
-#: "crossed" rides along as the last column so one pass over the records builds every array
-_ROW = attrgetter(*UNIT_FIELDS, "crossed")
+def split_units(units: list[UnitRecord], is_comparable: Callable[[UnitRecord], bool] | None,
+                has_control: bool) -> tuple[ArmSummary, ArmSummary]:
+    """(candidate, baseline) summaries of the units that may be compared (eligible scope, not the internal audience).
 
-
-def columns(units: list[UnitRecord]) -> dict[str, np.ndarray]:
-    """Per-unit columns, one array per counter plus ``crossed`` (one pass over the records)."""
-    k = len(UNIT_FIELDS) + 1
-    table = np.fromiter(chain.from_iterable(map(_ROW, units)), dtype=float, count=len(units) * k).reshape(-1, k)
-    return {f: table[:, i] for i, f in enumerate((*UNIT_FIELDS, "crossed"))}
-
-
-def split_arms(units: list[UnitRecord], is_comparable: Callable[[UnitRecord], bool] | None, has_control: bool) -> Arms:
-    """Candidate and baseline units that may be compared (eligible scope, not the internal audience)."""
-    # no control at the internal stage: every candidate unit is judged on its own
-    pool = [u for u in units if is_comparable(u)] if has_control and is_comparable is not None else units
-    cols = columns(pool)
-    arm = np.array([u.arm for u in pool], dtype=object)
-    # compare against object arrays: numpy would turn a bare str-enum into a string scalar and match nothing
-    cand_mask = arm == np.array([Arm.CANDIDATE], dtype=object)
-    # units of neither arm (OTHER) are never compared
-    base_mask = arm == np.array([Arm.BASELINE], dtype=object) if has_control else np.zeros(len(pool), dtype=bool)
-    cand = {f: v[cand_mask] for f, v in cols.items()}
-    base = {f: v[base_mask] for f, v in cols.items()}
-    crossed = int(cand["crossed"].sum() + base["crossed"].sum())
-    return Arms(cand, base, crossed, int(cand_mask.sum() + base_mask.sum()))
+    At the internal stage (no control) every candidate unit is judged on its own, and the baseline is
+    only its comparable units (used by guardrails without an absolute limit there).
+    """
+    keep = is_comparable if is_comparable is not None else (lambda u: True)
+    cand = summarise_units(u for u in units if u.arm is Arm.CANDIDATE and (keep(u) or not has_control))
+    base = summarise_units(u for u in units if u.arm is Arm.BASELINE and keep(u))
+    return cand, base
 
 
 @dataclass(frozen=True)
@@ -111,46 +103,11 @@ class UnitCounts:
     note: str = ""
 
 
-def arm_estimate(arms: Arms | None, totals: dict[Arm, RouteCounters] | None, arm: Arm, metric: Metric) -> RatioEstimate:
-    """One arm's value of ``metric``: unit-level delta method, or request-level binomial from totals."""
-    if arms is not None:
-        cols = arms.cand if arm is Arm.CANDIDATE else arms.base
-        if not len(cols["requests"]):
-            return RatioEstimate(None, None, 0, 0.0, 0.0)
-        return ratio_estimate(cols[metric.numerator], cols[metric.denominator])
-    c = (totals or {}).get(arm)
-    if c is None:
+def arm_estimate(summary: ArmSummary | None, metric: Metric) -> RatioEstimate:
+    """One arm's value of ``metric`` from its summary: the delta method with the unit as the observation."""
+    if summary is None or summary.units == 0:
         return RatioEstimate(None, None, 0, 0.0, 0.0)
-    num, den = getattr(c, metric.numerator), getattr(c, metric.denominator)
-    if metric.kind is MetricKind.PROPORTION:
-        return binomial_estimate(num, den)
-    if metric.numerator == "cost_usd" and c.cost_sq_usd > 0:
-        return cost_estimate(c, metric)
-    return RatioEstimate(num / den if den else None, None, int(den), num, den)
-
-
-def cost_estimate(c: RouteCounters, metric: Metric) -> RatioEstimate:
-    """Cost per request or per resolved case from request counters and the sum of squared request costs.
-
-    Per request: the spread of a request's cost gives the mean's variance. Per resolved case
-    (cost ÷ resolved, a ratio of two per-request quantities): the delta method needs the covariance of a
-    request's cost with its being resolved, which counters cannot give, so the worst case that
-    Cauchy–Schwarz allows is used — a wider interval, never a narrower one. Requests are taken as
-    independent, as every request-level figure is (the verdict says so).
-    """
-    n, cost, den = c.requests, c.cost_usd, float(getattr(c, metric.denominator))
-    if n < 2 or den <= 0:
-        return RatioEstimate(cost / den if den else None, None, int(n), cost, den)
-    mean = cost / n
-    var_cost = max(c.cost_sq_usd / n - mean * mean, 0.0) * n / (n - 1)
-    if metric.denominator == "requests":
-        return RatioEstimate(mean, var_cost / n, int(n), cost, den)
-    if den < MIN_DENOMINATOR:
-        return RatioEstimate(cost / den, None, int(n), cost, den)
-    share = min(den / n, 1.0)  # resolved cases per request
-    ratio = cost / den
-    spread = math.sqrt(var_cost) + ratio * math.sqrt(share * (1 - share))
-    return RatioEstimate(ratio, spread * spread / (n * share * share), int(n), cost, den)
+    return summary_estimate(summary, metric.numerator, metric.denominator)
 
 
 def _clock(seconds: float) -> str:
@@ -161,6 +118,16 @@ def _clock(seconds: float) -> str:
     if hours:
         return f"{hours}h{minutes:02d}m"
     return f"{minutes}m{secs:02d}s"
+
+
+def eta_words(seconds: float | None) -> str:
+    """≈ 25 min, ≈ 2 h 10 min, < 1 min."""
+    if seconds is None:
+        return "unknown"
+    if seconds < 60:
+        return "< 1 min"
+    minutes = int(round(seconds / 60))
+    return f"≈ {minutes} min" if minutes < 90 else f"≈ {minutes // 60} h {minutes % 60:02d} min"
 
 
 def fmt(metric: Metric | None, value: float | None, signed: bool = False) -> str:
@@ -175,12 +142,6 @@ def fmt(metric: Metric | None, value: float | None, signed: bool = False) -> str
     if unit == "ms":
         return f"{sign}{value:.0f}ms"
     return f"{sign}{value:.4g}"
-
-
-def _margin_abs(margin: float, kind: MarginKind, base_value: float | None) -> float | None:
-    if kind is MarginKind.ABSOLUTE:
-        return margin
-    return None if base_value is None else margin * abs(base_value)
 
 
 def judge_difference(metric: Metric, low: float, high: float, margin: float) -> MetricVerdict:
@@ -198,96 +159,353 @@ def judge_difference(metric: Metric, low: float, high: float, margin: float) -> 
     return MetricVerdict.INCONCLUSIVE
 
 
-def _line(name: str, metric: Metric, c: float | None, b: float | None, interval, threshold, nc: int, nb: int,
-          verdict: MetricVerdict, note: str = "", margin_text: str | None = None) -> str:
-    iv = f"Δ [{fmt(metric, interval[0], True)}, {fmt(metric, interval[1], True)}]" if interval else "Δ —"
-    thr = f"margin {margin_text or fmt(metric, threshold, True)}" if threshold is not None else "margin —"
-    base = f"base {fmt(metric, b)}" if b is not None or nb else "base —"
-    text = f"{name:<28} cand {fmt(metric, c):>9}  {base:<15} {iv:<28} {thr:<16} n {nc}/{nb}  {verdict.value}"
-    return text + (f" ({note})" if note else "")
+# ---- α -------------------------------------------------------------------------------------------
 
 
-def guardrail_readout(g: GuardrailSpec, arms: Arms | None, totals, ctx: StageContext, alpha: float,
-                      planned: int, primary: PrimarySpec | None = None, sequential: bool = True) -> MetricReadout:
-    """One guardrail (or the primary metric) judged against the baseline, or against its absolute limit without one."""
-    metric = lookup(g.metric)
-    if metric is None or metric.numerator is None or metric.denominator is None:
-        raise BadInput(f"decision rule: guardrail {g.metric!r} is not a rate or ratio metric — quantiles such as "
-                       "p95 can only be a tripwire (p95_tripwire_ms)")
-    est_c = arm_estimate(arms, totals, Arm.CANDIDATE, metric)
-    est_b = arm_estimate(arms, totals, Arm.BASELINE, metric)
-    components = {}
-    if metric.kind is MetricKind.RATIO:
-        req = lookup("cost_per_request")
-        res = lookup("resolved_without_escalation")
-        components = {
-            "cost_per_request": arm_estimate(arms, totals, Arm.CANDIDATE, req).value,
-            "resolved_rate": arm_estimate(arms, totals, Arm.CANDIDATE, res).value,
-        }
-    nc, nb = est_c.n_units, est_b.n_units
-    if not ctx.has_control:
-        limit = g.absolute_limit if g.absolute_limit is not None else (
-            metric.warn_above if metric.worse_is_higher else metric.warn_below)
-        if est_c.value is None:
-            verdict, interval, note = MetricVerdict.NO_DATA, None, "no candidate data"
-        elif limit is None:
-            verdict, interval, note = MetricVerdict.INCONCLUSIVE, None, "no absolute limit at the internal stage"
+def blocking_tests(spec: DecisionSpec, segments: bool = False) -> int:
+    """Tests that can hold or roll back at a look: guardrails, the primary metric, the gates, the segment family."""
+    return len(spec.guardrails) + (1 if spec.primary else 0) + GATE_TESTS + (1 if segments else 0)
+
+
+def alpha_budget(spec: DecisionSpec, segments: bool = False) -> AlphaBudget:
+    stages = max(1, spec.stages)
+    stage = spec.alpha / stages if spec.alpha_scope is AlphaScope.ROLLOUT else spec.alpha
+    tests = blocking_tests(spec, segments)
+    return AlphaBudget(spec.alpha, stage, stage / tests, tests, stages, min(1.0, stage * stages), spec.alpha_scope.value)
+
+
+def alpha_per_test(spec: DecisionSpec, segments: bool = False) -> float:
+    """Each blocking test's share of the stage's α (Bonferroni needs no independence, which these tests lack)."""
+    return alpha_budget(spec, segments).per_test
+
+
+# ---- one metric ----------------------------------------------------------------------------------
+
+
+@dataclass
+class Judgement:
+    """What one test says, before it becomes a readout line."""
+
+    verdict: MetricVerdict
+    candidate: float | None
+    baseline: float | None
+    interval: tuple[float, float] | None  # candidate − baseline (or the candidate's own value without a control)
+    threshold: float | None
+    n_candidate: int
+    n_baseline: int
+    note: str = ""
+    #: the verdict waits for a burn-in (expected events, contributing units) rather than for precision
+    burn_in: bool = False
+    #: the harm statistic H (> 0 is harm beyond the margin), its variance, and the any-n e-value's log
+    h_hat: float | None = None
+    h_var: float | None = None
+    log_e_exact: float | None = None
+
+
+@dataclass(frozen=True)
+class _Margin:
+    """Harm is H = s·(c − k·b) − δ > 0 (oriented; s = −1 when higher is better)."""
+
+    k: float
+    delta: float
+    offset: float  # the margin in the metric's unit, as shown (m·b̂ or δ)
+
+
+def _margin(metric: Metric, margin: float, kind: MarginKind, base_value: float | None) -> _Margin:
+    if kind is MarginKind.RELATIVE:
+        k = 1.0 + margin if metric.worse_is_higher else 1.0 - margin
+        return _Margin(k, 0.0, margin * abs(base_value) if base_value is not None else math.nan)
+    return _Margin(1.0, margin, margin)
+
+
+def _to_delta(metric: Metric, h_low: float, h_high: float, offset: float) -> tuple[float, float]:
+    """The harm statistic's interval as candidate − baseline in the metric's unit (comparable with ``offset``)."""
+    if metric.worse_is_higher:
+        return (h_low + offset, h_high + offset)
+    return (-offset - h_high, -offset - h_low)
+
+
+def _verdict_from(h_low: float, h_high: float) -> MetricVerdict:
+    if h_low > 0:
+        return MetricVerdict.HARM
+    if h_high < 0:
+        return MetricVerdict.NON_INFERIOR
+    return MetricVerdict.INCONCLUSIVE
+
+
+def _internal_limit(g: GuardrailSpec, metric: Metric, spec: DecisionSpec) -> float | None:
+    if g.absolute_limit is not None:
+        return g.absolute_limit
+    if metric.kind is MetricKind.QUANTILE and metric.histogram == "latency_hist" and spec.p95_tripwire_ms:
+        return spec.p95_tripwire_ms
+    return metric.warn_above if metric.worse_is_higher else metric.warn_below
+
+
+def _planned(spec: DecisionSpec, ctx: StageContext) -> int:
+    # the sequence is tuned to the units a stage has when it is judged: both arms with a control,
+    # the stage's own (small) sample without one
+    return 2 * spec.tuning_units if ctx.has_control else max(ctx.stage.min_units, 20)
+
+
+def judge(g: GuardrailSpec, metric: Metric, cand: ArmSummary, base: ArmSummary, ctx: StageContext,
+          spec: DecisionSpec, alpha: float, *, sequential: bool = True, alpha_ni: float | None = None) -> Judgement:
+    """One guardrail judged from the two arms' summaries, by the metric's kind.
+
+    ``alpha`` bounds a false harm (its share of the stage's budget); ``alpha_ni`` a false non-inferiority.
+    An ADVANCE needs every guardrail non-inferior — an intersection–union test (Berger 1982), whose level
+    is that of each test alone — so the non-inferiority side may use the stage's whole α.
+    """
+    a_ni = alpha if alpha_ni is None else alpha_ni
+    if metric.kind is MetricKind.QUANTILE:
+        return _judge_quantile(g, metric, cand, base, ctx, spec, alpha, a_ni)
+    if metric.numerator is None or metric.denominator is None:
+        raise BadInput(f"decision rule: {g.metric!r} has no numerator and denominator to test")
+    if metric.kind is MetricKind.PROPORTION:
+        return _judge_share(g, metric, cand, base, ctx, spec, alpha, a_ni, sequential)
+    return _judge_mean(g, metric, cand, base, ctx, spec, alpha, a_ni, sequential)
+
+
+def _judge_share(g, metric, cand, base, ctx, spec, alpha, alpha_ni, sequential) -> Judgement:
+    num, den = metric.numerator, metric.denominator
+    flip = not metric.worse_is_higher  # orient: the rate whose increase is harm
+    limit = None if ctx.has_control else _internal_limit(g, metric, spec)
+    compare = ctx.has_control or limit is None
+    # the baseline's units inform the intra-unit correlation even where the test is the candidate's alone
+    arms = [cand, base] if compare or base.units else [cand]
+    counts = share_counts(arms, num, den, flip)
+    c = counts[0]
+    est_c = c.rate if not flip or c.rate is None else 1 - c.rate
+    nc = cand.units
+    if c.trials <= 0:
+        return Judgement(MetricVerdict.NO_DATA, None, None, None, None, nc, base.units if compare else 0,
+                         "no candidate data — never a pass")
+    if not compare:
+        # the internal stage: the candidate's own share against the absolute limit, valid at any n
+        s, n = c.effective
+        r_limit = 1 - limit if flip else limit
+        low = one_sample_bounds(s, n, alpha)[0]  # harm: the rate above the limit beyond doubt
+        high = one_sample_bounds(s, n, alpha_ni)[1]  # within it beyond doubt
+        verdict = (MetricVerdict.HARM if low > r_limit else MetricVerdict.NON_INFERIOR if high < r_limit
+                   else MetricVerdict.INCONCLUSIVE)
+        interval = (1 - high, 1 - low) if flip else (low, high)
+        return Judgement(verdict, est_c, None, interval, limit, nc, 0)
+    b = counts[1]
+    nb = base.units
+    est_b = None if b.rate is None else (1 - b.rate if flip else b.rate)
+    if b.trials <= 0:
+        return Judgement(MetricVerdict.NO_DATA, est_c, None, None, None, nc, nb, "no baseline data — never a pass")
+    m = _margin(metric, g.margin, g.margin_kind, est_b)
+    if flip and g.margin_kind is MarginKind.RELATIVE:
+        # (1 − m)·p_b in rate terms: r_c > m + (1 − m)·r_b
+        k, delta = 1.0 - g.margin, g.margin
+    else:
+        k, delta = m.k, m.delta
+    (sc, ncf), (sb, nbf) = c.effective, b.effective
+    point = restricted(sc, ncf, sb, nbf, k, delta)
+    rc, rb = c.rate, b.rate
+    h_hat = rc - k * rb - delta
+    exact_harm = point is not None and h_hat > 0 and point.log_e >= math.log(1 / (EXACT_SHARE * alpha))
+    # the asymptotic sequence, its variance floored at the restricted estimate's
+    var_c = max(c.variance or 0.0, c.design_effect * point.p_c * (1 - point.p_c) / c.trials) if point else c.variance
+    var_b = max(b.variance or 0.0, b.design_effect * point.p_b * (1 - point.p_b) / b.trials) if point else b.variance
+    variance = (var_c or 0.0) + k * k * (var_b or 0.0)
+    n_total = nc + nb
+    expected = expected_events(counts)
+    need = float(g.min_events or DEFAULT_BURN_IN_EVENTS)
+    burned_in = min(expected) >= need and n_total >= 2
+    if variance > 0 and n_total >= 2:
+        if sequential:
+            half_harm = cs_half_width(variance, n_total, (1 - EXACT_SHARE) * alpha,
+                                      _planned(spec, ctx), two_sided=False)
+            half_ni = cs_half_width(variance, n_total, alpha_ni, _planned(spec, ctx), two_sided=False)
         else:
-            lo, hi = one_sample(est_c, alpha, planned, sequential)
-            interval = None if math.isinf(lo) else (lo, hi)
-            # compare the candidate's own value with the absolute limit (a smoke test)
-            verdict = judge_difference(metric, lo - limit, hi - limit, 0.0)
-            note = ""
-        iv = f"[{fmt(metric, interval[0])}, {fmt(metric, interval[1])}]" if interval else "—"
-        lim = f"limit {fmt(metric, limit)}" if limit is not None else "no limit"
-        line = (f"{g.metric:<28} cand {fmt(metric, est_c.value):>9}  interval {iv:<22} {lim:<16} n {nc}  {verdict.value}"
-                + (f" ({note})" if note else ""))
-        return MetricReadout(g.metric, est_c.value, None, interval, limit, nc, 0, verdict, g.critical, components, line)
-    diff = difference(est_c, est_b, alpha, planned, sequential)
-    margin = _margin_abs(g.margin, g.margin_kind, est_b.value)
+            half_harm = half_ni = fixed_half_width(variance, alpha, two_sided=False)
+        h_low, h_high = h_hat - half_harm, h_hat + half_ni
+    else:
+        h_low, h_high = -math.inf, math.inf
+    verdict = _verdict_from(h_low, h_high) if burned_in else MetricVerdict.INCONCLUSIVE
+    if not sequential:
+        exact_harm = False  # the naive comparator has only its fixed-horizon interval
+    if exact_harm:
+        verdict = MetricVerdict.HARM
+    elif verdict is MetricVerdict.HARM and not burned_in:
+        verdict = MetricVerdict.INCONCLUSIVE
     note = ""
-    if diff.interval is None or margin is None:
-        verdict = MetricVerdict.NO_DATA
-        if arms is None and est_c.value is not None:
-            note = ("the source gives no spread of a request's cost: no interval for a cost figure"
-                    if metric.numerator == "cost_usd" else "the source counts requests only: no interval for a per-unit ratio")
-        else:
-            note = "no data on one arm — never a pass"
-    elif primary is not None and primary.test is PrimaryTest.SUPERIOR:
-        better = diff.high < 0 if metric.worse_is_higher else diff.low > 0
-        verdict = MetricVerdict.SUPERIOR if better else judge_difference(metric, diff.low, diff.high, margin)
-        if verdict is MetricVerdict.NON_INFERIOR:
-            verdict, note = MetricVerdict.INCONCLUSIVE, "the rule asks for improvement"
+    if not burned_in and verdict is not MetricVerdict.HARM:
+        which = "candidate" if expected[0] <= expected[1] else "baseline"
+        note = f"burn-in: {min(expected):.1f} of {need:g} expected events on the {which}"
+    interval = None if math.isinf(h_low) or math.isinf(h_high) else _to_delta(metric, h_low, h_high, _offset(g, est_b))
+    threshold = _offset(g, est_b)
+    return Judgement(verdict, est_c, est_b, interval, threshold, nc, nb, note, burn_in=not burned_in, h_hat=h_hat,
+                     h_var=variance if variance > 0 else None,
+                     log_e_exact=point.log_e if point is not None and h_hat > 0 else None)
+
+
+def _offset(g: GuardrailSpec, est_b: float | None) -> float | None:
+    if g.margin_kind is MarginKind.RELATIVE:
+        return None if est_b is None else g.margin * abs(est_b)
+    return g.margin
+
+
+def _judge_mean(g, metric, cand, base, ctx, spec, alpha, alpha_ni, sequential) -> Judgement:
+    num, den = metric.numerator, metric.denominator
+    limit = None if ctx.has_control else _internal_limit(g, metric, spec)
+    compare = ctx.has_control or limit is None
+    est_c = arm_estimate(cand, metric)
+    est_b = arm_estimate(base, metric) if compare else RatioEstimate(None, None, 0, 0.0, 0.0)
+    nc, nb = est_c.n_units, est_b.n_units
+    if est_c.value is None:
+        return Judgement(MetricVerdict.NO_DATA, None, est_b.value, None, None, nc, nb, "no candidate data — never a pass")
+    burn = _burn_in_units(cand, den) if not compare else min(_burn_in_units(cand, den), _burn_in_units(base, den))
+    planned = _planned(spec, ctx)
+    if not compare:
+        if est_c.variance is None:
+            return Judgement(MetricVerdict.INCONCLUSIVE, est_c.value, None, None, limit, nc, 0,
+                             _no_interval_note(cand, metric, burn), burn_in=burn < MIN_CONTRIBUTING_UNITS)
+        sign = 1.0 if metric.worse_is_higher else -1.0
+        h_hat = sign * (est_c.value - limit)
+        h_low, h_high = _bounds(h_hat, est_c.variance, nc, alpha, alpha_ni, planned, sequential)
+        lo, hi = _to_delta(metric, h_low, h_high, limit)
+        return Judgement(_verdict_from(h_low, h_high), est_c.value, None,
+                         None if math.isinf(h_low) or math.isinf(h_high) else (lo, hi), limit, nc, 0)
+    if est_b.value is None:
+        return Judgement(MetricVerdict.NO_DATA, est_c.value, None, None, None, nc, nb, "no baseline data — never a pass")
+    threshold = _offset(g, est_b.value)
+    if est_c.variance is None or est_b.variance is None:
+        return Judgement(MetricVerdict.INCONCLUSIVE, est_c.value, est_b.value, None, threshold, nc, nb,
+                         _no_interval_note(cand if est_c.variance is None else base, metric, burn),
+                         burn_in=burn < MIN_CONTRIBUTING_UNITS)
+    m = _margin(metric, g.margin, g.margin_kind, est_b.value)
+    sign = 1.0 if metric.worse_is_higher else -1.0
+    h_hat = sign * (est_c.value - m.k * est_b.value) - m.delta
+    variance = est_c.variance + m.k * m.k * est_b.variance
+    h_low, h_high = _bounds(h_hat, variance, nc + nb, alpha, alpha_ni, planned, sequential)
+    if math.isinf(h_low) or math.isinf(h_high):
+        return Judgement(MetricVerdict.INCONCLUSIVE, est_c.value, est_b.value, None, threshold, nc, nb,
+                         "too few units for an interval", burn_in=True)
+    return Judgement(_verdict_from(h_low, h_high), est_c.value, est_b.value,
+                     _to_delta(metric, h_low, h_high, threshold), threshold, nc, nb, h_hat=h_hat, h_var=variance)
+
+
+def _bounds(h_hat: float, variance: float, n: int, alpha: float, alpha_ni: float, planned: int,
+            sequential: bool) -> tuple[float, float]:
+    """(harm-side lower bound, non-inferiority-side upper bound) of the harm statistic, each one-sided."""
+    if sequential:
+        return (h_hat - cs_half_width(variance, n, alpha, planned, two_sided=False),
+                h_hat + cs_half_width(variance, n, alpha_ni, planned, two_sided=False))
+    return (h_hat - fixed_half_width(variance, alpha, two_sided=False),
+            h_hat + fixed_half_width(variance, alpha_ni, two_sided=False))
+
+
+def _burn_in_units(s: ArmSummary, den: str) -> int:
+    return int(s.nonzero.get(den, s.units)) if s.sums.get(den, 0.0) >= MIN_DENOMINATOR else 0
+
+
+def _no_interval_note(s: ArmSummary, metric: Metric, burn: int) -> str:
+    if metric.numerator == "cost_usd" and "cost_usd" not in s.squares:
+        return "the source gives no spread of a request's cost: no interval for a cost figure"
+    if burn < MIN_CONTRIBUTING_UNITS:
+        return f"burn-in: {burn} of {MIN_CONTRIBUTING_UNITS} units with a {metric.denominator} count on each arm"
+    return "no interval"
+
+
+def _judge_quantile(g, metric, cand, base, ctx, spec, alpha, alpha_ni) -> Judgement:
+    name, q = metric.histogram, metric.quantile
+    limit = None if ctx.has_control else _internal_limit(g, metric, spec)
+    compare = ctx.has_control or limit is None
+    if not compare:
+        bc = quantiles.bounds(cand, name, q, alpha)
+        if bc is None or not bc.requests:
+            return Judgement(MetricVerdict.NO_DATA, None, None, None, limit, cand.units, 0,
+                             "no latency histogram from the source — never a pass")
+        high = quantiles.bounds(cand, name, q, alpha_ni).high
+        verdict = (MetricVerdict.HARM if bc.low >= limit else
+                   MetricVerdict.NON_INFERIOR if high <= limit else MetricVerdict.INCONCLUSIVE)
+        interval = None if math.isinf(high) else (bc.low, high)
+        return Judgement(verdict, bc.point, None, interval, limit, bc.requests, 0)
+    bc = quantiles.bounds(cand, name, q, alpha / 2)
+    bb = quantiles.bounds(base, name, q, alpha / 2)
+    nc_ = quantiles.bounds(cand, name, q, alpha_ni / 2)
+    nb_ = quantiles.bounds(base, name, q, alpha_ni / 2)
+    if bc is None or bb is None or not bc.requests or not bb.requests:
+        return Judgement(MetricVerdict.NO_DATA, bc.point if bc else None, bb.point if bb else None, None, None,
+                         bc.requests if bc else 0, bb.requests if bb else 0,
+                         "no latency histogram on one arm — never a pass")
+    point_b = bb.point if bb.point is not None else 0.0
+    if g.margin_kind is MarginKind.RELATIVE:
+        k, delta, offset = 1.0 + g.margin, 0.0, g.margin * point_b
     else:
-        verdict = judge_difference(metric, diff.low, diff.high, margin)
-    if verdict is MetricVerdict.HARM and g.min_events and est_c.numerator < g.min_events:
-        verdict, note = MetricVerdict.INCONCLUSIVE, f"only {est_c.numerator:.0f} events, harm needs {g.min_events}"
-    if components:
+        k, delta, offset = 1.0, g.margin, g.margin
+    h_low = bc.low - k * bb.high - delta
+    h_high = nc_.high - k * nb_.low - delta
+    verdict = _verdict_from(h_low, h_high)
+    interval = None if math.isinf(h_low) or math.isinf(h_high) else (h_low + offset, h_high + offset)
+    note = "" if interval is not None else "a quantile in the open last bucket or too few requests: no bound yet"
+    design = max(bc.design_effect, bb.design_effect)
+    if cand.request_level:
+        note = (note + "; " if note else "") + "requests taken as independent"
+    elif design > 1.0:
+        note = (note + "; " if note else "") + f"design effect {design:.1f}"
+    return Judgement(verdict, bc.point, bb.point, interval, offset, bc.requests, bb.requests, note)
+
+
+# ---- the readout ---------------------------------------------------------------------------------
+
+
+def _line(name: str, metric: Metric, j: Judgement, margin_text: str | None, has_base: bool) -> str:
+    verdict = j.verdict.value
+    if not has_base:
+        iv = f"[{fmt(metric, j.interval[0])}, {fmt(metric, j.interval[1])}]" if j.interval else "—"
+        lim = f"limit {fmt(metric, j.threshold)}" if j.threshold is not None else "no limit"
+        text = f"{name:<28} cand {fmt(metric, j.candidate):>9}  interval {iv:<22} {lim:<16} n {j.n_candidate}  {verdict}"
+    else:
+        iv = f"Δ [{fmt(metric, j.interval[0], True)}, {fmt(metric, j.interval[1], True)}]" if j.interval else "Δ —"
+        thr = f"margin {margin_text or fmt(metric, j.threshold, True)}" if j.threshold is not None else "margin —"
+        base = f"base {fmt(metric, j.baseline)}" if j.baseline is not None or j.n_baseline else "base —"
+        text = (f"{name:<28} cand {fmt(metric, j.candidate):>9}  {base:<15} {iv:<28} {thr:<16} "
+                f"n {j.n_candidate}/{j.n_baseline}  {verdict}")
+    return text + (f" ({j.note})" if j.note else "")
+
+
+def readout(g: GuardrailSpec, cand: ArmSummary, base: ArmSummary, ctx: StageContext, spec: DecisionSpec,
+            alpha: float, *, primary: PrimarySpec | None = None, sequential: bool = True,
+            signal: bool = False, alpha_ni: float | None = None) -> MetricReadout:
+    """One guardrail (or the primary metric, or a signal) as a readout with its line and action."""
+    metric = lookup(g.metric)
+    if metric is None:
+        raise BadInput(f"decision rule: unknown metric {g.metric!r}")
+    g = g.at_stage(ctx.stage.name)
+    j = judge(g, metric, cand, base, ctx, spec, alpha, sequential=sequential, alpha_ni=alpha_ni)
+    has_base = ctx.has_control or (metric.kind is not MetricKind.QUANTILE and j.baseline is not None
+                                   and _internal_limit(g, metric, spec) is None)
+    if not has_base and j.threshold is None and j.verdict is not MetricVerdict.NO_DATA:
+        j.verdict, j.note = MetricVerdict.INCONCLUSIVE, "no absolute limit for the internal stage — set absolute_limit"
+    if primary is not None and primary.test is PrimaryTest.SUPERIOR and has_base and j.verdict is not MetricVerdict.HARM:
+        zero = judge(replace(g, margin=0.0, margin_kind=MarginKind.ABSOLUTE), metric, cand, base, ctx, spec, alpha,
+                     sequential=sequential, alpha_ni=alpha_ni)
+        # the margin-0 harm statistic below zero beyond doubt: better than the baseline
+        if zero.verdict is MetricVerdict.NON_INFERIOR:
+            j.verdict = MetricVerdict.SUPERIOR
+        elif j.verdict is MetricVerdict.NON_INFERIOR:
+            j.verdict, j.note = MetricVerdict.INCONCLUSIVE, "the rule asks for improvement"
+    components = {}
+    if metric.kind is MetricKind.RATIO and metric.numerator == "cost_usd":
+        components = {
+            "cost_per_request": arm_estimate(cand, lookup("cost_per_request")).value,
+            "resolved_rate": arm_estimate(cand, lookup("resolved_without_escalation")).value,
+        }
         comp = ", ".join(f"{k} {fmt(lookup(k), v)}" for k, v in components.items())
-        note = f"{note}; {comp}" if note else comp
-    shown = f"{g.margin:+.0%}" if g.margin_kind is MarginKind.RELATIVE else None
-    line = _line(g.metric, metric, est_c.value, est_b.value, diff.interval, margin, nc, nb, verdict, note, shown)
-    return MetricReadout(g.metric, est_c.value, est_b.value, diff.interval, margin, nc, nb, verdict, g.critical,
-                         components, line)
+        j.note = f"{j.note}; {comp}" if j.note else comp
+    shown = f"{g.margin:+.0%}" if g.margin_kind is MarginKind.RELATIVE and has_base else None
+    action = Trigger.WARN if signal else (Trigger.HOLD if primary is not None else g.trigger)
+    line = _line(g.metric, metric, j, shown, has_base)
+    r = MetricReadout(g.metric, j.candidate, j.baseline if has_base else None, j.interval, j.threshold,
+                      j.n_candidate, j.n_baseline if has_base else 0, j.verdict, g.critical and not signal, components,
+                      line, action=action.value, note=j.note, signal=signal)
+    return r
 
 
-def p95_tripwire(spec: DecisionSpec, totals: dict[Arm, RouteCounters] | None) -> MetricReadout | None:
-    if spec.p95_tripwire_ms is None:
-        return None
-    metric = lookup("p95_latency")
-    c = (totals or {}).get(Arm.CANDIDATE)
-    b = (totals or {}).get(Arm.BASELINE)
-    pc = histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.95) if c else None
-    pb = histogram_quantile(b.latency_hist, LATENCY_BOUNDS_MS, 0.95) if b else None
-    if pc is None:
-        verdict = MetricVerdict.NO_DATA
-    else:
-        verdict = MetricVerdict.TRIPPED if pc > spec.p95_tripwire_ms else MetricVerdict.NON_INFERIOR
-    nc = c.requests if c else 0
-    nb = b.requests if b else 0
-    line = _line("p95_latency (tripwire)", metric, pc, pb, None, spec.p95_tripwire_ms, nc, nb, verdict,
-                 f"limit {spec.p95_tripwire_ms:.0f}ms; a point estimate that can only hold")
-    return MetricReadout("p95_latency", pc, pb, None, spec.p95_tripwire_ms, nc, nb, verdict, False, {}, line)
+# ---- the look ------------------------------------------------------------------------------------
 
 
 def evaluate(
@@ -298,23 +516,8 @@ def evaluate(
     is_comparable: Callable[[UnitRecord], bool] | None = None,
     unit_counts: UnitCounts | None = None,
 ) -> Decision:
-    """One look: the verdict, every gate and metric with its numbers, and the reasons in words.
-
-    ``units`` (unit level) is preferred; with only ``totals`` the verdict is request level and says so.
-    ``is_comparable`` keeps only units that may be compared (eligible scope, not the internal audience).
-    ``unit_counts`` are the comparable units a request-level source counted (sample ratio, crossover).
-    """
+    """One look from unit records (preferred) or request-level totals; see ``decide``."""
     return evaluate_with(spec, ctx, units, totals, is_comparable, unit_counts=unit_counts)
-
-
-def alpha_per_test(spec: DecisionSpec) -> float:
-    """The rule's α split evenly (Bonferroni) over every test that can fail at a look.
-
-    Counted: each guardrail, the primary metric, the sample-ratio test, and the join gate's two tests
-    (floor and gap between arms). Bonferroni needs no independence, which these tests lack.
-    """
-    tests = len(spec.guardrails) + (1 if spec.primary else 0) + 3
-    return spec.alpha / tests
 
 
 def evaluate_with(
@@ -325,73 +528,104 @@ def evaluate_with(
     is_comparable: Callable[[UnitRecord], bool] | None = None,
     sequential: bool = True,
     split_alpha: bool = True,
-    arms: Arms | None = None,
     unit_counts: UnitCounts | None = None,
 ) -> Decision:
-    """``evaluate`` with its safety switches exposed, so the naive comparators can turn them off.
+    """``evaluate`` with its safety switches exposed, so the naive comparators can turn them off."""
+    if units is not None:
+        cand, base = split_units(units, is_comparable, ctx.has_control)
+        if totals and not cand.hist:
+            # unit records without per-unit histograms: the arm's request histograms (every unit of the arm)
+            for arm_summary, arm in ((cand, Arm.CANDIDATE), (base, Arm.BASELINE)):
+                c = totals.get(arm)
+                if c is not None and arm_summary.units:
+                    arm_summary.hist = {"latency_hist": list(c.latency_hist), "ttft_hist": list(c.ttft_hist)}
+    else:
+        cand = summarise_counters(totals[Arm.CANDIDATE]) if totals and Arm.CANDIDATE in totals else ArmSummary()
+        base = summarise_counters(totals[Arm.BASELINE]) if totals and Arm.BASELINE in totals else ArmSummary()
+        if totals:
+            for arm_summary, arm in ((cand, Arm.CANDIDATE), (base, Arm.BASELINE)):
+                c = totals.get(arm)
+                if c is not None:
+                    arm_summary.sums["mature_exposures"] = float(c.exposures)
+                    arm_summary.squares["mature_exposures"] = float(c.exposures)
+        if unit_counts is None or unit_counts.missing:
+            new = {arm: c.new_units for arm, c in (totals or {}).items()}
+            units_c, units_b = new.get(Arm.CANDIDATE, 0), new.get(Arm.BASELINE, 0)
+            return decide(spec, ctx, cand, base, unit_counts, sequential=sequential, split_alpha=split_alpha,
+                          request_units=(units_c, units_b))
+    return decide(spec, ctx, cand, base, unit_counts, sequential=sequential, split_alpha=split_alpha)
 
-    ``arms`` (per-unit columns already split by arm) skips building them from ``units``; the
-    benchmark's aggregate path uses it.
-    """
-    if arms is None and units is not None:
-        arms = split_arms(units, is_comparable, ctx.has_control)
-    request_level = arms is None
-    alpha = alpha_per_test(spec) if split_alpha else spec.alpha
-    # without a control (internal stage) the sequence is tuned to the stage's own, small, sample
-    planned = spec.tuning_units if ctx.has_control else max(ctx.stage.min_units, 20)
+
+def decide(
+    spec: DecisionSpec,
+    ctx: StageContext,
+    cand: ArmSummary,
+    base: ArmSummary,
+    unit_counts: UnitCounts | None = None,
+    *,
+    sequential: bool = True,
+    split_alpha: bool = True,
+    request_units: tuple[int, int] | None = None,
+    with_eta: bool = True,
+) -> Decision:
+    """One look from the two arms' summaries: the verdict, every gate and metric with its numbers, the
+    reasons in words, the time to an ADVANCE if nothing changes, and the α accounting."""
+    request_level = cand.request_level or base.request_level or (cand.empty and base.empty and request_units is not None)
+    budget = alpha_budget(spec, ctx.segments)
+    alpha = budget.per_test if split_alpha else spec.alpha
+    # non-inferiority (what an ADVANCE needs of every readout) is an intersection–union test: the stage's α
+    alpha_ni = budget.stage if split_alpha else spec.alpha
     gspec = spec.gates
 
-    if arms is not None:
-        n_c, n_b = len(arms.cand["requests"]), len(arms.base["requests"])
+    if not request_level:
+        n_c, n_b = cand.units, base.units if ctx.has_control else 0
     elif ctx.has_control and unit_counts is not None and not unit_counts.missing:
         # only units in the eligible scope and outside the first audience are split by the stage's share
         n_c, n_b = unit_counts.candidate, unit_counts.baseline
+    elif request_units is not None:
+        n_c, n_b = request_units
     else:
-        n_c = (totals or {}).get(Arm.CANDIDATE, RouteCounters()).new_units
-        n_b = (totals or {}).get(Arm.BASELINE, RouteCounters()).new_units
+        n_c, n_b = 0, 0
     health: list[GateReadout] = [no_traffic_gate(n_c, n_b, ctx.has_control, gspec)]
     if ctx.has_control:
-        if arms is None and unit_counts is not None and unit_counts.missing:
+        if request_level and unit_counts is not None and unit_counts.missing:
             health.append(GateReadout("sample ratio", GateStatus.NO_DATA, unit_counts.missing, gspec.srm_action))
         else:
             health.append(srm_gate(n_c, n_b, ctx.intended_candidate_share, min(alpha, gspec.srm_alpha), gspec))
-    if arms is not None:
-        health.append(join_gate(arms.cand["mature_exposures"], arms.cand["mature_outcomes"],
-                                arms.base["mature_exposures"] if ctx.has_control else None,
-                                arms.base["mature_outcomes"] if ctx.has_control else None, alpha, planned, gspec, sequential))
-        if ctx.has_control:
-            health.append(crossover_gate(arms.crossed, arms.units, gspec))
-    else:
-        c = (totals or {}).get(Arm.CANDIDATE)
-        if c is not None and c.exposures:
-            exp = np.array([float(c.exposures)])
-            health.append(join_gate(exp, np.array([float(c.outcomes)]), None, None, alpha, planned, gspec,
-                                    sequential))
-        if ctx.has_control:
-            if unit_counts is not None and not unit_counts.missing and unit_counts.crossed is not None:
-                # a crossed unit is in both arms' counts: distinct units are the sum less one count of each
-                crossed = (unit_counts.crossed + 1) // 2
-                distinct = max(0, n_c + n_b - crossed)
-                health.append(crossover_gate(min(crossed, distinct), distinct, gspec))
-            else:
-                why = (unit_counts.missing if unit_counts is not None and unit_counts.missing
-                       else "the source does not count units seen on both arms: crossover cannot be checked")
-                health.append(GateReadout("crossover", GateStatus.NO_DATA, why, gspec.crossover_action))
+    if not cand.empty:
+        health.append(join_gate(cand, base if ctx.has_control else None, alpha, gspec))
+    if ctx.has_control:
+        if not request_level:
+            crossed = (cand.crossed or 0) + (base.crossed or 0)
+            health.append(crossover_gate(crossed, n_c + n_b, gspec))
+        elif unit_counts is not None and not unit_counts.missing and unit_counts.crossed is not None:
+            # a crossed unit is in both arms' counts: distinct units are the sum less one count of each
+            crossed = (unit_counts.crossed + 1) // 2
+            distinct = max(0, n_c + n_b - crossed)
+            health.append(crossover_gate(min(crossed, distinct), distinct, gspec))
+        else:
+            why = (unit_counts.missing if unit_counts is not None and unit_counts.missing
+                   else "the source does not count units seen on both arms: crossover cannot be checked")
+            health.append(GateReadout("crossover", GateStatus.NO_DATA, why, gspec.crossover_action))
 
-    metrics = [guardrail_readout(g, arms, totals, ctx, alpha, planned, sequential=sequential) for g in spec.guardrails]
-    primary_readout = None
-    if spec.primary is not None:
-        p = spec.primary
-        primary_readout = guardrail_readout(GuardrailSpec(p.metric, p.margin, p.margin_kind), arms, totals, ctx, alpha,
-                                            planned, primary=p, sequential=sequential)
-        primary_readout.line = "primary: " + primary_readout.line
-        metrics.insert(0, primary_readout)
-    trip = p95_tripwire(spec, totals)
-    if trip is not None:
-        metrics.append(trip)
+    def look_metrics(c: ArmSummary, b: ArmSummary) -> tuple[list[MetricReadout], MetricReadout | None]:
+        out = [readout(g, c, b, ctx, spec, alpha, sequential=sequential, alpha_ni=alpha_ni) for g in spec.guardrails]
+        prim = None
+        if spec.primary is not None:
+            p = spec.primary
+            prim = readout(GuardrailSpec(p.metric, p.margin, p.margin_kind), c, b, ctx, spec, alpha, primary=p,
+                           sequential=sequential, alpha_ni=alpha_ni)
+            prim.line = "primary: " + prim.line
+            out.insert(0, prim)
+        out += [readout(g, c, b, ctx, spec, alpha, sequential=sequential, signal=True, alpha_ni=alpha_ni)
+                for g in spec.signals]
+        return out, prim
+
+    metrics, primary_readout = look_metrics(cand, base)
 
     rollback: list[str] = []
     hold: list[str] = []
+    notes: list[str] = []
     for g in health:
         action = gate_blocks(g)
         if action is GateAction.ROLLBACK and g.status is GateStatus.FAIL:
@@ -402,21 +636,27 @@ def evaluate_with(
         if m is primary_readout:
             continue
         if m.verdict is MetricVerdict.HARM:
-            (rollback if m.critical else hold).append(
-                f"{'rollback' if m.critical else 'hold'}: {m.name} harmed beyond its margin — {m.line.strip()}")
-        elif m.verdict is MetricVerdict.TRIPPED:
-            hold.append(f"hold: p95 latency {fmt(lookup('p95_latency'), m.candidate)} is over its {m.threshold:.0f}ms tripwire")
-        elif m.verdict in (MetricVerdict.INCONCLUSIVE, MetricVerdict.NO_DATA):
-            if ctx.has_control or m.threshold is not None:
-                hold.append(f"hold: {m.name} {m.verdict.value} — {m.line.strip()}")
-    if primary_readout is not None and ctx.has_control:
+            text = f"{m.name} harmed beyond its margin — {m.line.strip()}"
+            if m.signal or m.action == Trigger.WARN.value:
+                notes.append(f"warn: {text} (a signal: it never blocks)")
+            elif m.action == Trigger.ROLLBACK.value:
+                rollback.append(f"rollback: {text}")
+            else:
+                hold.append(f"hold: {text}")
+        elif not m.judged and not m.signal:
+            hold.append(f"hold: {m.name} {NOT_JUDGED} ({m.note or m.verdict.value}) — {m.line.strip()}")
+    if primary_readout is not None and (ctx.has_control or primary_readout.n_baseline):
         wanted = MetricVerdict.SUPERIOR if spec.primary.test is PrimaryTest.SUPERIOR else MetricVerdict.NON_INFERIOR
         ok = primary_readout.verdict in (wanted, MetricVerdict.SUPERIOR)
         if primary_readout.verdict is MetricVerdict.HARM:
             hold.append(f"hold: primary metric {primary_readout.name} is worse than baseline beyond its margin")
         elif not ok:
-            hold.append(f"hold: primary metric {primary_readout.name} does not yet show {wanted.value} "
-                        f"({primary_readout.verdict.value})")
+            why = primary_readout.note or primary_readout.verdict.value
+            hold.append(f"hold: primary metric {primary_readout.name} {NOT_JUDGED} — it does not yet show "
+                        f"{wanted.value} ({why})")
+    elif primary_readout is not None and not primary_readout.judged:
+        hold.append(f"hold: primary metric {primary_readout.name} {NOT_JUDGED} "
+                    f"({primary_readout.note or primary_readout.verdict.value})")
     if n_c < ctx.stage.min_units:
         hold.append(f"hold: minimum units {n_c}/{ctx.stage.min_units} on the candidate")
     if ctx.elapsed_s < ctx.stage.min_dwell_s:
@@ -427,7 +667,23 @@ def evaluate_with(
         hold.append("hold: the rule file changed since this stage started — review it and re-confirm")
 
     verdict = Verdict.ROLLBACK if rollback else Verdict.HOLD if hold else Verdict.ADVANCE
-    reasons = rollback + hold if rollback or hold else [f"advance: every gate passes and every guardrail is non-inferior at stage {ctx.stage.name}"]
+    reasons = rollback + hold if rollback or hold else [
+        f"advance: every gate passes and every guardrail is judged non-inferior at stage {ctx.stage.name}"]
+    reasons += notes
     if request_level:
         reasons.append("note: the metrics source counts requests, not units — intervals ignore clustering by unit")
-    return Decision(verdict, ctx.stage.name, health, metrics, reasons, request_level, n_c, n_b)
+    decision = Decision(verdict, ctx.stage.name, health, metrics, reasons, request_level, n_c, n_b, alpha=budget)
+    if with_eta:
+        from .eta import estimate
+
+        decision.eta_s, decision.eta_note = estimate(decision, ctx, cand, base, n_c,
+                                                     lambda c, b: look_metrics(c, b)[0])
+        if verdict is Verdict.HOLD:
+            when = eta_words(decision.eta_s)
+            decision.reasons.append(f"note: ADVANCE expected in {when} if nothing changes" if decision.eta_s is not None
+                                    else f"note: no ADVANCE expected at the current traffic — {decision.eta_note}")
+    return decision
+
+
+__all__ = ["evaluate", "evaluate_with", "decide", "readout", "judge", "alpha_budget", "alpha_per_test", "UnitCounts",
+           "split_units", "arm_estimate", "fmt", "judge_difference", "eta_words", "NOT_JUDGED", "UNIT_FIELDS"]

@@ -13,7 +13,8 @@ import math
 import numpy as np
 from scipy.special import gammaln
 
-from .sequences import difference, one_sample, ratio_estimate
+from .proportions import one_sample_bounds, restricted, share_counts
+from .summary import ArmSummary
 from .spec import GateAction, GateReadout, GateStatus, HealthGateSpec
 
 MIN_UNITS_FOR_SRM = 8  # per arm, as the common practice for SRM checks
@@ -58,42 +59,88 @@ def srm_gate(n_cand: int, n_base: int, intended_share: float | None, alpha: floa
     return GateReadout("sample ratio", status, detail, spec.srm_action)
 
 
-def join_gate(cand_exp: np.ndarray, cand_out: np.ndarray, base_exp: np.ndarray | None, base_out: np.ndarray | None,
-              alpha: float, planned_n: int, spec: HealthGateSpec, sequential: bool = True) -> GateReadout:
-    """Matured exposures joined to an outcome, per arm: a floor, and the gap between arms."""
+def _matured(s: ArmSummary) -> tuple[float, float, float] | None:
+    """(matured exposures, fewest and most outcomes joined to them) of one arm, or None when unknown.
+
+    Unit-level sources know which outcomes belong to matured exposures. Request-level counters do not:
+    the outcomes counted so far include some of the newest exposures', so the matured ones are at most
+    every outcome (and at most the matured exposures) and at least every outcome less the newer exposures.
+    """
+    exposures = s.sums.get("mature_exposures")
+    if exposures is None:
+        return None
+    outcomes = s.sums.get("mature_outcomes")
+    if outcomes is not None:
+        return exposures, outcomes, outcomes
+    total_out = s.sums.get("outcomes", 0.0)
+    newer = max(0.0, s.sums.get("exposures", exposures) - exposures)
+    return exposures, max(0.0, total_out - newer), total_out
+
+
+def join_gate(cand: ArmSummary, base: ArmSummary | None, alpha: float, spec: HealthGateSpec) -> GateReadout:
+    """Matured exposures joined to an outcome: a floor on each arm, and the gap between arms in both directions.
+
+    Each test is one-sided and valid at any n (the beta-binomial mixture of ``proportions`` on the share
+    of matured exposures left unjoined, clustered units as effective counts); request-level counters enter
+    with the bound on the joined outcomes that is least favourable to a failure. The floor tests share half
+    the gate's α, the two directions of the gap the other half.
+    """
     name = "exposure→outcome join"
-    matured = float(np.sum(cand_exp))
-    if matured < MIN_MATURED_EXPOSURES:
+    mc = _matured(cand)
+    if mc is None:
+        return GateReadout(name, GateStatus.NO_DATA, "the source does not count matured exposures", spec.join_action)
+    exp_c, lo_c, hi_c = mc
+    if exp_c < MIN_MATURED_EXPOSURES:
         return GateReadout(name, GateStatus.WAIT,
-                           f"{matured:.0f} candidate exposures older than {spec.maturation_s:.0f}s (needs {MIN_MATURED_EXPOSURES})",
+                           f"{exp_c:.0f} candidate exposures older than {spec.maturation_s:.0f}s (needs {MIN_MATURED_EXPOSURES})",
                            spec.join_action)
-    cand = ratio_estimate(cand_out, cand_exp)
-    low, high = one_sample(cand, alpha, planned_n, sequential)
-    text = f"candidate {cand.value:.1%} of {matured:.0f} matured exposures joined"
-    if high < spec.join_floor:
+    if lo_c > exp_c + 3 * math.sqrt(exp_c) + 5:
+        # more outcomes than exposures beyond doubt: the counters disagree, and no metric built on them is a fact
+        return GateReadout(name, GateStatus.WAIT,
+                           f"candidate: more outcomes than exposures ({lo_c:.0f} for {exp_c:.0f} matured) — the telemetry is "
+                           "inconsistent (outcomes from before the stage, or counters that restarted?)", spec.join_action)
+    arms = [cand] + ([base] if base is not None and _matured(base) is not None else [])
+    counts = share_counts(arms, "mature_outcomes" if cand.sums.get("mature_outcomes") is not None else "outcomes",
+                          "mature_exposures", flip=True)
+    d_c = counts[0].design_effect
+    cov_c = min(hi_c, exp_c) / exp_c
+    text = f"candidate {cov_c:.1%} of {exp_c:.0f} matured exposures joined"
+    floor_alpha = alpha / 4  # two arms' floors in half the gate's α
+    unjoined_c = exp_c - min(hi_c, exp_c)  # least favourable to a failure
+    lo_miss, _ = one_sample_bounds(unjoined_c / d_c, exp_c / d_c, floor_alpha)
+    if 1 - lo_miss < spec.join_floor:
         return GateReadout(name, GateStatus.FAIL,
                            f"telemetry cannot join exposure to outcome: {text}, below the {spec.join_floor:.0%} floor "
-                           f"(at most {high:.1%})", spec.join_action)
-    joined = float(np.sum(cand_out))
-    # request-level totals (one cell) carry no interval: there, more than a few standard deviations over is enough
-    too_many = low > 1.0 if len(cand_exp) > 1 else joined > matured + 3 * math.sqrt(matured) + 5
-    if too_many:
-        # more outcomes than exposures, beyond doubt: the counters disagree, and no metric built on them is a fact
-        return GateReadout(name, GateStatus.WAIT,
-                           f"{text}: more outcomes than exposures — the telemetry is inconsistent (outcomes from "
-                           "before the stage, or counters that restarted?)", spec.join_action)
-    if cand.value is not None and cand.value < spec.join_floor:
-        # below the floor but not yet beyond doubt: hold for more matured data, never pass
-        return GateReadout(name, GateStatus.WAIT, f"{text}, under the {spec.join_floor:.0%} floor (not yet conclusive)",
-                           spec.join_action)
-    if base_exp is not None and base_out is not None and float(np.sum(base_exp)) >= MIN_MATURED_EXPOSURES:
-        base = ratio_estimate(base_out, base_exp)
-        diff = difference(cand, base, alpha, planned_n, sequential)
-        text += f", baseline {base.value:.1%}"
-        if diff.interval is not None and diff.high < -spec.join_max_gap:
-            return GateReadout(name, GateStatus.FAIL,
-                               f"telemetry cannot join exposure to outcome: {text}; the candidate joins at least "
-                               f"{-diff.high:.1%} less than baseline (limit {spec.join_max_gap:.0%})", spec.join_action)
+                           f"(at most {1 - lo_miss:.1%})", spec.join_action)
+    waiting = cov_c < spec.join_floor
+    if len(arms) == 2:
+        exp_b, lo_b, hi_b = _matured(base)
+        if exp_b >= MIN_MATURED_EXPOSURES:
+            d_b = counts[1].design_effect
+            cov_b = min(hi_b, exp_b) / exp_b
+            text += f", baseline {cov_b:.1%}"
+            lo_miss_b, _ = one_sample_bounds((exp_b - min(hi_b, exp_b)) / d_b, exp_b / d_b, floor_alpha)
+            if 1 - lo_miss_b < spec.join_floor:
+                return GateReadout(name, GateStatus.FAIL,
+                                   f"telemetry cannot join exposure to outcome: {text}; the baseline is below the "
+                                   f"{spec.join_floor:.0%} floor (at most {1 - lo_miss_b:.1%}) — the arms cannot be "
+                                   "compared", spec.join_action)
+            waiting = waiting or cov_b < spec.join_floor
+            gap_alpha = alpha / 4
+            # candidate joins less: its unjoined share exceeds the baseline's by more than the gap (and the reverse)
+            for label, (sa, na, da), (sb, nb, db) in (
+                ("less", (exp_c - min(hi_c, exp_c), exp_c, d_c), (exp_b - min(lo_b, exp_b), exp_b, d_b)),
+                ("more", (exp_b - min(hi_b, exp_b), exp_b, d_b), (exp_c - min(lo_c, exp_c), exp_c, d_c)),
+            ):
+                point = restricted(sa / da, na / da, sb / db, nb / db, 1.0, spec.join_max_gap)
+                if point is not None and sa / na - sb / nb > spec.join_max_gap and point.log_e >= math.log(1 / gap_alpha):
+                    return GateReadout(name, GateStatus.FAIL,
+                                       f"telemetry cannot join exposure to outcome: {text}; the candidate joins "
+                                       f"{label} than baseline by more than {spec.join_max_gap:.0%}", spec.join_action)
+            waiting = waiting or abs(cov_c - cov_b) > spec.join_max_gap
+    if waiting:
+        # beyond a limit but not yet beyond doubt: hold for more matured data, never pass
+        return GateReadout(name, GateStatus.WAIT, f"{text} (beyond a limit, not yet conclusive)", spec.join_action)
     return GateReadout(name, GateStatus.PASS, text, spec.join_action)
 
 

@@ -1,6 +1,5 @@
-"""Two naive comparators for the benchmark, with the same call shape as ``engine.evaluate``.
+"""Two naive comparators, with the same call shape as ``engine.evaluate``; the console never acts on them.
 
-They exist to show what the guardrail engine protects against; the console never acts on them.
 - ``naive_threshold``: rolls back the moment a guardrail's current point estimate is worse than
   its threshold (baseline plus margin, or the absolute limit without a control) — no interval at all.
 - ``fixed_horizon_peeking``: the engine with fixed-horizon z-intervals at the full α for every test,
@@ -11,10 +10,19 @@ from __future__ import annotations
 
 from typing import Callable
 
-from ..registry import lookup
+from ..registry import MetricKind, lookup
 from ..telemetry import Arm, RouteCounters, UnitRecord
-from .engine import Arms, arm_estimate, evaluate_with, fmt, split_arms
-from .spec import Decision, DecisionSpec, MetricReadout, MetricVerdict, StageContext, Verdict, MarginKind
+from .engine import arm_estimate, evaluate_with, fmt, split_units
+from .spec import Decision, DecisionSpec, MarginKind, MetricReadout, MetricVerdict, StageContext, Verdict
+from .summary import ArmSummary, summarise_counters
+
+
+def _summaries(ctx, units, totals, is_comparable) -> tuple[ArmSummary, ArmSummary]:
+    if units is not None:
+        return split_units(units, is_comparable, ctx.has_control)
+    totals = totals or {}
+    return (summarise_counters(totals[Arm.CANDIDATE]) if Arm.CANDIDATE in totals else ArmSummary(),
+            summarise_counters(totals[Arm.BASELINE]) if Arm.BASELINE in totals else ArmSummary())
 
 
 def naive_threshold(
@@ -23,19 +31,17 @@ def naive_threshold(
     units: list[UnitRecord] | None,
     totals: dict[Arm, RouteCounters] | None,
     is_comparable: Callable[[UnitRecord], bool] | None = None,
-    arms: Arms | None = None,
 ) -> Decision:
     """ROLLBACK as soon as any guardrail's current value is worse than its threshold; ADVANCE once the stage minimums are met."""
-    if arms is None and units is not None:
-        arms = split_arms(units, is_comparable, ctx.has_control)
+    cand, base = _summaries(ctx, units, totals, is_comparable)
     readouts: list[MetricReadout] = []
     reasons: list[str] = []
     for g in spec.guardrails:
         metric = lookup(g.metric)
-        if metric is None or metric.numerator is None:
+        if metric is None or metric.kind is MetricKind.QUANTILE:
             continue
-        c = arm_estimate(arms, totals, Arm.CANDIDATE, metric)
-        b = arm_estimate(arms, totals, Arm.BASELINE, metric)
+        c = arm_estimate(cand, metric)
+        b = arm_estimate(base, metric)
         if ctx.has_control:
             if b.value is None:
                 threshold = None
@@ -55,8 +61,7 @@ def naive_threshold(
         line = f"{g.metric:<28} cand {fmt(metric, c.value):>9}  threshold {fmt(metric, threshold)}  {verdict.value}"
         readouts.append(MetricReadout(g.metric, c.value, b.value, None, threshold, c.n_units, b.n_units, verdict,
                                       g.critical, {}, line))
-    n_c = len(arms.cand["requests"]) if arms is not None else (totals or {}).get(Arm.CANDIDATE, RouteCounters()).new_units
-    n_b = len(arms.base["requests"]) if arms is not None else (totals or {}).get(Arm.BASELINE, RouteCounters()).new_units
+    n_c, n_b = cand.units, base.units
     if reasons:
         verdict = Verdict.ROLLBACK
     elif n_c < ctx.stage.min_units or ctx.elapsed_s < ctx.stage.min_dwell_s:
@@ -66,7 +71,7 @@ def naive_threshold(
     else:
         verdict = Verdict.ADVANCE
         reasons.append("advance: every guardrail's current value is within its threshold")
-    return Decision(verdict, ctx.stage.name, [], readouts, reasons, arms is None, n_c, n_b)
+    return Decision(verdict, ctx.stage.name, [], readouts, reasons, cand.request_level, n_c, n_b)
 
 
 def fixed_horizon_peeking(
@@ -75,7 +80,6 @@ def fixed_horizon_peeking(
     units: list[UnitRecord] | None,
     totals: dict[Arm, RouteCounters] | None,
     is_comparable: Callable[[UnitRecord], bool] | None = None,
-    arms: Arms | None = None,
 ) -> Decision:
     """The engine's verdict with fixed-horizon z-intervals and no α split: valid for one look, not for many."""
-    return evaluate_with(spec, ctx, units, totals, is_comparable, sequential=False, split_alpha=False, arms=arms)
+    return evaluate_with(spec, ctx, units, totals, is_comparable, sequential=False, split_alpha=False)

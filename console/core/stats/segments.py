@@ -32,11 +32,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..registry import Metric, lookup
+from dataclasses import replace
+
+from ..registry import Metric, MetricKind, lookup
 from ..telemetry import Arm, UnitRecord
-from .engine import columns, fmt, judge_difference
-from .sequences import MIN_CONTRIBUTING_UNITS, RatioEstimate, difference, ratio_estimate, rho_for
-from .spec import DecisionSpec, GuardrailSpec, MarginKind, MetricVerdict
+from .engine import alpha_budget, fmt, judge
+from .sequences import MIN_CONTRIBUTING_UNITS, rho_for
+from .spec import DecisionSpec, GuardrailSpec, MetricVerdict, StageContext, StageSpec
+from .summary import COLUMNS, summarise_columns
 
 #: below this many units on either arm a segment reads "no data" (the sequences' burn-in)
 MIN_SEGMENT_UNITS = MIN_CONTRIBUTING_UNITS
@@ -153,26 +156,33 @@ def segment_rho(spec: DecisionSpec) -> float:
 
 
 def _compare(g: GuardrailSpec, metric: Metric, cand: dict[str, np.ndarray], base: dict[str, np.ndarray],
-             alpha: float, planned: int, rho: float) -> tuple[RatioEstimate, RatioEstimate, tuple | None, float | None,
-                                                              float, MetricVerdict, str]:
-    """(cand, base, interval, margin, e, provisional verdict, note) for one segment and guardrail."""
+             spec: DecisionSpec, alpha: float, rho: float) -> tuple[float | None, float | None, tuple | None,
+                                                                     float | None, float, MetricVerdict, str, int, int]:
+    """(cand, base, interval, margin, e, provisional verdict, note, n cand, n base) for one segment and guardrail.
+
+    The test is the engine's for the metric's kind (``engine.judge``); its evidence of harm is the
+    normal-mixture e-value of the harm statistic, and for a share also the any-n mixture e-value — the
+    mean of two e-values is an e-value, and before the burn-in only the any-n one counts.
+    """
     nc, nb = len(cand["requests"]), len(base["requests"])
-    est_c = ratio_estimate(cand[metric.numerator], cand[metric.denominator]) if nc else RatioEstimate(None, None, 0, 0.0, 0.0)
-    est_b = ratio_estimate(base[metric.numerator], base[metric.denominator]) if nb else RatioEstimate(None, None, 0, 0.0, 0.0)
     if nc < MIN_SEGMENT_UNITS or nb < MIN_SEGMENT_UNITS:
-        return est_c, est_b, None, None, 0.0, MetricVerdict.NO_DATA, f"too few units: {nc}/{nb}, needs {MIN_SEGMENT_UNITS} per arm"
-    diff = difference(est_c, est_b, alpha, planned)
-    margin = g.margin if g.margin_kind is MarginKind.ABSOLUTE else (
-        None if est_b.value is None else g.margin * abs(est_b.value))
-    if diff.interval is None or margin is None or diff.delta is None:
-        return est_c, est_b, None, margin, 0.0, MetricVerdict.NO_DATA, "too few events for an interval — never a pass"
-    e = harm_e_value(diff.delta, est_c.variance + est_b.variance, nc + nb, margin, metric.worse_is_higher, rho)
-    note = ""
-    if g.min_events and est_c.numerator < g.min_events:
-        # e·1{enough events} is still an e-value: too few events can show no harm at all
-        e, note = 0.0, f"only {est_c.numerator:.0f} events, harm needs {g.min_events}"
-    verdict = judge_difference(metric, diff.low, diff.high, margin)
-    return est_c, est_b, diff.interval, margin, e, verdict, note
+        return (None, None, None, None, 0.0, MetricVerdict.NO_DATA,
+                f"too few units: {nc}/{nb}, needs {MIN_SEGMENT_UNITS} per arm", nc, nb)
+    cs, bs = summarise_columns(cand), summarise_columns(base)
+    ctx = StageContext(StageSpec("segment", 0, min_units=0, min_dwell_s=0), 0.0, has_control=True)
+    tuned = replace(spec, tuning_units=max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 25))
+    j = judge(g, metric, cs, bs, ctx, tuned, alpha)
+    if j.interval is None and j.log_e_exact is None:
+        return (j.candidate, j.baseline, None, j.threshold, 0.0, MetricVerdict.NO_DATA,
+                j.note or "too few events for an interval — never a pass", nc, nb)
+    e_asym = harm_e_value(j.h_hat, j.h_var, nc + nb, 0.0, True, rho) if j.h_var and not j.burn_in else 0.0
+    if j.log_e_exact is not None:
+        e_exact = math.exp(min(j.log_e_exact, 700.0))
+        e = e_exact if j.burn_in else 0.5 * (e_exact + e_asym)
+    else:
+        e = e_asym
+    verdict = j.verdict if j.verdict is not MetricVerdict.SUPERIOR else MetricVerdict.NON_INFERIOR
+    return j.candidate, j.baseline, j.interval, j.threshold, e, verdict, j.note, nc, nb
 
 
 def readout_from_columns(
@@ -188,8 +198,8 @@ def readout_from_columns(
 
     ``cand_labels[attr]`` holds one label per candidate unit (``MISSING`` where a unit lacks it).
     """
-    alpha = spec.alpha
-    planned = max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 50)
+    # the segment family takes one share of the stage's α, like any other blocking test
+    alpha = alpha_budget(spec, segments=True).per_test
     rho = segment_rho(spec)
     drafts: list[dict] = []
     notes: list[str] = []
@@ -222,14 +232,14 @@ def readout_from_columns(
             is_excluded = (attr, value) in excluded
             for g in tests:
                 metric = lookup(g.metric)
-                if metric is None or metric.numerator is None or metric.denominator is None:
-                    continue
-                est_c, est_b, interval, margin, e, verdict, note = _compare(g, metric, c, b, alpha, planned, rho)
+                if metric is None or metric.kind is MetricKind.QUANTILE:
+                    continue  # quantiles need histograms per segment, which unit columns do not carry
+                cv, bv, interval, margin, e, verdict, note, nc, nb = _compare(g, metric, c, b, spec, alpha, rho)
                 if is_excluded:
                     e, verdict, note = 0.0, MetricVerdict.NO_DATA, "excluded from the candidate"
-                drafts.append(dict(attribute=attr, value=value, metric=g.metric, candidate=est_c.value,
-                                   baseline=est_b.value, interval=interval, margin=margin, n_candidate=est_c.n_units,
-                                   n_baseline=est_b.n_units, e_value=e, verdict=verdict, critical=g.critical, note=note))
+                drafts.append(dict(attribute=attr, value=value, metric=g.metric, candidate=cv,
+                                   baseline=bv, interval=interval, margin=margin, n_candidate=nc,
+                                   n_baseline=nb, e_value=e, verdict=verdict, critical=g.critical, note=note))
     rejected = e_bh([d["e_value"] for d in drafts], alpha)
     k = len(drafts)
     rows = []
@@ -255,13 +265,13 @@ def segment_readout(
 ) -> SegmentReadout:
     """Candidate vs baseline per value of each pre-registered attribute, on every guardrail."""
     if units is None:
-        return SegmentReadout([], spec.alpha, 0, ["the metrics source counts requests, not units: segments need "
+        return SegmentReadout([], alpha_budget(spec, segments=True).per_test, 0, ["the metrics source counts requests, not units: segments need "
                                                   "unit-level data — no segment readout (never a pass)"])
     if not has_control:
-        return SegmentReadout([], spec.alpha, 0, ["no concurrent baseline at this stage: segments cannot be compared"])
+        return SegmentReadout([], alpha_budget(spec, segments=True).per_test, 0, ["no concurrent baseline at this stage: segments cannot be compared"])
     pool = [u for u in units if is_comparable(u)] if is_comparable is not None else list(units)
     pool = [u for u in pool if u.arm in (Arm.CANDIDATE, Arm.BASELINE)]
-    cols = columns(pool)
+    cols = {c: np.array([float(getattr(u, c)) for u in pool]) for c in COLUMNS}
     arm = np.array([u.arm is Arm.CANDIDATE for u in pool], dtype=bool)
     cand = {f: v[arm] for f, v in cols.items()}
     base = {f: v[~arm] for f, v in cols.items()}

@@ -64,6 +64,41 @@ def ratio_estimate(num: np.ndarray, den: np.ndarray) -> RatioEstimate:
     return RatioEstimate(r, max(variance, 0.0), n, s_num, s_den)
 
 
+def summary_estimate(s, num: str, den: str, proportion: bool = False) -> RatioEstimate:
+    """Σnum / Σden of one arm's summary (``ArmSummary``) with the delta-method variance from its aggregates.
+
+    A missing Σnum·den (the source does not know it) takes the covariance that maximises the variance
+    (Cauchy–Schwarz): a wider interval, never a narrower one. A missing Σnum² or Σden² gives no interval.
+    ``proportion`` (the registry's kind, never guessed from the values) floors the variance so that a share
+    that has seen no events is not read as certain.
+    """
+    n = int(s.units)
+    s_num, s_den = float(s.sums.get(num, 0.0)), float(s.sums.get(den, 0.0))
+    value = s_num / s_den if s_den > 0 else None
+    if n < 2 or s_den <= 0:
+        return RatioEstimate(value, None, n, s_num, s_den)
+    contributing = s.nonzero.get(den, n)
+    if s_den < MIN_DENOMINATOR or contributing < MIN_CONTRIBUTING_UNITS:
+        return RatioEstimate(value, None, n, s_num, s_den)
+    sq_n, sq_d = s.squares.get(num), s.squares.get(den)
+    if sq_n is None or sq_d is None:
+        return RatioEstimate(value, None, n, s_num, s_den)
+    mu_n, mu_d = s_num / n, s_den / n
+    r = mu_n / mu_d
+    var_n = max((sq_n - n * mu_n * mu_n) / (n - 1), 0.0)
+    var_d = max((sq_d - n * mu_d * mu_d) / (n - 1), 0.0)
+    prod = s.product(num, den)
+    if prod is None:
+        cov = -math.copysign(math.sqrt(var_n * var_d), r)
+    else:
+        cov = (prod - n * mu_n * mu_d) / (n - 1)
+    variance = (var_n - 2 * r * cov + r * r * var_d) / (n * mu_d * mu_d)
+    if proportion:
+        p_tilde = (s_num + 0.5) / (s_den + 1.0)
+        variance = max(variance, p_tilde * (1 - p_tilde) / s_den)
+    return RatioEstimate(r, max(variance, 0.0), n, s_num, s_den)
+
+
 def binomial_estimate(events: float, trials: float) -> RatioEstimate:
     """Request-level fallback: events / trials with a binomial variance (ignores clustering)."""
     if trials <= 0:

@@ -32,6 +32,22 @@ class GateAction(str, Enum):
     ROLLBACK = "rollback"
 
 
+class Trigger(str, Enum):
+    """What a guardrail's harm does: roll back, hold, or only warn (a signal metric that never blocks)."""
+
+    ROLLBACK = "rollback"
+    HOLD = "hold"
+    WARN = "warn"
+
+
+class AlphaScope(str, Enum):
+    """How the rule's α is spent: each stage spends it (the rollout's bound is stages × α), or the
+    rollout's stages share it (each stage spends α / stages, the whole rollout within α)."""
+
+    STAGE = "stage"
+    ROLLOUT = "rollout"
+
+
 class MetricVerdict(str, Enum):
     HARM = "harm"
     NON_INFERIOR = "non-inferior"
@@ -56,8 +72,28 @@ class GuardrailSpec:
     critical: bool = False
     #: absolute limit used where there is no comparable control (the internal stage)
     absolute_limit: float | None = None
-    #: a harm verdict needs at least this many events on the candidate arm
+    #: burn-in of a proportion: this many expected events on each arm before it can be judged
+    #: non-inferior (0: the engine's default). Harm never waits for it.
     min_events: int = 0
+    #: what harm does; None: rollback when ``critical``, else hold
+    on_harm: Trigger | None = None
+    #: the margin at named stages (others use ``margin``)
+    stage_margins: tuple[tuple[str, float], ...] = ()
+
+    def at_stage(self, stage: str) -> "GuardrailSpec":
+        """This guardrail with the margin of ``stage``."""
+        for name, margin in self.stage_margins:
+            if name == stage:
+                from dataclasses import replace
+
+                return replace(self, margin=margin)
+        return self
+
+    @property
+    def trigger(self) -> Trigger:
+        if self.on_harm is not None:
+            return self.on_harm
+        return Trigger.ROLLBACK if self.critical else Trigger.HOLD
 
 
 @dataclass(frozen=True)
@@ -105,6 +141,11 @@ class DecisionSpec:
     auto_rollback: bool = True
     #: the confidence sequences are tuned to be tightest near this many units per arm
     tuning_units: int = 2000
+    #: metrics shown and journalled but never blocking (their harm only warns)
+    signals: tuple[GuardrailSpec, ...] = ()
+    alpha_scope: AlphaScope = AlphaScope.STAGE
+    #: comparative stages of the rollout (for the whole-rollout α statement)
+    stages: int = 4
 
 
 @dataclass(frozen=True)
@@ -119,6 +160,8 @@ class StageContext:
     rule_changed: bool = False
     #: intended candidate share among eligible units, for the sample-ratio check
     intended_candidate_share: float | None = None
+    #: the rule asks for segment readouts at this stage (they take a share of the stage's α)
+    segments: bool = False
 
 
 @dataclass
@@ -135,6 +178,19 @@ class MetricReadout:
     #: e.g. {"cost_per_request": ..., "resolved_rate": ...} for ratio metrics
     components: dict[str, float | None] = field(default_factory=dict)
     line: str = ""  # one human-readable line: candidate, baseline, interval, margin, n, verdict
+    #: what harm on this readout does (rollback / hold / warn); a signal only warns
+    action: str = "hold"
+    #: why it is not judged yet, or what else to know, in words ("" when nothing)
+    note: str = ""
+    #: seconds until it can be judged at the current traffic (None: unknown or not expected)
+    eta_s: float | None = None
+    #: a signal metric: shown and journalled, never blocking
+    signal: bool = False
+
+    @property
+    def judged(self) -> bool:
+        """Judged either way: harm, non-inferior or superior. Anything else holds an ADVANCE."""
+        return self.verdict in (MetricVerdict.HARM, MetricVerdict.NON_INFERIOR, MetricVerdict.SUPERIOR)
 
 
 @dataclass
@@ -143,6 +199,32 @@ class GateReadout:
     status: GateStatus
     detail: str
     action: GateAction
+
+
+@dataclass(frozen=True)
+class AlphaBudget:
+    """How the rule's α is spent at a look, and what it bounds over the whole rollout."""
+
+    alpha: float  # the rule's α
+    stage: float  # spent by this stage: the chance an identical candidate is rolled back here
+    per_test: float  # each blocking test's share (one-sided, harm side)
+    tests: int  # blocking tests at this stage (guardrails, primary, gates, segments)
+    stages: int  # comparative stages in the rollout
+    rollout: float  # bound on a false rollback over the whole rollout
+    scope: str = "stage"
+
+    @property
+    def statement(self) -> str:
+        if self.scope == AlphaScope.ROLLOUT.value:
+            how = f"the rule's α {self.alpha:g} is shared by its {self.stages} stages ({self.stage:.3g} each)"
+        else:
+            how = f"each stage spends the rule's α {self.alpha:g}; {self.stages} stages"
+        return (f"an identical candidate is rolled back at this stage with probability ≤ {self.stage:.3g} and over "
+                f"the whole rollout ≤ {self.rollout:.3g} ({how}; {self.tests} tests at {self.per_test:.2g} each)")
+
+    def as_json(self) -> dict:
+        return {"alpha": self.alpha, "stage": self.stage, "per_test": self.per_test, "tests": self.tests,
+                "stages": self.stages, "rollout": self.rollout, "scope": self.scope, "statement": self.statement}
 
 
 @dataclass
@@ -156,3 +238,9 @@ class Decision:
     request_level: bool = False
     units_candidate: int = 0
     units_baseline: int = 0
+    #: seconds until an ADVANCE at the current traffic if nothing changes (0 when ADVANCE; None: unknown or
+    #: not expected — see ``eta_note``)
+    eta_s: float | None = None
+    eta_note: str = ""
+    #: the α accounting behind this look (None for a look that judged nothing)
+    alpha: AlphaBudget | None = None

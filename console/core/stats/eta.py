@@ -1,0 +1,94 @@
+"""When an ADVANCE can be expected if nothing changes: the estimate behind ``Decision.eta_s``.
+
+"If nothing changes" means more units like the ones seen so far, arriving at the rate they have arrived:
+each arm's summary scaled by a factor s (every sum, square, product and count times s — the same per-unit
+means and spreads, s times the units) is what the stage would hold after s times its elapsed time. The
+estimate is the smallest s on a grid at which every blocking readout would be judged non-inferior (or
+superior, as the rule asks), together with the minimum units and the minimum dwell. When a readout
+would be harmed, or stays unjudged even at 16× the data, no ADVANCE is expected and the note says why.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from .spec import Decision, MetricReadout, MetricVerdict, StageContext, Verdict
+from .summary import ArmSummary
+
+#: data multiples tried, in order (16× the elapsed time is the horizon of an estimate)
+SCALES = (1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.5, 8.0, 11.0, 16.0)
+
+
+def scaled(s: ArmSummary, factor: float) -> ArmSummary:
+    out = s.copy()
+    out.units = int(round(s.units * factor))
+    out.sums = {k: v * factor for k, v in s.sums.items()}
+    out.squares = {k: v * factor for k, v in s.squares.items()}
+    out.products = {k: v * factor for k, v in s.products.items()}
+    out.nonzero = {k: int(round(v * factor)) for k, v in s.nonzero.items()}
+    out.crossed = None if s.crossed is None else int(round(s.crossed * factor))
+    out.hist = {k: [int(round(x * factor)) for x in v] for k, v in s.hist.items()}
+    out.hist_squares = {k: [x * factor for x in v] for k, v in s.hist_squares.items()}
+    out.hist_products = {k: [x * factor for x in v] for k, v in s.hist_products.items()}
+    return out
+
+
+def _ready(m: MetricReadout, primary_wanted: MetricVerdict | None) -> bool | None:
+    """True: judged as an ADVANCE needs; False: not yet; None: harmed (no ADVANCE to expect)."""
+    if m.verdict is MetricVerdict.HARM:
+        return None
+    if primary_wanted is not None:
+        return m.verdict in (primary_wanted, MetricVerdict.SUPERIOR)
+    return m.judged
+
+
+def estimate(decision: Decision, ctx: StageContext, cand: ArmSummary, base: ArmSummary, n_candidate: int,
+             look: Callable[[ArmSummary, ArmSummary], list[MetricReadout]]) -> tuple[float | None, str]:
+    """(seconds to an expected ADVANCE or None, what it waits for / why none is expected)."""
+    if decision.verdict is Verdict.ADVANCE:
+        return 0.0, ""
+    if decision.verdict is Verdict.ROLLBACK:
+        return None, "the verdict is ROLLBACK"
+    elapsed = ctx.elapsed_s
+    waits: list[tuple[float, str]] = []
+    if ctx.elapsed_s < ctx.stage.min_dwell_s:
+        waits.append((ctx.stage.min_dwell_s - ctx.elapsed_s, "the minimum dwell"))
+    for g in decision.health:
+        if g.status.value in ("fail", "no data"):
+            return None, f"the {g.name} gate is {g.status.value}"
+    blocking = [i for i, m in enumerate(decision.metrics) if not m.signal]
+    wanted: dict[int, MetricVerdict] = {}  # the primary's readout is already 'inconclusive' until it shows what the rule asks
+    pending = [i for i in blocking if not _ready(decision.metrics[i], wanted.get(i))]
+    for i in pending:
+        if _ready(decision.metrics[i], wanted.get(i)) is None:
+            return None, f"{decision.metrics[i].name} is harmed"
+    if elapsed <= 0 and (pending or n_candidate < ctx.stage.min_units):
+        return None, "the stage has just begun: no traffic rate yet"
+    if n_candidate < ctx.stage.min_units:
+        if n_candidate <= 0:
+            return None, "no candidate units yet"
+        waits.append((elapsed * (ctx.stage.min_units / n_candidate - 1.0), "the minimum units"))
+    if pending:
+        found = None
+        for s in SCALES:
+            readouts = look(scaled(cand, s), scaled(base, s))
+            states = [_ready(readouts[i], wanted.get(i)) for i in pending]
+            if any(state is None for state in states):
+                names = ", ".join(readouts[i].name for i, st in zip(pending, states) if st is None)
+                return None, f"{names} would be harmed if it stays where it is"
+            if all(states):
+                found = s
+                break
+        if found is None:
+            names = ", ".join(decision.metrics[i].name for i in pending)
+            return None, f"{names} not judged even with {SCALES[-1]:g}× the data (estimate beyond the margin or too noisy)"
+        waits.append((elapsed * (found - 1.0), ", ".join(decision.metrics[i].name for i in pending)))
+    if ctx.pending_checklist or ctx.rule_changed:
+        note = "and a person must acknowledge the checklist or re-confirm the rule"
+    else:
+        note = ""
+    if not waits:
+        return 0.0, note
+    seconds, what = max(waits)
+    return seconds, f"waiting for {what}" + (f" {note}" if note else "")
+
