@@ -9,11 +9,14 @@ too, for the clocks; it is the only timer that draws.
 
 from __future__ import annotations
 
+import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING, Callable
 
+from rich.errors import MarkupError
+from rich.text import Text
 from textual.app import App
 from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
@@ -87,6 +90,8 @@ class Loaded(Message):
     flags: "dict[str, RouteFlag] | None"
     error: RouteDeckError | None
     journal: "Journal | None" = None
+    #: lines to tell the operator at start (e.g. that an earlier run's state is in use)
+    notes: list[str] = field(default_factory=list)
 
 
 class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, App):
@@ -123,6 +128,8 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
     # ---- life cycle ---------------------------------------------------------------------
 
     def on_mount(self) -> None:
+        # notices are drawn in the layout (NoticeBar), never as toasts over the figures and the verdict
+        self._disable_notifications = True
         self.push_screen(DashboardScreen(self.session))
         self.set_interval(1.0, self.publish)  # the clocks on screen move even when no read arrives
         if self._loader is not None:
@@ -142,7 +149,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
             if len(loaded) > 4 and loaded[4] is not None:
                 self.session.set_rules(loaded[4] if isinstance(loaded[4], (list, tuple)) else [loaded[4]])
             self.note_rules(journal or self.session.journal, flags)
-            self.post_message(Loaded(platform, metrics, flags, None, journal))
+            self.post_message(Loaded(platform, metrics, flags, None, journal, list(loaded[5]) if len(loaded) > 5 else []))
         except RouteDeckError as exc:
             self.post_message(Loaded(None, None, None, exc))
 
@@ -155,8 +162,31 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         s.platform, s.metrics, s.flags = message.platform, message.metrics, dict(message.flags or {})
         s.journal = message.journal or s.journal
         s.connected = True
+        for note in message.notes:
+            self.notify(note, title="Demo state", severity="warning", timeout=30, markup=False)
         self.start_polling()
         self.publish()
+
+    def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
+               markup: bool = True) -> None:
+        """Every notice goes into the session (the screens' NoticeBar shows it) and Textual's own record."""
+        text = message
+        if markup:
+            try:
+                text = Text.from_markup(message).plain
+            except MarkupError:
+                pass
+        timeout = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
+        self.call_from_thread_safe(self.session.notice, text, title, severity, timeout)
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
+
+    def call_from_thread_safe(self, call, *args) -> None:
+        """Run ``call`` on the UI thread whichever thread asks (notify is called from both)."""
+        if self._thread_id == threading.get_ident():
+            call(*args)
+            self.publish()
+        else:
+            self.call_from_thread(lambda: (call(*args), self.publish()))
 
     # ---- the session, to every screen --------------------------------------------------------
 

@@ -159,8 +159,10 @@ class RolloutActions:
         elif kind == "acknowledge":
             item = ro.pending_checklist(current.flag, rule)[0]
             title = f"Acknowledge for {key}, stage {ro.current_stage_name(current.flag)}:"
-            lines += [f"“{item}”", "stored with the rollout state and journalled; traffic does not change"]
-            required, label, default = False, "Acknowledge", "checked by the operator"
+            # the item itself is what the journal records: no reason field that would be dropped unsaid
+            lines += [f"“{item}”", "stored with the rollout state and journalled as this item, under your name; "
+                      "traffic does not change"]
+            required, label, default = False, "Acknowledge", item
         else:
             what = {"advance": "Advance", "promote": "Promote", "override": "OVERRIDE the verdict and move"}[kind]
             title = f"{what} {key}?"
@@ -172,7 +174,7 @@ class RolloutActions:
             label = NAMES[kind]
             default = "verdict ADVANCE"
         self.push_screen(ConfirmScreen(title, lines, confirm_label=label, reason_required=required,
-                                       default_reason=default),
+                                       default_reason=default, ask_reason=kind != "acknowledge"),
                          callback=partial(self._confirmed, kind, rule, current))
         self.publish()
 

@@ -98,6 +98,8 @@ class Writes:
         self.notify(self._done_text(message), title=TITLES.get(message.kind, message.kind), timeout=12, markup=False)
         if message.kind == "rollback" and result is not None:
             s.rolled_back(result.before, s.metrics_now(), reason=message.detail)
+        elif after is not None and after.allocation.serves_candidate:
+            s.data_plane.pop(message.flag, None)  # traffic on the candidate again: the last rollback is history
         elif message.kind == "emergency_switch" and result is not None:
             s.switched_from[message.flag] = result.before.allocation
         elif message.kind == "undo_switch":

@@ -190,7 +190,7 @@ class RouteTable(DataTable):
         self._cells = {}
         self._columns = labels
         for label in labels:
-            self.add_column(f" {label} ", key=label)
+            self.add_column(f" {label}", key=label)
 
     def _update_rows(self, rows: list[Row]) -> None:
         """Make the table show exactly ``rows``: in place when the rows are the same ones in the same order
@@ -217,8 +217,8 @@ class RouteTable(DataTable):
 
     @staticmethod
     def _render(cell: Cell) -> Text:
-        # one space of gutter on each side, drawn in the cell so it takes the row's highlight
-        return Text(f" {cell.text} ", style=cell.style)
+        # one space of gutter, drawn in the cell so it takes the row's highlight (80 columns hold every figure)
+        return Text(f" {cell.text}", style=cell.style)
 
     def _focus_rollout_row(self) -> None:
         """Start on the candidate of a flag in rollout: that is what an operator came to watch."""

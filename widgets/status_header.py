@@ -41,7 +41,15 @@ def stage_words(flag: "RouteFlag") -> str:
     return current_stage_name(flag).replace("_", " ")
 
 
-def _top(s: "Session") -> Text:
+def squeeze(text: str, room: int) -> str:
+    """``text`` in at most ``room`` cells, its middle replaced by … (a path's both ends say the most)."""
+    if len(text) <= room:
+        return text
+    keep = max(4, room - 1)
+    return text[: keep // 2] + "…" + text[len(text) - (keep - keep // 2):]
+
+
+def _top(s: "Session", width: int = 200) -> Text:
     top = Text("routedeck ", style="bold")
     if s.read_only:
         top.append("READ-ONLY", "bold reverse")
@@ -54,22 +62,26 @@ def _top(s: "Session") -> Text:
     if s.platform is None or s.metrics is None:
         top.append("connecting to the flag platform and the metrics source…")
     else:
-        top.append(f"flags {visible(s.platform.describe())} · metrics {visible(s.metrics.describe())}")
+        flags, metrics = visible(s.platform.describe()), visible(s.metrics.describe())
+        room = max(20, width - 2 - top.cell_len - len("flags  · metrics "))
+        if len(flags) + len(metrics) > room:  # both ends of each: the kind and the file or host stay readable
+            flags, metrics = squeeze(flags, room // 2), squeeze(metrics, room - room // 2)
+        top.append(f"flags {flags} · metrics {metrics}")
     return top
 
 
 def data_plane_line(s: "Session", key: str, watch: "DataPlane") -> Text:
     """After this console's rollback: when the traffic itself last showed the candidate, and whether it stopped."""
-    line = Text(f"  after the rollback at {clock_time(watch.rolled_back_at)}: ")
+    line = Text(f"  rolled back {clock_time(watch.rolled_back_at)} · ")
     if watch.confirmed:
         line.append(f"no candidate traffic since {clock_time(watch.quiet_since)}", "bold green")
-        line.append(" (the application obeyed)", "green")
+        line.append(" (its last request) ✓" if watch.candidate_last_seen else " ✓", "green")
     elif watch.candidate_last_seen is not None and watch.candidate_last_seen > watch.rolled_back_at:
         late = watch.candidate_last_seen - watch.rolled_back_at
-        line.append(f"candidate traffic still seen at {clock_time(watch.candidate_last_seen)} "
-                    f"({ago(late)} after) — waiting for it to stop", "bold yellow")
+        line.append(f"candidate traffic still seen {clock_time(watch.candidate_last_seen)} (+{ago(late)})",
+                    "bold yellow")
     else:
-        line.append("no candidate traffic seen since; confirming over the next data", "yellow")
+        line.append("waiting for the traffic to confirm it", "yellow")
     return line
 
 
@@ -131,12 +143,17 @@ def verdict_line(s: "Session", key: str) -> Text:
         line.append("judging…", "dim")
     else:
         line.append(f"verdict {decision.verdict.value}", VERDICT_STYLE[decision.verdict.value])
+        if decision.verdict.value == "HOLD" and decision.eta_s is not None:
+            from console.core.stats.engine import eta_words
+
+            line.append(f" (ADVANCE {eta_words(decision.eta_s)})", "cyan")
         judged = s.judged_at.get(key)
         if judged is not None and s.now() - judged > 3 * s.verdict_every_s:
             line.append(f" (judged {ago(s.now() - judged)} ago)", STALE)
         from console.core.availability import short_reason
 
-        first = next((r for r in decision.reasons if not r.startswith("note")), "")
+        first = next((r for r in decision.reasons if not r.startswith("note")), decision.reasons[0] if decision.reasons
+                     else "")
         if first:
             line.append(f" — {visible(short_reason(first, decision))}")
     return line
@@ -185,7 +202,7 @@ def status_lines(s: "Session") -> list[Text]:
 def header_lines(s: "Session", width: int, compact: bool = False) -> list[Text]:
     """The header as lines of ``width`` columns. ``compact``: the connection and the backends' status only
     (a screen that shows the flags and the verdict itself)."""
-    lines = [_top(s)]
+    lines = [_top(s, width)]
     stale = s.flags_status.stale(s.now(), s.refresh_s)
     steady = []
     if not compact:

@@ -391,7 +391,7 @@ def describe_change(before: RouteFlag, after: RouteFlag) -> list[str]:
     if before.baseline != after.baseline:
         lines.append(f"baseline: {before.baseline} → {after.baseline}")
     if before.candidate != after.candidate:
-        lines.append(f"candidate: {before.candidate} → {after.candidate}")
+        lines.append(f"candidate: {before.candidate or 'none'} → {after.candidate or 'none (the baseline serves everyone)'}")
     b_stage = rollout.current_stage_name(before)
     a_stage = rollout.current_stage_name(after)
     if b_stage != a_stage:

@@ -99,6 +99,19 @@ class DataPlane:
                 "data_until": self.data_until}
 
 
+@dataclass(frozen=True)
+class Notice:
+    """Something the console did or saw, told to the operator for a while (times on the console's clock)."""
+
+    text: str
+    title: str
+    severity: str
+    at: float
+    until: float
+
+
+#: how many notices the session keeps (the screens show the newest that are still current)
+NOTICES_KEPT = 20
 #: how long the data must show traffic on the flag and none on the candidate before a rollback
 #: counts as obeyed by the application (a few of the simulator's and Prometheus' scrape periods)
 QUIET_S = 15.0
@@ -150,6 +163,7 @@ class Session:
     data_plane: dict[str, DataPlane] = field(default_factory=dict)
     #: set when start-up is done: the platform, the metrics source and the flags are in
     connected: bool = False
+    notices: list[Notice] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -318,12 +332,12 @@ class Session:
     def _watch_data_plane(self, snapshot: "MetricsSnapshot") -> None:
         from .data_plane import candidate_last_seen, flag_last_seen
 
-        for key, watch in self.data_plane.items():
+        for key, watch in list(self.data_plane.items()):
             flag = self.flags.get(key)
-            if flag is None or watch.confirmed:
+            if flag is not None and flag.allocation.serves_candidate:
+                del self.data_plane[key]  # the candidate serves again (a new rollout): nothing left to confirm
                 continue
-            if flag.allocation.serves_candidate:  # a new stage started since: nothing left to confirm
-                watch.quiet_since = None
+            if flag is None or watch.confirmed:
                 continue
             seen = candidate_last_seen(snapshot, key, watch.candidate)
             if seen is not None and (watch.candidate_last_seen is None or seen > watch.candidate_last_seen):
@@ -334,6 +348,17 @@ class Session:
             # quiet only counts when the flag's traffic is seen after it: no data is never a confirmation
             if snapshot.as_of - quiet_from >= QUIET_S and traffic is not None and traffic > quiet_from + QUIET_S / 2:
                 watch.quiet_since = watch.candidate_last_seen or watch.rolled_back_at
+
+    # ---- notices --------------------------------------------------------------------------
+
+    def notice(self, text: str, title: str = "", severity: str = "information", timeout_s: float = 5.0) -> None:
+        now = self.now()
+        self.notices.append(Notice(text, title, severity, now, now + timeout_s))
+        del self.notices[:-NOTICES_KEPT]
+
+    def current_notices(self) -> list[Notice]:
+        now = self.now()
+        return [n for n in self.notices if n.until > now]
 
     # ---- what the screens ask ------------------------------------------------------------
 

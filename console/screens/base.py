@@ -17,6 +17,7 @@ from textual.message import Message
 from textual.screen import Screen
 
 from console.actions import bindings
+from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
     from console.core.session import Session
@@ -77,6 +78,8 @@ class SessionScreen(Screen):
             return
         try:
             self.render_session()
+            for bar in self.query(NoticeBar):
+                bar.show(self.session.current_notices())
         except NoMatches:
             return  # the app is closing and has removed the widgets: a late message is moot
 

@@ -23,6 +23,7 @@ from console.core.figures import format_value
 from console.core.safe_text import visible
 from console.core.telemetry import Arm
 from console.screens.base import SessionScreen
+from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
     pass
@@ -44,7 +45,7 @@ class BudgetsScreen(SessionScreen):
     BudgetsScreen VerticalScroll { height: 1fr; padding: 0 1; }
     BudgetsScreen #budgets-plans, BudgetsScreen #budgets-routes { margin-top: 1; }
     """
-    FOOTER = ("rollback", "help", "quit")
+    FOOTER = ("rollback", "back", "help", "quit")
 
     @dataclass
     class Computed(Message):
@@ -67,6 +68,7 @@ class BudgetsScreen(SessionScreen):
             yield Static(id="budgets-plans")
             yield Static(id="budgets-routes")
             yield Static(id="budgets-gaps")
+        yield NoticeBar()
         yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:

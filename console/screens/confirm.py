@@ -27,7 +27,8 @@ from console.core.safe_text import visible
 
 @dataclass(frozen=True)
 class Choice:
-    """One more question in a confirm dialog: ``options`` are (shown text, value) pairs."""
+    """One more question in a confirm dialog: ``options`` are (shown text, value) pairs. Without a
+    ``default`` nothing is picked: the operator must choose before confirming (no answer by accident)."""
 
     name: str
     label: str
@@ -104,9 +105,9 @@ class ConfirmScreen(ModalScreen["Answer | None"]):
             yield Static(Text(note, "dim"), id="note")
             for choice in self.choices:
                 yield Label(Text(choice.label))
-                yield Select([(visible(text), value) for text, value in choice.options],
-                             value=choice.default if choice.default is not None else choice.options[0][1],
-                             allow_blank=False, id=f"choice-{choice.name}")
+                picked = {"value": choice.default} if choice.default is not None else {}
+                yield Select([(visible(text), value) for text, value in choice.options], prompt=f"choose: {choice.label}",
+                             allow_blank=choice.default is None, id=f"choice-{choice.name}", **picked)
             yield Input(placeholder=hint, id="reason", classes="" if self.ask_reason else "-hidden")
             yield Static("", id="problem")
             with Horizontal():
@@ -138,6 +139,11 @@ class ConfirmScreen(ModalScreen["Answer | None"]):
             self.query_one("#reason", Input).focus()
             return
         values = {c.name: self.query_one(f"#choice-{c.name}", Select).value for c in self.choices}
+        for c in self.choices:
+            if values[c.name] is Select.NULL:
+                self.query_one("#problem", Static).update(f"choose {c.label} first: nothing is picked for you")
+                self.query_one(f"#choice-{c.name}", Select).focus()
+                return
         self.dismiss(Answer(reason or self.default_reason, values))
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -19,6 +19,7 @@ from console.screens.base import SessionScreen
 from widgets.route_table import LABELS, SORTS, RouteTable, flag_of_row
 from widgets.status_header import StatusHeader
 from widgets.trend import TrendPanel
+from widgets.notice_bar import NoticeBar
 
 
 class DashboardScreen(SessionScreen):
@@ -52,6 +53,7 @@ class DashboardScreen(SessionScreen):
             for i in range(3):
                 yield TrendPanel(id=f"trend-{i}")
         yield Input(id="filter", placeholder="routes or flags containing… (enter keeps, esc clears)")
+        yield NoticeBar()
         yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:

@@ -17,6 +17,7 @@ from console.core.safe_text import visible
 from console.screens.base import SessionScreen
 from widgets.fitted_table import fill_table
 from widgets.frontier_plot import FrontierPlot
+from widgets.notice_bar import NoticeBar
 
 
 class FrontierScreen(SessionScreen):
@@ -26,7 +27,7 @@ class FrontierScreen(SessionScreen):
     FrontierScreen #frontier-title { height: auto; padding: 0 1; }
     FrontierScreen DataTable { height: auto; max-height: 9; }
     """
-    FOOTER = ("rollback", "help", "quit")
+    FOOTER = ("rollback", "back", "help", "quit")
     BINDINGS = [Binding("tab", "scope", "Next flag", tooltip="every route, then each flag's routes in turn")]
 
     def __init__(self, session) -> None:
@@ -40,6 +41,7 @@ class FrontierScreen(SessionScreen):
         yield Static(id="frontier-title")
         yield FrontierPlot(id="frontier-plot")
         yield DataTable(id="frontier-table", cursor_type="row", zebra_stripes=False)
+        yield NoticeBar()
         yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:

@@ -32,6 +32,7 @@ from console.core.safe_text import visible
 from console.core.telemetry import Arm
 from console.screens.base import SessionScreen
 from widgets.fitted_table import fill_table
+from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
     pass
@@ -52,7 +53,7 @@ class IncidentScreen(SessionScreen):
     IncidentScreen .heading { height: 1; padding: 0 1; text-style: bold; }
     IncidentScreen #segments { height: 1fr; padding: 0 1; }
     """
-    FOOTER = ("rollback", "emergency_switch", "undo_switch", "help")
+    FOOTER = ("rollback", "emergency_switch", "undo_switch", "back", "help", "quit")
     BINDINGS = [Binding("S", "sort", "Rank by", id="incident_sort",
                         tooltip="rank providers by the next rate: failures, errors, 429s, timeouts, fallbacks")]
 
@@ -76,6 +77,7 @@ class IncidentScreen(SessionScreen):
         yield Static(id="routes-heading", classes="heading")
         yield DataTable(id="routes", cursor_type="row")
         yield Static(id="segments")
+        yield NoticeBar()
         yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:

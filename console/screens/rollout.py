@@ -29,7 +29,8 @@ from console.core.stats.engine import fmt
 from console.screens.base import SessionScreen
 from widgets.rollout_parts import interval_bar, ladder, sparkline
 from widgets.status_header import StatusHeader, ago, clock_time, data_plane_line
-from widgets.styles import GATE_STYLE, METRIC_STYLE, STALE, VERDICT_STYLE
+from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, STALE, VERDICT_STYLE
+from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
     from console.core.models import RouteFlag
@@ -41,6 +42,8 @@ LIVE = ("share", "p95_latency", "cost_per_resolved_case", "resolved_without_esca
 LIVE_LABELS = {"share": "share", "p95_latency": "p95", "cost_per_resolved_case": "$/resolved",
                "resolved_without_escalation": "resolved", "fallback_rate": "fallback", "error_rate": "errors"}
 SHORT_VERDICT = {"non-inferior": "non-inf", "inconclusive": "unsure", "superior": "better"}
+#: what harm on a readout does, as a mark beside its name where the table has no room for the word
+ACTION_MARK = {"rollback": " ‼", "hold": " !", "warn": " ~", "signal": " °"}
 
 
 def duration(seconds: float) -> str:
@@ -58,7 +61,7 @@ class RolloutScreen(SessionScreen):
     RolloutScreen #body > Static { margin-bottom: 1; }
     RolloutScreen #ladder { margin-bottom: 0; }
     """
-    FOOTER = ("advance", "promote", "hold", "acknowledge", "override", "restart", "rollback", "help")
+    FOOTER = ("advance", "promote", "hold", "acknowledge", "override", "restart", "rollback", "help", "quit")
     BINDINGS = [Binding("tab", "next_flag", "Next flag", show=False, tooltip="the next flag with a rollout")]
 
     def __init__(self, session, flag_key: str | None = None) -> None:
@@ -70,6 +73,7 @@ class RolloutScreen(SessionScreen):
         with VerticalScroll(id="body"):
             for part in ("flagline", "ladder", "stage", "verdict", "guardrails", "live", "checklist", "diff", "rule"):
                 yield Static(id=part)
+        yield NoticeBar()
         yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
@@ -234,12 +238,23 @@ class RolloutScreen(SessionScreen):
                 # one clock: the reasons' dwell and counts are as of this look, said so beside them
                 when = f" when the stage was {duration(at - started.timestamp())} old" if at and started else ""
                 text.append(f" · judged{when}, {ago(s.now() - judged)} ago", "dim")
+            if d.verdict.value != "ADVANCE":
+                from console.core.stats.engine import eta_words
+
+                text.append("\n")
+                if d.eta_s is not None:
+                    text.append(f"ADVANCE expected in {eta_words(d.eta_s)} if nothing changes", "cyan")
+                else:
+                    text.append(f"no ADVANCE expected at the current traffic"
+                                + (f" — {visible(d.eta_note)}" if d.eta_note else ""), "yellow")
             reasons = Table(box=None, padding=(0, 0, 0, 1), show_header=False, expand=False)
             reasons.add_column(no_wrap=True)
             reasons.add_column(overflow="fold")
             for r in d.reasons:
                 if d.request_level and "counts requests, not units" in r:
                     continue  # said once, in the line below
+                if r.startswith(("note: ADVANCE expected", "note: no ADVANCE expected")):
+                    continue  # said above, beside the verdict
                 reasons.add_row("•", Text(visible(short_reason(r, d)), "dim" if r.startswith("note") else ""))
             if d.request_level:
                 reasons.add_row("", Text("the metrics source counts requests, not units: intervals ignore clustering",
@@ -265,6 +280,7 @@ class RolloutScreen(SessionScreen):
         table.add_column("n", justify="right", no_wrap=True)
         table.add_column("verdict", no_wrap=True)
         if wide:
+            table.add_column("on harm", no_wrap=True)
             table.add_column("trend", no_wrap=True)
         history = self.session.interval_history.get((flag.key, d.stage), [])
         for m in d.metrics:
@@ -276,7 +292,8 @@ class RolloutScreen(SessionScreen):
                                    absolute=absolute, harm=m.verdict.value in ("harm", "tripped"))
             else:
                 bar = Text("no interval" if m.verdict.value != "tripped" else "point estimate", "dim")
-            label = ("primary: " if m.line.startswith("primary: ") else "") + m.name + (" ‼" if m.critical else "")
+            label = ("primary: " if m.line.startswith("primary: ") else "") + m.name + ("" if wide else ACTION_MARK.get(
+                "signal" if m.signal else m.action, ""))
             row = [Text(visible(label)), fmt(metric, m.candidate), fmt(metric, m.baseline) if not absolute else "—", bar]
             if numbers:
                 row.append(f"[{fmt(metric, m.interval[0], not absolute)}, {fmt(metric, m.interval[1], not absolute)}]"
@@ -287,6 +304,8 @@ class RolloutScreen(SessionScreen):
             word = m.verdict.value if wide else SHORT_VERDICT.get(m.verdict.value, m.verdict.value)
             row += [f"{m.n_candidate}/{m.n_baseline}", Text(word, METRIC_STYLE.get(m.verdict.value, ""))]
             if wide:
+                does = "signal" if m.signal else m.action
+                row.append(Text(does, ACTION_STYLE.get(does, "")))
                 row.append(sparkline([self._harm_bound(iv.get(m.name), worse_high) for _, iv in history]))
             table.add_row(*row)
         gates = Table(box=None, padding=(0, 1), header_style="bold", expand=False)
@@ -297,7 +316,13 @@ class RolloutScreen(SessionScreen):
         for g in d.health:
             gates.add_row(g.name, Text(g.status.value, GATE_STYLE.get(g.status.value, "")), Text(visible(g.detail)),
                           g.action.value)
-        parts = [t for t in (table if d.metrics else None, gates if d.health else None) if t is not None]
+        parts: list = [table] if d.metrics else []
+        if d.metrics and not wide:
+            parts.append(Text("on harm: ‼ rolls back · ! holds · ~ warns · ° a signal (never blocks)", "dim"))
+        if d.health:
+            parts.append(gates)
+        if d.alpha is not None:
+            parts.append(Text(f"α: {visible(d.alpha.statement)}", "dim"))
         return Group(*parts)
 
     @staticmethod
@@ -379,21 +404,22 @@ class RolloutScreen(SessionScreen):
             self._set("rule", None)
             return
         spec = rule.spec
-        text = Text("the rule, written before traffic moved", "bold")
-        text.append(f"\n {visible(rule.path)} · hash {rule.rule_hash[:12]} · α {spec.alpha:g} · automatic rollback "
-                    f"{'on' if spec.auto_rollback else 'off'}")
+        lines = Table(box=None, padding=(0, 0, 0, 1), show_header=False, expand=False)
+        lines.add_column(overflow="fold")
+        lines.add_row(Text(f"{visible(rule.path)} · hash {rule.rule_hash[:12]} · α {spec.alpha:g} · automatic rollback "
+                           f"{'on' if spec.auto_rollback else 'off'}"))
         if spec.primary is not None:
-            text.append(f"\n primary {visible(spec.primary.metric)}: {spec.primary.test.value.replace('_', '-')}, "
-                        f"margin {spec.primary.margin:g}"
-                        f"{' relative' if spec.primary.margin_kind.value == 'relative' else ''}")
+            lines.add_row(Text(f"primary {visible(spec.primary.metric)}: {spec.primary.test.value.replace('_', '-')}, "
+                               f"margin {spec.primary.margin:g}"
+                               f"{' relative' if spec.primary.margin_kind.value == 'relative' else ''}"))
         plan = " → ".join(f"{visible(s.name)} ({s.candidate_bp / 100:g}%, ≥{s.min_units} units, ≥{duration(s.min_dwell_s)})"
                           for s in rule.stages)
-        text.append(f"\n stages {plan}")
+        lines.add_row(Text(f"stages {plan}"))
         for m in rule.mappings:
-            text.append(f"\n {visible(m.source)}: “{visible(m.text)}” → {visible(m.became)}", "dim")
+            lines.add_row(Text(f"{visible(m.source)}: “{visible(m.text)}” → {visible(m.became)}", "dim"))
         if flag.rollout is not None and flag.rollout.rule_hash and flag.rollout.rule_hash != rule.rule_hash:
-            text.append("\n the rule file changed since this rollout started (hash differs): review it", "bold red")
-        self._set("rule", text)
+            lines.add_row(Text("the rule file changed since this rollout started (hash differs): review it", "bold red"))
+        self._set("rule", Group(Text("the rule, written before traffic moved", "bold"), lines))
 
 
 def _value(value) -> str:

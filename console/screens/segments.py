@@ -25,6 +25,7 @@ from console.core.stats.engine import fmt
 from console.core.safe_text import visible
 from console.core.stats.segments import SegmentRow, format_e, format_p
 from console.screens.base import SessionScreen
+from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
     from console.core.operations import SegmentLook
@@ -42,7 +43,7 @@ class SegmentsScreen(SessionScreen):
     SegmentsScreen DataTable { height: 1fr; }
     SegmentsScreen #segments-notes { height: auto; max-height: 6; padding: 0 1; }
     """
-    FOOTER = ("rollback", "help")
+    FOOTER = ("rollback", "back", "help", "quit")
     BINDINGS = [
         Binding("e", "exclude", "Exclude segment", id="segments_exclude",
                 tooltip="send the highlighted harmed segment to the baseline (confirmed, journalled)"),
@@ -78,6 +79,7 @@ class SegmentsScreen(SessionScreen):
         table.add_columns("segment", "metric", "verdict", "cand", "base", "Δ interval", "margin", "n c/b", "e", "p")
         yield table
         yield Static(id="segments-notes")
+        yield NoticeBar()
         yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
