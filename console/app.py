@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Callable
 from rich.errors import MarkupError
 from rich.text import Text
 from textual.app import App
-from textual.command import DiscoveryHit, Hit, Hits, Provider
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.worker import Worker, WorkerState
@@ -46,43 +45,6 @@ if TYPE_CHECKING:  # the models pull in pydantic: keep it off the path to the fi
 Loader = Callable[[], tuple]
 
 
-class ActionCommands(Provider):
-    """The command palette offers the registry's actions. One that changes a flag is offered only when its
-    exact name is typed, and a rollback from here asks first (the R key itself does not)."""
-
-    def _available(self):
-        session: Session = self.app.session  # type: ignore[attr-defined]
-        for action in ACTIONS:
-            if action.id in ("command_palette", "back") or (action.writes and session.read_only):
-                continue
-            yield action, action.reason_unavailable(session)
-
-    async def discover(self) -> Hits:
-        for action, why in self._available():
-            if not action.writes:
-                yield DiscoveryHit(action.label, partial(self.app.run_action, action.id),
-                                   help=why and f"unavailable: {why}" or action.description)
-
-    async def search(self, query: str) -> Hits:
-        matcher = self.matcher(query)
-        typed = " ".join(query.lower().split())
-        available = list(self._available())
-        exact = [(a, why) for a, why in available if a.writes and typed in (a.label.lower(), a.id.replace("_", " "))]
-        if exact:
-            # the exact name of a change of traffic: that one alone, so enter cannot pick a near match instead
-            for action, why in exact:
-                yield Hit(1.0, matcher.highlight(action.label), partial(self.app.palette_write, action.id),
-                          help=why and f"unavailable: {why}" or f"{action.description} — asks first")
-            return
-        for action, why in available:
-            if action.writes:
-                continue  # a change of traffic never runs on a near match
-            score = matcher.match(f"{action.label}: {action.description}")
-            if score > 0:
-                yield Hit(score, matcher.highlight(f"{action.label}: {action.description}"),
-                          partial(self.app.run_action, action.id), help=why and f"unavailable: {why}" or None)
-
-
 @dataclass
 class Loaded(Message):
     platform: "FlagPlatform | None"
@@ -94,9 +56,16 @@ class Loaded(Message):
     notes: list[str] = field(default_factory=list)
 
 
+def _palette() -> type:
+    """The command palette's provider, imported when the palette first opens (not before the first frame)."""
+    from console.palette import ActionCommands
+
+    return ActionCommands
+
+
 class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, App):
     TITLE = "routedeck"
-    COMMANDS = {ActionCommands}
+    COMMANDS = {_palette}
     COMMAND_PALETTE_BINDING = "ctrl+p"
     ENABLE_COMMAND_PALETTE = True
 
@@ -116,6 +85,9 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         rules: "list[DecisionRule] | None" = None,
     ) -> None:
         super().__init__()
+        from console.memory import limit_arenas
+
+        limit_arenas()  # before any worker thread: a console left open for days stays flat
         self.session = Session(clock=clock, read_only=read_only, refresh_s=refresh_s, window_s=window_s,
                                platform=platform, metrics=metrics, journal=journal, flags=dict(flags or {}))
         self.session.set_rules(list(rules or []) + ([rule] if rule is not None else []))
@@ -124,6 +96,8 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         self.startup_error: RouteDeckError | None = None
         #: the monthly budgets of the b view (--budgets FILE), else the shipped example
         self.budgets_config = None
+        #: which registry actions applied at the last publish (the footer is redrawn when this changes)
+        self._applies: tuple[bool, ...] = ()
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -133,7 +107,10 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         self.push_screen(DashboardScreen(self.session))
         self.set_interval(1.0, self.publish)  # the clocks on screen move even when no read arrives
         if self._loader is not None:
-            self.run_worker(self._load_worker, thread=True, group="load", exit_on_error=False)
+            # the loader imports the adapters, the models and numpy: it starts once the first frame is out,
+            # or the UI thread would wait for those imports before it could draw anything
+            self.call_after_refresh(self.run_worker, self._load_worker, thread=True, group="load",
+                                    exit_on_error=False)
             return
         self.session.connected = True
         if self.session.rules and self.session.journal is not None:
@@ -198,7 +175,11 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         for screen in self.screen_stack:
             if isinstance(screen, SessionScreen):
                 screen.post_message(SessionChanged(self.session))
-        self.refresh_bindings()
+        # the footer greys out what does not apply: redrawn only when that changed (a footer rebuild is costly)
+        applies = tuple(a.reason_unavailable(self.session) is None for a in ACTIONS)
+        if applies != self._applies:
+            self._applies = applies
+            self.refresh_bindings()
 
     def sync_in_view(self) -> None:
         """The flag in view is the one the topmost full screen shows (a dialog over it changes nothing)."""

@@ -11,6 +11,7 @@ Mixed into the App, which provides ``session``, ``publish`` and ``start_rollback
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -141,7 +142,9 @@ class LiveReads:
 
         try:
             now = metrics.now()
-            raw = metrics.read(now - window_s, now, max(1.0, window_s / 60))
+            step = max(1.0, window_s / 60)
+            # buckets on a fixed grid: a bucket that ended reads the same next time (the source may keep it)
+            raw = metrics.read(math.floor((now - window_s) / step) * step, now, step)
             # the roles the flags give each route now (after a promote the new baseline is one row); done
             # here, off the UI thread, like every other computation on the data
             snapshot = by_current_roles(raw, flags)
@@ -230,6 +233,9 @@ class LiveReads:
                 s.verdict_failed(key, error)
         self.publish()
         self._rearm("verdicts", s.verdict_every_s, self.poll_verdicts)
+        from console.memory import give_back
+
+        give_back()  # a look over a long stage built large temporaries: their pages go back to the system
 
     def _maybe_roll_back(self, key: str, d: "Decision") -> None:
         """The rule says ROLLBACK and allows it: roll back at once, through the one rollback."""

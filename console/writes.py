@@ -59,9 +59,10 @@ class Writes:
         s = self.session
         s.pending.pop(key, None)
         s.write_started(key, kind)
-        self.publish()
+        # the write starts before anything is redrawn: at 3 a.m. the rollback comes first, the picture second
         self.run_worker(partial(self._write_worker, kind, key, call, s.flags.get(key), detail), thread=True,
                         group=f"write:{key}", name=kind, exit_on_error=False)
+        self.publish()
 
     def _write_worker(self, kind: str, key: str, call: Callable[[], Any], seen: "RouteFlag | None",
                       detail: str) -> None:

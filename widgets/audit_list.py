@@ -60,7 +60,7 @@ class AuditList(ScrollView, can_focus=True):
         Binding("G,end", "last", "Bottom", show=False),
         Binding("pagedown", "page_down", "Page down", show=False),
         Binding("pageup", "page_up", "Page up", show=False),
-        Binding("enter", "select", "Detail"),
+        Binding("enter", "select", "Detail", show=False, tooltip="the highlighted record in full"),
     ]
 
     @dataclass

@@ -47,4 +47,4 @@ class NoticeBar(Static):
             if n.severity == "information":
                 line.truncate(room, overflow="ellipsis")  # a confirmation: its start says it; the rest is in the journal
             lines.append(line)
-        self.update(Text("\n").join(lines))
+        self.update(Text("\n").join(lines), layout=True)

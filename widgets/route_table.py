@@ -15,13 +15,11 @@ from typing import TYPE_CHECKING
 from rich.text import Text
 from textual.binding import Binding
 from textual.widgets import DataTable
+from textual.widgets.data_table import ColumnKey
 
-from console.core.figures import PANEL_METRICS, format_value
-from console.core.registry import lookup
 from console.core.safe_text import visible
-from console.core.telemetry import Arm
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # the figures and the registry load with the first read, after the first frame
     from console.core.figures import RouteFigures
     from console.core.models import RouteFlag
 
@@ -29,11 +27,14 @@ NARROW = ("alloc", "share", "p95_latency", "cost_per_resolved_case", "resolved_w
           "error_rate")
 WIDE = ("alloc", "share", "p50_latency", "p95_latency", "p95_ttft", "cost_per_request", "cost_per_resolved_case",
         "resolved_without_escalation", "fallback_rate", "error_rate")
-LABELS = dict(PANEL_METRICS) | {"alloc": "alloc"}
+LABELS = {"alloc": "alloc", "share": "share", "p50_latency": "p50", "p95_latency": "p95", "p95_ttft": "ttft95",
+          "cost_per_request": "$/req", "cost_per_resolved_case": "$/resolved", "resolved_without_escalation": "resolved",
+          "fallback_rate": "fallback", "error_rate": "errors"}
 NARROW_LABELS = LABELS | {"cost_per_resolved_case": "$/res", "resolved_without_escalation": "res",
                           "fallback_rate": "fb", "error_rate": "err"}
-ARM_TAG = {Arm.CANDIDATE: " ◆cand", Arm.BASELINE: " ●base", Arm.OTHER: ""}
-NARROW_TAG = {Arm.CANDIDATE: " ◆", Arm.BASELINE: " ●", Arm.OTHER: ""}
+#: by arm (``Arm.value``): the tag after a route's name
+ARM_TAG = {"candidate": " ◆cand", "baseline": " ●base", "other": ""}
+NARROW_TAG = {"candidate": " ◆", "baseline": " ●", "other": ""}
 #: what `S` sorts the routes of each flag by, in turn (None: baseline, candidate, others)
 SORTS: tuple[str | None, ...] = (None, "p95_latency", "error_rate", "fallback_rate", "cost_per_resolved_case",
                                  "share")
@@ -86,6 +87,7 @@ class RouteTable(DataTable):
     RouteTable { height: auto; max-height: 100%; }
     """
     BINDINGS = [
+        Binding("enter", "select_cursor", "Details", show=False, tooltip="every figure of the highlighted route"),
         Binding("j", "cursor_down", "Down", show=False),
         Binding("k", "cursor_up", "Up", show=False),
         Binding("g", "scroll_top", "First", show=False),
@@ -95,6 +97,7 @@ class RouteTable(DataTable):
     def __init__(self, **kwargs) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, cell_padding=0, **kwargs)
         self._columns: tuple[str, ...] = ()
+        self._widths: list[int] = []
         self._cells: dict[str, tuple[Cell, ...]] = {}
         #: figures of the read before the one on screen (what ↑/↓ compare with) and of the one on screen
         self._previous: dict[str, dict[str, float | None]] = {}
@@ -149,8 +152,8 @@ class RouteTable(DataTable):
     def _cells_of(self, fig: "RouteFigures", flag: "RouteFlag | None", metrics: tuple[str, ...], wide: bool) -> tuple:
         prev = self._previous.get(row_key(fig), {})
         tags = ARM_TAG if wide else NARROW_TAG
-        tag = tags[fig.key.arm] if fig.requests else " ↪fb"
-        cells = [Cell(" " + visible(fig.key.route) + tag, "bold" if fig.key.arm is Arm.CANDIDATE else "")]
+        tag = tags[fig.key.arm.value] if fig.requests else " ↪fb"
+        cells = [Cell(" " + visible(fig.key.route) + tag, "bold" if fig.key.arm.value == "candidate" else "")]
         for m in metrics:
             if m == "alloc":
                 cells.append(Cell(allocation_text(flag, fig.key.route), "bold"))
@@ -166,6 +169,9 @@ class RouteTable(DataTable):
 
     @staticmethod
     def _cell(fig: "RouteFigures", metric: str, before: float | None) -> Cell:
+        from console.core.figures import format_value
+        from console.core.registry import lookup
+
         value = fig.values.get(metric)
         if not fig.requests and metric != "share":
             return Cell("—", "dim")
@@ -189,12 +195,30 @@ class RouteTable(DataTable):
         self.clear(columns=True)
         self._cells = {}
         self._columns = labels
-        for label in labels:
-            self.add_column(f" {label}", key=label)
+        self._widths = [len(label) + 1 for label in labels]
+        for label, width in zip(labels, self._widths):
+            self.add_column(f" {label}", key=label, width=width)
+
+    def _fit_widths(self, rows: list[Row]) -> None:
+        """Widen a column when a cell needs it, never narrow one: the table's size (and so the screen's
+        layout) changes only when a figure grows a digit, not every time a value moves."""
+        wider = False
+        for row in rows:
+            for i, cell in enumerate(row.cells):
+                need = len(cell.text) + 1
+                if need > self._widths[i]:
+                    self._widths[i] = need
+                    wider = True
+        if wider:
+            for label, width in zip(self._columns, self._widths):
+                self.columns[ColumnKey(label)].width = width
+            self._require_update_dimensions = True
+            self.refresh(layout=True)
 
     def _update_rows(self, rows: list[Row]) -> None:
         """Make the table show exactly ``rows``: in place when the rows are the same ones in the same order
         (only changed cells are written), else rebuilt with the cursor kept on its row."""
+        self._fit_widths(rows)
         order = [r.key for r in rows]
         if order != list(self._cells):
             keep = self.highlighted_key
@@ -211,8 +235,8 @@ class RouteTable(DataTable):
             if old != row.cells:
                 for label, before, after in zip(self._columns, old, row.cells):
                     if before != after:
-                        # a wider figure widens its column: a number is never cut to "92.…"
-                        self.update_cell(row.key, label, self._render(after), update_width=True)
+                        # the widths were fitted above: a number is never cut to "92.…"
+                        self.update_cell(row.key, label, self._render(after))
                 self._cells[row.key] = row.cells
 
     @staticmethod
@@ -223,13 +247,15 @@ class RouteTable(DataTable):
     def _focus_rollout_row(self) -> None:
         """Start on the candidate of a flag in rollout: that is what an operator came to watch."""
         for i, row in enumerate(self.ordered_rows):
-            if (row.key.value or "").endswith("|" + Arm.CANDIDATE.value):
+            if (row.key.value or "").endswith("|candidate"):
                 self.move_cursor(row=i)
                 return
 
 
 def _sort_value(fig: "RouteFigures", metric: str) -> tuple:
     """Worst first: highest where higher is worse, lowest where lower is worse; no figure last."""
+    from console.core.registry import lookup
+
     value = fig.values.get(metric)
     if value is None:
         return (1, 0.0)

@@ -21,7 +21,10 @@ class TrendPanel(Vertical):
 
     def show(self, title: Text, values: list[float]) -> None:
         """Draw ``values`` (already cleaned of missing buckets) under ``title`` (Text: never read as markup)."""
-        self.query_one("#trend-title", Label).update(title)
+        label = self.query_one("#trend-title", Label)
+        if getattr(self, "_title", None) != (title.plain, title.spans):
+            self._title = (title.plain, title.spans)
+            label.update(title, layout=False)  # one line whatever it says: no layout pass
         spark = self.query_one(Sparkline)
         if list(spark.data or []) != values:
             spark.data = values

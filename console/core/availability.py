@@ -9,7 +9,6 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING
 
-from . import rollout as ro
 from .errors import RouteDeckError
 
 if TYPE_CHECKING:
@@ -57,6 +56,8 @@ def verdict_unavailable(s: "Session") -> str | None:
 
 def ended(flag: "RouteFlag") -> str | None:
     """'promoted' or 'rolled back' once the flag's rollout is over, else None."""
+    from . import rollout as ro  # the models pull in pydantic: not on the path to the first frame
+
     if flag.rollout is not None and flag.rollout.stage in ro.TERMINAL:
         return flag.rollout.stage.value.replace("_", " ")
     return None
@@ -75,6 +76,8 @@ def rollout_why_not(s: "Session", action: str) -> str | None:
     flag = s.flags.get(rule.flag_key)
     if flag is None:
         return f"{rule.flag_key} has not been read from the flag platform yet"
+    from . import rollout as ro  # the models pull in pydantic: not on the path to the first frame
+
     stage = ro.current_stage_name(flag)
     over = ended(flag)
     if action == "restart":

@@ -10,18 +10,20 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from . import rollout
-from .comparable_counts import comparable_unit_counts, rule_attributes
 from .errors import BadInput
 from .journal import Journal, record_action
 from .models import Override, RolloutState, RouteFlag, Stage
-from .ports import FlagPlatform, MetricsSource, WriteResult, summaries_from_snapshots
-from .rules import DecisionRule
-from .stats.engine import decide
-from .stats.summary import comparable_arms
+from .ports import FlagPlatform, MetricsSource, WriteResult
 from .stats.spec import Decision, StageContext, StageSpec, Verdict
-from .stats.segments import SegmentReadout, segment_readout
 from .telemetry import Arm, RouteCounters
+
+if TYPE_CHECKING:  # the rule loader and the statistics (numpy) are imported where a look needs them: a
+    # rollback, an acknowledgement or a restart never waits for them
+    from .rules import DecisionRule
+    from .stats.segments import SegmentReadout
 
 
 @dataclass
@@ -71,6 +73,11 @@ def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx
     comparable-unit predicate keeps the comparable groups. Request-level sources give one group per arm;
     their comparable units are counted from the source's unit groups.
     """
+    from .comparable_counts import comparable_unit_counts, rule_attributes
+    from .ports import summaries_from_snapshots
+    from .stats.engine import decide
+    from .stats.summary import comparable_arms
+
     comparable = comparable_for(rule, flag)
     stage = flag.rollout.stage.value if flag.rollout is not None else None
     maturation = rule.spec.gates.maturation_s
@@ -293,6 +300,8 @@ class SegmentLook:
 
 def look_segments(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> SegmentLook:
     """Read the flag and the stage's unit records, and compare the arms within every pre-registered segment."""
+    from .stats.segments import SegmentReadout, segment_readout
+
     flag = platform.read_flag(rule.flag_key)
     rollout.check_matches_rule(rule, flag)
     now = metrics.now()

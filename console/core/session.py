@@ -269,11 +269,16 @@ class Session:
             if key in self.writes or key in writing or done_then.get(key, 0) != self.writes_done.get(key, 0):
                 if key in self.flags:
                     flags[key] = self.flags[key]
+        from .ports import same_routing
+
         changed = []
         for key, flag in flags.items():
             old = self.flags.get(key)
             if old is not None and old.revision != flag.revision and flag.revision not in self.own_revisions:
-                changed.append((old, flag))
+                # a platform whose revision covers several flags (one flag file) moves every flag's revision
+                # on any write: only a change of what the flag routes or records is news
+                if not (same_routing(old, flag) and old.rollout == flag.rollout):
+                    changed.append((old, flag))
         self.flags = flags
         self.flags_status.succeeded(self.now())
         return changed

@@ -42,6 +42,7 @@ from console.screens.base import SessionScreen
 from widgets.audit_detail import diff_table, evidence_renderable
 from widgets.audit_list import LEGEND, AuditList
 from widgets.notice_bar import NoticeBar
+from widgets.safe_input import SafeInput
 
 if TYPE_CHECKING:
     from console.core.audit.verify import VerifyReport
@@ -110,7 +111,7 @@ class AuditScreen(SessionScreen):
     AuditScreen #audit-prompt { dock: bottom; display: none; margin-bottom: 1; border: tall $accent; }
     AuditScreen #audit-prompt.shown { display: block; }
     """
-    FOOTER = ("rollback", "back", "help", "quit")
+    FOOTER = ("rollback", "help", "quit")
     BINDINGS = [
         Binding("slash", "prompt('text')", "Search", id="audit_search", tooltip="text in who, action, flag, reason"),
         Binding("F", "prompt('flag')", "Flag", id="audit_flag", tooltip="only records of a flag"),
@@ -134,7 +135,7 @@ class AuditScreen(SessionScreen):
     def compose(self) -> ComposeResult:
         yield Static(Text("Audit · loading…", style="bold"), id="audit-header")
         yield AuditList(id="audit-list", empty_text="loading the journal and the platform's history…")
-        yield Input(id="audit-prompt")
+        yield SafeInput(id="audit-prompt")
         yield NoticeBar()
         yield Footer(show_command_palette=False, compact=True)
 

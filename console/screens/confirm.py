@@ -23,6 +23,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label, Select, Static
 
 from console.core.safe_text import visible
+from widgets.safe_input import SafeInput
 
 
 @dataclass(frozen=True)
@@ -42,15 +43,16 @@ class Answer:
     values: dict[str, Any] = field(default_factory=dict)
 
 
-def change_text(lines: Sequence[str]) -> Text:
-    """The change, a line each; on a line with an arrow the old side is red and the new side green."""
+def change_text(lines: Sequence[str], arrows: bool = True) -> Text:
+    """The change, a line each; with ``arrows``, on a line with an arrow the old side is red and the new
+    side green (``arrows=False`` where an arrow says who gets which route, not before and after)."""
     text = Text()
     for i, line in enumerate(lines):
         if i:
             text.append("\n")
         line = visible(line)
         before, arrow, after = line.partition("→")
-        if arrow:
+        if arrow and arrows:
             text.append(before, "red")
             text.append("→ ", "bold")
             text.append(after.lstrip(), "green")
@@ -65,7 +67,8 @@ class ConfirmScreen(ModalScreen["Answer | None"]):
     ConfirmScreen > Vertical { width: 96; max-width: 100%; height: auto; max-height: 100%;
         border: thick $warning; background: $surface; padding: 0 1; }
     ConfirmScreen #title { text-style: bold; }
-    ConfirmScreen #change-box { height: auto; max-height: 40vh; margin: 1 0; }
+    ConfirmScreen #change-box { height: auto; max-height: 50vh; margin: 1 0 0 0; }
+    ConfirmScreen Input { margin-top: 1; }
     ConfirmScreen #change { height: auto; }
     ConfirmScreen #problem { color: $error; height: auto; }
     ConfirmScreen Horizontal { height: auto; align: right middle; }
@@ -82,7 +85,7 @@ class ConfirmScreen(ModalScreen["Answer | None"]):
 
     def __init__(self, title: str, change: Sequence[str], *, confirm_label: str, reason_required: bool,
                  default_reason: str = "", note: str = "", choices: Sequence[Choice] = (),
-                 danger: bool = False, ask_reason: bool = True) -> None:
+                 danger: bool = False, ask_reason: bool = True, arrows: bool = True) -> None:
         super().__init__()
         self.title_text = title
         self.change = list(change)
@@ -93,26 +96,32 @@ class ConfirmScreen(ModalScreen["Answer | None"]):
         self.choices = tuple(choices)
         self.danger = danger
         self.ask_reason = ask_reason
+        self.arrows = arrows
 
     def compose(self) -> ComposeResult:
         hint = "reason (required)" if self.reason_required else f"reason (empty: {self.default_reason})"
+        # a short terminal (80×24) gets the one-line forms of the fields: the change and the buttons both fit
+        compact = self.app.size.height < 32
         with Vertical():
             yield Static(Text(visible(self.title_text), "bold"), id="title")
             # a long change scrolls in its own box: the reason and the buttons always stay on screen
             with VerticalScroll(id="change-box"):
-                yield Static(change_text(self.change), id="change")
+                yield Static(change_text(self.change, self.arrows), id="change")
             note = visible(self.note) if self.note else self.NOTE if self.ask_reason else self.NOTE_NO_REASON
+            if self.choices and not self.note:
+                note = note.replace("tab: ", "tab: " + ", ".join(c.label for c in self.choices) + ", ")
             yield Static(Text(note, "dim"), id="note")
             for choice in self.choices:
                 yield Label(Text(choice.label))
                 picked = {"value": choice.default} if choice.default is not None else {}
                 yield Select([(visible(text), value) for text, value in choice.options], prompt=f"choose: {choice.label}",
-                             allow_blank=choice.default is None, id=f"choice-{choice.name}", **picked)
-            yield Input(placeholder=hint, id="reason", classes="" if self.ask_reason else "-hidden")
+                             allow_blank=choice.default is None, id=f"choice-{choice.name}", compact=compact, **picked)
+            yield SafeInput(placeholder=hint, id="reason", classes="" if self.ask_reason else "-hidden", compact=compact)
             yield Static("", id="problem")
             with Horizontal():
-                yield Button("Cancel", id="cancel", variant="primary")
-                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "warning")
+                yield Button("Cancel", id="cancel", variant="primary", compact=compact)
+                yield Button(self.confirm_label, id="confirm", variant="error" if self.danger else "warning",
+                             compact=compact)
 
     def on_mount(self) -> None:
         self.query_one("#cancel", Button).focus()

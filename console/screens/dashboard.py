@@ -13,13 +13,13 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Footer, Input
 
-from console.core.figures import format_value, trend
 from console.core.safe_text import visible
 from console.screens.base import SessionScreen
 from widgets.route_table import LABELS, SORTS, RouteTable, flag_of_row
 from widgets.status_header import StatusHeader
 from widgets.trend import TrendPanel
 from widgets.notice_bar import NoticeBar
+from widgets.safe_input import SafeInput
 
 
 class DashboardScreen(SessionScreen):
@@ -45,6 +45,9 @@ class DashboardScreen(SessionScreen):
         super().__init__(session)
         self.query_text = ""
         self.sort_by: str | None = None
+        #: what the table and the trends were last drawn from: a publish that changed neither skips them
+        self._table_drawn: object = None
+        self._trend_drawn: object = None
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
@@ -52,7 +55,7 @@ class DashboardScreen(SessionScreen):
         with Horizontal(id="trends"):
             for i in range(3):
                 yield TrendPanel(id=f"trend-{i}")
-        yield Input(id="filter", placeholder="routes or flags containing… (enter keeps, esc clears)")
+        yield SafeInput(id="filter", placeholder="routes or flags containing… (enter keeps, esc clears)")
         yield NoticeBar()
         yield Footer(show_command_palette=False, compact=True)
 
@@ -60,6 +63,7 @@ class DashboardScreen(SessionScreen):
         self.redraw()
 
     def on_resize(self) -> None:
+        self._table_drawn = self._trend_drawn = None
         self.redraw()
 
     # ---- the flag in view ------------------------------------------------------------
@@ -125,10 +129,15 @@ class DashboardScreen(SessionScreen):
     # ---- drawing ------------------------------------------------------------------
 
     def render_session(self) -> None:
-        self.query_one(StatusHeader).show(self.session)
+        s = self.session
+        self.query_one(StatusHeader).show(s)
         table = self.query_one(RouteTable)
-        table.show(self.session.figures, self.session.flags, wide=self.size.width >= 120, query=self.query_text,
-                   sort=self.sort_by)
+        wide = self.size.width >= 120
+        drawn = (id(s.figures), tuple((k, f.revision) for k, f in s.flags.items()), self.query_text, self.sort_by, wide)
+        if drawn == self._table_drawn:
+            return  # a tick for the clocks: the header moved, the figures did not
+        self._table_drawn = drawn
+        table.show(s.figures, s.flags, wide=wide, query=self.query_text, sort=self.sort_by)
         if self.query_text:
             self.query_one("#filter", Input).border_title = (
                 f"filter: {len(table.rows_by_key)} of {len(self.session.figures)} routes")
@@ -144,6 +153,11 @@ class DashboardScreen(SessionScreen):
 
     def _draw_trend(self) -> None:
         metrics = self._trend_metrics()
+        key = self.query_one(RouteTable).highlighted_key
+        drawn = (id(self.session.snapshot), key, tuple(metrics), self.size)
+        if drawn == self._trend_drawn:
+            return
+        self._trend_drawn = drawn
         trends = self.query_one("#trends")
         trends.set_class(self.size.height >= 36, "tall")
         for i, panel in enumerate(self.query(TrendPanel)):
@@ -152,6 +166,8 @@ class DashboardScreen(SessionScreen):
                 self._draw_one_trend(panel, metrics[i], focused=i == 0)
 
     def _draw_one_trend(self, panel: TrendPanel, metric: str, focused: bool) -> None:
+        from console.core.figures import format_value, trend
+
         fig = self.query_one(RouteTable).highlighted_route()
         snapshot = self.session.snapshot
         label = LABELS.get(metric, metric)

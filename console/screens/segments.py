@@ -32,6 +32,9 @@ if TYPE_CHECKING:
     from console.screens.confirm import Answer
 
 REFRESH_S = 10.0
+WIDE_COLUMNS = ("segment", "metric", "verdict", "cand", "base", "Δ interval", "margin", "n c/b", "e", "p")
+#: 80 columns: every figure shown whole; the highlighted row's margin and evidence go below the table
+NARROW_COLUMNS = WIDE_COLUMNS[:6]
 VERDICT_STYLE = {"harm": "bold red", "non-inferior": "green", "inconclusive": "yellow", "no data": "bold yellow"}
 
 
@@ -76,7 +79,6 @@ class SegmentsScreen(SessionScreen):
         yield Static(id="segments-title")
         table = DataTable(id="segment-rows", cursor_type="row", zebra_stripes=False)
         # verdict first after the names: at 80 columns the interval and evidence scroll, the verdict does not
-        table.add_columns("segment", "metric", "verdict", "cand", "base", "Δ interval", "margin", "n c/b", "e", "p")
         yield table
         yield Static(id="segments-notes")
         yield NoticeBar()
@@ -150,7 +152,7 @@ class SegmentsScreen(SessionScreen):
             r = cur.readout
             harm_rule = s.rule.segment_harm if s.rule is not None else "—"
             title.append(f" · {visible(cur.flag.key)} · stage {visible(cur.stage)} · e-BH over {r.hypotheses} tests "
-                         f"at α {r.alpha:g} · segment_harm: {visible(harm_rule)}")
+                         f"at α {r.alpha:.3g} · segment_harm: {visible(harm_rule)}")
             if cur.flag.allocation.excluded_segments:
                 names = ", ".join(f"{a}={v}" for a, v in cur.flag.allocation.excluded_segments)
                 title.append(f"\nexcluded from the candidate: {visible(names)}", "bold")
@@ -159,7 +161,7 @@ class SegmentsScreen(SessionScreen):
             no_data = sum(row.verdict.value == "no data" for row in r.rows) - excluded_rows
             if harmed:
                 title.append("\nHARM in " + visible(", ".join(f"{a}={v}" for a, v in harmed)), "bold reverse red")
-                title.append("  e excludes the highlighted harmed segment", "red")
+                title.append(" · e excludes the highlighted harmed segment", "red")
             elif not r.rows or no_data + excluded_rows == len(r.rows):
                 # nothing compared is not a pass: say so in the colour of a missing value
                 title.append("\nno segment could be compared yet — see the notes", "bold yellow")
@@ -176,18 +178,25 @@ class SegmentsScreen(SessionScreen):
             title.append("\nreading the stage's units…", "dim")
         self.query_one("#segments-title", Static).update(title)
 
+    def _wide(self) -> bool:
+        return self.size.width >= 110
+
     def _draw(self) -> None:
         self._draw_title()
         cur = self.current
         table = self.query_one("#segment-rows", DataTable)
         keep = self.highlighted()
+        columns = WIDE_COLUMNS if self._wide() else NARROW_COLUMNS
+        if tuple(str(c.label) for c in table.columns.values()) != columns:
+            table.clear(columns=True)
+            table.add_columns(*columns)  # narrow: the margin and the evidence go to the line below the table
         table.clear()
         self._rows = {}
         rows = cur.readout.rows if cur is not None else []
         for i, row in enumerate(rows):
             key = f"{row.attribute}={row.value}|{row.metric}"
             self._rows[key] = row
-            table.add_row(*self._cells(row), key=key)
+            table.add_row(*self._cells(row)[:len(columns)], key=key)
         if rows:
             wanted = 0
             if keep is not None:
@@ -195,7 +204,24 @@ class SegmentsScreen(SessionScreen):
             else:
                 wanted = next((i for i, row in enumerate(rows) if row.harm), 0)
             table.move_cursor(row=wanted)
+        self._draw_notes()
+
+    def on_data_table_row_highlighted(self) -> None:
+        if self.current is not None:
+            self._draw_notes()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw_notes(self) -> None:
+        cur = self.current
+        rows = cur.readout.rows if cur is not None else []
         notes = Text()
+        row = self.highlighted()
+        if row is not None and not self._wide():
+            cells = self._cells(row)
+            notes.append(f"{visible(row.attribute)}={visible(row.value)} {visible(row.metric)}: margin {cells[6]} · "
+                         f"n {cells[7]} · e {cells[8]} · p {cells[9]}\n", "bold")
         if cur is not None:
             for note in cur.readout.notes:
                 notes.append(f"note: {visible(note)}\n", "yellow")
@@ -215,8 +241,9 @@ class SegmentsScreen(SessionScreen):
             Text(f"{'! ' if row.harm else ''}{visible(row.attribute)}={visible(row.value)}", style),
             Text(m.label if m else visible(row.metric), style),
             Text("excluded", "bold") if excluded else Text(row.verdict.value, VERDICT_STYLE.get(row.verdict.value, "")),
-            fmt(m, row.candidate), fmt(m, row.baseline), iv, margin, f"{row.n_candidate}/{row.n_baseline}",
-            format_e(row.e_value), format_p(row.p_value) if row.e_value > 0 else "—",
+            *(Text(cell) for cell in (fmt(m, row.candidate), fmt(m, row.baseline), iv, margin,
+                                       f"{row.n_candidate}/{row.n_baseline}", format_e(row.e_value),
+                                       format_p(row.p_value) if row.e_value > 0 else "—")),
         ]
 
     # ---- excluding a segment ------------------------------------------------------------

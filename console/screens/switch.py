@@ -28,14 +28,15 @@ class SwitchScreen(ConfirmScreen):
     def __init__(self, flag: RouteFlag, choices: list[str], why: str = "") -> None:
         options = tuple((n if flag.variations[n].route == n else f"{n} ({flag.variations[n].route})", n) for n in choices)
         super().__init__(f"EMERGENCY SWITCH {flag.key} — every unit to one route", _switch_lines(flag, choices[0], why),
-                         confirm_label="Switch", reason_required=True, danger=True,
+                         confirm_label="Switch", reason_required=True, danger=True, arrows=False,
                          choices=[Choice("safe", "safe route", options, choices[0])])
         self.flag = flag
         self.why = why
 
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.value in self.flag.variations:
-            self.query_one("#change", Static).update(change_text(_switch_lines(self.flag, str(event.value), self.why)))
+            self.query_one("#change", Static).update(change_text(_switch_lines(self.flag, str(event.value), self.why),
+                                                                 arrows=False))
 
 
 class UndoSwitchScreen(ConfirmScreen):
@@ -48,5 +49,5 @@ class UndoSwitchScreen(ConfirmScreen):
         if note:
             lines.append(visible(note))
         super().__init__(f"UNDO SWITCH {flag.key}", lines, confirm_label="Undo switch", reason_required=False,
-                         default_reason="undo the emergency switch")
+                         default_reason="undo the emergency switch", arrows=False)
         self.flag = flag

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console.core.safe_text import visible
-from widgets.styles import GATE_STYLE, METRIC_STYLE, VERDICT_STYLE
+from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, VERDICT_STYLE
 
 if TYPE_CHECKING:
     from console.core.rules import DecisionRule
@@ -48,17 +48,30 @@ class VerdictScreen(ModalScreen):
             gates.add_row(Text(visible(g.name)), Text(g.status.value, GATE_STYLE.get(g.status.value, "")),
                           Text(visible(g.detail)), g.action.value)
         metrics = Table(box=None, show_header=True, header_style="bold", padding=(0, 1))
-        for col in ("metric", "candidate − baseline, interval, margin, n", "verdict"):
+        for col in ("metric", "candidate − baseline, interval, margin, n", "verdict", "on harm"):
             metrics.add_column(col)
         for m in d.metrics:
             label = m.name + (" (critical)" if m.critical else "")
+            does = "signal" if m.signal else m.action
             metrics.add_row(Text(visible(label)), Text(visible(m.line.split(None, 1)[1] if " " in m.line else m.line)),
-                            Text(m.verdict.value, METRIC_STYLE.get(m.verdict.value, "")))
+                            Text(m.verdict.value, METRIC_STYLE.get(m.verdict.value, "")),
+                            Text(does, ACTION_STYLE.get(does, "")))
         reasons = Text("\n").join(Text(f"• {visible(r)}") for r in d.reasons)
         mapped = Text("\n").join(Text(f"{visible(m.source)}: “{visible(m.text)}” → {visible(m.became)}", "dim")
                                  for m in self.rule.mappings)
+        extra = Text()
+        if d.verdict.value != "ADVANCE":
+            from console.core.stats.engine import eta_words
+
+            extra.append(f"ADVANCE expected in {eta_words(d.eta_s)} if nothing changes" if d.eta_s is not None
+                         else f"no ADVANCE expected at the current traffic{' — ' + visible(d.eta_note) if d.eta_note else ''}",
+                         "cyan" if d.eta_s is not None else "yellow")
+        if d.alpha is not None:
+            extra.append(("\n" if extra.plain else "") + f"α: {visible(d.alpha.statement)}", "dim")
         with VerticalScroll():
             yield Static(head)
+            if extra.plain:
+                yield Static(extra)
             yield Static(gates)
             yield Static(metrics)
             yield Static(Text.assemble(("why\n", "bold"), reasons))

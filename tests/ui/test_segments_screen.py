@@ -160,22 +160,6 @@ async def test_without_a_rule_s_says_why(tmp_path):
         assert not isinstance(app.screen, SegmentsScreen)
 
 
-def test_segments_80x24(snap_compare, tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)  # a relative flag path: the picture must not depend on where pytest puts tmp_path
-
-    async def opened(pilot) -> None:
-        await settle(pilot.app, pilot)
-        await pilot.press("s")
-        # the readout is computed in the screen's worker: wait for it to be drawn, not just for the worker
-        for _ in range(400):
-            if getattr(pilot.app.screen, "current", None) is not None:
-                break
-            await pilot.pause(0.05)
-        await settle(pilot.app, pilot)
-
-    assert snap_compare(segments_app(Path(".")), terminal_size=(80, 24), run_before=opened)
-
-
 async def test_a_stage_without_candidate_traffic_is_not_shown_as_clean(tmp_path):
     app = segments_app(tmp_path, scenario="aa")
     flag = app.session.platform.read_flag(FLAG)

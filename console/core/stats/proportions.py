@@ -35,7 +35,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from scipy.special import betaln
+from .special import betaln
 
 from .summary import ArmSummary
 
