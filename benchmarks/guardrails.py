@@ -1,102 +1,455 @@
-"""How often each decision method rolls back an identical candidate, and how fast it catches real regressions.
+"""How often the guardrail engine rolls back an identical candidate, how soon it advances one, and how fast it
+catches real regressions — each row beside GrowthBook's stats engine (``gbstats`` 0.8.0, sequential test) on
+the same counts and margins at routedeck's per-test α.
 
-For every scenario, N seeded runs of one stage (the 20% stage: 20% of the eligible scope on the
-candidate; 10 simulated minutes; ~14 requests/s from the eligible units), looked at every 10
-simulated seconds by three methods, all on the same runs:
+The traffic comes from a generator of its own (not the console's simulator), re-randomised in every run:
+a fresh population of units (activity, slowness, verbosity, difficulty, error-proneness) and a fresh
+assignment of units to arms. Requests arrive as a Poisson process at the simulator's default rate for the
+eligible scope (14.4 requests/s); a unit's requests accumulate across looks; outcomes join 5–90 s after
+their request (0.5% never join); the engine looks every 10 s, reading only per-arm summaries
+(``console.core.stats.summary``) built incrementally as a metrics source would.
 
-- routedeck: anytime-valid confidence sequences, α split over the tests of a look;
-- naive threshold: rolls back as soon as a guardrail's current value is worse than its threshold;
-- fixed-horizon: z-intervals at the full α, looked at every 10 s as if each look were the only one.
+Rows:
+- A/A under the seed rule (``examples/decision-rule-seed.yaml``) and under its non-inferiority variant
+  (``benchmarks/guardrails-ni.yaml``), at every stage at the rule's minimums — internal, 5%, 20%, full with a
+  5% and with a 2% holdback — each stage run for twice its minimum dwell: false ROLLBACK share with its 95%
+  Clopper–Pearson upper bound, ADVANCE within the horizon, and the estimated time to ADVANCE at its end;
+- margin-0 coverage: A/A with every margin at 0 (the hardest null), per test, the share of runs whose
+  harm-side bound ever crossed 0 — routedeck's sequences, fixed-horizon intervals looked at every 10 s
+  (peeking), and gbstats — against the per-test α;
+- regressions at 5% and 20%: error outage 30%, latency +20%, cost ×1.5 and ×3, quality −5 points, and a join
+  break (40% of candidate outcomes lost) on a request-level source: share detected, looks to the first harm
+  readout median [IQR] for routedeck and gbstats on the same metric.
 
-Runs come from the simulator's aggregate path (console/core/simulator/fastpath.py, tested against
-the request-level simulator). Prints a Markdown table with Clopper–Pearson 95% upper bounds.
-
-    .venv/bin/python benchmarks/guardrails.py [--runs 1000] [--workers 2]
+    .venv/bin/python benchmarks/guardrails.py [--runs 1000] [--regression-runs 200] [--stages 5%,20%]
+                                              [--workers 2] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import math
 import os
 import statistics
 import sys
 import time
+from dataclasses import dataclass, replace
 from multiprocessing import Pool
 from pathlib import Path
+
+import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-SCENARIOS = ("aa", "latency-regression", "quality-regression", "provider-outage", "join-break")
-METHODS = ("routedeck", "naive threshold", "fixed-horizon, peeking")
-STAGE_BP = 2000
-STAGE_S = 600.0
-RATE_RPS = 14.0
+from console.core.registry import MetricKind, lookup  # noqa: E402
+from console.core.rules import load_rule  # noqa: E402
+from console.core.stats.engine import alpha_budget, decide, judge  # noqa: E402
+from console.core.stats.spec import (  # noqa: E402
+    GuardrailSpec,
+    MarginKind,
+    MetricVerdict,
+    StageContext,
+    Verdict,
+)
+from console.core.stats.summary import COLUMNS, PAIRS, ArmSummary  # noqa: E402
+from console.core.telemetry import LATENCY_BOUNDS_MS, TTFT_BOUNDS_MS  # noqa: E402
+
+SEED_RULE = ROOT / "examples" / "decision-rule-seed.yaml"
+NI_RULE = Path(__file__).with_name("guardrails-ni.yaml")
 LOOK_S = 10.0
-SEED_RULE = ROOT.parent / "shared" / "examples" / "decision-rule-seed.yaml"
-
-_pool = None
-_rule = None
-
-
-def _init() -> None:
-    global _pool, _rule
-    from console.core.rules import load_rule, parse_rule
-    from console.core.simulator.fastpath import UnitPool
-
-    _pool = UnitPool.make()
-    _rule = load_rule(SEED_RULE) if SEED_RULE.exists() else parse_rule(FALLBACK_RULE, "seed-rule")
-
-
-FALLBACK_RULE = """
-llm_route_decision:
-  flag_key: support-answer-route
-  candidate_route: balanced_core_v2
-  baseline_route: fast_default_v1
-  first_audience: internal_support_team
-  eligible_scope: english_support_chat
-  primary_metric: resolved_without_escalation
-  guardrails: [p95_latency, cost_per_resolved_case, correction_rate, fallback_rate, complaint_rate]
-  rollback_when:
-    - severe quality failure appears
-    - provider errors or fallback rate breach the incident threshold
-    - telemetry cannot join exposure to outcome
-"""
+RATE_RPS = 14.4  # the simulator's 30 requests/s × the support flag's eligible scope (60% × 80%)
+POOL = 20_000
+MATURATION_S = 120.0
+STAGES = ("internal", "5%", "20%", "full 5%", "full 2%")
+REGRESSIONS = {
+    # scenario: (the metric whose harm detects it, changes to the candidate)
+    "error outage 30%": ("error_rate", {"error": 0.30}),
+    "latency +20%": ("slo_attainment", {"latency": 1.2}),
+    "cost ×1.5": ("cost_per_resolved_case", {"tokens": 1.5}),
+    "cost ×3": ("cost_per_resolved_case", {"tokens": 3.0}),
+    "quality −5 points": ("resolved_without_escalation", {"resolve": -0.05}),
+    "join break 40% (request level)": ("join", {"join": 0.6}),
+}
+COL = {c: i for i, c in enumerate(COLUMNS)}
+_PAIR_X = np.array([COL[a] for a, _ in PAIRS])
+_PAIR_Y = np.array([COL[b] for _, b in PAIRS])
+NL, NT = len(LATENCY_BOUNDS_MS) + 1, len(TTFT_BOUNDS_MS) + 1
 
 
-def one_run(task: tuple[str, int]) -> dict:
-    """One seeded stage; for each method the first look that rolled back and the verdict at the end."""
-    from console.core.simulator import get_scenario
-    from console.core.simulator.fastpath import run_stage
-    from console.core.stats.engine import Arms, evaluate_with
-    from console.core.stats.naive import fixed_horizon_peeking, naive_threshold
-    from console.core.stats.spec import StageContext, StageSpec, Verdict
+# ---- traffic ---------------------------------------------------------------------------------------------
 
-    scenario, seed = task
-    run = run_stage(_pool, get_scenario(scenario), seed, candidate_bp=STAGE_BP, seconds=STAGE_S, rate_rps=RATE_RPS,
-                    look_every=LOOK_S, maturation_s=_rule.spec.gates.maturation_s)
-    # the stage's own minimums are met by the end, so ADVANCE at the end is possible
-    stage = StageSpec("20%", STAGE_BP, min_units=300, min_dwell_s=STAGE_S - LOOK_S)
-    methods = {
-        "routedeck": lambda ctx, arms: evaluate_with(_rule.spec, ctx, None, None, arms=arms),
-        "naive threshold": lambda ctx, arms: naive_threshold(_rule.spec, ctx, None, None, arms=arms),
-        "fixed-horizon, peeking": lambda ctx, arms: fixed_horizon_peeking(_rule.spec, ctx, None, None, arms=arms),
-    }
-    out = {}
-    for name, decide in methods.items():
-        first_rollback = None
-        final = None
-        for k, at in enumerate(run.look_times):
-            cand, base = run.at(k)
-            arms = Arms(cand, base, 0, len(cand["requests"]) + len(base["requests"]))
-            ctx = StageContext(stage, float(at), has_control=True, intended_candidate_share=STAGE_BP / 10_000)
-            verdict = decide(ctx, arms).verdict
-            if verdict is Verdict.ROLLBACK:
-                first_rollback = float(at)
-                break
-            final = verdict
-        out[name] = (first_rollback, final is Verdict.ADVANCE and first_rollback is None)
-    return {"scenario": scenario, "seed": seed, "methods": out}
+
+@dataclass
+class Behaviour:
+    latency_ms: float = 1350.0
+    sigma: float = 0.5
+    error: float = 0.006
+    rate_limit: float = 0.003
+    timeout_ms: float = 8000.0
+    tokens_in: float = 1500.0
+    tokens_out: float = 350.0
+    resolve: float = 0.70
+    correction: float = 0.08
+    complaint: float = 0.006
+    join: float = 0.995
+
+    def changed(self, change: dict) -> "Behaviour":
+        b = replace(self)
+        if "error" in change:
+            b.error = change["error"]
+        b.latency_ms *= change.get("latency", 1.0)
+        b.tokens_in *= change.get("tokens", 1.0)
+        b.tokens_out *= change.get("tokens", 1.0)
+        b.resolve += change.get("resolve", 0.0)
+        b.join *= change.get("join", 1.0)
+        return b
+
+
+def stage_share(stage: str) -> float:
+    return {"internal": 0.0, "5%": 0.05, "20%": 0.20, "full 5%": 0.95, "full 2%": 0.98}[stage]
+
+
+def traffic(seed: int, stage: str, change: dict, horizon_s: float, request_level: bool):
+    """Every event of one run, as (look index, unit, is-candidate unit, column values, latency/ttft bucket)."""
+    rng = np.random.default_rng([seed, 0x6E7])
+    internal = rng.random(POOL) < 0.01
+    activity = rng.lognormal(0.0, 1.0, POOL)
+    slowness = rng.lognormal(0.0, 0.2, POOL)
+    verbosity = rng.lognormal(0.0, 0.25, POOL)
+    difficulty = rng.standard_normal(POOL)
+    prone = rng.lognormal(-0.125, 0.5, POOL)  # mean 1: some units' requests fail more often than others'
+    if stage == "internal":
+        cand_unit = internal.copy()
+        keep = np.ones(POOL, dtype=bool)
+    else:
+        cand_unit = rng.random(POOL) < stage_share(stage)
+        keep = ~internal  # the first audience is not comparable: it never enters the comparison
+    cum = np.cumsum(activity * keep)
+    n = int(rng.poisson(RATE_RPS * horizon_s * (cum[-1] / activity.sum())))
+    t = np.sort(rng.random(n) * horizon_s)
+    unit = np.minimum(np.searchsorted(cum / cum[-1], rng.random(n)), POOL - 1)
+    cand = cand_unit[unit]
+    base_b, cand_b = Behaviour(), Behaviour().changed(change)
+
+    def pick(attr: str) -> np.ndarray:
+        return np.where(cand, getattr(cand_b, attr), getattr(base_b, attr))
+
+    u = rng.random((n, 6))
+    z = rng.standard_normal((n, 3))
+    latency = pick("latency_ms") * slowness[unit] * np.exp(pick("sigma") * z[:, 0])
+    p_err = np.minimum(pick("error") * prone[unit], 0.95)
+    err = np.select([u[:, 0] < p_err, u[:, 0] < p_err + pick("rate_limit"), latency > pick("timeout_ms")], [1, 2, 3], 0)
+    fallback = err != 0
+    fb_ok = fallback & (u[:, 1] < 0.97)
+    success = (err == 0) | fb_ok
+    total_latency = np.where(fallback, np.where(err == 3, pick("timeout_ms"), 0.3 * latency)
+                             + 900 * slowness[unit] * np.exp(0.4 * z[:, 1]), latency)
+    slo = success & (total_latency <= 2500.0)
+    tin = pick("tokens_in") * verbosity[unit]
+    tout = pick("tokens_out") * verbosity[unit] * np.exp(0.35 * z[:, 2])
+    cost = np.where(err == 2, 0.0, tin * 2e-6 + np.where(err == 0, tout, 0.5 * tout) * 8e-6)
+    cost = cost + np.where(fallback, tin * 1e-6 + np.where(fb_ok, 300 * verbosity[unit] * 4e-6, 0.0), 0.0)
+    resolved = success & (u[:, 2] < pick("resolve") - 0.08 * difficulty[unit])
+    corrected = resolved & (u[:, 3] < pick("correction"))
+    complaint = u[:, 4] < pick("complaint") + np.where(success, 0.0, 0.05)
+    joined = u[:, 5] < pick("join")
+    arrival = t + 5 + 85 * rng.random(n)
+    lat_b = np.searchsorted(np.asarray(LATENCY_BOUNDS_MS), total_latency, side="left")
+    ttft_b = np.searchsorted(np.asarray(TTFT_BOUNDS_MS), total_latency * 0.2, side="left")
+
+    if request_level:
+        # a request-level source: every request is its own unit
+        unit = np.arange(n)
+        cand_of = cand
+    else:
+        cand_of = cand_unit
+    k = len(COLUMNS)
+    req = np.zeros((n, k))
+    for name, value in (("requests", 1.0), ("exposures", 1.0), ("successes", success), ("errors", err != 0),
+                        ("rate_limited", err == 2), ("timeouts", err == 3), ("fallbacks", fallback),
+                        ("slo_met", slo), ("cost_usd", cost)):
+        req[:, COL[name]] = value
+    out = np.zeros((n, k))
+    out[:, COL["outcomes"]] = 1.0
+    out[:, COL["resolved"]] = resolved
+    out[:, COL["escalated"]] = ~resolved
+    out[:, COL["corrected"]] = corrected
+    out[:, COL["complaints"]] = complaint
+    mat = np.zeros((n, k))
+    mat[:, COL["mature_exposures"]] = 1.0
+    mout = np.zeros((n, k))
+    mout[:, COL["mature_outcomes"]] = 1.0
+    j = joined
+    times = np.concatenate([t, arrival[j], t + MATURATION_S, np.maximum(t + MATURATION_S, arrival)[j]])
+    units = np.concatenate([unit, unit[j], unit, unit[j]])
+    values = np.concatenate([req, out[j], mat, mout[j]])
+    buckets = np.concatenate([np.stack([lat_b, ttft_b], 1), np.full((j.sum() + n + j.sum(), 2), -1)])
+    look = np.ceil(times / LOOK_S).astype(np.int64)  # the first look at or after the event
+    order = np.argsort(look, kind="stable")
+    return look[order], units[order], values[order], buckets[order], cand_of, request_level
+
+
+class Accumulator:
+    """Per-arm summaries kept up to date as events arrive (what a metrics source aggregates)."""
+
+    def __init__(self, n_units: int, cand_of: np.ndarray, request_level: bool) -> None:
+        self.table = np.zeros((n_units, len(COLUMNS)))
+        self.lat = np.zeros((n_units, NL))
+        self.ttft = np.zeros((n_units, NT))
+        self.cand_of = cand_of
+        self.request_level = request_level
+        self.arms = {True: self._zero(), False: self._zero()}
+
+    @staticmethod
+    def _zero() -> dict:
+        return {"units": 0, "sums": np.zeros(len(COLUMNS)), "squares": np.zeros(len(COLUMNS)),
+                "products": np.zeros(len(PAIRS)), "nonzero": np.zeros(len(COLUMNS)),
+                "hist": [np.zeros(NL), np.zeros(NT)], "hsq": [np.zeros(NL), np.zeros(NT)],
+                "hprod": [np.zeros(NL), np.zeros(NT)]}
+
+    def add(self, units: np.ndarray, values: np.ndarray, buckets: np.ndarray) -> None:
+        if not len(units):
+            return
+        order = np.argsort(units, kind="stable")
+        units, values, buckets = units[order], values[order], buckets[order]
+        change = np.empty(len(units), dtype=bool)
+        change[0] = True
+        np.not_equal(units[1:], units[:-1], out=change[1:])
+        starts = np.flatnonzero(change)
+        touched = units[starts]
+        inv = np.cumsum(change) - 1
+        delta = np.add.reduceat(values, starts, axis=0)
+        old = self.table[touched]
+        new = old + delta
+        self.table[touched] = new
+        hists = []
+        for col, table, width in ((0, self.lat, NL), (1, self.ttft, NT)):
+            has = buckets[:, col] >= 0
+            if not has.any():
+                hists.append(None)
+                continue
+            dh = np.bincount(inv[has] * width + buckets[has, col], minlength=len(touched) * width)
+            dh = dh.reshape(len(touched), width).astype(float)
+            h_old = table[touched]
+            h_new = h_old + dh
+            table[touched] = h_new
+            hists.append((dh, np.cumsum(h_old, 1), np.cumsum(h_new, 1)))
+        arm = self.cand_of[touched]
+        r = COL["requests"]
+        xs, ys = _PAIR_X, _PAIR_Y
+        for side in (True, False):
+            m = arm == side
+            if not m.any():
+                continue
+            a = self.arms[side]
+            o, w = old[m], new[m]
+            a["units"] += int(np.count_nonzero((w[:, r] > 0) & (o[:, r] <= 0)))
+            a["sums"] += delta[m].sum(0)
+            a["squares"] += (w * w - o * o).sum(0)
+            a["nonzero"] += (w > 0).sum(0) - (o > 0).sum(0)
+            a["products"] += (w[:, xs] * w[:, ys] - o[:, xs] * o[:, ys]).sum(0)
+            for h, parts in enumerate(hists):
+                if parts is None:
+                    continue
+                dh, c_old, c_new = parts
+                c_old, c_new = c_old[m], c_new[m]
+                a["hist"][h] += dh[m].sum(0)
+                a["hsq"][h] += (c_new * c_new - c_old * c_old).sum(0)
+                a["hprod"][h] += (c_new * c_new[:, -1:] - c_old * c_old[:, -1:]).sum(0)
+
+    def summary(self, side: bool) -> ArmSummary:
+        a = self.arms[side]
+        s = ArmSummary(units=a["units"], crossed=0, request_level=self.request_level)
+        s.sums = dict(zip(COLUMNS, a["sums"].tolist()))
+        s.squares = dict(zip(COLUMNS, a["squares"].tolist()))
+        s.nonzero = dict(zip(COLUMNS, (int(v) for v in a["nonzero"])))
+        s.products = dict(zip(PAIRS, a["products"].tolist()))
+        s.hist = {"latency_hist": [int(v) for v in a["hist"][0]], "ttft_hist": [int(v) for v in a["hist"][1]]}
+        if self.request_level:
+            # a request-level source cannot tell which outcomes belong to matured exposures, nor cluster anything
+            for key in ("mature_outcomes",):
+                s.sums.pop(key, None)
+                s.squares.pop(key, None)
+            s.crossed = None
+        else:
+            s.hist_squares = {"latency_hist": a["hsq"][0].tolist(), "ttft_hist": a["hsq"][1].tolist()}
+            s.hist_products = {"latency_hist": a["hprod"][0].tolist(), "ttft_hist": a["hprod"][1].tolist()}
+        return s
+
+
+# ---- the comparator ------------------------------------------------------------------------------------
+
+
+def gbstats_harm(metric_name: str, margin: float, kind: MarginKind, cand: ArmSummary, base: ArmSummary,
+                 alpha: float) -> bool | None:
+    """gbstats' sequential two-sided test on the same per-unit sums: True when its interval is all beyond the
+    margin on the harm side (None: it gives no result)."""
+    from gbstats.frequentist.tests import SequentialConfig, SequentialTwoSidedTTest
+    from gbstats.models.statistics import RatioStatistic, SampleMeanStatistic
+
+    metric = lookup(metric_name)
+    num, den = metric.numerator, metric.denominator
+
+    def stat(s: ArmSummary):
+        n = s.units
+        prod = s.product(num, den)
+        if n < 2 or prod is None or s.squares.get(num) is None:
+            return None
+        return RatioStatistic(n=n, m_statistic=SampleMeanStatistic(n=n, sum=s.sums[num], sum_squares=s.squares[num]),
+                              d_statistic=SampleMeanStatistic(n=n, sum=s.sums[den], sum_squares=s.squares[den]),
+                              m_d_sum_of_products=prod)
+
+    a, b = stat(base), stat(cand)
+    if a is None or b is None or base.sums.get(den, 0) <= 0 or cand.sums.get(den, 0) <= 0:
+        return None
+    relative = kind is MarginKind.RELATIVE
+    config = SequentialConfig(difference_type="relative" if relative else "absolute", alpha=alpha)
+    result = SequentialTwoSidedTTest(a, b, config).compute_result()
+    if result.error_message or result.ci is None or any(v is None or math.isnan(v) for v in result.ci):
+        return None
+    lo, hi = result.ci
+    return lo > margin if metric.worse_is_higher else hi < -margin
+
+
+def check_comparator() -> str | None:
+    """gbstats installed without its numpy<2 pin: compare one sequential interval with the published formula
+    (GrowthBook's asymptotic confidence sequence, half-width σ·√N·√(2(Nρ²+1)/(N²ρ²)·log(√(Nρ²+1)/α)), ρ tuned
+    to N* = 5000). Returns a problem in words, or None."""
+    from gbstats.frequentist.tests import SequentialConfig, SequentialTwoSidedTTest
+    from gbstats.models.statistics import ProportionStatistic
+
+    a, b, alpha = ProportionStatistic(n=4000, sum=400), ProportionStatistic(n=4000, sum=460), 0.01
+    result = SequentialTwoSidedTTest(a, b, SequentialConfig(difference_type="absolute", alpha=alpha)).compute_result()
+    pa, pb = 0.10, 0.115
+    var = pa * (1 - pa) / 4000 + pb * (1 - pb) / 4000
+    n = 8000
+    rho = math.sqrt((-2 * math.log(alpha) + math.log(-2 * math.log(alpha) + 1)) / 5000)
+    half = math.sqrt(var * n) * math.sqrt(2 * (n * rho**2 + 1) / (n * n * rho**2) * math.log(math.sqrt(n * rho**2 + 1) / alpha))
+    want = (pb - pa - half, pb - pa + half)
+    if result.ci is None or any(abs(x - y) > 1e-6 for x, y in zip(result.ci, want)):
+        return f"gbstats gives {result.ci}, the formula {want}"
+    return None
+
+
+# ---- one run -------------------------------------------------------------------------------------------
+
+
+_RULES: dict = {}
+
+
+def rules():
+    if not _RULES:
+        _RULES["seed"] = load_rule(SEED_RULE)
+        _RULES["ni"] = load_rule(NI_RULE)
+    return _RULES
+
+
+def stage_spec(rule, stage: str):
+    name = "full" if stage.startswith("full") else stage
+    return rule.stage(name)
+
+
+def one_run(task: tuple) -> dict:
+    kind, rule_name, stage, scenario, seed = task
+    rule = rules()[rule_name]
+    spec = rule.spec
+    seed_spec = rules()["seed"].spec
+    coverage = kind == "aa" and stage == "20%"
+    st = stage_spec(rule, stage)
+    horizon = 2 * st.min_dwell_s
+    change = REGRESSIONS[scenario][1] if scenario in REGRESSIONS else {}
+    request_level = scenario.endswith("(request level)")
+    looks, units, values, buckets, cand_of, _ = traffic(seed, stage, change, horizon, request_level)
+    acc = Accumulator(len(cand_of), cand_of, request_level)
+    has_control = stage != "internal"
+    share = stage_share(stage)
+    budget = alpha_budget(spec, bool(rule.segments))
+    per_test = budget.per_test
+    n_looks = int(horizon // LOOK_S)
+    bounds = np.searchsorted(looks, np.arange(n_looks + 2), side="left")
+    out = {"kind": kind, "rule": rule_name, "stage": stage, "scenario": scenario, "seed": seed,
+           "rollback": None, "advance": None, "seed_advance": None, "harm": None, "gb_harm": None, "gb_any": None, "eta_s": None,
+           "cover": {}, "cover_fixed": {}, "cover_gb": {}, "cover_seen": set()}
+    target = REGRESSIONS[scenario][0] if scenario in REGRESSIONS else None
+    tested = [g for g in spec.guardrails if lookup(g.metric).kind is not MetricKind.QUANTILE]
+    if spec.primary is not None:
+        tested.append(GuardrailSpec(spec.primary.metric, spec.primary.margin, spec.primary.margin_kind))
+    for k in range(1, n_looks + 1):
+        acc.add(units[bounds[k]:bounds[k + 1]], values[bounds[k]:bounds[k + 1]], buckets[bounds[k]:bounds[k + 1]])
+        at = k * LOOK_S
+        cand, base = acc.summary(True), acc.summary(False)
+        ctx = StageContext(st, at, has_control=has_control, intended_candidate_share=share if has_control else None,
+                           segments=bool(rule.segments))
+        last = k == n_looks
+        if kind == "aa" and coverage:
+            out["cover_seen"] = set()
+            _coverage_look(out, tested, cand, base, ctx, spec, per_test)
+        d = decide(spec, ctx, cand, base, with_eta=last and kind == "aa" and out["advance"] is None)
+        if out["rollback"] is None and d.verdict is Verdict.ROLLBACK:
+            out["rollback"] = k
+            out["rollback_why"] = d.reasons[0][:160]
+        if out["advance"] is None and d.verdict is Verdict.ADVANCE:
+            out["advance"] = k
+        if kind == "aa" and out["seed_advance"] is None and d.verdict is Verdict.ADVANCE:
+            # the seed rule differs only in asking the primary metric for superiority: its ADVANCE implies this one
+            if decide(seed_spec, ctx, cand, base, with_eta=False).verdict is Verdict.ADVANCE:
+                out["seed_advance"] = k
+        if last and kind == "aa" and out["advance"] is None:
+            out["eta_s"] = d.eta_s
+        if target is not None and out["harm"] is None:
+            if target == "join":
+                if any(g.name.startswith("exposure") and g.status.value == "fail" for g in d.health):
+                    out["harm"] = k
+            elif any(m.name == target and m.verdict is MetricVerdict.HARM for m in d.metrics):
+                out["harm"] = k
+        if has_control and ((kind == "aa" and out["gb_any"] is None) or (target not in (None, "join"))):
+            for g in tested:
+                if kind == "regression" and g.metric != target:
+                    continue
+                if kind == "regression" and out["gb_harm"] is not None:
+                    break
+                g_at = g.at_stage(st.name)
+                harmed = gbstats_harm(g.metric, g_at.margin, g_at.margin_kind, cand, base, per_test)
+                if harmed:
+                    if kind == "regression":
+                        out["gb_harm"] = k
+                    elif out["gb_any"] is None:
+                        out["gb_any"] = k
+        if kind == "regression" and out["harm"] is not None and (out["gb_harm"] is not None or target == "join"):
+            break
+        if kind == "aa" and out["rollback"] is not None:
+            break  # the stage is over; an ADVANCE does not end it: the guard keeps looking for harm
+    return out
+
+
+#: the coverage table's tests: a rare share, a common share, the latency share and a cost ratio
+COVERAGE_METRICS = ("error_rate", "resolved_without_escalation", "slo_attainment", "cost_per_resolved_case")
+
+
+def _coverage_look(out: dict, tested, cand, base, ctx, spec, per_test: float) -> None:
+    """Margin 0, A/A: has each test's harm-side bound crossed 0 yet (routedeck, fixed-horizon peeking, gbstats)?"""
+    for g in tested:
+        if g.metric not in COVERAGE_METRICS or (g.metric in out["cover_seen"]):
+            continue
+        out["cover_seen"].add(g.metric)
+        zero = replace(g, margin=0.0, margin_kind=MarginKind.ABSOLUTE, stage_margins=())
+        metric = lookup(g.metric)
+        if g.metric not in out["cover"]:
+            j = judge(zero, metric, cand, base, ctx, spec, per_test)
+            if j.verdict is MetricVerdict.HARM:
+                out["cover"][g.metric] = True
+        if g.metric not in out["cover_fixed"]:
+            j = judge(zero, metric, cand, base, ctx, spec, per_test, sequential=False)
+            if j.verdict is MetricVerdict.HARM:
+                out["cover_fixed"][g.metric] = True
+        if g.metric not in out["cover_gb"]:
+            if gbstats_harm(g.metric, 0.0, MarginKind.ABSOLUTE, cand, base, per_test):
+                out["cover_gb"][g.metric] = True
+
+
+# ---- the table -----------------------------------------------------------------------------------------
 
 
 def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:
@@ -105,32 +458,159 @@ def clopper_pearson_upper(k: int, n: int, conf: float = 0.95) -> float:
     return 1.0 if k >= n else float(beta.ppf(conf, k + 1, n - k))
 
 
+def median_iqr(values: list[float]) -> str:
+    if not values:
+        return "—"
+    q = np.percentile(values, [25, 50, 75])
+    return f"{q[1]:.0f} [{q[0]:.0f}–{q[2]:.0f}]"
+
+
+def tasks_for(args) -> list[tuple]:
+    stages = [s.strip() for s in args.stages.split(",")] if args.stages else list(STAGES)
+    out = []
+    for stage in stages:
+        out += [("aa", "ni", stage, "aa", seed) for seed in range(args.runs)]
+    for scenario in REGRESSIONS:
+        for stage in ("5%", "20%"):
+            if stage in stages:
+                out += [("regression", "ni", stage, scenario, 20_000 + seed) for seed in range(args.regression_runs)]
+    return out
+
+
+def report(results: list[dict], args, elapsed: float, load: tuple[float, float, float]) -> dict:
+    rule = rules()["seed"]
+    budget = alpha_budget(rule.spec, bool(rule.segments))
+    table: dict = {"aa": [], "coverage": [], "regressions": []}
+    for rname in ("seed", "ni"):
+        key = "seed_advance" if rname == "seed" else "advance"
+        for stage in STAGES:
+            rows = [r for r in results if r["kind"] == "aa" and r["stage"] == stage]
+            if not rows:
+                continue
+            n = len(rows)
+            k = sum(r["rollback"] is not None for r in rows)
+            adv = [r[key] for r in rows if r[key] is not None and (r["rollback"] is None or r["rollback"] > r[key])]
+            gb = sum(r["gb_any"] is not None for r in rows)
+            st = stage_spec(rules()[rname], stage)
+            etas = [r["eta_s"] for r in rows if r["advance"] is None and r["eta_s"] is not None] if rname == "ni" else []
+            none_eta = sum(1 for r in rows if r["advance"] is None and r["eta_s"] is None) if rname == "ni" else 0
+            table["aa"].append({
+                "rule": rname, "stage": stage, "runs": n, "false_rollback": k / n, "upper95": clopper_pearson_upper(k, n),
+                "advance_within_2x_dwell": len(adv) / n, "advance_minutes_median": (
+                    statistics.median(adv) * LOOK_S / 60 if adv else None),
+                "dwell_min": st.min_dwell_s / 60,
+                "eta_minutes_median_when_not_advanced": statistics.median(etas) / 60 + 2 * st.min_dwell_s / 60 if etas else None,
+                "no_eta_share": none_eta / n, "gbstats_false_harm": gb / n if stage != "internal" else None,
+                "reasons": sorted({r.get("rollback_why", "") for r in rows if r["rollback"] is not None})[:3],
+            })
+    cov = [r for r in results if r["kind"] == "aa" and r["stage"] == "20%"]
+    if cov:
+        names = list(COVERAGE_METRICS)
+        for m in names:
+            n = len(cov)
+            table["coverage"].append({"metric": m, "runs": n,
+                                      "routedeck": sum(m in r["cover"] for r in cov) / n,
+                                      "fixed_horizon_peeking": sum(m in r["cover_fixed"] for r in cov) / n,
+                                      "gbstats": sum(m in r["cover_gb"] for r in cov) / n})
+    for scenario in REGRESSIONS:
+        for stage in ("5%", "20%"):
+            rows = [r for r in results if r["kind"] == "regression" and r["scenario"] == scenario and r["stage"] == stage]
+            if not rows:
+                continue
+            n = len(rows)
+            rd = [r["harm"] for r in rows if r["harm"] is not None]
+            gb = [r["gb_harm"] for r in rows if r["gb_harm"] is not None]
+            rb = sum(r["rollback"] is not None for r in rows)
+            table["regressions"].append({
+                "scenario": scenario, "stage": stage, "runs": n, "metric": REGRESSIONS[scenario][0],
+                "routedeck_detected": len(rd) / n, "routedeck_looks": median_iqr(rd),
+                "routedeck_median": statistics.median(rd) if rd else None, "rolled_back": rb / n,
+                "gbstats_detected": len(gb) / n if REGRESSIONS[scenario][0] != "join" else None,
+                "gbstats_looks": median_iqr(gb) if REGRESSIONS[scenario][0] != "join" else "—",
+                "gbstats_median": statistics.median(gb) if gb else None,
+                "horizon_looks": int(2 * stage_spec(rules()["ni"], stage).min_dwell_s // LOOK_S)})
+    meta = {"elapsed_s": elapsed, "workers": args.workers, "load_before": load, "load_after": os.getloadavg(),
+            "per_test_alpha": budget.per_test, "stage_alpha": budget.stage, "tests": budget.tests,
+            "rollout_bound": budget.rollout, "look_s": LOOK_S, "rate_rps": RATE_RPS}
+    return {"meta": meta, **table}
+
+
+def print_markdown(t: dict) -> None:
+    m = t["meta"]
+    print(f"Guardrail benchmark — a look every {m['look_s']:.0f} s, {m['rate_rps']} eligible requests/s, per-test α "
+          f"{m['per_test_alpha']:.4f} ({m['tests']} tests in the stage's α {m['stage_alpha']:g}; whole rollout ≤ "
+          f"{m['rollout_bound']:g}); {m['elapsed_s'] / 60:.1f} min on {m['workers']} workers, load average "
+          f"{m['load_before'][0]:.1f} before / {m['load_after'][0]:.1f} after\n")
+    print("A/A (identical candidate), each stage for twice its minimum dwell\n")
+    print("| rule | stage | runs | false ROLLBACK | 95% upper | gbstats false harm | ADVANCE ≤ 2× dwell | "
+          "median min to ADVANCE | est. min to ADVANCE (rest) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in t["aa"]:
+        gb = "—" if r["gbstats_false_harm"] is None else f"{r['gbstats_false_harm']:.1%}"
+        adv_min = "—" if r["advance_minutes_median"] is None else f"{r['advance_minutes_median']:.1f}"
+        eta = "—" if r["eta_minutes_median_when_not_advanced"] is None else f"{r['eta_minutes_median_when_not_advanced']:.0f}"
+        print(f"| {r['rule']} | {r['stage']} | {r['runs']} | {r['false_rollback']:.2%} | {r['upper95']:.2%} | {gb} | "
+              f"{r['advance_within_2x_dwell']:.1%} | {adv_min} | {eta} |")
+    if t["coverage"]:
+        print("\nMargin-0 A/A coverage at the 20% stage (share of runs whose harm-side bound ever crossed 0; "
+              f"nominal ≤ {m['per_test_alpha']:.4f} per test)\n")
+        print("| metric | runs | routedeck | fixed-horizon, peeking | gbstats |")
+        print("|---|---|---|---|---|")
+        for r in t["coverage"]:
+            print(f"| {r['metric']} | {r['runs']} | {r['routedeck']:.2%} | {r['fixed_horizon_peeking']:.2%} | "
+                  f"{r['gbstats']:.2%} |")
+    print("\nRegressions (non-inferiority rule): detected within twice the minimum dwell, looks to the first harm "
+          "readout median [IQR]\n")
+    print("| regression | stage | runs | metric | routedeck detected | routedeck looks | rolled back | "
+          "gbstats detected | gbstats looks |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for r in t["regressions"]:
+        gbd = "—" if r["gbstats_detected"] is None else f"{r['gbstats_detected']:.0%}"
+        print(f"| {r['scenario']} | {r['stage']} | {r['runs']} | {r['metric']} | {r['routedeck_detected']:.0%} | "
+              f"{r['routedeck_looks']} | {r['rolled_back']:.0%} | {gbd} | {r['gbstats_looks']} |")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=int, default=1000)
+    parser.add_argument("--runs", type=int, default=1000, help="runs per A/A row and for the coverage table")
+    parser.add_argument("--regression-runs", type=int, default=200, help="runs per regression row")
+    parser.add_argument("--stages", default="", help=f"comma-separated subset of {', '.join(STAGES)}")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
+    parser.add_argument("--quick", action="store_true", help="a few runs per row, for development")
+    parser.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE ('-': stdout only)")
     args = parser.parse_args()
+    if args.quick:
+        args.runs, args.regression_runs = min(args.runs, 40), min(args.regression_runs, 20)
+    try:
+        import gbstats  # noqa: F401
+    except ImportError:
+        print("benchmarks/guardrails.py: gbstats is not installed — run `make bench` (it installs the benchmark "
+              "extra)", file=sys.stderr)
+        return 2
+    problem = check_comparator()
+    if problem:
+        print(f"benchmarks/guardrails.py: the gbstats comparator disagrees with its published formula ({problem})",
+              file=sys.stderr)
+        return 2
+    load = os.getloadavg()
     started = time.perf_counter()
-    tasks = [(s, seed) for s in SCENARIOS for seed in range(args.runs)]
-    with Pool(args.workers, initializer=_init) as pool:
-        results = pool.map(one_run, tasks, chunksize=20)
-    elapsed = time.perf_counter() - started
-
-    print(f"Guardrail benchmark — {args.runs} seeded runs per scenario of the 20% stage "
-          f"({STAGE_S / 60:.0f} simulated minutes, ~{RATE_RPS:.0f} requests/s from eligible units), "
-          f"a look every {LOOK_S:.0f} s, seed decision rule (α = 0.05); {elapsed:.0f} s on {args.workers} workers\n")
-    print("| scenario | method | rolled back | 95% upper bound | ADVANCE at end | median time to rollback |")
-    print("|---|---|---|---|---|---|")
-    for scenario in SCENARIOS:
-        rows = [r for r in results if r["scenario"] == scenario]
-        n = len(rows)
-        for method in METHODS:
-            times = [r["methods"][method][0] for r in rows if r["methods"][method][0] is not None]
-            k = len(times)
-            adv = sum(1 for r in rows if r["methods"][method][1])
-            median = f"{statistics.median(times):.0f} s" if times else "—"
-            print(f"| {scenario} | {method} | {k / n:.1%} ({k}/{n}) | {clopper_pearson_upper(k, n):.1%} | "
-                  f"{adv / n:.1%} | {median} |")
+    tasks = tasks_for(args)
+    # long tasks first, so the pool's last minutes are not one straggler
+    tasks.sort(key=lambda t: (t[2] != "20%", t[2] not in ("full 5%", "full 2%")))
+    results = []
+    with Pool(args.workers) as pool:
+        for i, r in enumerate(pool.imap_unordered(one_run, tasks, chunksize=8), start=1):
+            results.append(r)
+            if i % 500 == 0 or i == len(tasks):
+                print(f"  {i}/{len(tasks)} runs, {(time.perf_counter() - started) / 60:.1f} min", file=sys.stderr,
+                      flush=True)
+    table = report(results, args, time.perf_counter() - started, load)
+    if args.json == "-":
+        print(json.dumps(table, indent=2))
+    else:
+        print_markdown(table)
+        if args.json:
+            Path(args.json).write_text(json.dumps(table, indent=2) + "\n")
     return 0
 
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
     from console.core.ports import FlagPlatform, MetricsSource
 
 FLAG_KINDS = ("flagd", "unleash", "featbit")
-METRIC_KINDS = ("sim", "prometheus")
+METRIC_KINDS = ("sim", "prometheus", "events", "clickhouse")
 
 
 def _split(spec: str, option: str, kinds: tuple[str, ...]) -> tuple[str, str]:
@@ -62,11 +62,13 @@ def open_metrics(
     """The metrics source named by ``spec`` (``--metrics``).
 
     The simulator needs the flag file it evaluates, taken from ``flags_spec``. ``profile`` is the
-    profile the command runs with: its ``prometheus_match`` and ``prometheus_queries`` go to a
+    profile the command runs with: its ``prometheus_match``, ``prometheus_names`` and ``prometheus_queries`` go to a
     ``prometheus:`` source (whether ``spec`` is the profile's own or one given with ``--metrics``);
     other sources ignore them.
     """
     kind, rest = _split(spec, "--metrics", METRIC_KINDS)
+    if kind in ("events", "clickhouse"):
+        return _open_event_store(kind, spec, flags_spec, **options)
     if kind == "sim":
         from adapters.metrics.simulated import SimulatedMetricsSource
 
@@ -76,14 +78,73 @@ def open_metrics(
         return SimulatedMetricsSource.from_spec(spec, path, **options)
     from adapters.metrics.prometheus import PrometheusSource
 
-    if profile is None or not (profile.prometheus_match or profile.prometheus_queries):
+    options.setdefault("variants_of", variants_from_flags(flags_spec))
+    if profile is None or not (profile.prometheus_match or profile.prometheus_queries or profile.prometheus_names):
         return PrometheusSource.from_spec(spec, **options)
     try:
         return PrometheusSource.from_spec(
-            spec, templates=profile.prometheus_queries, match=profile.prometheus_match, **options
+            spec, templates=profile.prometheus_queries, match=profile.prometheus_match,
+            names=profile.prometheus_names or None, **options
         )
     except BadInput as exc:
         raise _in_profile(exc, profile) from None
+
+
+def variants_from_flags(flags_spec: str | None):
+    """``variants_of(flag)``: the flag's variants mapped to (arm, route), as the flag platform holds the flag
+    now (read again at most every few seconds). Without ``--flags`` no variant has an arm, and a variant's
+    route is its name."""
+    import threading
+    import time
+
+    if not flags_spec:
+        return lambda flag: {}
+    platform = open_flags(flags_spec)
+    cache: dict[str, tuple[float, dict[str, tuple[str, str]]]] = {}
+    lock = threading.Lock()
+
+    def variants_of(flag: str) -> dict[str, tuple[str, str]]:
+        with lock:
+            seen = cache.get(flag)
+            if seen is not None and time.monotonic() - seen[0] < 5.0:
+                return seen[1]
+            try:
+                route_flag = platform.read_flag(flag)
+            except Exception:
+                if flag not in platform.list_flags():
+                    cache[flag] = (time.monotonic(), {})
+                    return {}
+                raise
+            # as the simulator counts them: a flag with no candidate has no arms (no rollout in progress)
+            found = {name: ("other", profile.route) for name, profile in route_flag.variations.items()}
+            if route_flag.candidate:
+                found[route_flag.baseline] = ("baseline", route_flag.variations[route_flag.baseline].route)
+                found[route_flag.candidate] = ("candidate", route_flag.variations[route_flag.candidate].route)
+            cache[flag] = (time.monotonic(), found)
+            return found
+
+    return variants_of
+
+
+def arms_from_flags(flags_spec: str | None):
+    """``arms_of(flag)`` for an event store: the flag's baseline and candidate variants mapped to their arms."""
+    variants_of = variants_from_flags(flags_spec)
+
+    def arms_of(flag: str) -> dict[str, str]:
+        return {v: arm for v, (arm, _) in variants_of(flag).items() if arm != "other"}
+
+    return arms_of
+
+
+def _open_event_store(kind: str, spec: str, flags_spec: str | None, **options) -> "MetricsSource":
+    arms_of = options.pop("arms_of", None) or arms_from_flags(flags_spec)
+    if kind == "events":
+        from adapters.metrics.events import EventsSource
+
+        return EventsSource.from_spec(spec, arms_of=arms_of, **options)
+    from adapters.metrics.clickhouse import ClickHouseSource
+
+    return ClickHouseSource.from_spec(spec, arms_of=arms_of, **options)
 
 
 def _in_profile(exc: BadInput, profile: Profile) -> BadInput:
@@ -93,7 +154,10 @@ def _in_profile(exc: BadInput, profile: Profile) -> BadInput:
     if message.startswith("--metrics"):
         return exc
     named = [family for family in profile.prometheus_queries if repr(family) in message]
-    if named:
+    mapped = [name for name, theirs in profile.prometheus_names.items() if repr(name) in message or repr(theirs) in message]
+    if message.startswith("prometheus name") and mapped:
+        key = f"prometheus_names.{mapped[0]}"
+    elif named:
         key = f"prometheus_queries.{named[0]}"
     else:
         key = "prometheus_queries" if profile.prometheus_queries else "prometheus_match"

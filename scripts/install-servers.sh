@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Install the servers the integration tests start: Prometheus and PostgreSQL (Debian packages)
+# Install the servers the integration tests start: Prometheus, PostgreSQL and ClickHouse (Debian packages)
 # and unleash-server (npm, pinned by servers/unleash/package-lock.json).
 # Idempotent and quick when everything is present. It never starts a service: the test fixtures
 # start their own processes on 127.0.0.1 and stop them by PID.
@@ -49,6 +49,17 @@ if [ -x "$PG_BIN/initdb" ]; then
     say "postgresql present ($PG_BIN)"
 else
     problems+=("postgresql: no initdb under /usr/lib/postgresql/*/bin and apt-get install postgresql failed")
+fi
+
+# ---- ClickHouse (Debian packages) ------------------------------------------------------------
+CH_BIN="$(command -v clickhouse-server || true)"
+[ -z "$CH_BIN" ] && [ -x /usr/sbin/clickhouse-server ] && CH_BIN=/usr/sbin/clickhouse-server
+if [ -n "$CH_BIN" ]; then
+    say "clickhouse-server present ($CH_BIN)"
+elif apt_install clickhouse-server clickhouse-client; then
+    say "clickhouse-server installed (the tests start it themselves; its service start is not used)"
+else
+    problems+=("clickhouse-server: not installed and apt-get install clickhouse-server failed (needs root and a Debian package mirror)")
 fi
 
 # ---- unleash-server (npm) ----------------------------------------------------------------

@@ -33,8 +33,10 @@ OPERATION_CHAT = "chat"
 class RouteMetricsExporter:
     """Prometheus metrics of one application, in their own registry.
 
-    ``stage_of(flag)`` gives the rollout stage label for a flag (the application knows it from
-    the flag's rollout state); the default labels every series with "unknown".
+    Every series carries the flag key and the variant the unit was served (``feature_flag_key``,
+    ``feature_flag_result_variant``): routedeck maps a variant to its route and arm with the flag
+    platform. ``stage_of(flag)`` gives the rollout stage label of the unit counters (the application
+    knows it from the flag's rollout state); the default is "unknown".
     """
 
     def __init__(
@@ -54,13 +56,13 @@ class RouteMetricsExporter:
                                   buckets=c.DURATION_BUCKETS_S, registry=r)
         self.tokens = Histogram(c.TOKEN_USAGE, "GenAI tokens used per call", c.TOKEN_USAGE_LABELS,
                                 buckets=c.TOKEN_BUCKETS, registry=r)
-        self.ttft = Histogram(c.TTFT, "time to the first token of the answer", c.TTFT_LABELS,
+        self.ttft = Histogram(c.TTFT, "time to the first chunk of a streamed answer", c.TTFT_LABELS,
                               buckets=c.TTFT_BUCKETS_S, registry=r)
-        self.units = Counter(c.UNITS, "units seen for the first time on a route and arm in a stage", c.UNIT_LABELS,
+        self.units = Counter(c.UNITS, "units seen for the first time on a variant in a stage (in this process)", c.UNIT_LABELS,
                              registry=r)
-        self.crossed = Counter(c.CROSSED_UNITS, "units seen on more than one arm of a flag in a stage",
+        self.crossed = Counter(c.CROSSED_UNITS, "units seen on more than one variant of a flag in a stage (in this process)",
                                c.UNIT_LABELS, registry=r)
-        self.requests = Counter(c.REQUESTS, "requests by provider, model and status", c.REQUESTS_LABELS, registry=r)
+        self.requests = Counter(c.REQUESTS, "requests by provider, model and the assigned call's error type", c.REQUESTS_LABELS, registry=r)
         self.fallbacks = Counter(c.FALLBACKS, "requests answered by a fallback route", c.FALLBACKS_LABELS, registry=r)
         self.outcomes = Counter(c.OUTCOMES, "business outcomes recorded", c.OUTCOME_LABELS, registry=r)
         self.joined = Counter(c.JOINED_OUTCOMES, "outcomes joined to their exposure", c.OUTCOME_LABELS, registry=r)
@@ -72,57 +74,67 @@ class RouteMetricsExporter:
         self._page: bytes | None = None
         #: the segment of each unit's last request (outcome events carry none)
         self._segments: dict[str, dict[str, str]] = {}
-        #: (flag, route, arm, stage, unit) already counted: a unit is new again in each stage, so the units
-        #: since a stage began include the ones that stayed on the baseline from the stage before
-        self._units_seen: set[tuple[str, str, str, str, str]] = set()
-        #: (flag, stage, unit) -> {arm: the unit labels of its first request there}, to count crossover
-        self._arms_of: dict[tuple[str, str, str], dict[str, dict[str, str]]] = {}
+        #: per flag: the stage being counted, the (variant, unit) pairs already counted in it, and each unit's
+        #: variants there (for crossover). A unit is new again in each stage, so the units since a stage began
+        #: include the ones that stayed on the baseline from the stage before; a new stage forgets the old one.
+        #: This is one process's memory: with several replicas a unit is counted once per replica it reached
+        #: and a unit served two variants by two replicas is missed (the source's verdict says so).
+        self._stage_of: dict[str, str] = {}
+        self._units_seen: dict[str, set[tuple[str, str]]] = {}
+        self._variants_of: dict[str, dict[str, dict[str, dict[str, str]]]] = {}
 
-    def _route(self, flag: str, route: str, arm: str, segment: dict[str, str]) -> dict[str, str]:
-        labels = {"flag": flag, "route": route, "arm": arm, "stage": self.stage_of(flag)}
+    def _labels(self, flag: str, variant: str, segment: dict[str, str]) -> dict[str, str]:
+        labels = {c.FLAG: flag, c.VARIANT: variant}
         for name in c.SEGMENT_LABELS:
-            labels[name] = segment.get(name, "")
+            labels[name] = str(segment.get(name, ""))
         return labels
 
     def record_request(self, e: RequestEvent) -> None:
-        """Count one request: duration, tokens, time to first token and the route counters."""
-        base = self._route(e.flag, e.route, e.arm.value, e.segment)
+        """Count one request: duration, tokens, time to first chunk and routedeck's counters."""
+        base = self._labels(e.flag, e.variant or e.route, e.segment)
         gen = {c.OPERATION: OPERATION_CHAT, c.PROVIDER: e.provider, c.MODEL: e.model}
         self.duration.labels(**base, **gen, **{c.ERROR_TYPE: "" if e.success else e.status}).observe(e.latency_ms / 1000)
         self.tokens.labels(**base, **gen, **{c.TOKEN_TYPE: "input"}).observe(e.tokens_in)
         self.tokens.labels(**base, **gen, **{c.TOKEN_TYPE: "output"}).observe(e.tokens_out)
         if e.success:
             self.ttft.labels(**base, **gen).observe(e.ttft_ms / 1000)
-        self.requests.labels(**base, provider=e.provider, model=e.model, status=e.status).inc()
+        status = c.STATUS_OK if e.status == "ok" else e.status
+        self.requests.labels(**base, **{c.PROVIDER: e.provider, c.MODEL: e.model, c.ERROR_TYPE: status}).inc()
         self.exposures.labels(**base).inc()
-        seen = (e.flag, e.route, base["arm"], base["stage"], e.unit_id)
-        if seen not in self._units_seen:
-            self._units_seen.add(seen)
-            unit = {**base, **{name: str(e.segment.get(name, "")) for name in c.TARGETING_LABELS}}
+        stage = self.stage_of(e.flag)
+        if self._stage_of.get(e.flag) != stage:
+            self._stage_of[e.flag] = stage
+            self._units_seen[e.flag] = set()
+            self._variants_of[e.flag] = {}
+        seen = (base[c.VARIANT], e.unit_id)
+        if seen not in self._units_seen[e.flag]:
+            self._units_seen[e.flag].add(seen)
+            unit = {c.FLAG: e.flag, c.VARIANT: base[c.VARIANT], c.STAGE: stage,
+                    **{name: str(e.segment.get(name, "")) for name in c.UNIT_ATTRIBUTE_LABELS}}
             self.units.labels(**unit).inc()
             self.crossed.labels(**unit)  # the zero series: "no crossover yet", not "not exported"
-            self._count_crossover(e.flag, base["stage"], e.unit_id, base["arm"], unit)
+            self._count_crossover(e.flag, e.unit_id, base[c.VARIANT], unit)
         if e.fallback:
             self.fallbacks.labels(**base, served_route=e.served_route).inc()
         if self.cost is not None and e.cost_usd > 0:
             self.cost.labels(**base).inc(e.cost_usd)
             self.cost_squared.labels(**base).inc(e.cost_usd * e.cost_usd)
 
-    def _count_crossover(self, flag: str, stage: str, unit_id: str, arm: str, labels: dict[str, str]) -> None:
-        """Count a unit on every arm it has been seen on, once it is seen on a second arm in a stage."""
-        arms = self._arms_of.setdefault((flag, stage, unit_id), {})
-        if arm in arms:
+    def _count_crossover(self, flag: str, unit_id: str, variant: str, labels: dict[str, str]) -> None:
+        """Count a unit on every variant it has been seen on, once it is seen on a second one in a stage."""
+        variants = self._variants_of[flag].setdefault(unit_id, {})
+        if variant in variants:
             return
-        arms[arm] = labels
-        if len(arms) == 2:
-            for first in arms.values():
+        variants[variant] = labels
+        if len(variants) == 2:
+            for first in variants.values():
                 self.crossed.labels(**first).inc()
-        elif len(arms) > 2:
+        elif len(variants) > 2:
             self.crossed.labels(**labels).inc()
 
     def record_outcome(self, e: OutcomeEvent, segment: dict[str, str] | None = None) -> None:
         """Count one outcome by kind, and again as joined when it was joined to its exposure."""
-        base = self._route(e.flag, e.route, e.arm.value, segment or {})
+        base = self._labels(e.flag, e.variant or e.route, segment or {})
         kinds = [e.kind] + (["corrected"] if e.corrected else []) + (["complaint"] if e.complaint else [])
         for kind in kinds:
             self.outcomes.labels(**base, kind=kind).inc()

@@ -17,7 +17,7 @@ import json
 import math
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from string import Template
 from typing import Any
@@ -50,29 +50,12 @@ from . import prom_contract as c
 TOKEN_ENV = "ROUTEDECK_PROMETHEUS_TOKEN"
 DEFAULT_SLO_MS = 2500.0
 
-#: per family: the PromQL template and the labels it groups by beyond flag, route, arm.
-#: ``$by`` is "flag, route, arm", ``$match`` extra label matchers (may be empty), ``$at`` an
-#: ``@ <time>`` modifier or nothing. Templates must keep the extra labels in their ``by``.
-DEFAULT_TEMPLATES: dict[str, str] = {
-    "units": f"sum by ($by, stage, {', '.join(c.UNIT_ATTRIBUTE_LABELS)}) ({c.UNITS}{{$match}} $at)",
-    "crossed": f"sum by ($by, stage, {', '.join(c.UNIT_ATTRIBUTE_LABELS)}) ({c.CROSSED_UNITS}{{$match}} $at)",
-    "exposures": f"sum by ($by) ({c.EXPOSURES}{{$match}} $at)",
-    "requests": f"sum by ($by, provider, model, status) ({c.REQUESTS}{{$match}} $at)",
-    "fallbacks": f"sum by ($by, served_route) ({c.FALLBACKS}{{$match}} $at)",
-    "outcomes": f"sum by ($by, kind) ({c.JOINED_OUTCOMES}{{$match}} $at)",
-    "cost": f"sum by ($by) ({c.COST}{{$match}} $at)",
-    "cost_squared": f"sum by ($by) ({c.COST_SQUARED}{{$match}} $at)",
-    "tokens": f"sum by ($by, {c.TOKEN_TYPE}, {c.MODEL}) ({c.TOKEN_USAGE}_sum{{$match}} $at)",
-    "latency": f"sum by ($by, le, {c.ERROR_TYPE}) ({c.DURATION}_bucket{{$match}} $at)",
-    "ttft": f"sum by ($by, le) ({c.TTFT}_bucket{{$match}} $at)",
-}
-#: the newest sample time, for the header's data age
-AS_OF_TEMPLATE = f"max(timestamp({c.REQUESTS}{{$match}}))"
+#: a family's extra grouping labels beyond the flag and variant (contract names; a profile may map them)
 EXTRA_LABELS: dict[str, tuple[str, ...]] = {
-    "units": ("stage",) + c.UNIT_ATTRIBUTE_LABELS,
-    "crossed": ("stage",) + c.UNIT_ATTRIBUTE_LABELS,
+    "units": (c.STAGE,) + c.UNIT_ATTRIBUTE_LABELS,
+    "crossed": (c.STAGE,) + c.UNIT_ATTRIBUTE_LABELS,
     "exposures": (),
-    "requests": ("provider", "model", "status"),
+    "requests": (c.PROVIDER, c.MODEL, c.ERROR_TYPE),
     "fallbacks": ("served_route",),
     "outcomes": ("kind",),
     "cost": (),
@@ -81,14 +64,67 @@ EXTRA_LABELS: dict[str, tuple[str, ...]] = {
     "latency": ("le", c.ERROR_TYPE),
     "ttft": ("le",),
 }
+
+
+def default_templates(names: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Per family: the PromQL template, with the contract's names mapped by ``names`` (a profile's
+    ``prometheus_names``). ``$by`` is the flag and variant labels, ``$match`` extra label matchers (may be
+    empty), ``$at`` an ``@ <time>`` modifier or nothing. Templates must keep the extra labels in their ``by``.
+
+    Requests come from routedeck's requests counter where the application exports it, and otherwise
+    (``or on`` the flag label) from the OpenTelemetry duration histogram's count: an application that
+    exports only the GenAI metrics is read without a custom query."""
+    n = _namer(names)
+
+    def by(family: str) -> str:
+        return ", ".join(["$by", *(n(x) for x in EXTRA_LABELS[family])])
+
+    def total(family: str, metric: str) -> str:
+        return f"sum by ({by(family)}) ({metric}{{$match}} $at)"
+
+    return {
+        "units": total("units", n(c.UNITS)),
+        "crossed": total("crossed", n(c.CROSSED_UNITS)),
+        "exposures": total("exposures", n(c.EXPOSURES)),
+        "requests": f"{total('requests', n(c.REQUESTS))} or on ({n(c.FLAG)}) "
+                    f"{total('requests', n(c.DURATION) + '_count')}",
+        "fallbacks": total("fallbacks", n(c.FALLBACKS)),
+        "outcomes": total("outcomes", n(c.JOINED_OUTCOMES)),
+        "cost": total("cost", n(c.COST)),
+        "cost_squared": total("cost_squared", n(c.COST_SQUARED)),
+        "tokens": total("tokens", n(c.TOKEN_USAGE) + "_sum"),
+        "latency": total("latency", n(c.DURATION) + "_bucket"),
+        "ttft": total("ttft", n(c.TTFT) + "_bucket"),
+    }
+
+
+def _namer(names: Mapping[str, str] | None):
+    names = dict(names or {})
+    return lambda name: names.get(name, name)
+
+
+#: the families with their default templates (contract names)
+DEFAULT_TEMPLATES: dict[str, str] = default_templates()
+#: the newest sample time, for the header's data age ($metric: the duration histogram's count)
+AS_OF_TEMPLATE = "max(timestamp($metric{$match}))"
 #: Prometheus refuses a range query with more points than this per series
 MAX_POINTS = 10_000
 #: a template's counter selector: the metric name right before ``{$match} $at``
 _SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:]*)\{\$match\}\s*\$at")
-#: counter resets of the requests family inside the window (an application restarted)
-RESETS_TEMPLATE = "sum(resets($metric{$match}[$range] @ $end))"
+#: counter resets inside the window (an application restarted), read on the duration histogram's count,
+#: which every application exports, and on routedeck's requests counter where there is one
+RESETS_TEMPLATE = ("(sum(resets($metric{$match}[$range] @ $end)) or vector(0)) + "
+                   "(sum(resets($requests{$match}[$range] @ $end)) or vector(0))")
+#: said on every read that has unit counts: they come from per-process memory
+UNITS_PER_PROCESS = ("unit counts are counted by each application process on its own: with several replicas a unit "
+                     "is counted once per replica it reached and a unit served both arms by two replicas is missed, "
+                     "so sample ratio and crossover are approximate and intervals are request-level — an event store "
+                     "(events:, clickhouse:) counts units right")
 
 Series = dict[tuple[str, ...], list[float | None]]
+#: a flag's variants → (arm, route), as the flag platform holds the flag
+VariantsOf = Callable[[str], dict[str, tuple[str, str]]]
+_PLAIN_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
 
 
 @dataclass
@@ -111,28 +147,44 @@ class PrometheusSource(MetricsSource):
         token: str | None = None,
         templates: Mapping[str, str] | None = None,
         match: str = "",
+        names: Mapping[str, str] | None = None,
+        variants_of: VariantsOf | None = None,
         pricing: PricingTable | None = None,
         slo_ms: float = DEFAULT_SLO_MS,
         timeout_s: float = 5.0,
         retry: RetryPolicy = RetryPolicy(attempts=2, backoff_s=0.2),
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        """``match`` adds label matchers to every query (e.g. ``job="support"``); ``templates``
-        overrides some of ``DEFAULT_TEMPLATES`` by family name."""
+        """``match`` adds label matchers to every query (e.g. ``job="support"``); ``names`` maps the
+        contract's metric and label names to the application's (``prom_contract.MAPPABLE_NAMES``);
+        ``templates`` overrides some of the default templates by family name. ``variants_of(flag)``
+        maps a flag's variants to (arm, route), from the flag platform."""
         self.base_url = base_url.rstrip("/")
         unknown = sorted(set(templates or {}) - set(DEFAULT_TEMPLATES))
         if unknown:
             raise BadInput(
                 f"prometheus query template {unknown[0]!r}: unknown family — use one of {', '.join(DEFAULT_TEMPLATES)}"
             )
-        self.templates = {**DEFAULT_TEMPLATES, **(templates or {})}
+        strange = sorted(set(names or {}) - set(c.MAPPABLE_NAMES))
+        if strange:
+            raise BadInput(f"prometheus name {strange[0]!r}: not a name of routedeck's metric contract — map one of "
+                           f"{', '.join(c.MAPPABLE_NAMES[:3])}, … (docs/backends.md)")
+        for theirs in (names or {}).values():
+            if not _PLAIN_NAME.match(str(theirs)):
+                raise BadInput(f"prometheus name {theirs!r}: not a Prometheus metric or label name")
+        self.names = dict(names or {})
+        self._n = _namer(self.names)
+        self.group_labels = tuple(self._n(x) for x in c.GROUP_LABELS)
+        self.variants_of = variants_of or (lambda flag: {})
+        self._variants: dict[str, dict[str, tuple[str, str]]] = {}
+        self.templates = {**default_templates(self.names), **(templates or {})}
         for name, text in self.templates.items():
             if "$at" not in text or "$match" not in text:
                 raise BadInput(
                     f"prometheus query template {name!r}: must contain $match (label matchers) and $at "
                     "(after the selector) — routedeck reads counter values at the window's start with it"
                 )
-            _render(name, text, match="", at="")  # fail now on a broken template, not mid-refresh
+            _render(name, text, match="", at="", by=self.group_labels)  # fail now on a broken template, not mid-refresh
         self.match = match
         self.pricing = pricing if pricing is not None else PricingTable.defaults()
         self.slo_ms = slo_ms
@@ -185,6 +237,7 @@ class PrometheusSource(MetricsSource):
             nb = MAX_POINTS
         grid = [start + k * step for k in range(nb + 1)]
         gaps: list[str] = []
+        self._variants = {}
         families: dict[str, _Family] = {}
         failures: list[str] = []
         self.last_query_count = 0
@@ -203,23 +256,37 @@ class PrometheusSource(MetricsSource):
         served: dict[tuple[str, str], int] = {}
         if "fallbacks" in families:
             for labels, value in families["fallbacks"].totals.items():
-                k = (labels[0], labels[3])
+                k = (labels[0], labels[2])
                 served[k] = served.get(k, 0) + round(value)
+        if "units" in families:
+            gaps.append(UNITS_PER_PROCESS)
         if not any(c.requests for c in totals.values()) and not failures:
             gaps.append(f"no requests recorded in this window on {self.describe()}")
         return MetricsSnapshot(
             start=start, end=end, as_of=as_of if as_of is not None else start, buckets=buckets,
-            totals=totals, fallback_served=served, gaps=_dedupe(gaps), unit_groups=_unit_groups(families),
+            totals=totals, fallback_served=served, gaps=_dedupe(gaps), unit_groups=self._unit_groups(families),
         )
+
+    def _route_key(self, flag: str, variant: str) -> RouteKey:
+        """The route and arm of ``variant`` of ``flag``, as the flag platform holds the flag (read once per read)."""
+        found = self._variants.get(flag)
+        if found is None:
+            try:
+                found = self._variants[flag] = dict(self.variants_of(flag))
+            except Exception as exc:  # the flag platform failed: no arms means no comparison, said in the error
+                raise BackendError(f"{self.describe()}: cannot tell the arms of {flag} — {exc}") from None
+        arm, route = found.get(variant, ("other", variant))
+        return RouteKey(flag, route, _arm(arm))
 
     def _read_family(
         self, name: str, grid: list[float], end: float, gaps: list[str], failures: list[str], restarted: bool = False
     ) -> _Family | None:
-        labels = c.GROUP_LABELS + EXTRA_LABELS[name]
-        now_q = _render(name, self.templates[name], self.match, f"@ {end:.3f}")
-        then_q = _render(name, self.templates[name], self.match, f"@ {grid[0]:.3f}")
-        plain = _render(name, self.templates[name], self.match, "")
-        totals_q = f"{now_q} - {then_q} or {now_q}"
+        labels = self.group_labels + tuple(self._n(x) for x in EXTRA_LABELS[name])
+        by = self.group_labels
+        now_q = _render(name, self.templates[name], self.match, f"@ {end:.3f}", by=by)
+        then_q = _render(name, self.templates[name], self.match, f"@ {grid[0]:.3f}", by=by)
+        plain = _render(name, self.templates[name], self.match, "", by=by)
+        totals_q = f"({now_q}) - ({then_q}) or ({now_q})"
         if restarted:
             # a counter that restarted makes "now − then" wrong (short, or negative): increase() follows every
             # series across its resets, at the price of extrapolating to the window's edges (said in a gap)
@@ -228,7 +295,7 @@ class PrometheusSource(MetricsSource):
                 gaps.append(f"{name}: its template has no plain counter selector, so it cannot be read across "
                             "the restart — figures that need it show as unknown")
                 return None
-            totals_q = _render(name, across, self.match, f"@ {end:.3f}", f"{max(1, math.ceil(end - grid[0]))}s")
+            totals_q = _render(name, across, self.match, f"@ {end:.3f}", f"{max(1, math.ceil(end - grid[0]))}s", by)
         try:
             matrix = self._query("query_range", {"query": plain, "start": f"{grid[0]:.3f}",
                                                  "end": f"{grid[-1]:.3f}", "step": f"{grid[1] - grid[0]:.3f}"})
@@ -241,6 +308,8 @@ class PrometheusSource(MetricsSource):
         bad: set[str] = set()
         for item in matrix:
             key = _key(item.get("metric", {}), labels)
+            if not key[0]:
+                continue  # a series without the flag label belongs to no flag
             values: list[float | None] = [None] * len(grid)
             for ts, raw in item.get("values", []):
                 i = round((float(ts) - grid[0]) / (grid[1] - grid[0]))
@@ -253,6 +322,8 @@ class PrometheusSource(MetricsSource):
         totals: dict[tuple[str, ...], float] = {}
         for item in vector:
             key = _key(item.get("metric", {}), labels)
+            if not key[0]:
+                continue
             v = _number(item.get("value", [0, "NaN"])[1])
             if v is None:
                 bad.add(str(item.get("value", [0, "?"])[1]))
@@ -270,7 +341,7 @@ class PrometheusSource(MetricsSource):
             if name == "fallbacks":
                 # applications create this series on the first fallback: none means no fallback yet
                 return _Family({}, {})
-            gaps.append(f"{name}: no series on {self.describe()} — {_missing_hint(name)}")
+            gaps.append(f"{name}: no series on {self.describe()} — {self._missing_hint(name)}")
             return None
         return _Family(range_values, totals)
 
@@ -297,8 +368,9 @@ class PrometheusSource(MetricsSource):
         if end <= start:
             return []
         self.last_query_count = 0
-        match = ", ".join(part for part in (self.match, f"flag={json.dumps(flag)}") if part)
-        by = c.GROUP_LABELS + c.SEGMENT_LABELS
+        self._variants = {}
+        match = ", ".join(part for part in (self.match, f"{self._n(c.FLAG)}={json.dumps(flag)}") if part)
+        by = self.group_labels + tuple(self._n(x) for x in c.SEGMENT_LABELS)
         restarted = self._restarts(start, end, [])
         cells: dict[tuple[str, ...], SegmentRequests] = {}
         for name in ("requests", "fallbacks"):
@@ -308,33 +380,33 @@ class PrometheusSource(MetricsSource):
                                 f"{max(1, math.ceil(end - start))}s", by)
             else:
                 now_q = _render(name, template, match, f"@ {end:.3f}", by=by)
-                query = f"{now_q} - {_render(name, template, match, f'@ {start:.3f}', by=by)} or {now_q}"
+                query = f"({now_q}) - ({_render(name, template, match, f'@ {start:.3f}', by=by)}) or ({now_q})"
             try:
                 result = self._query("query", {"query": query, "time": f"{end:.3f}"})
             except _QueryRejected as exc:
                 raise BackendError(f"{self.describe()}: {name} by segment: {exc}") from None
-            labels = by + EXTRA_LABELS[name]
+            labels = by + tuple(self._n(x) for x in EXTRA_LABELS[name])
             for item in result:
                 key = _key(item.get("metric", {}), labels)
                 value = _number(item.get("value", [0, "NaN"])[1])
                 if value is None or value <= 0:
                     continue  # unreadable, or a restart the check above missed: left out, never negative
-                segment = dict(zip(c.SEGMENT_LABELS, key[3:3 + len(c.SEGMENT_LABELS)]))
-                cell = cells.setdefault((key[1], *segment.values()), SegmentRequests(flag, key[1], segment))
+                route = self._route_key(key[0], key[1]).route
+                segment = dict(zip(c.SEGMENT_LABELS, key[2:2 + len(c.SEGMENT_LABELS)]))
+                cell = cells.setdefault((route, *segment.values()), SegmentRequests(flag, route, segment))
                 n = round(value)
                 if name == "fallbacks":
                     cell.fallbacks += n
                 else:
                     cell.requests += n
-                    if key[-1] != c.STATUS_OK:
+                    if _failed(key[-1]):
                         cell.errors += n
         return [cells[k] for k in sorted(cells)]
 
     def _restarts(self, start: float, end: float, gaps: list[str]) -> bool:
         """Whether a requests counter restarted inside the window (an application process restarted)."""
-        found = _SELECTOR.search(self.templates["requests"])
         query = Template(RESETS_TEMPLATE).substitute(
-            metric=found.group(1) if found else c.REQUESTS, match=self.match,
+            metric=self._n(c.DURATION) + "_count", requests=self._n(c.REQUESTS), match=self.match,
             range=f"{max(1, math.ceil(end - start))}s", end=f"{end:.3f}")
         resets = round(sum(self._values(query, end, gaps, "restarts") or [0.0]))
         if resets:
@@ -344,7 +416,8 @@ class PrometheusSource(MetricsSource):
         return resets > 0
 
     def _as_of(self, end: float, gaps: list[str]) -> float | None:
-        values = self._values(Template(AS_OF_TEMPLATE).substitute(match=self.match), end, gaps, "data age")
+        query = Template(AS_OF_TEMPLATE).substitute(metric=self._n(c.DURATION) + "_count", match=self.match)
+        values = self._values(query, end, gaps, "data age")
         return min(end, max(values)) if values else None
 
     def _values(self, query: str, end: float, gaps: list[str], what: str) -> list[float] | None:
@@ -375,19 +448,18 @@ class PrometheusSource(MetricsSource):
         out: dict[RouteKey, RouteCounters] = {}
 
         def at(labels: tuple[str, ...]) -> RouteCounters:
-            key = RouteKey(labels[0], labels[1], _arm(labels[2]))
-            return out.setdefault(key, RouteCounters())
+            return out.setdefault(self._route_key(labels[0], labels[1]), RouteCounters())
 
         for labels, v in amounts("units").items():
             at(labels).new_units += round(v)
         for labels, v in amounts("exposures").items():
             at(labels).exposures += round(v)
-        for (flag, route, arm, provider, model, status), v in amounts("requests").items():
+        for (flag, variant, provider, model, status), v in amounts("requests").items():
             n = round(v)
-            rc = at((flag, route, arm))
+            rc = at((flag, variant))
             rc.requests += n
             rc.provider_requests[(provider, model)] = rc.provider_requests.get((provider, model), 0) + n
-            if status != c.STATUS_OK:
+            if _failed(status):
                 rc.errors += n
                 k3 = (provider, model, status)
                 rc.provider_errors[k3] = rc.provider_errors.get(k3, 0) + n
@@ -399,10 +471,10 @@ class PrometheusSource(MetricsSource):
                     rc.malformed += n
                 elif status == c.STATUS_POLICY_BLOCK:
                     rc.policy_blocks += n
-        for (flag, route, arm, _served), v in amounts("fallbacks").items():
-            at((flag, route, arm)).fallbacks += round(v)
-        for (flag, route, arm, kind), v in amounts("outcomes").items():
-            rc, n = at((flag, route, arm)), round(v)
+        for (flag, variant, _served), v in amounts("fallbacks").items():
+            at((flag, variant)).fallbacks += round(v)
+        for (flag, variant, kind), v in amounts("outcomes").items():
+            rc, n = at((flag, variant)), round(v)
             if kind == "resolved":
                 rc.resolved += n
                 rc.outcomes += n
@@ -413,10 +485,10 @@ class PrometheusSource(MetricsSource):
                 rc.corrected += n
             elif kind == "complaint":
                 rc.complaints += n
-        tokens_by_model: dict[tuple[str, str, str, str], list[int]] = {}
-        for (flag, route, arm, token_type, model), v in amounts("tokens").items():
-            rc = at((flag, route, arm))
-            pair = tokens_by_model.setdefault((flag, route, arm, model), [0, 0])
+        tokens_by_model: dict[tuple[RouteKey, str], list[int]] = {}
+        for (flag, variant, token_type, model), v in amounts("tokens").items():
+            rc = at((flag, variant))
+            pair = tokens_by_model.setdefault((self._route_key(flag, variant), model), [0, 0])
             if token_type == "input":
                 rc.tokens_in += round(v)
                 pair[0] += round(v)
@@ -436,18 +508,18 @@ class PrometheusSource(MetricsSource):
         return out
 
     def _derive_cost(
-        self, tokens: dict[tuple[str, str, str, str], list[int]], out: dict[RouteKey, RouteCounters], gaps: list[str]
+        self, tokens: dict[tuple[RouteKey, str], list[int]], out: dict[RouteKey, RouteCounters], gaps: list[str]
     ) -> None:
         if not tokens:
             return
-        gaps.append(f"cost: no {c.COST} series — derived from token usage × the pricing table")
+        gaps.append(f"cost: no {self._n(c.COST)} series — derived from token usage × the pricing table")
         unpriced = set()
-        for (flag, route, arm, model), (tin, tout) in tokens.items():
-            usd = self.pricing.cost(RouteProfile(route=route, model=model or None), tin, tout)
+        for (key, model), (tin, tout) in tokens.items():
+            usd = self.pricing.cost(RouteProfile(route=key.route or model or "?", model=model or None), tin, tout)
             if usd is None:
-                unpriced.add(model or route)
+                unpriced.add(model or key.route)
                 continue
-            out.setdefault(RouteKey(flag, route, _arm(arm)), RouteCounters()).cost_usd += usd
+            out.setdefault(key, RouteCounters()).cost_usd += usd
         if unpriced:
             gaps.append(f"cost: no price for {', '.join(sorted(unpriced))} — add it to pricing.toml; cost is incomplete")
 
@@ -458,14 +530,14 @@ class PrometheusSource(MetricsSource):
         cum: dict[tuple[str, str, str], dict[float, float]] = {}
         ok: dict[tuple[str, str, str], dict[float, float]] = {}
         for labels, v in series.items():
-            route_key, le = labels[:3], labels[3]
+            route_key, le = labels[:2], labels[2]
             try:
                 le_ms = c.le_to_ms(le)
             except ValueError:
                 continue
             cell = cum.setdefault(route_key, {})
             cell[le_ms] = cell.get(le_ms, 0.0) + v
-            if which == "latency" and labels[4] == "":
+            if which == "latency" and not _failed(labels[3]):
                 cell = ok.setdefault(route_key, {})
                 cell[le_ms] = cell.get(le_ms, 0.0) + v
         missing: set[float] = set()
@@ -480,15 +552,39 @@ class PrometheusSource(MetricsSource):
                 met, exact = _at_or_below(good, self.slo_ms)
                 rc.slo_met += round(met)
                 if good and not exact:
-                    gaps.append(
-                        f"latency: no histogram bucket at the {self.slo_ms:g} ms SLO — "
-                        f"attainment counted under the next lower bucket (add a bucket at {self.slo_ms / 1000:g} s)"
-                    )
+                    gaps.append(_no_slo_bucket(self._n(c.DURATION), good, self.slo_ms))
             else:
                 rc.ttft_hist = hist
         if missing:
             shown = ", ".join(f"{m:g}" for m in sorted(missing)[:4])
             gaps.append(f"{which}: histogram lacks buckets at {shown}{'…' if len(missing) > 4 else ''} ms — quantiles are coarser")
+
+
+    def _missing_hint(self, name: str) -> str:
+        metric = {
+            "units": c.UNITS, "crossed": c.CROSSED_UNITS, "cost_squared": c.COST_SQUARED, "exposures": c.EXPOSURES,
+            "requests": c.DURATION, "fallbacks": c.FALLBACKS, "outcomes": c.JOINED_OUTCOMES, "tokens": c.TOKEN_USAGE,
+            "latency": c.DURATION, "ttft": c.TTFT,
+        }.get(name, name)
+        labels = " and ".join(self.group_labels)
+        return (f"is the application exporting {self._n(metric)} with {labels} labels? "
+                "(figures that need it show as unknown)")
+
+    def _unit_groups(self, families: dict[str, _Family]) -> list[UnitGroup] | None:
+        """The window's new units per route key and attributes, with the crossed ones when they are exported."""
+        units = families.get("units")
+        if units is None:
+            return None
+        crossed = families.get("crossed")
+        labels = set(units.totals) | (set(crossed.totals) if crossed is not None else set())
+        groups = []
+        for key in sorted(labels):
+            groups.append(UnitGroup(
+                self._route_key(key[0], key[1]), dict(zip(c.UNIT_ATTRIBUTE_LABELS, key[3:])),
+                round(units.totals.get(key, 0.0)), round(crossed.totals.get(key, 0.0)) if crossed is not None else None,
+                stage=key[2],
+            ))
+        return groups
 
 
 class _QueryRejected(Exception):
@@ -506,10 +602,28 @@ def _render(name: str, template: str, match: str, at: str, range_: str = "",
 
 
 def _across_resets(template: str) -> str | None:
-    """The template with its one counter selector read as ``increase(selector[$range] $at)``, or None."""
-    if len(_SELECTOR.findall(template)) != 1:
+    """The template with each counter selector read as ``increase(selector[$range] $at)``, or None when it
+    has none."""
+    if not _SELECTOR.findall(template):
         return None
     return _SELECTOR.sub(lambda m: f"increase({m.group(1)}{{$match}}[$range] $at)", template)
+
+
+def _failed(error_type: str) -> bool:
+    """An ``error_type`` value that is a failure ("" is success; "ok" is accepted for older exporters)."""
+    return error_type not in ("", "ok")
+
+
+def _no_slo_bucket(metric: str, cumulative: dict[float, float], slo_ms: float) -> str:
+    """Why SLO attainment is counted at a stricter threshold than the rule's, in one line."""
+    finite = sorted(le for le in cumulative if math.isfinite(le))
+    below = max((le for le in finite if le < slo_ms), default=None)
+    above = min((le for le in finite if le > slo_ms), default=None)
+    near = ", ".join(f"{x / 1000:g} s" for x in (below, above) if x is not None)
+    counted = f"within {below / 1000:g} s" if below is not None else "as none"
+    return (f"latency: {metric} has no bucket at the {slo_ms / 1000:g} s SLO (its bounds around it: {near}) — "
+            f"SLO attainment is counted {counted}, a stricter threshold than the rule's, on both arms alike; "
+            f"add a bucket at {slo_ms / 1000:g} s (an OpenTelemetry View) to judge the rule's own")
 
 
 def _key(metric: dict[str, str], labels: tuple[str, ...]) -> tuple[str, ...]:
@@ -584,31 +698,6 @@ def _arm(value: str) -> Arm:
         return Arm(value)
     except ValueError:
         return Arm.OTHER
-
-
-def _missing_hint(name: str) -> str:
-    metric = {
-        "units": c.UNITS, "crossed": c.CROSSED_UNITS, "cost_squared": c.COST_SQUARED, "exposures": c.EXPOSURES, "requests": c.REQUESTS, "fallbacks": c.FALLBACKS,
-        "outcomes": c.JOINED_OUTCOMES, "tokens": c.TOKEN_USAGE, "latency": c.DURATION, "ttft": c.TTFT,
-    }.get(name, name)
-    return f"is the application exporting {metric}? (figures that need it show as unknown)"
-
-
-def _unit_groups(families: dict[str, _Family]) -> list[UnitGroup] | None:
-    """The window's new units per route key and attributes, with the crossed ones when they are exported."""
-    units = families.get("units")
-    if units is None:
-        return None
-    crossed = families.get("crossed")
-    labels = set(units.totals) | (set(crossed.totals) if crossed is not None else set())
-    groups = []
-    for key in sorted(labels):
-        groups.append(UnitGroup(
-            RouteKey(key[0], key[1], _arm(key[2])), dict(zip(c.UNIT_ATTRIBUTE_LABELS, key[4:])),
-            round(units.totals.get(key, 0.0)), round(crossed.totals.get(key, 0.0)) if crossed is not None else None,
-            stage=key[3],
-        ))
-    return groups
 
 
 def _dedupe(items: list[str]) -> list[str]:

@@ -21,10 +21,14 @@ The file lives at ``$ROUTEDECK_CONFIG``, else ``$XDG_CONFIG_HOME/routedeck/confi
     metrics = "prometheus:https://prometheus.internal:9090"
     prometheus_match = 'job="support", namespace="prod"'   # added to every query
 
-    [profiles.prod.prometheus_queries]   # metric family -> PromQL template, replacing the default
-    requests = 'sum by ($by, provider, model, status) (my_requests_total{$match} $at)'
+    [profiles.prod.prometheus_names]     # routedeck's metric / label name -> the application's
+    gen_ai_client_operation_duration_seconds = "llm_request_seconds"
+    feature_flag_result_variant = "variant"
 
-The two ``prometheus_*`` keys need a ``prometheus:`` metrics source. Their types are checked here;
+    [profiles.prod.prometheus_queries]   # metric family -> PromQL template, replacing the default
+    requests = 'sum by ($by, gen_ai_provider_name, gen_ai_request_model, error_type) (my_requests_total{$match} $at)'
+
+The three ``prometheus_*`` keys need a ``prometheus:`` metrics source. Their types are checked here;
 whether a family exists and a template is usable is checked when the source is opened (the
 error still names this file and line).
 
@@ -60,6 +64,7 @@ PROFILE_KEYS: dict[str, str] = {
     "ca_bundle": "the path of a PEM file of CA certificates",
     "prometheus_match": "PromQL label matchers added to every Prometheus query, such as 'job=\"support\"'",
     "prometheus_queries": "a table of metric family = PromQL template ([profiles.NAME.prometheus_queries])",
+    "prometheus_names": "a table of routedeck's metric or label name = the application's ([profiles.NAME.prometheus_names])",
 }
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
@@ -68,6 +73,7 @@ _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 _PROM_STRING = r'(?:"(?:[^"\\\n]|\\.)*"|\'(?:[^\'\\\n]|\\.)*\'|`[^`]*`)'
 _MATCHER = rf'\s*(?:[A-Za-z_][A-Za-z0-9_]*|"(?:[^"\\\n]|\\.)*")\s*(?:=~|!~|!=|=)\s*{_PROM_STRING}\s*'
 _MATCHERS = re.compile(rf"^{_MATCHER}(?:,{_MATCHER})*,?\s*$")
+_PROM_NAME = re.compile(r"^[A-Za-z_:][A-Za-z0-9_:]*$")
 
 
 def config_path(environ: dict[str, str] | None = None) -> Path:
@@ -98,6 +104,8 @@ class Profile:
     prometheus_match: str = ""
     #: family name -> PromQL template overriding the Prometheus source's default
     prometheus_queries: dict[str, str] = field(default_factory=dict, hash=False)
+    #: routedeck's metric or label name -> the name the application exports
+    prometheus_names: dict[str, str] = field(default_factory=dict, hash=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
 
     def where(self, key: str | None = None) -> str:
@@ -241,7 +249,7 @@ def _prometheus_options(body: dict[str, Any], values: dict[str, Any], key_lines:
 
     Only types and matcher syntax are checked here: which families exist and what a template must
     hold is the Prometheus adapter's business, checked when the source is opened."""
-    given = [key for key in ("prometheus_match", "prometheus_queries") if key in body]
+    given = [key for key in ("prometheus_match", "prometheus_queries", "prometheus_names") if key in body]
     if not given:
         return
     queries = body.get("prometheus_queries")
@@ -276,6 +284,16 @@ def _prometheus_options(body: dict[str, Any], values: dict[str, Any], key_lines:
                 raise fail(f"prometheus_queries.{family}",
                            f"expected a PromQL template (a string holding $by, $match and $at), got {shown}")
         values["prometheus_queries"] = {family: template.strip() for family, template in queries.items()}
+    if "prometheus_names" in body:
+        names = body["prometheus_names"]
+        if not isinstance(names, dict):
+            raise fail("prometheus_names", f"expected {PROFILE_KEYS['prometheus_names']}, got {_shown(names)}")
+        for ours, theirs in names.items():
+            line = _line_of(lines, (*table, "prometheus_names", ours))
+            key_lines[f"prometheus_names.{ours}"] = line or key_lines["prometheus_names"]
+            if not isinstance(theirs, str) or not _PROM_NAME.match(theirs):
+                raise fail(f"prometheus_names.{ours}", f"expected a Prometheus metric or label name, got {_shown(theirs)}")
+        values["prometheus_names"] = dict(names)
 
 
 def _shown(value: Any) -> str:

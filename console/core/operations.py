@@ -300,7 +300,7 @@ class SegmentLook:
 
 def look_segments(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> SegmentLook:
     """Read the flag and the stage's unit records, and compare the arms within every pre-registered segment."""
-    from .stats.segments import SegmentReadout, segment_readout
+    from .stats.segments import SegmentReadout, readout_from_groups, segment_readout
 
     flag = platform.read_flag(rule.flag_key)
     rollout.check_matches_rule(rule, flag)
@@ -313,8 +313,17 @@ def look_segments(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSo
         return SegmentLook(flag, readout, now, stage_name)
     ctx = rollout.stage_context(flag, rule, datetime.fromtimestamp(now, tz=timezone.utc))
     since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
-    units = metrics.read_units(flag.key, since, rule.spec.gates.maturation_s) if metrics.capabilities.unit_level else None
-    readout = segment_readout(rule.spec, rule.segments, units, comparable_for(rule, flag), ctx.has_control, excluded)
+    if not metrics.capabilities.unit_level:
+        readout = segment_readout(rule.spec, rule.segments, None)
+    elif not ctx.has_control:
+        readout = segment_readout(rule.spec, rule.segments, [], has_control=False)
+    else:
+        group_by = tuple(sorted(set(rule.segments) | rule_attributes(rule, flag)))
+        groups = metrics.read_summaries(flag.key, since, rule.spec.gates.maturation_s, group_by)
+        stage = flag.rollout.stage.value if flag.rollout is not None else None
+        if stage is not None and any(g.stage == stage for g in groups):
+            groups = [g for g in groups if g.stage == stage]
+        readout = readout_from_groups(rule.spec, groups, rule.segments, comparable_for(rule, flag), excluded)
     return SegmentLook(flag, readout, now, stage_name)
 
 

@@ -67,7 +67,9 @@ class Metric:
 
 #: rare events (~1% rates): what an early stage can judge in its dwell is a wide margin; it tightens as the
 #: candidate serves more (the power table in docs/rules.md)
-RARE_EVENT_STAGES: tuple[tuple[str, float], ...] = (("5%", 2.0), ("full", 0.5))
+RARE_EVENT_STAGES: tuple[tuple[str, float], ...] = (("5%", 3.0), ("20%", 1.5))
+#: shares around 70–90% (resolution, SLO attainment, corrections): five points at 5%, three from 20% on
+SHARE_STAGES: tuple[tuple[str, float], ...] = (("5%", 0.05),)
 
 
 def _m(**kw) -> Metric:
@@ -79,20 +81,22 @@ METRICS: tuple[Metric, ...] = (
        direction=Direction.HIGHER_IS_BETTER, unit="share",
        aliases=("resolved_rate", "resolution_rate", "success_rate", "quality"),
        numerator="resolved", denominator="outcomes", default_margin=0.03, warn_below=0.6, internal_limit=0.5,
+       stage_margins=SHARE_STAGES,
        description="outcomes resolved without a human escalation, per joined outcome"),
     _m(name="cost_per_resolved_case", label="$/resolved", kind=MetricKind.RATIO,
        direction=Direction.LOWER_IS_BETTER, unit="USD",
        aliases=("cost_per_resolved_task", "cost_per_successful_task", "cost_per_success"),
        numerator="cost_usd", denominator="resolved", default_margin=0.25, default_margin_kind="relative",
-       default_trigger="hold",
+       default_trigger="hold", internal_limit=0.10,
        description="total cost (fallbacks included) divided by resolved outcomes"),
     _m(name="cost_per_request", label="$/req", kind=MetricKind.MEAN,
        direction=Direction.LOWER_IS_BETTER, unit="USD", aliases=("request_cost",),
        numerator="cost_usd", denominator="requests", default_margin=0.25, default_margin_kind="relative",
-       default_trigger="hold", description="cost per request, fallbacks included"),
+       default_trigger="hold", internal_limit=0.05, description="cost per request, fallbacks included"),
     _m(name="correction_rate", label="corrected", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("corrections",),
        numerator="corrected", denominator="outcomes", default_margin=0.03, warn_above=0.12, internal_limit=0.25,
+       stage_margins=SHARE_STAGES,
        description="outcomes a person had to correct"),
     _m(name="complaint_rate", label="complaints", kind=MetricKind.PROPORTION,
        direction=Direction.LOWER_IS_BETTER, unit="share", aliases=("complaints",),
@@ -121,6 +125,7 @@ METRICS: tuple[Metric, ...] = (
        direction=Direction.HIGHER_IS_BETTER, unit="share",
        aliases=("latency_slo", "latency_slo_attainment"),
        numerator="slo_met", denominator="requests", default_margin=0.03, internal_limit=0.7,
+       stage_margins=SHARE_STAGES,
        description="successful requests answered under the latency SLO (timeouts count as over)"),
     _m(name="join_coverage", label="joined", kind=MetricKind.PROPORTION,
        direction=Direction.HIGHER_IS_BETTER, unit="share", aliases=("outcome_join_rate",),

@@ -40,7 +40,7 @@ DEFAULT_LATENCY_TARGET_MS = 4000.0
 DEFAULT_SLO_MS = 2500.0
 DEFAULT_STAGES = (
     StageSpec("internal", 0, internal=True, min_units=20, min_dwell_s=300),
-    StageSpec("5%", 500, internal=True, min_units=300, min_dwell_s=600),
+    StageSpec("5%", 500, internal=True, min_units=300, min_dwell_s=1200),
     StageSpec("20%", 2000, internal=True, min_units=1000, min_dwell_s=900),
     StageSpec("full", FULL_SHARE_BP - 500, internal=True, min_units=2000, min_dwell_s=900),
 )
@@ -274,7 +274,7 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
         m = _metric(doc, root + ("primary_metric",), primary_name)
         _not_quantile(doc, root + ("primary_metric",), m)
         primary = PrimarySpec(m.name, PrimaryTest.NON_INFERIOR, m.default_margin or 0.02,
-                              MarginKind(m.default_margin_kind))
+                              MarginKind(m.default_margin_kind), m.stage_margins)
         defaults.append(f"primary {m.name}: non-inferior within {primary.margin:g}")
     else:
         raise doc.error(root, "needs primary_metric (or an extended primary: mapping)")

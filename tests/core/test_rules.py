@@ -59,7 +59,7 @@ def test_seed_guardrail_defaults_margins_and_severities(seed):
         # rare events: relative margins that tighten as the candidate serves more (the power table)
         g = guardrail(seed, name)
         assert (g.margin, g.margin_kind, g.critical, g.trigger.value) == (1.0, MarginKind.RELATIVE, True, "rollback"), name
-        assert g.at_stage("5%").margin == 2.0 and g.at_stage("20%").margin == 1.0 and g.at_stage("full").margin == 0.5
+        assert g.at_stage("5%").margin == 3.0 and g.at_stage("20%").margin == 1.5 and g.at_stage("full").margin == 1.0
 
 
 def test_seed_p95_is_a_quantile_guardrail_beside_an_slo_share_guardrail(seed):

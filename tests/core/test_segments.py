@@ -94,9 +94,10 @@ def _naive_flags(spec, cand, base, lc, lb) -> bool:
                 m = lookup(g.metric)
                 d = difference(ratio_estimate(c[m.numerator], c[m.denominator]),
                                ratio_estimate(b[m.numerator], b[m.denominator]), spec.alpha, 500)
-                if d.delta is None:
-                    continue
-                z = d.delta / math.sqrt(d.candidate.variance + d.baseline.variance)
+                variance = (d.candidate.variance or 0.0) + (d.baseline.variance or 0.0)
+                if d.delta is None or variance <= 0:
+                    continue  # no events on either arm: a z-test has nothing to say
+                z = d.delta / math.sqrt(variance)
                 p_values.append(0.5 * math.erfc((z if m.worse_is_higher else -z) / math.sqrt(2)))
     p = np.sort(np.array(p_values))
     k = len(p)

@@ -172,9 +172,9 @@ def test_internal_stage_uses_absolute_limits() -> None:
     bad = evaluate(spec, internal, make_units(Arm.CANDIDATE, 400, seed=14, error=0.2), None)
     assert bad.verdict is Verdict.ROLLBACK
     assert bad.metrics[0].threshold == 0.05 and bad.metrics[0].n_baseline == 0
-    # without an explicit limit, the registry's warning line (3% for errors) applies
+    # without an explicit limit, the registry's internal limit (10% for errors) applies
     spec = DecisionSpec(guardrails=(GuardrailSpec("error_rate", 0.01, critical=True),))
-    assert evaluate(spec, internal, make_units(Arm.CANDIDATE, 400, seed=14, error=0.2), None).metrics[0].threshold == 0.03
+    assert evaluate(spec, internal, make_units(Arm.CANDIDATE, 400, seed=14, error=0.2), None).metrics[0].threshold == 0.1
 
 
 def counters(requests: int, errors: int, units: int, latency_ms: float = 500.0) -> RouteCounters:

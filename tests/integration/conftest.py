@@ -23,6 +23,15 @@ def unleash(servers: Servers):
     return servers.unleash()
 
 
+@pytest.fixture(scope="session")
+def clickhouse(servers: Servers):
+    """The real ClickHouse server. One that cannot start here fails the tests that need it: never a skip."""
+    try:
+        return servers.clickhouse()
+    except Unavailable as exc:
+        pytest.fail(f"ClickHouse could not start: {exc}")
+
+
 def pytest_terminal_summary(terminalreporter) -> None:
     """Say which servers could not run here and why, beside the failures that follow from it."""
     for name, reason in session_servers().unavailable().items():

@@ -28,6 +28,9 @@ ROOT = Path(__file__).resolve().parents[2]
 UNLEASH_DIR = ROOT / "servers" / "unleash"
 PROM_CONFIG = ROOT / "servers" / "prometheus" / "prometheus.yml.tmpl"
 PG_BIN = Path(os.environ.get("ROUTEDECK_PG_BIN", "/usr/lib/postgresql/15/bin"))
+CLICKHOUSE_DIR = ROOT / "servers" / "clickhouse"
+#: the cluster the ClickHouse config declares: two shards on the one server, databases shard1 and shard2
+CLICKHOUSE_CLUSTER = "routedeck_two_shards"
 
 
 class Unavailable(Exception):
@@ -111,6 +114,50 @@ class Prometheus:
     url: str
     pid: int
     data_dir: Path
+
+
+@dataclass
+class ClickHouse:
+    url: str
+    pid: int
+    #: the password of the "routedeck" user (the "default" user has none; both are loopback only)
+    password: str
+
+    def query(self, sql: str, body: bytes | None = None) -> str:
+        """Run ``sql`` as the default user; raise with the server's message when it fails."""
+        params = {"query": sql} if body is not None else None
+        response = httpx.post(self.url + "/", params=params, content=body if body is not None else sql.encode(),
+                              timeout=30)
+        if response.status_code != 200:
+            raise RuntimeError(f"ClickHouse refused {sql[:80]!r}: {response.text[:300]}")
+        return response.text
+
+
+def start_clickhouse(base: Path) -> ClickHouse:
+    exe = shutil.which("clickhouse-server") or ("/usr/sbin/clickhouse-server"
+                                                if Path("/usr/sbin/clickhouse-server").exists() else None)
+    if exe is None:
+        raise Unavailable("clickhouse-server is not installed — run scripts/install-servers.sh "
+                          "(apt-get install clickhouse-server)")
+    base.mkdir(parents=True, exist_ok=True)
+    http_port, tcp_port = free_port(), free_port()
+    password = secrets.token_hex(12)
+    for name in ("config", "users"):
+        text = Template((CLICKHOUSE_DIR / f"{name}.xml.tmpl").read_text()).substitute(
+            base=str(base), http_port=http_port, tcp_port=tcp_port, password=password)
+        (base / f"{name}.xml").write_text(text)
+    log = base / "clickhouse.out"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen([exe, f"--config-file={base / 'config.xml'}"], cwd=base, stdout=out,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{http_port}"
+    try:
+        wait_until(lambda: httpx.get(url + "/ping", timeout=1).text.strip() == "Ok.", 60, "ClickHouse", proc,
+                   base / "clickhouse.err.log")
+    except Unavailable:
+        stop_pid(proc.pid)
+        raise
+    return ClickHouse(url, proc.pid, password)
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -227,6 +274,7 @@ class Servers:
     base: Path | None = None
     _pg: Postgres | None = None
     _unleash: Unleash | None = None
+    _clickhouse: ClickHouse | None = None
     _failed: dict[str, str] = field(default_factory=dict)
     _pids: list[int] = field(default_factory=list)
 
@@ -252,6 +300,19 @@ class Servers:
                 raise
         return self._unleash
 
+    def clickhouse(self) -> ClickHouse:
+        """A running ClickHouse server, started once; Unavailable says why not."""
+        if "clickhouse" in self._failed:
+            raise Unavailable(self._failed["clickhouse"])
+        if self._clickhouse is None:
+            try:
+                self._clickhouse = start_clickhouse(self._dir() / "clickhouse")
+            except Unavailable as exc:
+                self._failed["clickhouse"] = str(exc)
+                raise
+            self._pids.insert(0, self._clickhouse.pid)
+        return self._clickhouse
+
     def unavailable(self) -> dict[str, str]:
         """Servers that could not start this session, with the reason."""
         return dict(self._failed)
@@ -276,7 +337,7 @@ class Servers:
             # SIGINT is PostgreSQL's "fast" shutdown; the others take SIGTERM
             stop_pid(pid, signal.SIGINT if self._pg is not None and pid == self._pg.pid else signal.SIGTERM)
         self._pids.clear()
-        self._pg = self._unleash = None
+        self._pg = self._unleash = self._clickhouse = None
         if self.base is not None:
             shutil.rmtree(self.base, ignore_errors=True)
             self.base = None  # a later start gets a clean tree

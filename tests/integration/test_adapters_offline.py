@@ -75,7 +75,7 @@ def _fake_prometheus(series: dict[str, list[dict]], calls: list[str] | None = No
         q = parse_qs(req.content.decode())["query"][0]
         if calls is not None:
             calls.append(q)
-        if q.startswith("sum(resets("):
+        if "resets(" in q:
             data = [{"metric": {}, "value": [0, str(resets)]}]
             return httpx.Response(200, json={"status": "success", "data": {"resultType": "vector", "result": data}})
         name = next((n for n in series if n in q), None)
@@ -92,15 +92,22 @@ def _fake_prometheus(series: dict[str, list[dict]], calls: list[str] | None = No
     return httpx.MockTransport(handler)
 
 
-ROUTE = {"flag": "f", "route": "balanced_core_v2", "arm": "candidate"}
+ROUTE = {c.FLAG: "f", c.VARIANT: "balanced_core_v2"}
+#: flag f's variants as the flag platform holds them: variant → (arm, route); others are routes of their own name
+VARIANTS = {"balanced_core_v2": ("candidate", "balanced_core_v2"), "r-candidate": ("candidate", "r-candidate"),
+            "r-baseline": ("baseline", "r-baseline"), "r9": ("candidate", "r9")}
+
+
+def _source(transport, **options) -> PrometheusSource:
+    return PrometheusSource("http://prom.test", transport=transport, variants_of=lambda flag: VARIANTS, **options)
 
 
 def test_nan_and_inf_become_gaps_never_numbers():
     fake = _fake_prometheus({
-        c.REQUESTS: [{"metric": {**ROUTE, "provider": "p", "model": "m", "status": "ok"}, "at_start": "0", "at_end": "10", "total": "NaN"}],
+        c.REQUESTS: [{"metric": {**ROUTE, c.PROVIDER: "p", c.MODEL: "m", c.ERROR_TYPE: ""}, "at_start": "0", "at_end": "10", "total": "NaN"}],
         c.UNITS: [{"metric": ROUTE, "at_start": "0", "at_end": "+Inf", "total": "+Inf"}],
     })
-    snap = PrometheusSource("http://prom.test", transport=fake).read(1000, 1060, 60)
+    snap = _source(fake).read(1000, 1060, 60)
     text = " | ".join(snap.gaps)
     assert "requests: Prometheus returned NaN" in text and "units: Prometheus returned +Inf" in text
     key = RouteKey("f", "balanced_core_v2", Arm.CANDIDATE)
@@ -112,10 +119,10 @@ def test_cost_is_derived_from_tokens_and_prices_when_not_exported():
     tokens = [
         {"metric": {**ROUTE, c.TOKEN_TYPE: "input", c.MODEL: "provider-b/balanced"}, "at_start": "0", "at_end": "1000000", "total": "1000000"},
         {"metric": {**ROUTE, c.TOKEN_TYPE: "output", c.MODEL: "provider-b/balanced"}, "at_start": "0", "at_end": "1000000", "total": "1000000"},
-        {"metric": {**ROUTE, "route": "r9", c.TOKEN_TYPE: "input", c.MODEL: "mystery/model"}, "at_start": "0", "at_end": "10",
+        {"metric": {**ROUTE, c.VARIANT: "r9", c.TOKEN_TYPE: "input", c.MODEL: "mystery/model"}, "at_start": "0", "at_end": "10",
          "total": "10"},
     ]
-    snap = PrometheusSource("http://prom.test", transport=_fake_prometheus({f"{c.TOKEN_USAGE}_sum": tokens})).read(1000, 1060, 60)
+    snap = _source(_fake_prometheus({f"{c.TOKEN_USAGE}_sum": tokens})).read(1000, 1060, 60)
     rc = snap.totals[RouteKey("f", "balanced_core_v2", Arm.CANDIDATE)]
     assert rc.cost_usd == pytest.approx(0.45 + 1.80)  # provider-b/balanced: USD per 1M tokens in, out
     assert rc.tokens_in == 1_000_000
@@ -124,19 +131,19 @@ def test_cost_is_derived_from_tokens_and_prices_when_not_exported():
 
 
 def test_one_read_sends_the_same_number_of_queries_for_one_route_or_hundreds():
-    many = [{"metric": {**ROUTE, "route": f"r{i}", "provider": "p", "model": "m", "status": "ok"}, "at_start": "0",
+    many = [{"metric": {**ROUTE, c.VARIANT: f"r{i}", c.PROVIDER: "p", c.MODEL: "m", c.ERROR_TYPE: ""}, "at_start": "0",
              "at_end": "5", "total": "5"} for i in range(300)]
     calls: list[str] = []
-    s = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.REQUESTS: many}, calls))
+    s = _source(_fake_prometheus({c.REQUESTS: many}, calls))
     snap = s.read(1000, 1600, 60)
     assert len(snap.totals) == 300 and len(calls) == s.last_query_count == 2 * len(s.templates) + 2 == 24
-    assert all("sum by (flag, route, arm" in q for q in calls if "timestamp" not in q and "resets(" not in q)
+    assert all(f"sum by ({c.FLAG}, {c.VARIANT}" in q for q in calls if "timestamp" not in q and "resets(" not in q)
     assert any("@ 1000.000" in q for q in calls)  # counts at the window start come from @, not increase()
     assert not any("increase(" in q or "rate(" in q for q in calls)
 
 
 def _unit_series(name: str, arm: str, audience: str, scope: str, total: str) -> dict:
-    labels = {**ROUTE, "arm": arm, "route": f"r-{arm}", "stage": "20%", "plan": "pro", "region": "eu", "workflow": "w",
+    labels = {**ROUTE, c.VARIANT: f"r-{arm}", "stage": "20%", "plan": "pro", "region": "eu", "workflow": "w",
               "audience": audience, "scope": scope}
     return {"metric": labels, "at_start": "0", "at_end": total, "total": total}
 
@@ -147,22 +154,22 @@ def test_units_come_split_by_attributes_with_their_crossed_counts():
     crossed = [_unit_series(c.CROSSED_UNITS, "candidate", "", "chat", "2"),
                _unit_series(c.CROSSED_UNITS, "baseline", "", "chat", "2")]
     calls: list[str] = []
-    s = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.CROSSED_UNITS: crossed, c.UNITS: units}, calls))
+    s = _source(_fake_prometheus({c.CROSSED_UNITS: crossed, c.UNITS: units}, calls))
     snap = s.read(1000, 1060, 60)
     got = {(g.key.arm.value, g.segment["audience"], g.segment["scope"]): (g.units, g.crossed) for g in snap.unit_groups}
     assert {g.stage for g in snap.unit_groups} == {"20%"}
     assert got == {("candidate", "staff", ""): (4, 0), ("candidate", "", "chat"): (9, 2), ("baseline", "", "chat"): (30, 2)}
     assert snap.totals[RouteKey("f", "r-candidate", Arm.CANDIDATE)].new_units == 13  # the totals still add up
-    assert any("sum by (flag, route, arm, stage, plan, region, workflow, audience, scope)" in q for q in calls)
+    assert any(f"sum by ({c.FLAG}, {c.VARIANT}, stage, plan, region, workflow, audience, scope)" in q for q in calls)
     assert s.capabilities.unit_attributes == c.UNIT_ATTRIBUTE_LABELS
 
 
 def test_an_application_without_the_crossed_counter_gives_groups_without_crossover():
     units = [_unit_series(c.UNITS, "candidate", "", "chat", "9")]
-    snap = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.UNITS: units})).read(1000, 1060, 60)
+    snap = _source(_fake_prometheus({c.UNITS: units})).read(1000, 1060, 60)
     assert [(g.units, g.crossed) for g in snap.unit_groups] == [(9, None)]
     assert any(g.startswith("crossed: no series") and c.CROSSED_UNITS in g for g in snap.gaps)
-    empty = PrometheusSource("http://prom.test", transport=_fake_prometheus({})).read(1000, 1060, 60)
+    empty = _source(_fake_prometheus({})).read(1000, 1060, 60)
     assert empty.unit_groups is None  # no units family at all: nothing to split
 
 
@@ -170,26 +177,26 @@ def test_the_squared_cost_reaches_the_counters_beside_the_cost():
     cost = [{"metric": ROUTE, "at_start": "1", "at_end": "4", "total": "3"}]
     squared = [{"metric": ROUTE, "at_start": "0.5", "at_end": "2", "total": "1.5"}]
     fake = _fake_prometheus({c.COST_SQUARED: squared, c.COST: cost})
-    snap = PrometheusSource("http://prom.test", transport=fake).read(1000, 1060, 60)
+    snap = _source(fake).read(1000, 1060, 60)
     rc = snap.totals[RouteKey("f", "balanced_core_v2", Arm.CANDIDATE)]
     assert (rc.cost_usd, rc.cost_sq_usd) == (3.0, 1.5)
     assert not any("cost_squared" in g for g in snap.gaps)  # optional: its absence is said by the guardrail
 
 
 def test_a_restart_in_the_window_reads_every_family_across_it():
-    requests = [{"metric": {**ROUTE, "provider": "p", "model": "m", "status": "ok"}, "at_start": "90", "at_end": "7",
+    requests = [{"metric": {**ROUTE, c.PROVIDER: "p", c.MODEL: "m", c.ERROR_TYPE: ""}, "at_start": "90", "at_end": "7",
                  "total": "41.5"}]
     calls: list[str] = []
-    s = PrometheusSource("http://prom.test", transport=_fake_prometheus({c.REQUESTS: requests}, calls, resets=1))
+    s = _source(_fake_prometheus({c.REQUESTS: requests}, calls, resets=1))
     snap = s.read(1000, 1600, 60)
     assert snap.totals[RouteKey("f", "balanced_core_v2", Arm.CANDIDATE)].requests == 42
     assert any("restarted in this window (1 reset)" in g for g in snap.gaps)
     totals = [q for q in calls if "increase(" in q]
     assert len(totals) == len(s.templates) and all("[600s] @ 1600.000" in q for q in totals)
     assert s.last_query_count == 2 * len(s.templates) + 2
-    # a template without one plain counter selector cannot be read across the restart: unknown, not guessed
-    odd = PrometheusSource("http://prom.test", templates={"exposures": "sum by ($by) (a{$match} $at + b{$match} $at)"},
-                           transport=_fake_prometheus({c.REQUESTS: requests}, resets=1))
+    # a template without a plain counter selector cannot be read across the restart: unknown, not guessed
+    odd = _source(_fake_prometheus({c.REQUESTS: requests}, resets=1),
+                  templates={"exposures": "sum by ($by) (rate(a{$match}[5m] $at))"})
     assert any(g.startswith("exposures: its template has no plain counter selector") for g in odd.read(1000, 1600, 60).gaps)
 
 
@@ -251,12 +258,13 @@ def test_exporter_emits_the_contract_names_and_labels():
     assert "_created" not in text
     samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
                for fam in text_string_to_metric_families(text) for s in fam.samples}
-    route = {"flag": "f", "route": "r", "arm": "candidate", "stage": "20%", **segment}
+    # the flag and the variant (here named after its route) on every series; no route, arm or stage label
+    route = {c.FLAG: "f", c.VARIANT: "r", **segment}
 
     def value(name: str, **extra: str) -> float | None:
         return samples.get((name, tuple(sorted({**route, **extra}.items()))))
 
-    assert value(c.REQUESTS, provider="p", model="m", status="timeout") == 1
+    assert value(c.REQUESTS, **{c.PROVIDER: "p", c.MODEL: "m", c.ERROR_TYPE: "timeout"}) == 1
     assert value(c.FALLBACKS, served_route="fb") == 1
     assert value(c.OUTCOMES, kind="complaint") == 1  # the outcome takes its unit's segment from the request
     assert value(c.JOINED_OUTCOMES, kind="complaint") is None  # not joined: recorded, not counted as joined
@@ -282,7 +290,7 @@ def test_exporter_counts_a_unit_again_in_each_stage():
     def units(arm: str, at: str) -> float:
         text = generate_latest(exp.registry).decode()
         return sum(s.value for fam in text_string_to_metric_families(text) for s in fam.samples
-                   if s.name == c.UNITS and s.labels["arm"] == arm and s.labels["stage"] == at)
+                   if s.name == c.UNITS and s.labels[c.VARIANT] == arm and s.labels["stage"] == at)
 
     exp.record([request("u1", Arm.BASELINE, True), request("u2", Arm.BASELINE, True), request("u1", Arm.BASELINE, False)])
     assert units("baseline", "internal") == 2
@@ -295,7 +303,7 @@ def test_exporter_counts_a_unit_again_in_each_stage():
 
 def _unit_samples(exp: RouteMetricsExporter, name: str) -> dict[tuple[str, str, str], float]:
     text = generate_latest(exp.registry).decode()
-    return {(x.labels["arm"], x.labels["stage"], x.labels["scope"]): x.value
+    return {(x.labels[c.VARIANT], x.labels["stage"], x.labels["scope"]): x.value
             for fam in text_string_to_metric_families(text) for x in fam.samples if x.name == name}
 
 

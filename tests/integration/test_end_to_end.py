@@ -81,7 +81,9 @@ def candidate_share(prom_url: str, start: float, end: float, stage: str) -> tupl
     Comparable units are the ones the stage's share applies to: in the eligible scope, outside the first
     audience, counted by the application under ``stage``.
     """
-    source = PrometheusSource(prom_url)
+    # routedeck init names each variant after its route; the arms are the rule's
+    variants = {"fast_default_v1": ("baseline", "fast_default_v1"), "balanced_core_v2": ("candidate", "balanced_core_v2")}
+    source = PrometheusSource(prom_url, variants_of=lambda flag: variants if flag == FLAG else {})
     try:
         snap = source.read(start, end, end - start)
     finally:
@@ -109,7 +111,7 @@ def prometheus_has_data_until(prom_url: str, t: float) -> bool:
 
 def application_at_stage(prom_url: str, stage: str) -> bool:
     """The simulated application has fetched the change: it counts units under the new stage."""
-    query = f'sum(routedeck_units_total{{flag="{FLAG}",stage="{stage}"}})'
+    query = f'sum(routedeck_units_total{{feature_flag_key="{FLAG}",stage="{stage}"}})'
     r = httpx.get(f"{prom_url}/api/v1/query", params={"query": query}, timeout=2)
     return bool(r.json()["data"]["result"])
 
@@ -173,6 +175,9 @@ def test_rollout_end_to_end_on_real_servers(unleash, servers, tmp_path, capsys, 
         assert gates["crossover"]["status"] == "pass", gates
         # whatever holds is the amount of evidence, never a figure the source cannot give
         assert not [m["line"] for m in verdict["metrics"] if m["verdict"] == "no data"], verdict["metrics"]
+        # and the verdict says it is request-level, with unit counts that one process kept
+        assert verdict["request_level"] is True
+        assert any("counted by each application process" in r for r in verdict["reasons"]), verdict["reasons"]
         # 5% → 20%: forced past a HOLD if the few minutes of traffic cannot decide yet (recorded with a reason)
         code, out, err = cli(capsys, "advance", "--rule", rule, *common, *metrics,
                              "--override", "--reason", "end-to-end test: a few simulated minutes only")

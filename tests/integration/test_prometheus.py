@@ -10,7 +10,7 @@ import pytest
 from adapters.metrics import prom_contract as c
 from adapters.metrics.prom_exporter import RouteMetricsExporter
 from adapters.metrics.prometheus import PrometheusSource
-from console.core.errors import BackendError
+from console.core.errors import BackendError, BadInput
 from console.core.simulator.events import OutcomeEvent, RequestEvent
 from console.core.telemetry import LATENCY_BOUNDS_MS, Arm, RouteKey, bucket_index
 
@@ -23,7 +23,7 @@ T0 = (int(time.time()) // 3600 - 3) * 3600  # three hours back, on the hour
 N = 240  # one hour of samples
 FLAG = "hist-flag"
 SEG = 'plan="pro",region="eu",workflow="support"'
-PM = 'provider="p",model="m"'
+PM = 'gen_ai_provider_name="p",gen_ai_request_model="m"'
 ROUTES = {  # route -> (arm, requests per sample, timeouts every n samples)
     "fast_default_v1": ("baseline", 3, 0),
     "balanced_core_v2": ("candidate", 1, 10),
@@ -33,8 +33,74 @@ ROUTES = {  # route -> (arm, requests per sample, timeouts every n samples)
 RESTART_AT = 150
 
 
+#: the flags' variants as the flag platform holds them: variant → (arm, route)
+VARIANTS = {
+    FLAG: {"fast_default_v1": ("baseline", "fast_default_v1"), "balanced_core_v2": ("candidate", "balanced_core_v2")},
+    "restart-flag": {"r": ("candidate", "r")},
+    "live-flag": {"balanced_core_v2": ("candidate", "balanced_core_v2")},
+    # variant names that are not route names: the source maps them with the flag platform
+    "otel-flag": {"control": ("baseline", "fast_default_v1"), "treatment": ("candidate", "balanced_core_v2")},
+    "mapped-flag": {"control": ("baseline", "fast_default_v1"), "treatment": ("candidate", "balanced_core_v2")},
+}
+
+
+def variants_of(flag: str) -> dict[str, tuple[str, str]]:
+    return VARIANTS.get(flag, {})
+
+
 def _labels(route: str, arm: str, extra: str = "") -> str:
-    return f'flag="{FLAG}",route="{route}",arm="{arm}",stage="5%",{SEG}' + (f",{extra}" if extra else "")
+    # the variant is named after its route on this flag; the arm comes from the flag platform (VARIANTS)
+    return f'feature_flag_key="{FLAG}",feature_flag_result_variant="{route}",stage="5%",{SEG}' + (f",{extra}" if extra else "")
+
+
+#: OpenTelemetry's advisory duration buckets (s): no bound at the 2.5 s SLO
+OTEL_BUCKETS = c.OTEL_DURATION_BUCKETS_S
+#: an OpenTelemetry-only application: per sample, control answers 4 requests in 0.5 s, treatment 2 in 2.0 s and,
+#: every 10th sample, one more that failed with a 429 in 0.03 s; treatment's first chunk comes at 0.3 s
+OTEL_APP = {"control": (4, 0.5), "treatment": (2, 2.0)}
+OTEL_GEN = 'gen_ai_operation_name="chat",gen_ai_provider_name="provider-b",gen_ai_request_model="provider-b/balanced"'
+
+
+def otel_histograms(name: str, flag: str, flag_label: str, variant_label: str) -> list[str]:
+    """The GenAI client metrics an OpenTelemetry collector's Prometheus exporter would show, for ``flag``."""
+    lines = [f"# TYPE {name} histogram"]
+    for k in range(N + 1):
+        ts = T0 + k * STEP
+        for variant, (per, seconds) in OTEL_APP.items():
+            who = f'{flag_label}="{flag}",{variant_label}="{variant}",job="app",instance="replica-1",{OTEL_GEN}'
+            cells = [("", per * k, seconds)]
+            if variant == "treatment":
+                cells.append(("429", k // 10, 0.03))
+            for err, n, value in cells:
+                labels = who + (f',error_type="{err}"' if err else "")
+                for b in OTEL_BUCKETS + (float("inf"),):
+                    le = "+Inf" if b == float("inf") else repr(b)
+                    lines.append(f'{name}_bucket{{{labels},le="{le}"}} {n if value <= b else 0} {ts}')
+                lines.append(f"{name}_count{{{labels}}} {n} {ts}")
+                lines.append(f"{name}_sum{{{labels}}} {n * value} {ts}")
+    return lines
+
+
+def otel_tokens_and_ttft(flag: str) -> list[str]:
+    lines = [f"# TYPE {c.TOKEN_USAGE} histogram"]
+    for k in range(N + 1):
+        ts = T0 + k * STEP
+        for variant, (per, _) in OTEL_APP.items():
+            for kind, tokens in (("input", 1000), ("output", 200)):
+                labels = f'feature_flag_key="{flag}",feature_flag_result_variant="{variant}",{OTEL_GEN},gen_ai_token_type="{kind}"'
+                lines.append(f'{c.TOKEN_USAGE}_bucket{{{labels},le="+Inf"}} {per * k} {ts}')
+                lines.append(f"{c.TOKEN_USAGE}_count{{{labels}}} {per * k} {ts}")
+                lines.append(f"{c.TOKEN_USAGE}_sum{{{labels}}} {tokens * per * k} {ts}")
+    lines.append(f"# TYPE {c.TTFT} histogram")
+    for k in range(N + 1):
+        ts = T0 + k * STEP
+        labels = f'feature_flag_key="{flag}",feature_flag_result_variant="treatment",{OTEL_GEN}'
+        for b in (0.1, 0.25, 0.5, 1.0, 2.5, float("inf")):
+            le = "+Inf" if b == float("inf") else repr(b)
+            lines.append(f'{c.TTFT}_bucket{{{labels},le="{le}"}} {2 * k if b >= 0.3 else 0} {ts}')
+        lines.append(f"{c.TTFT}_count{{{labels}}} {2 * k} {ts}")
+        lines.append(f"{c.TTFT}_sum{{{labels}}} {0.6 * k} {ts}")
+    return lines
 
 
 def history_openmetrics() -> str:
@@ -44,19 +110,19 @@ def history_openmetrics() -> str:
         ts = T0 + k * STEP
         for route, (arm, per, every) in ROUTES.items():
             timeouts = k // every if every else 0
-            ok, slow = _labels(route, arm, PM + ',status="ok"'), _labels(route, arm, PM + ',status="timeout"')
+            ok, slow = _labels(route, arm, PM + ',error_type=""'), _labels(route, arm, PM + ',error_type="timeout"')
             lines.append(f"{c.REQUESTS}{{{ok}}} {per * k - timeouts} {ts}")
             if every:
                 lines.append(f"{c.REQUESTS}{{{slow}}} {timeouts} {ts}")
     # an application that restarted at sample RESTART_AT: its counter starts again from zero
     for k in range(N + 1):
         value = k if k < RESTART_AT else k - RESTART_AT
-        lines.append(f'{c.REQUESTS}{{flag="restart-flag",route="r",arm="candidate",stage="5%",{SEG},{PM},status="ok"}} '
+        lines.append(f'{c.REQUESTS}{{feature_flag_key="restart-flag",feature_flag_result_variant="r",{SEG},{PM}}} '
                      f"{value} {T0 + k * STEP}")
     lines.append(f"# TYPE {c.UNITS[:-6]} counter")
     for k in range(N + 1):
         for route, (arm, _, _) in ROUTES.items():
-            lines.append(f"{c.UNITS}{{{_labels(route, arm)}}} {k // 2} {T0 + k * STEP}")
+            lines.append(f'{c.UNITS}{{{_labels(route, arm)},audience="",scope=""}} {k // 2} {T0 + k * STEP}')
     lines.append(f"# TYPE {c.EXPOSURES[:-6]} counter")
     for k in range(N + 1):
         lines.append(f'{c.EXPOSURES}{{{_labels("fast_default_v1", "baseline").replace(FLAG, "nan-flag")}}} NaN {T0 + k * STEP}')
@@ -72,6 +138,12 @@ def history_openmetrics() -> str:
         ok = _labels("balanced_core_v2", "candidate", 'error_type=""')
         lines.append(f"{c.DURATION}_count{{{ok}}} {k} {ts}")
         lines.append(f"{c.DURATION}_sum{{{ok}}} {2.0 * k} {ts}")
+    # the OpenTelemetry-only application, read with the contract's names, and the same application
+    # exporting its duration under its own names (a profile maps them)
+    for line in otel_histograms(c.DURATION, "otel-flag", c.FLAG, c.VARIANT)[1:]:
+        lines.append(line)
+    lines += otel_tokens_and_ttft("otel-flag")
+    lines += otel_histograms("llm_request_seconds", "mapped-flag", "flag", "variant")
     lines.append("# EOF")
     return "\n".join(lines) + "\n"
 
@@ -95,7 +167,7 @@ def prometheus(servers, exporter, tmp_path_factory):
 
 @pytest.fixture
 def source(prometheus):
-    s = PrometheusSource(prometheus.url)
+    s = PrometheusSource(prometheus.url, variants_of=variants_of)
     yield s
     s.close()
 
@@ -162,7 +234,7 @@ def test_nan_and_missing_families_are_gaps_not_zeros(source):
 
 
 def test_missing_metric_and_bad_query_are_visible(prometheus):
-    s = PrometheusSource(prometheus.url, templates={
+    s = PrometheusSource(prometheus.url, variants_of=variants_of, templates={
         "units": "sum by ($by) (no_such_metric_total{$match} $at)",
         "exposures": "sum by ($by) (routedeck_exposures_total{$match} $at",  # unbalanced parenthesis
     })
@@ -194,7 +266,7 @@ def _request(route: str, arm: Arm, i: int, *, status: str = "ok", latency_ms: fl
         time=time.time(), flag="live-flag", unit_id=f"u{i}", segment={"plan": "pro", "region": "eu", "workflow": "support"},
         arm=arm, route=route, served_route=route, provider="provider-b", model="provider-b/balanced", status=status,
         fallback=False, success=status == "ok", latency_ms=latency_ms, ttft_ms=200.0, tokens_in=1000, tokens_out=500,
-        cost_usd=0.0012, new_unit=True,
+        cost_usd=0.0012, new_unit=True, variant=route,
     )
 
 
@@ -204,10 +276,11 @@ def test_live_exporter_round_trips_through_prometheus(exporter, prometheus):
     events = [_request("balanced_core_v2", Arm.CANDIDATE, i) for i in range(30)]
     events += [_request("balanced_core_v2", Arm.CANDIDATE, 100 + i, status="429", latency_ms=50) for i in range(5)]
     events += [OutcomeEvent(time=time.time(), request_time=time.time(), flag="live-flag", unit_id=f"u{i}", arm=Arm.CANDIDATE,
-                            route="balanced_core_v2", kind="resolved", corrected=i == 0, complaint=False, joined=True)
+                            route="balanced_core_v2", kind="resolved", corrected=i == 0, complaint=False, joined=True,
+                            variant="balanced_core_v2")
                for i in range(10)]
     exp.record(events)
-    s = PrometheusSource(prometheus.url)
+    s = PrometheusSource(prometheus.url, variants_of=variants_of)
     key = RouteKey("live-flag", "balanced_core_v2", Arm.CANDIDATE)
 
     def arrived() -> bool:
@@ -220,3 +293,48 @@ def test_live_exporter_round_trips_through_prometheus(exporter, prometheus):
     assert (rc.resolved, rc.corrected, rc.tokens_in, rc.tokens_out) == (10, 1, 35_000, 17_500)
     assert rc.slo_met == 30 and rc.cost_usd == pytest.approx(35 * 0.0012)
     assert sum(rc.ttft_hist) == 30
+
+
+def test_opentelemetry_named_series_are_read_without_a_custom_query(source):
+    """An application that exports only the GenAI client metrics, with the feature-flag attributes added, as the
+    OpenTelemetry collector's Prometheus exporter names them: requests, errors, latency, tokens, TTFT and cost."""
+    start, end = T0 + 600, T0 + 1200  # samples 40 and 80
+    snap = source.read(start, end, 60)
+    base = snap.totals[RouteKey("otel-flag", "fast_default_v1", Arm.BASELINE)]
+    cand = snap.totals[RouteKey("otel-flag", "balanced_core_v2", Arm.CANDIDATE)]
+    # requests from the duration histogram's count (no routedeck_requests_total for this flag)
+    assert (base.requests, base.errors, base.successes) == (4 * 40, 0, 4 * 40)
+    assert (cand.requests, cand.errors, cand.rate_limited, cand.successes) == (2 * 40 + 4, 4, 4, 2 * 40)
+    assert cand.provider_errors == {("provider-b", "provider-b/balanced", "429"): 4}
+    # tokens, and cost from tokens × the pricing table (no cost counter)
+    assert (cand.tokens_in, cand.tokens_out) == (1000 * 80, 200 * 80)
+    assert cand.cost_usd == pytest.approx((1000 * 80 * 0.45 + 200 * 80 * 1.80) / 1e6)
+    assert sum(cand.ttft_hist) == 80 and sum(cand.latency_hist) == 84
+    text = " | ".join(snap.gaps)
+    assert "derived from token usage" in text
+    # OpenTelemetry's buckets have no bound at the 2.5 s SLO: attainment is counted within 1.28 s and said so
+    assert cand.slo_met == 0 and base.slo_met == 4 * 40
+    assert "no bucket at the 2.5 s SLO" in text and "1.28 s, 2.56 s" in text and "stricter" in text
+    # no unit counter for this flag: no unit is made up from requests
+    assert base.new_units == 0 and cand.new_units == 0
+    assert not [g for g in (snap.unit_groups or []) if g.key.flag == "otel-flag"]
+
+
+def test_other_names_are_read_through_the_profile_mapping(prometheus):
+    s = PrometheusSource(prometheus.url, variants_of=variants_of, names={
+        c.DURATION: "llm_request_seconds", c.FLAG: "flag", c.VARIANT: "variant"})
+    try:
+        snap = s.read(T0 + 600, T0 + 1200, 600)
+    finally:
+        s.close()
+    cand = snap.totals[RouteKey("mapped-flag", "balanced_core_v2", Arm.CANDIDATE)]
+    assert (cand.requests, cand.errors, cand.successes) == (84, 4, 80)
+    assert RouteKey("otel-flag", "balanced_core_v2", Arm.CANDIDATE) not in snap.totals  # its labels are not mapped
+    with pytest.raises(BadInput, match="not a name of routedeck's metric contract"):
+        PrometheusSource(prometheus.url, names={"gen_ai_latency": "x"})
+
+
+def test_unit_counts_always_say_they_are_per_process(source):
+    snap = source.read(T0 + 600, T0 + 1200, 600)
+    assert snap.totals[RouteKey(FLAG, "fast_default_v1", Arm.BASELINE)].new_units == 20
+    assert any("counted by each application process" in g and "request-level" in g for g in snap.gaps)

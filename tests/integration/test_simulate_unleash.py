@@ -61,11 +61,14 @@ def scrape(port: int) -> str:
 
 
 def requests_by_arm(text: str) -> dict[str, float]:
+    """Requests per arm: the exporter labels each with the variant, which is the arm's variation on this flag."""
+    arm_of = {BASELINE: "baseline", CANDIDATE: "candidate"}
     out: dict[str, float] = {}
     for family in text_string_to_metric_families(text):
         for s in family.samples:
-            if s.name == c.REQUESTS and s.labels.get("flag") == FLAG:
-                out[s.labels["arm"]] = out.get(s.labels["arm"], 0.0) + s.value
+            if s.name == c.REQUESTS and s.labels.get(c.FLAG) == FLAG:
+                arm = arm_of.get(s.labels[c.VARIANT], "other")
+                out[arm] = out.get(arm, 0.0) + s.value
     return out
 
 

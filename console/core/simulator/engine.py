@@ -37,6 +37,11 @@ from .portfolio import CODE_DEFAULTS, ELIGIBLE_SCOPE, INTERNAL_AUDIENCE, WORKFLO
 from .scenarios import Scenario, apply_to_candidate, get_scenario
 
 
+def request_id(tick_time: int, row: int) -> str:
+    """The id of the ``row``-th request of the tick at ``tick_time``: the same in every run of the same seed."""
+    return f"{tick_time}-{row}"
+
+
 def json_key(profile: dict[str, Any]) -> str:
     return json.dumps(profile, sort_keys=True)
 
@@ -188,6 +193,10 @@ class TrafficSimulator:
         #: (flag, unit) → parameter row; valid for one evaluator revision (the evaluation is deterministic)
         self._assign: dict[tuple[str, int], int] = {}
         self._assign_rev: str | None = None
+        #: (flag, unit) → the variant name the evaluator served, for the same revision as ``_assign``
+        self._variant_of: dict[tuple[str, int], str] = {}
+        #: (flag, route) → the variant that routes there (an outcome's variant is its request's)
+        self._variant_of_route: dict[tuple[str, str], str] = {}
         #: the request log: merged blocks of BLOCK_TICKS ticks, oldest first, then this block's ticks
         self._blocks: deque[_Block] = deque()
         self._open: list[dict[str, np.ndarray]] = []
@@ -316,6 +325,7 @@ class TrafficSimulator:
         rev = self.evaluator.revision
         if rev != self._assign_rev:
             self._assign.clear()
+            self._variant_of.clear()
             self._assign_rev = rev
         eff = np.empty(n, dtype=np.int64)
         new_unit = np.zeros(n, dtype=np.bool_)
@@ -323,9 +333,10 @@ class TrafficSimulator:
             flag = self._unit_flag[unit]
             idx = self._assign.get((flag, unit))
             if idx is None:
-                _variant, assigned, arm = self.evaluator.evaluate(
+                variant, assigned, arm = self.evaluator.evaluate(
                     flag, pop.ids[unit], pop.context(unit), self._code_default(flag)
                 )
+                self._variant_of[(flag, unit)] = variant
                 hit = self.scenario.region is None or REGIONS[pop.region[unit]] == self.scenario.region
                 idx = self._assign[(flag, unit)] = self._effective(flag, assigned, arm, hit)
             eff[i] = idx
@@ -403,6 +414,7 @@ class TrafficSimulator:
         """This tick's requests, then the outcomes arriving in it, as plain records."""
         pop = self.pop
         events: list[SimEvent] = []
+        variants = self._variant_of_route
         for r in range(len(cols["t"])):
             unit = int(cols["unit"][r])
             key = self._keys[int(cols["key"][r])]
@@ -415,8 +427,10 @@ class TrafficSimulator:
                 provider=provider, model=model, status=ERR_NAMES.get(err, "ok"), fallback=bool(cols["fallback"][r]),
                 success=bool(cols["success"][r]), latency_ms=float(cols["latency"][r]), ttft_ms=float(cols["ttft"][r]),
                 tokens_in=int(cols["tin"][r]), tokens_out=int(cols["tout"][r]), cost_usd=float(cols["cost"][r]),
-                new_unit=bool(cols["new_unit"][r]),
+                new_unit=bool(cols["new_unit"][r]), request_id=request_id(t_abs, r),
+                variant=self._variant_of.get((key.flag, unit), ""),
             ))
+            variants[(key.flag, key.route)] = events[-1].variant
         for past in self._in_flight:
             for r in np.nonzero(past["arrival"] == t_abs)[0].tolist():
                 key = self._keys[int(past["key"][r])]
@@ -425,6 +439,7 @@ class TrafficSimulator:
                     unit_id=pop.ids[int(past["unit"][r])], arm=key.arm, route=key.route,
                     kind="resolved" if past["resolved"][r] else "escalated", corrected=bool(past["corrected"][r]),
                     complaint=bool(past["complaint"][r]), joined=bool(past["joined"][r]),
+                    request_id=request_id(int(past["t"][r]), r), variant=variants.get((key.flag, key.route), ""),
                 ))
         return events
 
@@ -549,7 +564,7 @@ class TrafficSimulator:
                                                  minlength=size * npv).reshape(nb, nk, npv)
         # outcomes, by arrival time, only those joined to their exposure
         arr = log["arrival"]
-        mo = (arr >= start) & (arr < end) & (arr <= self.now) & log["joined"]
+        mo = (arr >= start) & (arr < end) & (arr < self.now) & log["joined"]
         ocell = ((arr[mo] - start) // step).astype(np.int64) * nk + log["key"][mo]
         resolved = log["resolved"][mo]
 
@@ -620,7 +635,7 @@ class TrafficSimulator:
         on_candidate = np.bincount(inv, weights=(arm_code == 1).astype(float), minlength=n) > 0
         err = log["err"][m]
         now = self.now
-        joined_arrived = log["joined"][m] & (log["arrival"][m] <= now)
+        joined_arrived = log["joined"][m] & (log["arrival"][m] < now)  # an outcome exists once its tick ran
         mature = log["t"][m] <= now - maturation_s
         res = log["resolved"][m]
         cols = {

@@ -35,6 +35,10 @@ class RequestEvent:
     tokens_out: int
     cost_usd: float
     new_unit: bool  # first request of this unit on this (flag, route, arm)
+    #: unique per request: links it to its outcome ("" when the producer gives none)
+    request_id: str = ""
+    #: the flag variant the unit was served ("" when the flag could not be evaluated)
+    variant: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,6 +55,9 @@ class OutcomeEvent:
     corrected: bool
     complaint: bool
     joined: bool  # False when telemetry failed to join it to its exposure
+    request_id: str = ""  # the request it is the outcome of
+    #: the flag variant of the request ("" when unknown)
+    variant: str = ""
 
 
 SimEvent = Union[RequestEvent, OutcomeEvent]

@@ -234,10 +234,13 @@ def _verdict_from(h_low: float, h_high: float) -> MetricVerdict:
 
 
 def _internal_limit(g: GuardrailSpec, metric: Metric, spec: DecisionSpec) -> float | None:
+    """The absolute limit without a control: the rule's, else the latency target (p95), else the registry's."""
     if g.absolute_limit is not None:
         return g.absolute_limit
     if metric.kind is MetricKind.QUANTILE and metric.histogram == "latency_hist" and spec.p95_tripwire_ms:
         return spec.p95_tripwire_ms
+    if metric.internal_limit is not None:
+        return metric.internal_limit
     return metric.warn_above if metric.worse_is_higher else metric.warn_below
 
 
@@ -494,11 +497,14 @@ def readout(g: GuardrailSpec, cand: ArmSummary, base: ArmSummary, ctx: StageCont
             "cost_per_request": arm_estimate(cand, lookup("cost_per_request")).value,
             "resolved_rate": arm_estimate(cand, lookup("resolved_without_escalation")).value,
         }
-        comp = ", ".join(f"{k} {fmt(lookup(k), v)}" for k, v in components.items())
-        j.note = f"{j.note}; {comp}" if j.note else comp
     shown = f"{g.margin:+.0%}" if g.margin_kind is MarginKind.RELATIVE and has_base else None
     action = Trigger.WARN if signal else (Trigger.HOLD if primary is not None else g.trigger)
+    note = j.note
+    if components:
+        comp = ", ".join(f"{k} {fmt(lookup(k), v)}" for k, v in components.items())
+        j.note = f"{j.note}; {comp}" if j.note else comp  # the line shows the components beside the ratio
     line = _line(g.metric, metric, j, shown, has_base)
+    j.note = note
     r = MetricReadout(g.metric, j.candidate, j.baseline if has_base else None, j.interval, j.threshold,
                       j.n_candidate, j.n_baseline if has_base else 0, j.verdict, g.critical and not signal, components,
                       line, action=action.value, note=j.note, signal=signal)
@@ -613,7 +619,8 @@ def decide(
         prim = None
         if spec.primary is not None:
             p = spec.primary
-            prim = readout(GuardrailSpec(p.metric, p.margin, p.margin_kind), c, b, ctx, spec, alpha, primary=p,
+            prim = readout(GuardrailSpec(p.metric, p.margin, p.margin_kind, stage_margins=p.stage_margins), c, b,
+                           ctx, spec, alpha, primary=p,
                            sequential=sequential, alpha_ni=alpha_ni)
             prim.line = "primary: " + prim.line
             out.insert(0, prim)

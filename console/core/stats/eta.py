@@ -15,8 +15,8 @@ from collections.abc import Callable
 from .spec import Decision, MetricReadout, MetricVerdict, StageContext, Verdict
 from .summary import ArmSummary
 
-#: data multiples tried, in order (16× the elapsed time is the horizon of an estimate)
-SCALES = (1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.5, 8.0, 11.0, 16.0)
+#: data multiples tried, in order (48× the elapsed time is the horizon of an estimate)
+SCALES = (1.15, 1.3, 1.5, 1.75, 2.0, 2.5, 3.0, 4.0, 5.0, 6.5, 8.0, 11.0, 16.0, 24.0, 32.0, 48.0)
 
 
 def scaled(s: ArmSummary, factor: float) -> ArmSummary:

@@ -13,7 +13,7 @@ import math
 import numpy as np
 from .special import gammaln
 
-from .proportions import one_sample_bounds, restricted, share_counts
+from .proportions import beyond, one_sample_bounds, restricted, share_counts
 from .summary import ArmSummary
 from .spec import GateAction, GateReadout, GateStatus, HealthGateSpec
 
@@ -107,8 +107,9 @@ def join_gate(cand: ArmSummary, base: ArmSummary | None, alpha: float, spec: Hea
     text = f"candidate {cov_c:.1%} of {exp_c:.0f} matured exposures joined"
     floor_alpha = alpha / 4  # two arms' floors in half the gate's α
     unjoined_c = exp_c - min(hi_c, exp_c)  # least favourable to a failure
-    lo_miss, _ = one_sample_bounds(unjoined_c / d_c, exp_c / d_c, floor_alpha)
-    if 1 - lo_miss < spec.join_floor:
+    if unjoined_c / exp_c > 1 - spec.join_floor and beyond(unjoined_c / d_c, exp_c / d_c, 1 - spec.join_floor,
+                                                          floor_alpha):
+        lo_miss, _ = one_sample_bounds(unjoined_c / d_c, exp_c / d_c, floor_alpha)
         return GateReadout(name, GateStatus.FAIL,
                            f"telemetry cannot join exposure to outcome: {text}, below the {spec.join_floor:.0%} floor "
                            f"(at most {1 - lo_miss:.1%})", spec.join_action)
@@ -119,8 +120,10 @@ def join_gate(cand: ArmSummary, base: ArmSummary | None, alpha: float, spec: Hea
             d_b = counts[1].design_effect
             cov_b = min(hi_b, exp_b) / exp_b
             text += f", baseline {cov_b:.1%}"
-            lo_miss_b, _ = one_sample_bounds((exp_b - min(hi_b, exp_b)) / d_b, exp_b / d_b, floor_alpha)
-            if 1 - lo_miss_b < spec.join_floor:
+            unjoined_b = exp_b - min(hi_b, exp_b)
+            if unjoined_b / exp_b > 1 - spec.join_floor and beyond(unjoined_b / d_b, exp_b / d_b,
+                                                                  1 - spec.join_floor, floor_alpha):
+                lo_miss_b, _ = one_sample_bounds(unjoined_b / d_b, exp_b / d_b, floor_alpha)
                 return GateReadout(name, GateStatus.FAIL,
                                    f"telemetry cannot join exposure to outcome: {text}; the baseline is below the "
                                    f"{spec.join_floor:.0%} floor (at most {1 - lo_miss_b:.1%}) — the arms cannot be "

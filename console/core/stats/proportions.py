@@ -35,8 +35,6 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .special import betaln
-
 from .summary import ArmSummary
 
 #: Beta(a, b) mixing distribution of the exact sequence (Jeffreys: mass near 0 and 1 suits rare events)
@@ -44,16 +42,29 @@ PRIOR_A = PRIOR_B = 0.5
 #: events needed (pooled over both arms) before the intra-unit correlation is estimated from the data
 MIN_EVENTS_FOR_ICC = 10
 #: default burn-in: expected events on each arm before the asymptotic sequence may judge non-inferiority
-DEFAULT_BURN_IN_EVENTS = 5.0
+DEFAULT_BURN_IN_EVENTS = 3.0
+
+
+def _lbeta(x: float, y: float) -> float:
+    return math.lgamma(x) + math.lgamma(y) - math.lgamma(x + y)
+
+
+_LBETA_PRIOR = _lbeta(PRIOR_A, PRIOR_B)
 
 
 def log_mixture(s: float, n: float, p: float, a: float = PRIOR_A, b: float = PRIOR_B) -> float:
     """log M_n(p) of the beta-binomial mixture for S = ``s`` events in ``n`` trials (real-valued)."""
+    prior = _LBETA_PRIOR if (a, b) == (PRIOR_A, PRIOR_B) else _lbeta(a, b)
     if not 0.0 < p < 1.0:
         if (p <= 0.0 and s > 0) or (p >= 1.0 and s < n):
             return math.inf
-        return float(betaln(s + a, n - s + b) - betaln(a, b))
-    return float(betaln(s + a, n - s + b) - betaln(a, b) - s * math.log(p) - (n - s) * math.log1p(-p))
+        return _lbeta(s + a, n - s + b) - prior
+    return _lbeta(s + a, n - s + b) - prior - s * math.log(p) - (n - s) * math.log1p(-p)
+
+
+def beyond(s: float, n: float, p: float, alpha: float) -> bool:
+    """True when the share is on the far side of ``p`` from its estimate beyond doubt: M_n(p) ≥ 1/α."""
+    return n > 0 and log_mixture(min(max(s, 0.0), n), n, p) >= math.log(1.0 / alpha)
 
 
 def one_sample_bounds(s: float, n: float, alpha: float) -> tuple[float, float]:
@@ -73,9 +84,9 @@ def one_sample_bounds(s: float, n: float, alpha: float) -> tuple[float, float]:
 
 
 def _root(f, lo: float, hi: float) -> float:
-    """Bisection for the sign change of ``f`` on [lo, hi] (60 halvings: far below any shown digit)."""
+    """Bisection for the sign change of ``f`` on [lo, hi] (40 halvings: far below any shown digit)."""
     f_lo = f(lo)
-    for _ in range(60):
+    for _ in range(40):
         mid = 0.5 * (lo + hi)
         f_mid = f(mid)
         if (f_mid < 0) == (f_lo < 0):
@@ -114,7 +125,7 @@ def restricted(s_c: float, n_c: float, s_b: float, n_b: float, k: float, delta: 
         pb = hi
     else:
         a, b = lo, hi
-        for _ in range(64):
+        for _ in range(48):
             mid = 0.5 * (a + b)
             if slope(mid) < 0:
                 a = mid

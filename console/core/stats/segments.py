@@ -39,7 +39,7 @@ from ..telemetry import Arm, UnitRecord
 from .engine import alpha_budget, fmt, judge
 from .sequences import MIN_CONTRIBUTING_UNITS, rho_for
 from .spec import DecisionSpec, GuardrailSpec, MetricVerdict, StageContext, StageSpec
-from .summary import COLUMNS, summarise_columns
+from .summary import COLUMNS, ArmSummary, GroupSummary, summarise_columns
 
 #: below this many units on either arm a segment reads "no data" (the sequences' burn-in)
 MIN_SEGMENT_UNITS = MIN_CONTRIBUTING_UNITS
@@ -155,7 +155,8 @@ def segment_rho(spec: DecisionSpec) -> float:
     return rho_for(max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 50), spec.alpha)
 
 
-def _compare(g: GuardrailSpec, metric: Metric, cand: dict[str, np.ndarray], base: dict[str, np.ndarray],
+def _compare(g: GuardrailSpec, metric: Metric, cand: "dict[str, np.ndarray] | ArmSummary",
+             base: "dict[str, np.ndarray] | ArmSummary",
              spec: DecisionSpec, alpha: float, rho: float) -> tuple[float | None, float | None, tuple | None,
                                                                      float | None, float, MetricVerdict, str, int, int]:
     """(cand, base, interval, margin, e, provisional verdict, note, n cand, n base) for one segment and guardrail.
@@ -164,11 +165,12 @@ def _compare(g: GuardrailSpec, metric: Metric, cand: dict[str, np.ndarray], base
     normal-mixture e-value of the harm statistic, and for a share also the any-n mixture e-value — the
     mean of two e-values is an e-value, and before the burn-in only the any-n one counts.
     """
-    nc, nb = len(cand["requests"]), len(base["requests"])
+    cs = cand if isinstance(cand, ArmSummary) else summarise_columns(cand)
+    bs = base if isinstance(base, ArmSummary) else summarise_columns(base)
+    nc, nb = cs.units, bs.units
     if nc < MIN_SEGMENT_UNITS or nb < MIN_SEGMENT_UNITS:
         return (None, None, None, None, 0.0, MetricVerdict.NO_DATA,
                 f"too few units: {nc}/{nb}, needs {MIN_SEGMENT_UNITS} per arm", nc, nb)
-    cs, bs = summarise_columns(cand), summarise_columns(base)
     ctx = StageContext(StageSpec("segment", 0, min_units=0, min_dwell_s=0), 0.0, has_control=True)
     tuned = replace(spec, tuning_units=max(int(spec.tuning_units * SEGMENT_TUNING_SHARE), 25))
     j = judge(g, metric, cs, bs, ctx, tuned, alpha)
@@ -198,6 +200,30 @@ def readout_from_columns(
 
     ``cand_labels[attr]`` holds one label per candidate unit (``MISSING`` where a unit lacks it).
     """
+    def labels(attr: str) -> tuple[np.ndarray, np.ndarray]:
+        lc, lb = cand_labels.get(attr), base_labels.get(attr)
+        lc = lc if lc is not None else np.full(len(cand["requests"]), MISSING, dtype=object)
+        lb = lb if lb is not None else np.full(len(base["requests"]), MISSING, dtype=object)
+        return lc, lb
+
+    def values(attr: str) -> set[str]:
+        lc, lb = labels(attr)
+        return {str(v) for v in np.concatenate([lc, lb]).tolist()}
+
+    def missing(attr: str) -> int:
+        lc, lb = labels(attr)
+        return int(np.sum(lc == MISSING) + np.sum(lb == MISSING))
+
+    def arms(attr: str, value: str):
+        lc, lb = labels(attr)
+        return ({f: v[lc == value] for f, v in cand.items()}, {f: v[lb == value] for f, v in base.items()})
+
+    return _readout(spec, attributes, excluded, values, missing, arms)
+
+
+def _readout(spec: DecisionSpec, attributes: Sequence[str], excluded: Sequence[tuple[str, str]],
+             values_of: Callable, missing_of: Callable, arms_of: Callable) -> SegmentReadout:
+    """Every (segment value, metric) row, e-BH over the family at its share of the stage's α."""
     # the segment family takes one share of the stage's α, like any other blocking test
     alpha = alpha_budget(spec, segments=True).per_test
     rho = segment_rho(spec)
@@ -208,13 +234,9 @@ def readout_from_columns(
         # the primary metric worse than its margin in a segment is harm there too
         tests.insert(0, GuardrailSpec(spec.primary.metric, spec.primary.margin, spec.primary.margin_kind))
     for attr in attributes:
-        lc, lb = cand_labels.get(attr), base_labels.get(attr)
-        lc = lc if lc is not None else np.full(len(cand["requests"]), MISSING, dtype=object)
-        lb = lb if lb is not None else np.full(len(base["requests"]), MISSING, dtype=object)
         # an excluded segment's units are no longer compared, but the segment keeps its rows
-        values = sorted(({str(v) for v in np.concatenate([lc, lb]).tolist()} - {MISSING})
-                        | {v for a, v in excluded if a == attr})
-        missing = int(np.sum(lc == MISSING) + np.sum(lb == MISSING))
+        values = sorted((values_of(attr) - {MISSING}) | {v for a, v in excluded if a == attr})
+        missing = missing_of(attr)
         if missing:
             notes.append(f"{missing} units carry no {attr!r} attribute and are in no {attr} segment")
         if not values:
@@ -226,9 +248,7 @@ def readout_from_columns(
                                    note="the source gives no such attribute"))
             continue
         for value in values:
-            mc, mb = lc == value, lb == value
-            c = {f: v[mc] for f, v in cand.items()}
-            b = {f: v[mb] for f, v in base.items()}
+            c, b = arms_of(attr, value)
             is_excluded = (attr, value) in excluded
             for g in tests:
                 metric = lookup(g.metric)
@@ -253,6 +273,43 @@ def readout_from_columns(
             d["note"] = f"{d['note']}; {extra}" if d["note"] else extra
         rows.append(SegmentRow(**d))
     return SegmentReadout(rows, alpha, k, notes)
+
+
+def readout_from_groups(
+    spec: DecisionSpec,
+    groups: Sequence[GroupSummary],
+    attributes: Sequence[str],
+    is_comparable: Callable[[GroupSummary], bool] | None = None,
+    excluded: Sequence[tuple[str, str]] = (),
+) -> SegmentReadout:
+    """The segment readout from per-arm summaries grouped by (at least) the segment ``attributes``.
+
+    The rule's comparable-unit predicate keeps the comparable groups; each segment value's arms are the
+    sums of their groups, so a source that aggregates where its data lives never hands over unit records.
+    """
+    if any(g.summary.request_level for g in groups):
+        return SegmentReadout([], alpha_budget(spec, segments=True).per_test, 0, [
+            "the metrics source counts requests, not units: segments need unit-level data — no segment readout "
+            "(never a pass)"])
+    pool = [g for g in groups if g.arm in (Arm.CANDIDATE, Arm.BASELINE)
+            and (is_comparable is None or is_comparable(g))]
+    cand_groups = [g for g in pool if g.arm is Arm.CANDIDATE]
+    base_groups = [g for g in pool if g.arm is Arm.BASELINE]
+
+    def total(rows: Sequence[GroupSummary], attr: str, value: str) -> ArmSummary:
+        out = ArmSummary()
+        for g in rows:
+            if g.attributes.get(attr, MISSING) == value:
+                out.add(g.summary)
+        return out
+
+    readout = _readout(spec, attributes, excluded,
+                       lambda attr: {g.attributes.get(attr, MISSING) for g in pool},
+                       lambda attr: sum(g.summary.units for g in pool if g.attributes.get(attr, MISSING) == MISSING),
+                       lambda attr, value: (total(cand_groups, attr, value), total(base_groups, attr, value)))
+    if not pool:
+        readout.notes.insert(0, "no comparable units yet — every segment reads no data")
+    return readout
 
 
 def segment_readout(
@@ -283,5 +340,5 @@ def segment_readout(
     return readout
 
 
-__all__ = ["SegmentRow", "SegmentReadout", "segment_readout", "readout_from_columns", "harm_e_value", "e_bh",
+__all__ = ["SegmentRow", "SegmentReadout", "segment_readout", "readout_from_columns", "readout_from_groups", "harm_e_value", "e_bh",
            "MIN_SEGMENT_UNITS", "format_e", "format_p"]

@@ -56,21 +56,16 @@ def ratio_estimate(num: np.ndarray, den: np.ndarray) -> RatioEstimate:
     var_d = (float(np.dot(den, den)) - n * mu_d * mu_d) / (n - 1)
     cov = (float(np.dot(num, den)) - n * mu_n * mu_d) / (n - 1)
     variance = (var_n - 2 * r * cov + r * r * var_d) / (n * mu_d * mu_d)
-    if 0.0 <= r <= 1.0 and bool(np.all(num <= den)):
-        # a share that has seen no (or only) events would get a zero variance: floor it with half a
-        # pseudo-event each way so "0 of 40" is not read as certainty
-        p_tilde = (s_num + 0.5) / (s_den + 1.0)
-        variance = max(variance, p_tilde * (1 - p_tilde) / s_den)
+    # no floor guessed from the values: shares that need one at small counts are the proportion tests' job
     return RatioEstimate(r, max(variance, 0.0), n, s_num, s_den)
 
 
-def summary_estimate(s, num: str, den: str, proportion: bool = False) -> RatioEstimate:
+def summary_estimate(s, num: str, den: str) -> RatioEstimate:
     """Σnum / Σden of one arm's summary (``ArmSummary``) with the delta-method variance from its aggregates.
 
     A missing Σnum·den (the source does not know it) takes the covariance that maximises the variance
     (Cauchy–Schwarz): a wider interval, never a narrower one. A missing Σnum² or Σden² gives no interval.
-    ``proportion`` (the registry's kind, never guessed from the values) floors the variance so that a share
-    that has seen no events is not read as certain.
+    Shares at small counts are not tested with it (see ``proportions``): this is the delta method as it is.
     """
     n = int(s.units)
     s_num, s_den = float(s.sums.get(num, 0.0)), float(s.sums.get(den, 0.0))
@@ -93,9 +88,6 @@ def summary_estimate(s, num: str, den: str, proportion: bool = False) -> RatioEs
     else:
         cov = (prod - n * mu_n * mu_d) / (n - 1)
     variance = (var_n - 2 * r * cov + r * r * var_d) / (n * mu_d * mu_d)
-    if proportion:
-        p_tilde = (s_num + 0.5) / (s_den + 1.0)
-        variance = max(variance, p_tilde * (1 - p_tilde) / s_den)
     return RatioEstimate(r, max(variance, 0.0), n, s_num, s_den)
 
 

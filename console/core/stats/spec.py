@@ -102,6 +102,8 @@ class PrimarySpec:
     test: PrimaryTest = PrimaryTest.NON_INFERIOR
     margin: float = 0.02
     margin_kind: MarginKind = MarginKind.ABSOLUTE
+    #: the margin at named stages (others use ``margin``)
+    stage_margins: tuple[tuple[str, float], ...] = ()
 
 
 @dataclass(frozen=True)
