@@ -93,7 +93,7 @@ def main() -> int:
         print(f"| {hours:.0f} | {mini:.0f} MB | {rd:.0f} MB | {(rd / base_rd - 1) * 100:+.1f}% |")
     growth_rd = max(rd for _, rd, _ in curve) / base_rd - 1
     growth_min = max(m for _, _, m in curve) / base_min - 1
-    print(f"\n| measure | minimal Textual app | routedeck demo | target |")
+    print("\n| measure | minimal Textual app | routedeck demo | target |")
     print("|---|---|---|---|")
     print(f"| largest growth over the value when the window filled | {growth_min * 100:+.1f}% | "
           f"{growth_rd * 100:+.1f}% | ≤ +10% |")

@@ -29,7 +29,7 @@ from console.core.safe_text import visible
 from console.core.session import TREND_METRICS, WINDOWS_S, Session
 from console.live import LiveReads, failure_text
 from console.rollout_actions import RolloutActions
-from console.screens.base import InView, SessionChanged, SessionScreen
+from console.screens.base import InView, SessionChanged, SessionScreen, WorkerFailed
 from console.screens.dashboard import DashboardScreen
 from console.switch_actions import EmergencySwitchActions
 from console.writes import Writes
@@ -54,6 +54,11 @@ class Loaded(Message):
     journal: "Journal | None" = None
     #: lines to tell the operator at start (e.g. that an earlier run's state is in use)
     notes: list[str] = field(default_factory=list)
+
+
+def _prewarm() -> None:
+    """Import the write path off the UI thread, so the first R press does not wait for it."""
+    import console.core.operations  # noqa: F401
 
 
 def _palette() -> type:
@@ -98,6 +103,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         self.budgets_config = None
         #: which registry actions applied at the last publish (the footer is redrawn when this changes)
         self._applies: tuple[bool, ...] = ()
+        self._publish_pending = False
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -113,6 +119,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
                                     exit_on_error=False)
             return
         self.session.connected = True
+        self.run_worker(_prewarm, thread=True, group="load", exit_on_error=False)
         if self.session.rules and self.session.journal is not None:
             self.run_worker(partial(self.note_rules, self.session.journal, self.session.flags), thread=True,
                             group="journal", exit_on_error=False)
@@ -126,6 +133,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
             if len(loaded) > 4 and loaded[4] is not None:
                 self.session.set_rules(loaded[4] if isinstance(loaded[4], (list, tuple)) else [loaded[4]])
             self.note_rules(journal or self.session.journal, flags)
+            import console.core.operations  # noqa: F401 — the first R press must not wait for this import
             self.post_message(Loaded(platform, metrics, flags, None, journal, list(loaded[5]) if len(loaded) > 5 else []))
         except RouteDeckError as exc:
             self.post_message(Loaded(None, None, None, exc))
@@ -154,21 +162,24 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
             except MarkupError:
                 pass
         timeout = self.NOTIFICATION_TIMEOUT if timeout is None else timeout
-        self.call_from_thread_safe(self.session.notice, text, title, severity, timeout)
-        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
-
-    def call_from_thread_safe(self, call, *args) -> None:
-        """Run ``call`` on the UI thread whichever thread asks (notify is called from both)."""
         if self._thread_id == threading.get_ident():
-            call(*args)
+            self.session.notice(text, title, severity, timeout)
             self.publish()
-        else:
-            self.call_from_thread(lambda: (call(*args), self.publish()))
+        else:  # a stream's thread: the session is the UI thread's
+            self.call_from_thread(lambda: (self.session.notice(text, title, severity, timeout), self.publish()))
+        super().notify(message, title=title, severity=severity, timeout=timeout, markup=markup)
 
     # ---- the session, to every screen --------------------------------------------------------
 
     def publish(self) -> None:
-        """Hand the session to every screen (one message each; queued duplicates collapse)."""
+        """Hand the session to every screen, once per turn of the event loop however often it is asked."""
+        if self._publish_pending:
+            return
+        self._publish_pending = True
+        self.call_later(self._publish_now)
+
+    def _publish_now(self) -> None:
+        self._publish_pending = False
         if not self.screen_stack:
             return  # closing: the screens are gone
         self.sync_in_view()
@@ -367,17 +378,18 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
     # ---- a worker that failed in a way nobody planned for ---------------------------------------
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
-        """A bug in a worker: shown as one line where it matters, and the state it left put right."""
-        worker = event.worker
-        if event.state is not WorkerState.ERROR:
-            return
+        if event.state is WorkerState.ERROR:
+            self._worker_failed(event.worker)
+
+    def on_worker_failed(self, message: WorkerFailed) -> None:
+        self._worker_failed(message.worker)
+
+    def _worker_failed(self, worker: Worker) -> None:
+        """A bug in a worker (the App's or a screen's): shown as one line, and the state it left put right."""
         error = worker.error
         text = failure_text(error) if error is not None else "unknown error"
         group = worker.group or ""
         s = self.session
-        if group.startswith("write:"):
-            self.write_failed_unexpectedly(worker.name or "write", group.removeprefix("write:"), error)
-            return
         if group == "metrics":
             s.metrics_failed(text)
         elif group == "flags":

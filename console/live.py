@@ -95,8 +95,8 @@ class LiveReads:
 
     def start_polling(self) -> None:
         self.poll_flags()
-        self.poll_metrics()
-        self.poll_verdicts()
+        self.poll_metrics()  # the first look at the rules follows the first read: the routes come first
+        self._first_look_pending = True
         watch = getattr(self.session.platform, "watch_changes", None)
         if callable(watch):  # a platform that streams its changes gets them read at once, not at the next tick
             watch(self._flag_changed_elsewhere, self._flag_stream_status)
@@ -163,6 +163,8 @@ class LiveReads:
             s.metrics_failed(message.error or "no data")
         self.publish()
         self._rearm("metrics", s.refresh_s, self.poll_metrics)
+        if self.__dict__.pop("_first_look_pending", False):
+            self.poll_verdicts()
 
     # ---- the flags -------------------------------------------------------------------------
 

@@ -11,6 +11,7 @@ Mixed into the App, which provides ``session``, ``publish``, ``poll_flags`` and 
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -29,6 +30,8 @@ if TYPE_CHECKING:
     from console.core.session import Session
     from console.core.stats.spec import Decision
 
+#: how long the redraw after a key that writes waits for the write to get going
+WRITE_FIRST_S = 0.03
 #: the writes the console makes, as the operator reads them
 TITLES = {"rollback": "Rolled back", "advance": "Advanced", "promote": "Promoted", "override": "Overridden",
           "acknowledge": "Acknowledged", "restart": "New rollout", "hold": "Hold recorded",
@@ -59,10 +62,11 @@ class Writes:
         s = self.session
         s.pending.pop(key, None)
         s.write_started(key, kind)
-        # the write starts before anything is redrawn: at 3 a.m. the rollback comes first, the picture second
-        self.run_worker(partial(self._write_worker, kind, key, call, s.flags.get(key), detail), thread=True,
-                        group=f"write:{key}", name=kind, exit_on_error=False)
-        self.publish()
+        # the write starts at once on its own thread (not queued behind the event loop's next turn), and the
+        # redraw waits a moment so it does not compete with the write: the rollback first, the picture second
+        threading.Thread(target=self._write_worker, args=(kind, key, call, s.flags.get(key), detail),
+                         name=f"write:{key}:{kind}", daemon=True).start()
+        self.set_timer(WRITE_FIRST_S, self.publish)
 
     def _write_worker(self, kind: str, key: str, call: Callable[[], Any], seen: "RouteFlag | None",
                       detail: str) -> None:
@@ -72,11 +76,11 @@ class Writes:
         except READ_FAILURES as exc:  # the platform, the journal or the disk said no: shown, never assumed
             self.post_message(WriteDone(kind, key, None, failure_text(exc), time.perf_counter() - started, seen, detail))
             return
+        except Exception as exc:  # noqa: BLE001 — a bug: this thread's one handler shows it and rereads the flag
+            self.post_message(WriteDone(kind, key, None, f"unexpected error ({failure_text(exc)})",
+                                        time.perf_counter() - started, seen, detail))
+            return
         self.post_message(WriteDone(kind, key, result, None, time.perf_counter() - started, seen, detail))
-
-    def write_failed_unexpectedly(self, kind: str, key: str, error: BaseException) -> None:
-        """A bug in a write's worker (the App's worker-failure handler calls this): state unknown, read again."""
-        self.on_write_done(WriteDone(kind, key, None, failure_text(error), 0.0))
 
     def on_write_done(self, message: WriteDone) -> None:
         s = self.session

@@ -189,7 +189,9 @@ def status_lines(s: "Session") -> list[Text]:
             status.append(f"waiting for the metrics source ({waited:.0f}s)", "yellow")
         else:
             stale = s.metrics_status.stale(now, s.refresh_s) and not s.paused
-            status.append(f"data {age:.0f}s old", FAILING if stale else "green")
+            # within a couple of reads the data is live; an age that flickers 0s/1s would redraw every second
+            fresh = age < 2 * s.refresh_s + 1 and not stale
+            status.append("data live" if fresh else f"data {age:.0f}s old", FAILING if stale else "green")
             if stale:
                 status.append(" — metrics source not answering", FAILING)
     else:

@@ -144,8 +144,9 @@ def load_demo(state_dir: Path, scenario: str | None, seed: int, speed: float,
     flags = {key: platform.read_flag(key) for key in platform.list_flags()}  # validates the whole file
     if not flags:
         raise BadInput(f"{path}: holds no route flags — delete it to recreate the demo, or fix it")
-    # five minutes of history: enough for the default window, quick to generate before the routes show
-    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=300)
+    # two minutes of history before the routes show: each new unit is judged by the official flagd evaluator,
+    # which is most of the wait; the window fills as the demo runs (the trend says how many buckets are empty)
+    metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=120)
     from console.core.journal import Journal, journal_path
 
     from console.core.rules import load_rule

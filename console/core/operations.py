@@ -300,6 +300,7 @@ class SegmentLook:
 
 def look_segments(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> SegmentLook:
     """Read the flag and the stage's unit records, and compare the arms within every pre-registered segment."""
+    from .comparable_counts import rule_attributes
     from .stats.segments import SegmentReadout, readout_from_groups, segment_readout
 
     flag = platform.read_flag(rule.flag_key)

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.css.query import NoMatches
 from textual.message import Message
 from textual.screen import Screen
+from textual.worker import Worker, WorkerState
 
 from console.actions import bindings
 from widgets.notice_bar import NoticeBar
@@ -40,6 +41,14 @@ class InView(Message):
     def __init__(self, flag: str | None) -> None:
         super().__init__()
         self.flag = flag
+
+
+class WorkerFailed(Message):
+    """A screen's worker met a failure nobody planned for (a bug): the App shows it, as it does its own."""
+
+    def __init__(self, worker) -> None:
+        super().__init__()
+        self.worker = worker
 
 
 class SessionScreen(Screen):
@@ -85,6 +94,10 @@ class SessionScreen(Screen):
 
     def render_session(self) -> None:
         raise NotImplementedError
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        if event.state is WorkerState.ERROR:
+            self.post_message(WorkerFailed(event.worker))
 
     # ---- the flag in view ------------------------------------------------------------------
 

@@ -28,7 +28,7 @@ from console.core.safe_text import visible
 from console.core.stats.engine import fmt
 from console.screens.base import SessionScreen
 from widgets.rollout_parts import interval_bar, ladder, sparkline
-from widgets.status_header import StatusHeader, ago, clock_time, data_plane_line
+from widgets.status_header import StatusHeader, ago, data_plane_line
 from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, STALE, VERDICT_STYLE
 from widgets.notice_bar import NoticeBar
 
@@ -245,7 +245,7 @@ class RolloutScreen(SessionScreen):
                 if d.eta_s is not None:
                     text.append(f"ADVANCE expected in {eta_words(d.eta_s)} if nothing changes", "cyan")
                 else:
-                    text.append(f"no ADVANCE expected at the current traffic"
+                    text.append("no ADVANCE expected at the current traffic"
                                 + (f" — {visible(d.eta_note)}" if d.eta_note else ""), "yellow")
             reasons = Table(box=None, padding=(0, 0, 0, 1), show_header=False, expand=False)
             reasons.add_column(no_wrap=True)

@@ -20,13 +20,7 @@ from widgets.audit_list import AuditList
 
 from ..cli.test_rollout_commands import RULE
 from .audit_fixtures import FLAG, OTHER, AuditHost, audit_host, loaded, write_session
-from .helpers import demo_app, wait_for
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+from .helpers import demo_app, wait_for, settle
 
 
 def audit_of(app) -> AuditScreen:

@@ -9,7 +9,7 @@ from console.core.figures import format_value
 from console.screens.budgets import BudgetsScreen, usd
 from console.screens.frontier import FrontierScreen
 
-from .helpers import demo_app
+from .helpers import demo_app, settle
 
 
 def text_of(static) -> str:
@@ -18,12 +18,6 @@ def text_of(static) -> str:
     with console.capture() as captured:
         console.print(static.content)
     return captured.get()
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def test_frontier_table_shows_the_dashboards_figures_and_cycles_flags(tmp_path):

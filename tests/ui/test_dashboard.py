@@ -11,16 +11,10 @@ from console.core.models import Stage
 
 from console.screens.dashboard import DashboardScreen
 
-from .helpers import StuckSource, demo_app, wait_for
+from .helpers import StuckSource, demo_app, wait_for, settle
 from widgets.status_header import header_lines
 
 FLAG = "support-answer-route"
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def served_variants(path, n=1500) -> set[str]:

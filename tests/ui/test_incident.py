@@ -13,17 +13,11 @@ from console.core.journal import read_entries, verify
 from console.screens.incident import IncidentScreen
 from console.screens.switch import SwitchScreen, UndoSwitchScreen
 
-from .helpers import demo_app
+from .helpers import demo_app, settle
 from widgets.status_header import header_lines
 from console.core import availability as av
 
 FLAG = "support-answer-route"
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def served(path, n=1500) -> Counter:

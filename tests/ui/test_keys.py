@@ -15,16 +15,10 @@ from console.core.errors import BackendError
 from console.screens.details import RouteDetailsScreen
 from console.screens.help import HelpScreen
 
-from .helpers import demo_app, wait_for
+from .helpers import demo_app, wait_for, settle
 from widgets.status_header import header_lines
 
 FLAG = "support-answer-route"
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def screen_cells(app) -> set[str]:

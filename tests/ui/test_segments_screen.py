@@ -17,7 +17,7 @@ from console.core.telemetry import Arm
 from console.screens.confirm import ConfirmScreen
 from console.screens.segments import SegmentsScreen
 
-from .helpers import SIM_EPOCH, sim_source, wait_for
+from .helpers import SIM_EPOCH, sim_source, wait_for, settle
 
 FLAG = "support-answer-route"
 RULE = """
@@ -50,12 +50,6 @@ def segments_app(state_dir: Path, scenario: str = "region-regression", **kw) -> 
     flags = {k: platform.read_flag(k) for k in platform.list_flags()}
     kw.setdefault("journal", Journal(state_dir / "journal.jsonl", operator_name="ana"))
     return RouteDeckApp(platform, metrics, flags=flags, rule=parse_rule(RULE, "rule.yaml"), clock=lambda: 100.0, **kw)
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def test_s_shows_the_harmed_region_highlighted_and_e_excludes_it_after_confirmation(tmp_path):
@@ -171,3 +165,19 @@ async def test_a_stage_without_candidate_traffic_is_not_shown_as_clean(tmp_path)
         title = str(app.screen.query_one("#segments-title").render())
         assert "no segment could be compared yet" in title and "no segment shows harm" not in title
         assert "nobody is on the candidate" in str(app.screen.query_one("#segments-notes").render())
+
+
+async def test_a_bug_in_the_screens_worker_is_shown_not_swallowed(tmp_path, monkeypatch):
+    from console.core import operations
+
+    def broken(*args, **kwargs):
+        raise ZeroDivisionError("a bug in a readout")
+
+    monkeypatch.setattr(operations, "look_segments", broken)
+    app = segments_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: any("unexpected error" in n.text for n in app.session.notices))
+        shown = next(n for n in app.session.notices if "unexpected error" in n.text)
+        assert "ZeroDivisionError: a bug in a readout" in shown.text and shown.severity == "error"

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .audit_fixtures import audit_host, loaded
-from .helpers import demo_app, rollout_demo_app
+from .helpers import demo_app, rollout_demo_app, settle
 from .test_segments_screen import segments_app
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
@@ -19,9 +19,7 @@ SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
 
 async def _settle(pilot) -> None:
     for _ in range(2):
-        await pilot.pause()
-        await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+        await settle(pilot.app, pilot)
 
 
 def _drawn(screen) -> bool:
