@@ -99,6 +99,10 @@ class RolloutActions:
         try:
             current = ops.look(rule, platform, metrics)
             plan = None
+            if kind in ("advance", "promote") and current.decision.verdict.value != "ADVANCE":
+                # no plan to show: the verdict moved; the handler says how, on the UI thread
+                self.post_message(RolloutPrepared(kind, rule, current, None, None, shown))
+                return
             if kind == "advance":
                 plan = ops.advance(rule, platform, current, None, by, dry_run=True)
             elif kind == "promote":
