@@ -32,16 +32,21 @@ BIN = Path(sys.executable).parent
 FLAG = "support-answer-route"
 
 
+def _paints(proc: PtyProcess, first: bytes, useful: bytes) -> tuple[float, float]:
+    """Seconds from the start to the first frame (``first`` on screen) and to the useful one."""
+    first_paint = proc.wait_for(first, timeout=60)
+    useful_paint = proc.wait_for(useful, timeout=60)
+    if first_paint is None or useful_paint is None:
+        raise SystemExit(f"{proc.argv[0]}: screen never showed {first!r}/{useful!r}; tail: {bytes(proc.output[-400:])!r}")
+    return first_paint, first_paint + useful_paint
+
+
 def startup(argv: list[str], first: bytes, useful: bytes) -> tuple[float, float]:
     """One launch: seconds to the first frame and to the useful one."""
     proc = PtyProcess(argv, cols=100, rows=30)
     proc.start()
     try:
-        first_paint = proc.wait_for(first, timeout=60)
-        useful_paint = proc.wait_for(useful, timeout=60)
-        if first_paint is None or useful_paint is None:
-            raise SystemExit(f"{argv[0]}: screen never showed {first!r}/{useful!r}; tail: {bytes(proc.output[-400:])!r}")
-        return first_paint, first_paint + useful_paint
+        return _paints(proc, first, useful)
     finally:
         proc.stop()
 
@@ -50,11 +55,7 @@ def measure(argv: list[str], first: bytes, useful: bytes, seconds: float) -> dic
     proc = PtyProcess(argv, cols=100, rows=30)
     proc.start()
     try:
-        first_paint = proc.wait_for(first, timeout=60)
-        useful_paint = proc.wait_for(useful, timeout=60)
-        if first_paint is None or useful_paint is None:
-            raise SystemExit(f"{argv[0]}: screen never showed {first!r}/{useful!r}; tail: {bytes(proc.output[-400:])!r}")
-        useful_paint += first_paint
+        first_paint, useful_paint = _paints(proc, first, useful)
         peak = tree_rss_mb(proc.pid)
         settle_until = time.perf_counter() + 3  # let start-up work settle before measuring steady state
         while time.perf_counter() < settle_until:

@@ -93,10 +93,17 @@ def main() -> int:
         print(f"| {hours:.0f} | {mini:.0f} MB | {rd:.0f} MB | {(rd / base_rd - 1) * 100:+.1f}% |")
     growth_rd = max(rd for _, rd, _ in curve) / base_rd - 1
     growth_min = max(m for _, _, m in curve) / base_min - 1
+    # a sample can fall in the middle of a look over a long stage (large temporaries, handed back after it):
+    # the level the memory settles at is told apart from those peaks
+    tail = curve[-6:]
+    settled_rd = sorted(rd for _, rd, _ in tail)[len(tail) // 2] / base_rd - 1
+    settled_min = sorted(m for _, _, m in tail)[len(tail) // 2] / base_min - 1
     print("\n| measure | minimal Textual app | routedeck demo | target |")
     print("|---|---|---|---|")
-    print(f"| largest growth over the value when the window filled | {growth_min * 100:+.1f}% | "
+    print(f"| largest growth over the value when the window filled (any sample) | {growth_min * 100:+.1f}% | "
           f"{growth_rd * 100:+.1f}% | ≤ +10% |")
+    print(f"| where it settled: the median of the last {len(tail)} samples | {settled_min * 100:+.1f}% | "
+          f"{settled_rd * 100:+.1f}% | — |")
     return 0
 
 

@@ -157,7 +157,9 @@ class Session:
     figures: "list[RouteFigures]" = field(default_factory=list)
     flags_status: BackendStatus = field(default_factory=lambda: BackendStatus("flags"))
     metrics_status: BackendStatus = field(default_factory=lambda: BackendStatus("metrics"))
-    verdict_every_s: float = 5.0
+    #: how often the console judges every rule: a look reads the whole stage, so not every second; the rules are
+    #: anytime-valid, so looking more or less often never changes what a verdict means
+    verdict_every_s: float = 10.0
     trend_metric: str = TREND_METRICS[0]
     paused: bool = False
     data_plane: dict[str, DataPlane] = field(default_factory=dict)
