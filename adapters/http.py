@@ -1,8 +1,12 @@
 """Shared HTTP plumbing for the backend adapters: one client shape, bounded retries, safe messages.
 
-Every adapter talks to its backend through ``JsonHttp``: fixed timeouts, a bounded retry with
-exponential backoff on 429 and 5xx (and on connection failures) that honours ``Retry-After``, and
-errors that name the redacted URL in one line. Clients verify HTTPS certificates unless the active
+Every adapter talks to its backend through ``JsonHttp``: fixed timeouts (the active profile's
+``timeout``), a bounded retry with exponential backoff on 429 and 5xx (and on connection failures)
+that honours ``Retry-After``, and errors that name the redacted URL in one line. Only idempotent
+requests are retried after they may have reached the server: a POST that timed out or got a 5xx
+may have been applied, and sending it again could apply it twice (a second strategy, a second
+flag), so it is retried only when it never left (the connection was refused) or the server said
+429; the adapter checks the platform's state before it tries again. Clients verify HTTPS certificates unless the active
 profile turns it off (``console.core.tls``), may trust an extra CA bundle, and honour the standard
 proxy variables (``HTTPS_PROXY``, ``HTTP_PROXY``, ``NO_PROXY``). Nothing here ever puts a token
 into a message.
@@ -24,6 +28,7 @@ import httpx
 
 from console.core.errors import BackendError, BadInput
 from console.core.redact import redact
+from console.core.timeouts import timeouts
 from console.core.tls import TlsSettings, tls_settings
 
 #: secrets an error body may echo back ("token=…", "password: …"), hidden before a message is built
@@ -34,6 +39,10 @@ _CREDENTIAL_HEADERS = frozenset({"authorization", "proxy-authorization", "x-api-
 
 #: statuses worth retrying: the server asked us to slow down or failed on its side
 RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+#: statuses that say the request itself is wrong (credentials, URL): trying again later will not help
+PERMANENT_STATUSES = frozenset({400, 401, 403, 404, 405, 410})
+#: methods that may be sent twice with the effect of once (RFC 9110, 9.2.2)
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
 
 
 @dataclass(frozen=True)
@@ -84,13 +93,16 @@ def make_client(
     base_url: str,
     *,
     headers: Mapping[str, str] | None = None,
-    timeout_s: float = 5.0,
-    connect_timeout_s: float = 2.0,
+    timeout_s: float | None = None,
+    connect_timeout_s: float | None = None,
     transport: httpx.BaseTransport | None = None,
     tls: TlsSettings | None = None,
 ) -> httpx.Client:
     """An httpx client with the project's timeouts and TLS settings (default: the active profile's);
     proxies come from the standard environment variables; ``transport`` lets tests plug in a fake."""
+    limits = timeouts()
+    timeout_s = limits.request_s if timeout_s is None else timeout_s
+    connect_timeout_s = min(limits.connect_s, timeout_s) if connect_timeout_s is None else connect_timeout_s
     return httpx.Client(
         base_url=base_url,
         headers=dict(headers or {}),
@@ -161,27 +173,45 @@ class JsonHttp:
         """The redacted URL of ``path`` on this backend, safe for messages."""
         return redact_url(self.client.base_url.join(path) if path else self.client.base_url)
 
-    def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    def request(self, method: str, path: str, *, idempotent: bool | None = None, **kwargs: Any) -> httpx.Response:
         """Send a request, retrying transient failures; raise BackendError when it cannot get an answer.
 
         Responses with a 4xx status other than 429 are returned as they are: the caller knows
         which of them it expects (a 409 on create, a 400 for a bad query).
+
+        ``idempotent`` (default: by method, GET/PUT/DELETE yes, POST/PATCH no) says whether the
+        request may be sent again after it may have reached the server. One that is not is retried
+        only when it surely did not: the connection was never made, or the answer was 429.
         """
+        if idempotent is None:
+            idempotent = method.upper() in IDEMPOTENT_METHODS
         last: str = ""
         for attempt in range(self.retry.attempts):
             try:
                 response = self.client.request(method, path, **kwargs)
+            except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+                tls_problem = _tls_problem(exc)
+                if tls_problem:  # retrying cannot change a certificate
+                    raise self._error(f"{self.what} at {self.where(path)}: {tls_problem}") from None
+                last = (f"no connection within {self._connect_timeout_s():g} s" if isinstance(exc, httpx.ConnectTimeout)
+                        else f"cannot connect ({_short(exc)})")
             except httpx.TimeoutException:
                 last = f"no answer within {self._timeout_s():g} s"
+                if not idempotent:
+                    raise self._error(self._maybe_applied(method, path, last)) from None
             except httpx.TransportError as exc:
                 tls_problem = _tls_problem(exc)
                 if tls_problem:  # retrying cannot change a certificate
                     raise self._error(f"{self.what} at {self.where(path)}: {tls_problem}") from None
-                last = f"cannot connect ({_short(exc)})"
+                last = f"connection failed ({_short(exc)})"
+                if not idempotent:
+                    raise self._error(self._maybe_applied(method, path, last)) from None
             else:
                 if response.status_code not in RETRY_STATUSES:
                     return response
                 last = f"HTTP {response.status_code}{error_detail(response)}"
+                if not idempotent and response.status_code != 429:
+                    raise self._error(self._maybe_applied(method, path, last))
                 asked = retry_after_s(response.headers.get("retry-after"))
                 if asked is not None and asked > self.retry.max_retry_after_s:
                     raise self._error(
@@ -206,23 +236,30 @@ class JsonHttp:
         if response.status_code not in ok:
             raise self._error(
                 f"{self.what} at {self.where(path)}: HTTP {response.status_code}{error_detail(response)}"
-                f"{_hint(response.status_code)}"
+                f"{_hint(response.status_code)}", transient=response.status_code not in PERMANENT_STATUSES,
             )
         if not response.content:
             return None
+        return self.decode(response, path)
+
+    def decode(self, response: httpx.Response, path: str) -> Any:
+        """The JSON body of ``response``; a one-line error naming the backend when it is not JSON
+        (or nested too deeply to read)."""
         try:
             return response.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
             raise self._error(f"{self.what} at {self.where(path)}: the answer is not JSON — is this the right URL?") from None
+        except RecursionError:
+            raise self._error(f"{self.what} at {self.where(path)}: the answer is nested too deeply to read") from None
 
     def close(self) -> None:
         self.client.close()
 
-    def error(self, message: str) -> BackendError:
+    def error(self, message: str, *, transient: bool = True) -> BackendError:
         """``_error`` for an adapter's own message built from an answer (its body may echo a token)."""
-        return self._error(message)
+        return self._error(message, transient=transient)
 
-    def _error(self, message: str) -> BackendError:
+    def _error(self, message: str, *, transient: bool = True) -> BackendError:
         """A BackendError whose text holds none of this client's credentials, even if the server echoed one."""
         for name, value in self.client.headers.items():
             if name.lower() not in _CREDENTIAL_HEADERS:
@@ -230,11 +267,19 @@ class JsonHttp:
             for secret in (value, value.partition(" ")[2]):
                 if len(secret) >= 4:
                     message = message.replace(secret, "***")
-        return BackendError(message)
+        return BackendError(message, transient=transient)
+
+    def _maybe_applied(self, method: str, path: str, last: str) -> str:
+        return (f"{self.what} at {self.where(path)}: {method} {last}; it may or may not have been applied, so "
+                "it was not sent again")
 
     def _timeout_s(self) -> float:
         t = self.client.timeout
         return float(t.read or t.connect or 0)
+
+    def _connect_timeout_s(self) -> float:
+        t = self.client.timeout
+        return float(t.connect or t.read or 0)
 
 
 def error_detail(response: httpx.Response, limit: int = 160) -> str:

@@ -18,7 +18,7 @@ if TYPE_CHECKING:
     from console.core.config import Profile
     from console.core.ports import FlagPlatform, MetricsSource
 
-FLAG_KINDS = ("flagd", "unleash", "featbit")
+FLAG_KINDS = ("flagd", "unleash", "featbit", "launchdarkly")
 METRIC_KINDS = ("sim", "prometheus", "events", "clickhouse")
 
 
@@ -40,11 +40,15 @@ def open_flags(spec: str) -> "FlagPlatform":
     if kind == "flagd":
         from adapters.flags.flagd_file import FlagdFilePlatform
 
-        return FlagdFilePlatform(Path(rest).expanduser())
+        return FlagdFilePlatform.from_spec(spec)
     if kind == "unleash":
         from adapters.flags.unleash import UnleashPlatform
 
         return UnleashPlatform.from_spec(spec)
+    if kind == "launchdarkly":
+        from adapters.flags.launchdarkly import LaunchDarklyPlatform
+
+        return LaunchDarklyPlatform.from_spec(spec)
     from adapters.flags.featbit import FeatBitPlatform  # type: ignore[import-not-found]
 
     return FeatBitPlatform.from_spec(spec)
@@ -53,7 +57,7 @@ def open_flags(spec: str) -> "FlagPlatform":
 def flags_file_of(spec: str) -> Path | None:
     """The flag file behind a ``flagd:`` spec (the simulator evaluates it directly)."""
     kind, _, rest = spec.partition(":")
-    return Path(rest).expanduser() if kind == "flagd" and rest else None
+    return Path(rest.partition("?")[0]).expanduser() if kind == "flagd" and rest else None
 
 
 def open_metrics(

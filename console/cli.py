@@ -91,6 +91,16 @@ def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     parser = build_parser(argv)
     args = parser.parse_args(argv)
+    command = getattr(args, "command", None)
+    if command in (None, "demo"):  # the console draws on the terminal itself (its text goes through visible)
+        return _main(parser, args)
+    from console.commands.output import shown_as_text
+
+    with shown_as_text():
+        return _main(parser, args)
+
+
+def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         from console import credentials
         from console.profiles import activate, apply_profile, has_default_profile
@@ -105,16 +115,19 @@ def main(argv: list[str] | None = None) -> int:
                 return EXIT_BAD_INPUT
         if getattr(args, "uses_profile", False) or not getattr(args, "command", None):
             args.active_profile = apply_profile(args)  # open_metrics takes its Prometheus options
+        from console.core.credentials import active_profile, remember_all
+
+        remember_all(active_profile())  # every secret held is masked from here on, wherever it turns up
         return int(args.run(args) or 0)
     except BadInput as exc:
         print(f"routedeck: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        return getattr(exc, "exit_code", EXIT_BAD_INPUT)  # a verdict's refusal: its code (3 hold, 4 rollback)
     except BackendError as exc:
         print(f"routedeck: {exc}", file=sys.stderr)
         return EXIT_BACKEND
     except RouteDeckError as exc:
         print(f"routedeck: {exc}", file=sys.stderr)
-        return EXIT_BACKEND
+        return getattr(exc, "exit_code", EXIT_BACKEND)  # a lease held by someone else: 5
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:  # output piped into `head` and the like: stop quietly

@@ -12,6 +12,9 @@ import argparse
 from console.core import credentials
 from console.core.config import Config, Profile, load_config
 from console.core.errors import BadInput
+from console.core.fleet import MIXED_WARNING, use_fleet
+from console.core.rule_defaults import use_rule_defaults
+from console.core.timeouts import use_timeouts
 from console.core.tls import use_tls
 
 #: commands that change flags without offering --dry-run (the guard rolls back on its own)
@@ -22,6 +25,8 @@ def activate(profile: Profile | None) -> None:
     """Make ``profile``'s stored credentials and TLS settings the ones adapters use from now on."""
     credentials.use_profile(profile.name if profile else None)
     use_tls(profile.tls if profile else None)
+    use_fleet(profile.fleet_bucketing if profile else None)
+    use_timeouts(profile.timeouts if profile else None)
     if profile is not None and profile.ca_bundle is not None and not profile.ca_bundle.is_file():
         raise BadInput(f"{profile.where('ca_bundle')}: ca_bundle {profile.ca_bundle}: file not found — fix the path")
 
@@ -45,11 +50,26 @@ def chosen_profile(args: argparse.Namespace, config: Config | None = None) -> Pr
     return config.get(name)
 
 
+def _config_if_any() -> Config | None:
+    """The config file when it exists (its rule defaults apply to every command); None when there is none."""
+    from console.core.config import config_path
+
+    if not config_path().exists():
+        return None
+    return load_config()
+
+
 def apply_profile(args: argparse.Namespace) -> Profile | None:
     """Fill ``args`` from the chosen profile, activate its credentials and TLS settings, and check
     that what the command requires is there."""
-    profile = chosen_profile(args)
+    config = _config_if_any()
+    use_rule_defaults(config.rule_defaults if config is not None else ())
+    profile = chosen_profile(args, config)
     activate(profile)
+    if profile is not None and profile.fleet_bucketing == "mixed":
+        import sys
+
+        print(f"routedeck: warning: {profile.where('fleet_bucketing')}: {MIXED_WARNING}", file=sys.stderr)
     if profile is not None:
         args.profile = profile.name
         if not getattr(args, "flags", None) and profile.flags:

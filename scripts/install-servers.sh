@@ -78,5 +78,53 @@ else
     fi
 fi
 
+# ---- the JavaScript flagd evaluator and promptfoo (npm, pinned by their package-lock.json) ---------
+npm_dir() {  # npm_dir NAME DIR PACKAGE: install DIR's locked dependencies unless PACKAGE is there at its pinned version
+    local name="$1" dir="$2" pkg="$3" want have
+    if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+        problems+=("$name: node and npm are not installed")
+        return
+    fi
+    want="$(node -p "require('$dir/package.json').dependencies['$pkg']")"
+    have="$(node -p "try { require('$dir/node_modules/$pkg/package.json').version } catch (e) { '' }" 2>/dev/null)"
+    if [ "$have" = "$want" ] && [ "$dir/node_modules/.package-lock.json" -nt "$dir/package-lock.json" ]; then
+        say "$name $have present"
+    elif (cd "$dir" && npm ci --no-audit --no-fund --loglevel=error >/dev/null 2>&1); then
+        say "$name $want installed (npm ci)"
+    else
+        problems+=("$name: npm ci in ${dir#"$ROOT"/} failed (needs the npm registry)")
+    fi
+}
+npm_dir "@openfeature/flagd-core" "$ROOT/servers/flagd-js" "@openfeature/flagd-core"
+
+# promptfoo: ~230 MB whose better-sqlite3 compiles from source here (its prebuilt binaries cannot be
+# fetched), so one installation per lock file is kept in the user's cache and linked into servers/promptfoo.
+# Installed without optional dependencies (one downloads a browser) and without peer dependencies; its
+# telemetry and update check are off whenever routedeck's tests run it.
+PF_DIR="$ROOT/servers/promptfoo"
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+    problems+=("promptfoo: node and npm are not installed")
+else
+    pf_hash="$(sha256sum "$PF_DIR/package-lock.json" | cut -c1-16)"
+    pf_cache="${XDG_CACHE_HOME:-$HOME/.cache}/routedeck/promptfoo-$pf_hash"
+    if [ ! -x "$pf_cache/node_modules/.bin/promptfoo" ] || [ ! -e "$pf_cache/node_modules/promptfoo/drizzle" ]; then
+        rm -rf "$pf_cache" && mkdir -p "$pf_cache" && cp "$PF_DIR/package.json" "$PF_DIR/package-lock.json" "$pf_cache/"
+        if (cd "$pf_cache" && PROMPTFOO_DISABLE_TELEMETRY=1 npm ci --omit=optional --legacy-peer-deps --no-audit \
+                --no-fund --loglevel=error >/dev/null 2>&1); then
+            # 0.120.0 looks for its migrations beside dist/ while the package ships them in dist/drizzle
+            ln -sfn dist/drizzle "$pf_cache/node_modules/promptfoo/drizzle"
+            say "promptfoo $(node -p "require('$pf_cache/node_modules/promptfoo/package.json').version") installed (npm ci, cached in $pf_cache)"
+        else
+            rm -rf "$pf_cache"
+            problems+=("promptfoo: npm ci failed (needs the npm registry, a C++ compiler for better-sqlite3)")
+        fi
+    else
+        say "promptfoo present ($pf_cache)"
+    fi
+    if [ -d "$pf_cache/node_modules" ]; then
+        rm -rf "$PF_DIR/node_modules" && ln -sfn "$pf_cache/node_modules" "$PF_DIR/node_modules"
+    fi
+fi
+
 for p in "${problems[@]+"${problems[@]}"}"; do say "NOT AVAILABLE: $p"; done
 [ "${#problems[@]}" -eq 0 ]

@@ -29,6 +29,7 @@ from console.cli import main
 from console.core.credentials import CREDENTIALS, account
 from console.profiles import activate
 from tests.fakes.featbit_server import FakeFeatBit
+from tests.fakes.launchdarkly_server import FakeLaunchDarkly
 from tests.local_http import Script, serve
 
 #: 44 characters of [A-Za-z0-9-], so it is also a well-formed FeatBit secret and survives URL quoting as is
@@ -95,6 +96,11 @@ class World:
     dead: str
     tmp: Path
     keyring: MemoryKeyring
+    ld: FakeLaunchDarkly
+
+    def ld_spec(self, base: str | None = None, stream: str | None = "") -> str:
+        spec = f"launchdarkly:{base or self.ld.url}?project={self.ld.project}&env=production"
+        return spec + (f"&stream={stream or self.ld.url}" if stream is not None else "")
 
     @property
     def env(self) -> str:
@@ -126,13 +132,16 @@ def world(tmp_path: Path, monkeypatch, caplog) -> Iterator[World]:
 
     fake = FakeFeatBit().start()
     seed_featbit(fake)
+    ld = FakeLaunchDarkly().start()
+    seed_launchdarkly(ld)
     echo401, echo403, echo500 = Script([(401, {}, ECHO)]), Script([(403, {}, ECHO)]), Script([(500, {}, ECHO)])
     with serve(echo401) as u401, serve(echo403) as u403, serve(echo500) as u500:
-        w = World(fake, u401, u403, u500, f"http://127.0.0.1:{free_port()}", tmp_path, store)
+        w = World(fake, u401, u403, u500, f"http://127.0.0.1:{free_port()}", tmp_path, store, ld)
         try:
             yield w
         finally:
             fake.stop()
+            ld.stop()
             keyring.set_keyring(before)
             activate(None)
     # whatever any logger said during the test, at any level
@@ -153,6 +162,18 @@ def seed_featbit(fake: FakeFeatBit) -> None:
     from console.core.simulator.portfolio import demo_flags
 
     platform = FeatBitPlatform(fake.url, fake.token, fake.env_id)
+    try:
+        platform.create_flag(demo_flags(fresh=True)[0])
+    finally:
+        platform.close()
+
+
+def seed_launchdarkly(fake: FakeLaunchDarkly) -> None:
+    """The demo's support flag on the LaunchDarkly fake, created with the fake's own token."""
+    from adapters.flags.launchdarkly import LaunchDarklyPlatform
+    from console.core.simulator.portfolio import demo_flags
+
+    platform = LaunchDarklyPlatform(fake.url, fake.token, fake.project, "production")
     try:
         platform.create_flag(demo_flags(fresh=True)[0])
     finally:
@@ -202,6 +223,13 @@ def flag_specs(w: World) -> dict[str, str]:
         "featbit-userinfo": w.featbit_spec(w.dead.replace("//", f"//user:{CANARY}@")),
         "featbit-token-query": w.featbit_spec() + f"&token={CANARY}",
         "featbit-stream-token": f"featbit:{w.featbit.url}?env={w.env}&stream=ws://127.0.0.1:1/?token={CANARY}",
+        "launchdarkly-wrong-token": w.ld_spec(),
+        "launchdarkly-401-echo": w.ld_spec(w.echo401, stream=None),
+        "launchdarkly-403-echo": w.ld_spec(w.echo403, stream=None),
+        "launchdarkly-500-echo": w.ld_spec(w.echo500, stream=None),
+        "launchdarkly-down": w.ld_spec(w.dead),
+        "launchdarkly-userinfo": w.ld_spec(w.dead.replace("//", f"//user:{CANARY}@")),
+        "launchdarkly-stream-key": w.ld_spec(stream=f"http://127.0.0.1:1/?key={CANARY}"),
         "unleash-401-echo": f"unleash:{w.echo401}?project=default&environment=development",
         "unleash-403-echo": f"unleash:{w.echo403}",
         "unleash-down": f"unleash:{w.dead}",
@@ -221,7 +249,9 @@ def metrics_specs(w: World) -> dict[str, str]:
 
 
 FLAG_CASES = ("featbit-wrong-token", "featbit-401-echo", "featbit-403-echo", "featbit-500-echo", "featbit-down",
-              "featbit-userinfo", "featbit-token-query", "featbit-stream-token", "unleash-401-echo",
+              "featbit-userinfo", "featbit-token-query", "featbit-stream-token", "launchdarkly-wrong-token",
+              "launchdarkly-401-echo", "launchdarkly-403-echo", "launchdarkly-500-echo", "launchdarkly-down",
+              "launchdarkly-userinfo", "launchdarkly-stream-key", "unleash-401-echo",
               "unleash-403-echo", "unleash-down", "unleash-userinfo", "unleash-token-query")
 METRIC_CASES = ("prometheus-401-echo", "prometheus-500-echo", "prometheus-down", "prometheus-userinfo",
                 "prometheus-token-query")
@@ -232,7 +262,7 @@ def flag_commands(spec: str, metrics: str, w: World) -> list[list[str]]:
     rule = ["--rule", str(RULE_FILE)]
     both = ["--flags", spec, "--metrics", metrics]
     return [
-        ["rollback", "--flag", FLAG, "--flags", spec, "--reason", "canary", *state],
+        ["rollback", "--flag", FLAG, "--flags", spec, "--reason", "canary", "--within", "1s", *state],
         ["rollback", "--flag", FLAG, "--flags", spec, "--dry-run", *state],
         ["init", *rule, "--flags", spec, *state],
         ["check", *rule, *both, "--json", *state],

@@ -25,6 +25,7 @@ that the revision is still the one routedeck's own targeting write produced.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import uuid
@@ -35,13 +36,14 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ValidationError
 
+from console.core.change_note import current_note
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
-from console.core.models import FULL_SHARE_BP, ChangeEvent, RolloutState, RouteFlag, RouteProfile
+from console.core.models import FULL_SHARE_BP, ChangeEvent, PendingWrite, RolloutState, RouteFlag, RouteProfile
 from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
-from ..http import JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
+from ..http import PERMANENT_STATUSES, JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_FEATBIT_TOKEN"
@@ -72,7 +74,7 @@ class FeatBitPlatform(FlagPlatform):
         *,
         stream_url: str | None = None,
         secret: str | None = None,
-        timeout_s: float = 5.0,
+        timeout_s: float | None = None,
         retry: RetryPolicy = RetryPolicy(),
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -173,7 +175,8 @@ class FeatBitPlatform(FlagPlatform):
             404: " — check the URL, the environment id and the flag key",
         }.get(response.status_code, "")
         detail = f": {redact(errors)}" if errors else ""
-        raise self.http.error(f"FeatBit at {self.http.where(path)}: HTTP {response.status_code}{detail}{hint}")
+        raise self.http.error(f"FeatBit at {self.http.where(path)}: HTTP {response.status_code}{detail}{hint}",
+                              transient=response.status_code not in PERMANENT_STATUSES)
 
     def _read_raw(self, key: str) -> dict[str, Any]:
         response = self.http.request("GET", self._flag(key))
@@ -216,10 +219,31 @@ class FeatBitPlatform(FlagPlatform):
                     raise
 
     def _apply(self, flag: RouteFlag, raw: dict[str, Any], *, checked: bool) -> None:
+        """Variations, targeting, then the state line of the description, each a request of its own. When
+        the routing changes, the state line is first rewritten as it is plus a ``pending`` marker naming the
+        write (as on Unleash): a write that stops half-way never leaves a state claiming more than the
+        routing serves, and says that it stopped."""
         revision = raw.get("revision")
         ids = {v.get("name"): v.get("id") for v in raw.get("variations") or []}
         wanted_variations = render_variations(flag, ids)
-        if _variations_key(wanted_variations) != _variations_key(raw.get("variations") or []):
+        variations_change = _variations_key(wanted_variations) != _variations_key(raw.get("variations") or [])
+        targeting_now = render_targeting(flag, ids, raw.get("rules") or [])
+        current_targeting = {k: raw.get(k) for k in ("targetUsers", "rules", "fallthrough", "exptIncludeAllTargets")}
+        marked = _with_pending(raw.get("description") or "", flag)
+        if (variations_change or normalise_targeting(targeting_now) != normalise_targeting(current_targeting)) \
+                and marked is not None:
+            self._call("PUT", f"{self._flag(flag.key)}/description",
+                       json={"description": marked, "comment": "routedeck: a write begins"})
+            # the description takes no revision: what routes must still be what was read, or someone wrote
+            now = self._read_raw(flag.key)
+            keys = ("targetUsers", "rules", "fallthrough", "exptIncludeAllTargets")
+            if normalise_targeting({k: now.get(k) for k in keys}) != normalise_targeting(current_targeting) \
+                    or _variations_key(now.get("variations") or []) != _variations_key(raw.get("variations") or []) \
+                    or bool(now.get("isEnabled")) != bool(raw.get("isEnabled")):
+                raise self._conflict(flag.key, now)
+            revision = now.get("revision")
+            raw = dict(raw, description=marked)
+        if variations_change:
             revision = self._call("PUT", f"{self._flag(flag.key)}/variations",
                                   json={"variations": wanted_variations, "comment": "routedeck: route profiles"})
             ids = {v["name"]: v["id"] for v in wanted_variations}
@@ -228,11 +252,16 @@ class FeatBitPlatform(FlagPlatform):
         if normalise_targeting(targeting) != normalise_targeting(current):
             path = f"{self._flag(flag.key)}/targeting"
             response = self.http.request("PUT", path, json={
-                "revision": revision, "comment": f"routedeck: {flag.allocation.describe()}", "targeting": targeting,
+                "revision": revision, "comment": _with_note(f"routedeck: {flag.allocation.describe()}"),
+                "targeting": targeting,
             })
             if response.status_code == 409:
                 raise self._conflict(flag.key, self._read_raw(flag.key))
             revision = self._data(response, path)
+        if not raw.get("isEnabled"):  # part of the routing: before the state says the write is done
+            toggled = self._call("PUT", f"{self._flag(flag.key)}/toggle/true",
+                                 json={"comment": "routedeck: route flags stay on (the split decides)"})
+            revision = toggled if isinstance(toggled, str) else revision
         description = render_description(flag)
         if description != (raw.get("description") or ""):
             if checked:
@@ -240,10 +269,7 @@ class FeatBitPlatform(FlagPlatform):
                 if now.get("revision") != revision:  # someone wrote after our targeting: do not overwrite
                     raise self._conflict(flag.key, now)
             self._call("PUT", f"{self._flag(flag.key)}/description",
-                       json={"description": description, "comment": _state_comment(flag.rollout)})
-        if not raw.get("isEnabled"):
-            self._call("PUT", f"{self._flag(flag.key)}/toggle/true",
-                       json={"comment": "routedeck: route flags stay on (the split decides)"})
+                       json={"description": description, "comment": _with_note(_state_comment(flag.rollout))})
 
     def _conflict(self, key: str, raw: dict[str, Any]) -> ConflictError:
         try:
@@ -300,7 +326,7 @@ class FeatBitPlatform(FlagPlatform):
 def _body(response: httpx.Response) -> Any:
     try:
         return response.json() if response.content else None
-    except ValueError:
+    except (ValueError, RecursionError):  # not JSON, or nested beyond reading: the caller says what it expected
         return None
 
 
@@ -309,7 +335,7 @@ def _loads(text: Any) -> dict[str, Any] | None:
         return None
     try:
         value = json.loads(text)
-    except ValueError:
+    except (ValueError, RecursionError):
         return None
     return value if isinstance(value, dict) else None
 
@@ -346,6 +372,27 @@ def predicate_to_condition(predicate: dict[str, Any], what: str) -> dict[str, An
                    'use {"==": [{"var": FIELD}, VALUE]}')
 
 
+def cohort_offset(salt: str | None) -> float:
+    """Where the candidate's range starts: 0 for the flag's first cohort; after a restart that drew a new
+    cohort, a point fixed by the salt (FeatBit buckets by MD5 of flag key + unit, so another range of the
+    same width is another cohort, and widening it from the same start keeps cohorts nested)."""
+    if salt is None:
+        return 0.0
+    return int(hashlib.sha256(salt.encode()).hexdigest(), 16) % FULL_SHARE_BP / FULL_SHARE_BP
+
+
+def split_ranges(cand: str, base: str, share: float, offset: float) -> list[dict[str, Any]]:
+    """The candidate over ``share`` of [0, 1) starting at ``offset`` (wrapping round), the baseline the rest."""
+    if offset == 0:
+        return [_range(cand, 0, share), _range(base, share, 1)]
+    end = offset + share
+    if end <= 1:
+        pieces = [(base, 0, offset), (cand, offset, end), (base, end, 1)]
+    else:
+        pieces = [(cand, 0, round(end - 1, 6)), (base, round(end - 1, 6), offset), (cand, offset, 1)]
+    return [_range(v, a, b) for v, a, b in pieces if b > a]
+
+
 def _range(variation_id: str, start: float, end: float) -> dict[str, Any]:
     return {"id": variation_id, "rollout": [start, end], "exptRollout": 1}
 
@@ -376,7 +423,7 @@ def render_targeting(flag: RouteFlag, ids: dict[str, str], existing_rules: list[
     rules += [excluded(attr, value) for attr, value in a.excluded_segments]
     if flag.candidate is not None:
         cand = ids[flag.candidate]
-        split = [_range(cand, 0, share), _range(base, share, 1)]
+        split = split_ranges(cand, base, share, cohort_offset(a.cohort_salt))
         audience = a.audience_rule()
         if a.internal_enabled and audience is not None:
             rules.append(rule(INTERNAL, audience, "audience", [_range(cand, 0, 1)]))
@@ -425,6 +472,18 @@ def read_meta(description: str) -> dict[str, Any] | None:
     return None
 
 
+def _with_pending(description: str, target: RouteFlag) -> str | None:
+    """``description`` with its state line marked as having a write to ``target`` in flight (None when it
+    has no state line yet: a flag being created)."""
+    meta = read_meta(description)
+    if meta is None:
+        return None
+    stage = (target.rollout.stage_label or target.rollout.stage.value) if target.rollout else "baseline"
+    pending = PendingWrite(stage=stage, allocation=target.allocation.describe(), started_at=datetime.now(timezone.utc))
+    meta["rollout"] = dict(meta.get("rollout") or {}) | {"pending": pending.model_dump(mode="json")}
+    return f"{DESCRIPTION}\n{META_PREFIX}{json.dumps(meta, sort_keys=True, separators=(',', ':'))}"
+
+
 def render_description(flag: RouteFlag) -> str:
     a = flag.allocation
     meta = state_meta(flag)
@@ -434,6 +493,12 @@ def render_description(flag: RouteFlag) -> str:
         meta["serveAll"] = a.serve_all
         meta["held"] = {"internalEnabled": a.internal_enabled, "candidateBp": a.candidate_bp}
     return f"{DESCRIPTION}\n{META_PREFIX}{json.dumps(meta, sort_keys=True, separators=(',', ':'))}"
+
+
+def _with_note(comment: str) -> str:
+    """The comment with who made the change and why, when an operation names them (``change_note``)."""
+    note = current_note()
+    return f"{comment} — {note}" if note else comment
 
 
 def _state_comment(rollout: RolloutState | None) -> str:
@@ -490,10 +555,12 @@ def parse_flag(raw: dict[str, Any], where: str) -> RouteFlag:
         (raw.get("fallthrough") or {}).get("variations")
     bp = 0
     if candidate is not None:
+        width = 0.0
         for v in split or []:
             r = v.get("rollout") or [0, 0]
-            if v.get("id") == ids[candidate] and len(r) == 2 and float(r[0]) == 0:
-                bp = max(0, min(FULL_SHARE_BP, round(float(r[1]) * FULL_SHARE_BP)))
+            if v.get("id") == ids[candidate] and len(r) == 2:
+                width += float(r[1]) - float(r[0])
+        bp = max(0, min(FULL_SHARE_BP, round(width * FULL_SHARE_BP)))
     parsed = RouteFlag(key=key, variations=variations, baseline=baseline, candidate=candidate,
                        allocation=alloc.model_copy(update={"internal_enabled": internal_on and candidate is not None,
                                                            "candidate_bp": bp}),
@@ -580,6 +647,12 @@ def _event_detail(before: dict | None, after: dict | None, comment: str, where: 
                 if new.foreign_targeting:
                     return f"targeting changed outside routedeck: {new.foreign_targeting}"
                 return f"routedeck's targeting applied ({new.allocation.describe()}), replacing: {old.foreign_targeting}"
+            begun = new.rollout.pending if new.rollout else None
+            done = old.rollout.pending if old.rollout else None
+            if begun is not None and done is None:
+                return f"a write to {begun.allocation} (stage {begun.stage}) begins"
+            if done is not None and begun is None:
+                return f"state stored after the write to {done.allocation} (stage {done.stage})"
             if old.rollout != new.rollout:
                 stage = new.rollout.stage_label or new.rollout.stage.value if new.rollout else "none"
                 return f"rollout state: stage {stage}"

@@ -29,14 +29,17 @@ import hashlib
 import json
 import os
 import tempfile
+import time
 from contextlib import contextmanager
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Iterator
+from urllib.parse import parse_qs
 
 from pydantic import ValidationError
 
 from console.core.errors import BackendError, BadInput, ConflictError
+from console.core.finite import loads_finite
 from console.core.models import (
     FULL_SHARE_BP,
     Allocation,
@@ -46,6 +49,7 @@ from console.core.models import (
     RouteProfile,
 )
 from console.core.ports import FlagPlatform, describe_difference_short
+from console.core.timeouts import timeouts
 
 META = "routedeck."
 
@@ -61,8 +65,15 @@ class FlagdFilePlatform(FlagPlatform):
     #: can send every unit to one variation while keeping the allocation for an undo (emergency switch)
     can_switch = True
 
-    def __init__(self, path: Path) -> None:
+    #: seconds a write waits for the lock (None: the profile's lock_timeout)
+    lock_timeout_s: float | None = None
+
+    def __init__(self, path: Path, *, mode: int | None = None, group: str | None = None) -> None:
         self.path = Path(path)
+        #: permissions and group the flag file is written with (None: kept from the file, or the umask's)
+        self.mode = mode
+        self.group = group
+        self.group_id = _group_id(group) if group is not None else None
         self.history_path = self.path.with_name(self.path.name + ".history.jsonl")
         self.lock_path = self.path.with_name(self.path.name + ".lock")
         # A console polls every second: re-parse only when the file's bytes changed. The bytes are
@@ -73,10 +84,24 @@ class FlagdFilePlatform(FlagPlatform):
 
     @classmethod
     def from_spec(cls, spec: str) -> "FlagdFilePlatform":
+        """``flagd:PATH``, optionally ``?mode=0640&group=NAME`` for the file's permissions and group."""
         kind, _, rest = spec.partition(":")
         if kind != "flagd" or not rest:
             raise BadInput(f"--flags {spec!r}: expected flagd:PATH")
-        return cls(Path(rest).expanduser())
+        path, _, query = rest.partition("?")
+        options = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
+        unknown = sorted(set(options) - {"mode", "group"})
+        if unknown:
+            raise BadInput(f"--flags {spec!r}: unknown option {unknown[0]!r} — use mode (e.g. 0640) and group")
+        mode = None
+        if "mode" in options:
+            try:
+                mode = int(options["mode"], 8)
+            except ValueError:
+                mode = -1
+            if not 0 <= mode <= 0o777:
+                raise BadInput(f"--flags {spec!r}: mode {options['mode']!r} must be octal permissions such as 0640")
+        return cls(Path(path).expanduser(), mode=mode, group=options.get("group") or None)
 
     def describe(self) -> str:
         return f"flagd:{self.path}"
@@ -108,7 +133,7 @@ class FlagdFilePlatform(FlagPlatform):
 
     def _decode(self, raw: bytes) -> dict[str, Any]:
         try:
-            doc = json.loads(raw)
+            doc = loads_finite(raw, str(self.path), "fix the file or restore it")
         except json.JSONDecodeError as exc:
             raise BadInput(
                 f"{self.path}:{exc.lineno}:{exc.colno}: not valid JSON ({exc.msg}) — fix the file or restore it"
@@ -184,8 +209,9 @@ class FlagdFilePlatform(FlagPlatform):
             audience_predicate=_json_or_none(meta.get(META + "audiencePredicate")),
             scope_predicate=_json_or_none(meta.get(META + "scopePredicate")),
             excluded_segments=_segments_or_empty(meta.get(META + "excludedSegments")),
+            cohort_salt=_str_or_none(meta.get(META + "cohortSalt")),
         )
-        allocation, odd_targeting = parse_targeting(raw_flag.get("targeting"), base_alloc, baseline, candidate)
+        allocation, odd_targeting = parse_targeting(raw_flag.get("targeting"), base_alloc, baseline, candidate, key)
         if odd_targeting:
             foreign.append(odd_targeting)
         if allocation.serve_all is not None and allocation.serve_all not in variations:
@@ -206,13 +232,29 @@ class FlagdFilePlatform(FlagPlatform):
 
     @contextmanager
     def _locked(self) -> Iterator[None]:
+        """The flag file's write lock, waited for at most the profile's lock_timeout (10 s by default):
+        a lock held by a hung process is an error naming it, never a silent wait."""
         try:
             self.lock_path.parent.mkdir(parents=True, exist_ok=True)
             fh = open(self.lock_path, "a+")
         except OSError as exc:
             raise BackendError(f"{self.lock_path.parent}: cannot write here ({exc.strerror}) — {_WRITABLE_FIX}") from None
         with fh:
-            fcntl.flock(fh, fcntl.LOCK_EX)
+            limit = timeouts().lock_s if self.lock_timeout_s is None else self.lock_timeout_s
+            deadline = time.monotonic() + limit
+            pause = 0.001
+            while True:
+                try:
+                    fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                    break
+                except BlockingIOError:
+                    if time.monotonic() >= deadline:
+                        raise BackendError(
+                            f"{self.path}: still locked by another process after {limit:g} s ({self.lock_path}) — "
+                            "wait for the other routedeck process to finish, or stop it"
+                        ) from None
+                    time.sleep(pause)
+                    pause = min(pause * 2, 0.05)
             try:
                 yield
             finally:
@@ -239,7 +281,7 @@ class FlagdFilePlatform(FlagPlatform):
             self._note_outside_edits(doc, current)
             before = doc["flags"].get(flag.key)
             doc["flags"][flag.key] = render_flag(flag, before)
-            self._commit(doc, flag.key, "write", before, current)
+            self._commit(doc, flag.key, "write", before, current, expected=raw)
 
     def _create_flag(self, flag: RouteFlag) -> None:
         with self._locked():
@@ -252,7 +294,7 @@ class FlagdFilePlatform(FlagPlatform):
             if raw:
                 self._note_outside_edits(doc, revision_of(raw))
             doc["flags"][flag.key] = render_flag(flag, None)
-            self._commit(doc, flag.key, "create", None, revision_of(raw))
+            self._commit(doc, flag.key, "create", None, revision_of(raw), expected=raw if raw else None)
 
     def _what_is_there(self, doc: dict[str, Any], key: str, revision: str) -> str:
         if key not in doc["flags"]:
@@ -262,9 +304,11 @@ class FlagdFilePlatform(FlagPlatform):
         except BadInput as exc:
             return f"now unreadable: {exc}"
 
-    def _commit(self, doc: dict[str, Any], key: str, action: str, before: Any, rev_before: str) -> None:
-        """Write ``doc`` atomically and record the change in the history sidecar."""
-        data = self._atomic_write(doc)
+    def _commit(self, doc: dict[str, Any], key: str, action: str, before: Any, rev_before: str,
+                expected: bytes | None = None) -> None:
+        """Write ``doc`` atomically, if the file still holds ``expected``, and record the change in the
+        history sidecar."""
+        data = self._atomic_write(doc, expected, key)
         # The bytes just written parse to ``doc``: the read-back compares bytes, so this is safe.
         self._cache = (data, doc)
         after = doc["flags"][key]
@@ -283,7 +327,11 @@ class FlagdFilePlatform(FlagPlatform):
             }
         )
 
-    def _atomic_write(self, doc: dict[str, Any]) -> bytes:
+    def _atomic_write(self, doc: dict[str, Any], expected: bytes | None = None, key: str = "") -> bytes:
+        """Replace the file with ``doc``. With ``expected`` (the bytes read under the lock), a hand edit
+        that landed since — editors take no lock — is never overwritten: the new file is swapped in with
+        the old one in one step (``renameat2`` RENAME_EXCHANGE), the old one is compared with what was
+        read, and if someone changed it meanwhile it is swapped back and the write is refused."""
         data = (json.dumps(doc, indent=2, ensure_ascii=False) + "\n").encode()
         directory = self.path.parent
         try:
@@ -296,9 +344,15 @@ class FlagdFilePlatform(FlagPlatform):
                 fh.write(data)
                 fh.flush()
                 os.fsync(fh.fileno())
-            if self.path.exists():
-                os.chmod(tmp, self.path.stat().st_mode & 0o777)
-            os.replace(tmp, self.path)
+            self._set_access(tmp)
+            if expected is None or not self.path.exists():
+                os.replace(tmp, self.path)
+            else:
+                try:
+                    self._swap_in(tmp, expected, key)
+                except ConflictError:
+                    os.unlink(tmp)
+                    raise
             dir_fd = os.open(directory, os.O_RDONLY)
             try:
                 os.fsync(dir_fd)
@@ -313,6 +367,46 @@ class FlagdFilePlatform(FlagPlatform):
                 raise BackendError(f"{self.path}: disk full — the flag file was not changed") from None
             raise BackendError(f"{self.path}: write failed ({exc.strerror}) — the flag file was not changed") from None
         return data
+
+    def _swap_in(self, tmp: str, expected: bytes, key: str) -> None:
+        """Put ``tmp`` in place of the file unless the file no longer holds ``expected``."""
+        if self.path.read_bytes() != expected:  # most hand edits are seen here, before anything moves
+            raise self._edited_meanwhile(key)
+        if not _exchange(tmp, self.path):  # no atomic exchange on this file system: checked just before
+            os.replace(tmp, self.path)
+            return
+        try:
+            replaced = Path(tmp).read_bytes()
+        except OSError:
+            replaced = None
+        if replaced != expected:  # an edit landed between the check and the exchange: give it back
+            _exchange(tmp, self.path)
+            raise self._edited_meanwhile(key)
+        os.unlink(tmp)
+
+    def _edited_meanwhile(self, key: str) -> ConflictError:
+        return ConflictError(
+            f"{self.path}: the file was edited by someone else while routedeck wrote flag {key}; their edit is kept "
+            "and nothing was written — reload and retry", current_revision=None)
+
+    def _set_access(self, tmp: str) -> None:
+        """The new file gets the mode and group asked for (``flagd:PATH?mode=0640&group=NAME``), else those of
+        the file it replaces, else what a new file gets under the umask (an application running as another
+        user must be able to read it)."""
+        try:
+            st = self.path.stat()
+        except FileNotFoundError:
+            st = None
+        mode = self.mode if self.mode is not None else (st.st_mode & 0o777 if st else 0o666 & ~_umask())
+        os.chmod(tmp, mode)
+        gid = self.group_id if self.group_id is not None else (st.st_gid if st else None)
+        if gid is not None and gid != os.stat(tmp).st_gid:
+            try:
+                os.chown(tmp, -1, gid)
+            except PermissionError:
+                if self.group_id is not None:
+                    raise BackendError(f"{self.path}: cannot give the flag file group {self.group} (not a member) "
+                                       "— fix group= in the --flags spec") from None
 
     # ---- history ------------------------------------------------------------------
 
@@ -510,7 +604,8 @@ def _allocation_targeting(flag: RouteFlag) -> dict[str, Any] | None:
         return None
     a = flag.allocation
     bp = a.candidate_bp
-    fractional = {"fractional": [[flag.candidate, bp], [flag.baseline, FULL_SHARE_BP - bp]]}
+    fractional = {"fractional": [*_bucketing(flag.key, a.cohort_salt), [flag.candidate, bp],
+                                 [flag.baseline, FULL_SHARE_BP - bp]]}
     branches: list[Any] = []
     excluded = a.exclusion_rule()
     if excluded is not None:
@@ -528,20 +623,21 @@ def _allocation_targeting(flag: RouteFlag) -> dict[str, Any] | None:
 
 
 def parse_targeting(
-    targeting: Any, base: Allocation, baseline: str, candidate: str | None
+    targeting: Any, base: Allocation, baseline: str, candidate: str | None, flag_key: str = ""
 ) -> tuple[Allocation, str | None]:
     """Read an allocation back from targeting; (allocation, None) or (best reading, why it is foreign)."""
+    salt = tuple(_bucketing(flag_key, base.cohort_salt))
     switch = targeting.get("if") if isinstance(targeting, dict) and list(targeting) == ["if"] else None
     if isinstance(switch, list) and len(switch) == 3 and switch[0] is True and isinstance(switch[1], str):
         held = None if switch[2] == baseline else switch[2]
-        allocation, why = parse_targeting(held, base, baseline, candidate)
+        allocation, why = parse_targeting(held, base, baseline, candidate, flag_key)
         return allocation.model_copy(update={"serve_all": switch[1]}), why
     if targeting in (None, {}):
         return base, None
     if candidate is None:
         return base, "targeting present on a flag with no candidate"
     if isinstance(targeting, dict) and "fractional" in targeting:
-        bp = _fraction_bp(targeting, baseline, candidate)
+        bp = _fraction_bp(targeting, baseline, candidate, salt)
         if bp is not None and base.eligible_scope is None and not base.excluded_segments:
             return base.model_copy(update={"candidate_bp": bp}), None
         return base, "fractional split not in the shape routedeck writes"
@@ -561,22 +657,33 @@ def parse_targeting(
         rest = rest[2:]
     scope = base.scope_rule()
     if len(rest) == 1 and scope is None:
-        bp = _fraction_bp(rest[0], baseline, candidate)
+        bp = _fraction_bp(rest[0], baseline, candidate, salt)
         if bp is None:
             return base, "fractional split not in the shape routedeck writes"
         return base.model_copy(update={"internal_enabled": internal, "candidate_bp": bp}), None
     if len(rest) == 3 and rest[2] == baseline and scope is not None and rest[0] == scope:
-        bp = _fraction_bp(rest[1], baseline, candidate)
+        bp = _fraction_bp(rest[1], baseline, candidate, salt)
         if bp is None:
             return base, "fractional split not in the shape routedeck writes"
         return base.model_copy(update={"internal_enabled": internal, "candidate_bp": bp}), None
     return base, "targeting not in the shape routedeck writes"
 
 
-def _fraction_bp(node: Any, baseline: str, candidate: str) -> int | None:
+def _bucketing(flag_key: str, salt: str | None) -> list[Any]:
+    """The explicit bucketing value of a redrawn cohort: the flag key and the salt before the unit's
+    targeting key (none for the flag's first cohort: flagd's shorthand, flag key + targeting key)."""
+    if salt is None:
+        return []
+    return [{"cat": [f"{flag_key}:{salt}:", {"var": "targetingKey"}]}]
+
+
+def _fraction_bp(node: Any, baseline: str, candidate: str, salt: tuple[Any, ...] = ()) -> int | None:
     if not isinstance(node, dict) or list(node) != ["fractional"]:
         return None
     parts = node["fractional"]
+    if not isinstance(parts, list) or parts[:len(salt)] != list(salt):
+        return None
+    parts = parts[len(salt):]
     if (
         isinstance(parts, list)
         and len(parts) == 2
@@ -617,6 +724,8 @@ def render_flag(flag: RouteFlag, previous: dict[str, Any] | None) -> dict[str, A
         meta[META + "scopePredicate"] = json.dumps(a.scope_predicate, sort_keys=True)
     if a.excluded_segments:
         meta[META + "excludedSegments"] = json.dumps([list(s) for s in a.excluded_segments])
+    if a.cohort_salt is not None:
+        meta[META + "cohortSalt"] = a.cohort_salt
     if flag.rollout is not None:
         meta[META + "rollout"] = flag.rollout.model_dump_json(exclude_none=True)
     out["metadata"] = meta
@@ -657,6 +766,48 @@ def _segments_or_empty(text: Any) -> tuple[tuple[str, str], ...]:
     ):
         return ()
     return tuple((p[0], p[1]) for p in value)
+
+
+def _group_id(name: str) -> int:
+    import grp
+
+    try:
+        return int(name) if name.isdigit() else grp.getgrnam(name).gr_gid
+    except KeyError:
+        raise BadInput(f"--flags flagd:…?group={name}: no such group on this machine") from None
+
+
+def _umask() -> int:
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_RENAME_EXCHANGE = 2
+_libc = None
+
+
+def _exchange(a: str | Path, b: str | Path) -> bool:
+    """Swap two paths in one step (Linux ``renameat2`` with RENAME_EXCHANGE); False where it is not available."""
+    global _libc
+    import ctypes
+    import ctypes.util
+
+    if _libc is None:
+        try:
+            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            _libc.renameat2  # noqa: B018 - present from glibc 2.28
+        except (OSError, AttributeError):
+            _libc = False
+    if not _libc:
+        return False
+    at_fdcwd = -100
+    if _libc.renameat2(at_fdcwd, os.fsencode(str(a)), at_fdcwd, os.fsencode(str(b)), _RENAME_EXCHANGE) == 0:
+        return True
+    err = ctypes.get_errno()
+    if err in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):  # the file system cannot exchange
+        return False
+    raise OSError(err, os.strerror(err))
 
 
 def _os_user() -> str:

@@ -27,6 +27,8 @@ def state_meta(flag: RouteFlag) -> dict[str, Any]:
         meta["audiencePredicate"] = a.audience_predicate
     if a.scope_predicate is not None:
         meta["scopePredicate"] = a.scope_predicate
+    if a.cohort_salt is not None:
+        meta["cohortSalt"] = a.cohort_salt
     if flag.rollout is not None:
         meta["rollout"] = flag.rollout.model_dump(mode="json", exclude_none=True)
     return meta
@@ -39,6 +41,7 @@ def allocation_from_meta(meta: dict[str, Any], **more: Any) -> Allocation:
         eligible_scope=meta.get("eligibleScope"),
         audience_predicate=meta.get("audiencePredicate"),
         scope_predicate=meta.get("scopePredicate"),
+        cohort_salt=meta.get("cohortSalt") or None,
         **more,
     )
 

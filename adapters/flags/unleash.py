@@ -36,18 +36,21 @@ from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
 import httpx
 from pydantic import ValidationError
 
+from console.core.change_note import UNLEASH_PARAMETER as NOTE_PARAMETER
+from console.core.change_note import current_note
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError
 from console.core.models import (
     FULL_SHARE_BP,
     ChangeEvent,
+    PendingWrite,
     RouteFlag,
     RouteProfile,
 )
 from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
-from ..http import JsonHttp, RetryPolicy, make_client, redact_url
+from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_UNLEASH_TOKEN"
@@ -71,7 +74,7 @@ class UnleashPlatform(FlagPlatform):
         *,
         project: str = "default",
         environment: str = "development",
-        timeout_s: float = 5.0,
+        timeout_s: float | None = None,
         retry: RetryPolicy = RetryPolicy(),
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -85,6 +88,7 @@ class UnleashPlatform(FlagPlatform):
             transport=transport,
         )
         self.http = JsonHttp(client, "Unleash", retry=retry)
+        self._context_done: set[tuple[str, str]] = set()
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "UnleashPlatform":
@@ -141,8 +145,12 @@ class UnleashPlatform(FlagPlatform):
             raise BadInput(f"{self.describe()}: no flag {key!r} in project {self.project} — check the key or run init")
         if response.status_code != 200:
             self.http.json("GET", self._feature(key))  # raises the one-line error
-        feature = response.json()
-        env = next((e for e in feature.get("environments", []) if e.get("name") == self.environment), None)
+        feature = self.http.decode(response, self._feature(key))
+        if not isinstance(feature, dict) or not isinstance(feature.get("environments", []), list):
+            raise self.http.error(f"Unleash at {self.http.where(self._feature(key))}: the answer is not a feature flag "
+                                  "— is this the right URL?")
+        env = next((e for e in feature.get("environments", []) if isinstance(e, dict)
+                    and e.get("name") == self.environment), None)
         if env is None:
             raise BackendError(f"{self.describe()}: flag {key} has no environment {self.environment!r} — check the spec")
         return env
@@ -164,25 +172,106 @@ class UnleashPlatform(FlagPlatform):
                 f"{self.describe()}: flag {flag.key} was changed by someone else ({what}); nothing written — reload and retry",
                 current_revision=revision_of(env),
             )
-        self._put_strategies(flag, env.get("strategies", []))
-        if not env.get("enabled"):
-            self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on")
+        self._ensure_context_fields(flag)
+        self._put_strategies(flag, env.get("strategies", []), enabled=bool(env.get("enabled")))
 
-    def _put_strategies(self, flag: RouteFlag, existing: list[dict[str, Any]]) -> None:
+    # ---- context fields -----------------------------------------------------------------------
+
+    def _ensure_context_fields(self, flag: RouteFlag) -> None:
+        """Register the context fields routedeck's strategies constrain, with descriptions and the values
+        routedeck uses, so Unleash's UI can show, explain and edit them. A field the team already has keeps
+        its description; a value routedeck needs is added to its legal values when it has any (Unleash
+        would refuse a constraint on a value outside them). Done once per field and value per client."""
+        wanted = [(f, v, what) for f, v, what in context_values(flag) if (f, v) not in self._context_done]
+        if not wanted:
+            return
+        fields = {c.get("name"): c for c in self.http.json("GET", "/api/admin/context") or [] if isinstance(c, dict)}
+        for name in dict.fromkeys(f for f, _, _ in wanted):
+            values = [(v, what) for f, v, what in wanted if f == name]
+            current = fields.get(name)
+            legal = [{"value": v, "description": what} for v, what in values]
+            if current is None:
+                self.http.json("POST", "/api/admin/context", ok=(200, 201, 409), json={
+                    "name": name, "description": CONTEXT_DESCRIPTIONS.get(name, CONTEXT_DESCRIPTIONS[""]).format(name=name),
+                    "legalValues": legal, "stickiness": False})
+            else:
+                have = {lv.get("value") for lv in current.get("legalValues") or []}
+                missing = [lv for lv in legal if lv["value"] not in have]
+                if (have and missing) or not current.get("description"):
+                    self.http.json("PUT", f"/api/admin/context/{quote(name, safe='')}", ok=(200, 204), json={
+                        "description": current.get("description") or
+                        CONTEXT_DESCRIPTIONS.get(name, CONTEXT_DESCRIPTIONS[""]).format(name=name),
+                        "legalValues": list(current.get("legalValues") or []) + (missing if have else []),
+                        "stickiness": bool(current.get("stickiness")), "sortOrder": current.get("sortOrder", 0)},
+                        idempotent=True)
+            self._context_done.update((name, v) for v, _ in values)
+
+    def _put_strategies(self, flag: RouteFlag, existing: list[dict[str, Any]], enabled: bool = True) -> None:
+        """Make the environment's strategies those of ``flag``, in an order whose every prefix is safe.
+
+        Unleash takes one strategy per request, and a write can stop after any of them (a timeout, a
+        server stopped mid-way). The state object rides on the baseline strategy, so:
+
+        1. when more than the baseline strategy changes, the baseline is first rewritten with its
+           routing and state as they are plus a ``pending`` marker naming the write in flight;
+        2. the candidate strategies change, those that lower the candidate's share first, and
+           strategies routedeck does not own are removed (they would route units their own way);
+        3. the baseline strategy is written last, with the new state and no marker.
+
+        Interrupted before 3, the state still names the old stage and the marker says that the
+        routing may hold part of the change: nothing reads "rolled back" while the candidate serves.
+        A promote's leftover candidate strategies serve the route that is the baseline now, so they
+        go after 3.
+        """
         wanted = render_strategies(flag)
         by_title = {s.get("title"): s for s in existing if s.get("title") in ORDER}
         base = self._strategies(flag.key)
-        # the baseline goes in first, so that at no moment does a unit fall off the end of the list
-        for body in sorted(wanted, key=lambda s: s["title"] != BASELINE):
-            current = by_title.pop(body["title"], None)
+        routing = [b for b in wanted if b["title"] != BASELINE]
+        final = next(b for b in wanted if b["title"] == BASELINE)
+        wanted_titles = {b["title"] for b in wanted}
+        changed = [b for b in routing if not _same_strategy(b, by_title.get(b["title"]))]
+        foreign = [s for s in existing if s.get("title") not in ORDER]
+        obsolete = [s for s in existing if s.get("title") in ORDER and s.get("title") not in wanted_titles]
+        old_base = by_title.get(BASELINE)
+        marked = old_base is not None and bool(changed or foreign or obsolete or not enabled)
+        if marked:
+            self._put_one(base, old_base, _with_pending(old_base, flag))
+        # lower shares first: a write that stops half-way has moved traffic the safe way
+        for body in sorted(changed, key=lambda b: _rollout_bp(b) >= _rollout_bp(by_title.get(b["title"]) or b)):
+            current = by_title.get(body["title"])
             if current is None:
-                self.http.json("POST", base, json=body)
+                self._post_strategy(flag.key, body)
             else:
-                self.http.json("PUT", f"{base}/{quote(current['id'], safe='')}", json=body)
-        # strategies routedeck did not write (or no longer needs) would route units their own way
-        for s in existing:
-            if s.get("title") not in {b["title"] for b in wanted}:
+                self._put_one(base, current, body)
+        for s in foreign + ([] if flag.candidate is None else obsolete):
+            self.http.json("DELETE", f"{base}/{quote(s['id'], safe='')}")
+        if not enabled:
+            self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on",
+                           idempotent=True)
+        if old_base is None:
+            self._post_strategy(flag.key, final)
+        elif marked or not _same_strategy(final, old_base):
+            self._put_one(base, old_base, final)
+        if flag.candidate is None:
+            for s in obsolete:
                 self.http.json("DELETE", f"{base}/{quote(s['id'], safe='')}")
+
+    def _put_one(self, base: str, current: dict[str, Any], body: dict[str, Any]) -> None:
+        self.http.json("PUT", f"{base}/{quote(current['id'], safe='')}", json=_noted(body))
+
+    def _post_strategy(self, key: str, body: dict[str, Any]) -> None:
+        """Add one strategy. A POST that may have been applied is not sent twice blindly: the
+        environment is read again, and a strategy with this title already there is updated instead."""
+        try:
+            self.http.json("POST", self._strategies(key), json=_noted(body))
+            return
+        except BackendError:
+            env = self._read_raw(key)
+        there = next((s for s in env.get("strategies", []) if s.get("title") == body["title"]), None)
+        if there is None:
+            self.http.json("POST", self._strategies(key), json=_noted(body))
+        elif not _same_strategy(body, there):
+            self._put_one(self._strategies(key), there, body)
 
     def _create_flag(self, flag: RouteFlag) -> None:
         response = self.http.request("POST", self._features(), json={
@@ -191,11 +280,15 @@ class UnleashPlatform(FlagPlatform):
         })
         if response.status_code == 409:
             raise BadInput(f"{self.describe()}: flag {flag.key} already exists — nothing changed")
-        if response.status_code not in (200, 201):
-            self.http.json("POST", self._features(), ok=(200, 201), json={"name": flag.key})
-        self.http.json("POST", f"/api/admin/features/{quote(flag.key, safe='')}/tags", ok=(200, 201), json=TAG)
+        if response.status_code not in (200, 201):  # say why, without sending the create a second time
+            raise self.http.error(f"Unleash at {self.http.where(self._features())}: HTTP {response.status_code}"
+                                  f"{error_detail(response)} — the flag was not created")
+        self.http.json("POST", f"/api/admin/features/{quote(flag.key, safe='')}/tags", ok=(200, 201), json=TAG,
+                       idempotent=True)  # tagging twice is refused, never doubled
+        self._ensure_context_fields(flag)
         self._put_strategies(flag, [])
-        self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on")
+        self.http.json("POST", f"{self._feature(flag.key)}/environments/{quote(self.environment, safe='')}/on",
+                       idempotent=True)
 
     # ---- history -------------------------------------------------------------------------
 
@@ -247,6 +340,42 @@ def predicate_to_constraint(predicate: dict[str, Any], what: str) -> dict[str, A
     )
 
 
+#: what each context field routedeck targets means, as Unleash shows it
+CONTEXT_DESCRIPTIONS = {
+    "audience": "Who the unit is, for routedeck's first stage: units whose audience is the rule's first audience "
+                "(e.g. internal staff) get the candidate route before any share of real traffic.",
+    "scope": "Where the unit takes part in a routedeck rollout: only units in the rule's eligible scope are "
+             "split between the baseline and the candidate route; others stay on the baseline.",
+    "": "A context attribute routedeck targets ({name}): units with an excluded value stay on the baseline route.",
+}
+
+
+def context_values(flag: RouteFlag) -> list[tuple[str, str, str]]:
+    """(field, value, what the value means) for every constraint routedeck writes for ``flag``."""
+    a = flag.allocation
+    out = []
+    for predicate, what in ((a.audience_rule(), "routedeck's first audience for flag {key}: gets the candidate "
+                                                "route at the internal stage"),
+                            (a.scope_rule(), "routedeck's eligible scope for flag {key}: split between baseline "
+                                             "and candidate")):
+        if predicate is None:
+            continue
+        try:
+            c = predicate_to_constraint(predicate, "stored")
+        except BadInput:
+            continue
+        out += [(c["contextName"], str(v), what.format(key=flag.key)) for v in c["values"]]
+    out += [(attr, value, f"excluded from flag {flag.key}'s candidate after harm was seen there")
+            for attr, value in a.excluded_segments]
+    return out
+
+
+def group_id(flag_key: str, salt: str | None) -> str:
+    """The strategies' ``groupId``: the flag key, with the cohort's salt once a restart drew a new cohort
+    (Unleash buckets by murmur3 of ``groupId:userId``, so a new group id is a new cohort)."""
+    return flag_key if salt is None else f"{flag_key}:{salt}"
+
+
 def _strategy(title: str, rollout_pct: int, group: str, variant: str, profile: RouteProfile,
               constraints: list[dict[str, Any]], sort_order: int, meta: str | None = None) -> dict[str, Any]:
     params = {"rollout": str(rollout_pct), "stickiness": "default", "groupId": group}
@@ -282,16 +411,17 @@ def render_strategies(flag: RouteFlag) -> list[dict[str, Any]]:
             f"{a.candidate_bp / 100:g}% cannot be set; use a stage share such as 5% or 20%"
         )
     out = []
+    group = group_id(flag.key, a.cohort_salt)
     if flag.candidate is not None:
         cand = flag.variations[flag.candidate]
         audience = a.audience_rule()
         if audience is not None:
-            out.append(_strategy(INTERNAL, 100 if a.internal_enabled else 0, flag.key, flag.candidate, cand,
+            out.append(_strategy(INTERNAL, 100 if a.internal_enabled else 0, group, flag.candidate, cand,
                                  [predicate_to_constraint(audience, "audience")], 0))
         scope = a.scope_rule()
         scope_constraints = [predicate_to_constraint(scope, "eligible scope")] if scope is not None else []
-        out.append(_strategy(CANDIDATE, a.candidate_bp // 100, flag.key, flag.candidate, cand, scope_constraints, 1))
-    out.append(_strategy(BASELINE, 100, flag.key, flag.baseline, flag.variations[flag.baseline], [], 2,
+        out.append(_strategy(CANDIDATE, a.candidate_bp // 100, group, flag.candidate, cand, scope_constraints, 1))
+    out.append(_strategy(BASELINE, 100, group, flag.baseline, flag.variations[flag.baseline], [], 2,
                          meta=json.dumps(_meta(flag), sort_keys=True, separators=(",", ":"))))
     return out
 
@@ -305,6 +435,54 @@ def _meta(flag: RouteFlag) -> dict[str, Any]:
     return meta
 
 
+def _same_strategy(wanted: dict[str, Any], current: dict[str, Any] | None) -> bool:
+    """True when ``current`` (as Unleash returns it) already routes and reads as ``wanted``."""
+    if current is None:
+        return False
+    return _strategy_key(wanted) == _strategy_key(current)
+
+
+def _noted(body: dict[str, Any]) -> dict[str, Any]:
+    """``body`` carrying who made this change and why (``change_note``) in a parameter of its own, which
+    Unleash shows in its event log beside the change; it never routes and is never compared."""
+    note = current_note()
+    if not note:
+        return body
+    return {**body, "parameters": {**(body.get("parameters") or {}), NOTE_PARAMETER: note}}
+
+
+def _strategy_key(s: dict[str, Any]) -> tuple:
+    params = {k: str(v) for k, v in (s.get("parameters") or {}).items() if k != NOTE_PARAMETER}
+    variants = tuple(
+        (v.get("name"), v.get("weight"), v.get("weightType"), v.get("stickiness"),
+         (v.get("payload") or {}).get("type"), (v.get("payload") or {}).get("value"))
+        for v in s.get("variants") or []
+    )
+    return (s.get("name"), s.get("title"), bool(s.get("disabled")), tuple(_norm(s.get("constraints") or [])),
+            tuple(sorted(params.items())), variants, tuple(s.get("segments") or ()), s.get("sortOrder"))
+
+
+def _with_pending(strategy: dict[str, Any], target: RouteFlag) -> dict[str, Any]:
+    """``strategy`` (the baseline, as read) with the write about to be made named in its state object."""
+    params = dict(strategy.get("parameters") or {})
+    try:
+        meta = json.loads(params.get(META_KEY) or "{}")
+    except json.JSONDecodeError:
+        meta = {}
+    if not isinstance(meta, dict):
+        meta = {}
+    stage = (target.rollout.stage_label or target.rollout.stage.value) if target.rollout else "baseline"
+    pending = PendingWrite(stage=stage, allocation=target.allocation.describe(), started_at=datetime.now(timezone.utc))
+    meta["rollout"] = dict(meta.get("rollout") or {}) | {"pending": pending.model_dump(mode="json")}
+    params[META_KEY] = json.dumps(meta, sort_keys=True, separators=(",", ":"))
+    body = {k: strategy.get(k) for k in ("name", "title", "disabled", "constraints", "segments", "sortOrder", "variants")}
+    body["parameters"] = params
+    body["constraints"] = body["constraints"] or []
+    body["segments"] = body["segments"] or []
+    body["disabled"] = bool(body["disabled"])
+    return body
+
+
 def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
     """Read a RouteFlag back from an environment's strategies (foreign shapes are reported, not hidden)."""
     here = f"{where}: flag {key}"
@@ -315,7 +493,7 @@ def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
         raise BadInput(f"{here}: no {BASELINE!r} strategy — not a routedeck route flag (create it with routedeck init)")
     try:
         meta = json.loads((base.get("parameters") or {}).get(META_KEY) or "{}")
-    except json.JSONDecodeError:
+    except (json.JSONDecodeError, RecursionError):
         raise BadInput(f"{here}: parameter {META_KEY!r} of the baseline strategy is not JSON — restore it from history") from None
     baseline = meta.get("baseline")
     candidate = meta.get("candidate")
@@ -330,7 +508,7 @@ def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
                 continue
             try:
                 variations[v["name"]] = _profile(json.loads(payload), f"{here}: variant {v.get('name')}")
-            except json.JSONDecodeError:
+            except (json.JSONDecodeError, RecursionError):
                 raise BadInput(f"{here}: variant {v.get('name')} payload is not JSON — fix it in Unleash") from None
     if not baseline or baseline not in variations:
         raise BadInput(f"{here}: baseline variation {baseline!r} not found in the baseline strategy — restore it from history")
@@ -344,16 +522,16 @@ def parse_flag(key: str, env: dict[str, Any], where: str) -> RouteFlag:
         internal = mine.get(INTERNAL)
         if internal is not None:
             internal_on = _rollout_bp(internal) > 0
-            foreign += _check(internal, key, candidate, _constraints_for(alloc.audience_rule()), "internal")
+            foreign += _check(internal, group_id(key, alloc.cohort_salt), candidate, _constraints_for(alloc.audience_rule()), "internal")
         elif alloc.audience_rule() is not None:
             foreign.append("the internal-audience strategy is missing")
         cand = mine.get(CANDIDATE)
         if cand is not None:
             bp = _rollout_bp(cand)
-            foreign += _check(cand, key, candidate, _constraints_for(alloc.scope_rule()), "candidate")
+            foreign += _check(cand, group_id(key, alloc.cohort_salt), candidate, _constraints_for(alloc.scope_rule()), "candidate")
         else:
             foreign.append("the candidate strategy is missing")
-    foreign += _check(base, key, baseline, [], "baseline", rollout_pct=100)
+    foreign += _check(base, group_id(key, alloc.cohort_salt), baseline, [], "baseline", rollout_pct=100)
     others = [s.get("title") or s.get("name") for s in strategies if s.get("title") not in ORDER]
     if others:
         foreign.append(f"strategies not written by routedeck: {', '.join(map(str, others))}")
@@ -438,16 +616,39 @@ def _since_created(events: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return ordered
 
 
+def _pending_in(strategy: dict[str, Any]) -> dict[str, Any] | None:
+    """The ``pending`` marker in a strategy's state object (as an event carries it), or None."""
+    try:
+        meta = json.loads((strategy.get("parameters") or {}).get(META_KEY) or "{}")
+    except (TypeError, json.JSONDecodeError):
+        return None
+    pending = (meta.get("rollout") or {}).get("pending") if isinstance(meta, dict) else None
+    return pending if isinstance(pending, dict) else None
+
+
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 
 
 def _event_detail(e: dict[str, Any]) -> str:
-    """A one-line account of an event: rollout changes spelled out, else Unleash's own summary."""
+    """A one-line account of an event (with routedeck's who-and-why when the change carried one)."""
+    text = _event_what(e)
+    data = e.get("data")
+    note = (data.get("parameters") or {}).get(NOTE_PARAMETER) if isinstance(data, dict) else None
+    return f"{text} [{note}]"[:400] if note else text
+
+
+def _event_what(e: dict[str, Any]) -> str:
+    """What an event changed: rollout changes spelled out, else Unleash's own summary."""
     data, pre = e.get("data"), e.get("preData")
     if isinstance(data, dict) and isinstance(pre, dict) and "parameters" in data:
         was, now = (pre.get("parameters") or {}).get("rollout"), (data.get("parameters") or {}).get("rollout")
         if was != now:
             return f"{data.get('title') or data.get('name')}: rollout {was}% → {now}%"
+        begun, done = _pending_in(data), _pending_in(pre)
+        if begun is not None:
+            return f"{data.get('title')}: a write to {begun.get('allocation')} (stage {begun.get('stage')}) begins"
+        if done is not None:
+            return f"{data.get('title')}: state stored after the write to {done.get('allocation')} (stage {done.get('stage')})"
     summary = str(e.get("summary") or "")
     text = _LINK.sub(r"\1", summary).replace("**", "")
     return " ".join(text.split())[:300]

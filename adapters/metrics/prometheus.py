@@ -151,7 +151,7 @@ class PrometheusSource(MetricsSource):
         variants_of: VariantsOf | None = None,
         pricing: PricingTable | None = None,
         slo_ms: float = DEFAULT_SLO_MS,
-        timeout_s: float = 5.0,
+        timeout_s: float | None = None,
         retry: RetryPolicy = RetryPolicy(attempts=2, backoff_s=0.2),
         transport: httpx.BaseTransport | None = None,
     ) -> None:
@@ -348,13 +348,16 @@ class PrometheusSource(MetricsSource):
     def _query(self, endpoint: str, params: dict[str, str]) -> list[dict[str, Any]]:
         self.last_query_count += 1
         path = f"/api/v1/{endpoint}"
-        response = self.http.request("POST", path, data=params)
+        # a query sent as a form is a read: sending it twice is harmless
+        response = self.http.request("POST", path, data=params, idempotent=True)
         if response.status_code != 200:
             raise _QueryRejected(f"query rejected (HTTP {response.status_code}{error_detail(response)})")
         try:
             body = response.json()
-        except ValueError:
+        except (ValueError, RecursionError):
             raise BackendError(f"Prometheus at {self.http.where(path)}: the answer is not JSON — is this Prometheus?") from None
+        if not isinstance(body, dict):
+            raise BackendError(f"Prometheus at {self.http.where(path)}: the answer is not a query result — is this Prometheus?")
         if body.get("status") != "success" or not isinstance(body.get("data"), dict):
             raise _QueryRejected(f"query failed ({body.get('errorType', '?')}: {body.get('error', '')})")
         result = body["data"].get("result")

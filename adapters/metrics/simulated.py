@@ -77,8 +77,12 @@ class SimulatedMetricsSource(MetricsSource):
             speed = float(query.get("speed", options.pop("speed", 1.0)))
         except ValueError:
             raise BadInput(f"--metrics {spec!r}: seed must be a whole number, minutes and speed numbers") from None
-        if minutes < 0:
-            raise BadInput(f"--metrics {spec!r}: minutes must be zero or more")
+        if not (0 <= minutes < float("inf")) or not (0 < speed < float("inf")):
+            raise BadInput(f"--metrics {spec!r}: minutes must be a finite number ≥ 0 and speed a finite number > 0")
+        from console.core.simulator.scenarios import SCENARIOS
+
+        if scenario not in SCENARIOS:  # named as the user wrote it: in the spec, not as a --scenario they never passed
+            raise BadInput(f"--metrics {spec!r}: unknown scenario {scenario!r} — choose one of {', '.join(SCENARIOS)}")
         source = cls(FlagdFileEvaluator(flags_path), scenario, seed=seed, speed=speed, **options)
         if minutes:
             source.advance_by(minutes * 60)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from console.core.errors import BadInput
@@ -20,18 +20,27 @@ def add_parser(sub) -> None:
         q.add_argument("--journal", type=Path, help="the journal file (default: journal.jsonl in the state dir)")
         q.add_argument("--state-dir", type=Path, help="default: $XDG_STATE_HOME/routedeck")
 
-    v = audit.add_parser("verify", help="check every entry, the hash chain and the anchors; exit 1 if anything is wrong")
+    v = audit.add_parser("verify", help="check every entry, the hash chain and the anchors; exit 1 if anything is wrong",
+                         description="Check every entry and the hash chain, then the anchors: chain heads recorded "
+                                     "elsewhere. By default the anchors stored with the rollout state on every flag "
+                                     "platform the journal's own entries name are read and checked (a platform that "
+                                     "cannot be reached is named, and the exit code is 1: the check is incomplete). "
+                                     "Anchors another journal wrote are reported as such, never as a rewrite. "
+                                     "Exit 0 intact, 1 a problem (or a platform not reached), 2 bad input.")
     common(v)
     v.add_argument("--anchor", action="append", default=[], metavar="SEQ:HASH",
                    help="a chain head recorded elsewhere (an export, a ticket); repeatable")
-    v.add_argument("--flags", help="also check the chain heads stored with the rollout state on this flag platform")
+    v.add_argument("--flags", help="check the chain heads stored on this flag platform (every route flag on it) "
+                                   "instead of those the journal's entries name")
+    v.add_argument("--offline", action="store_true", help="check the file and --anchor only; read no flag platform")
     add_profile_option(v)
     v.set_defaults(run=run_verify)
 
     ls = audit.add_parser("list", help="journal entries, oldest first")
     common(ls)
     ls.add_argument("--flag", help="only entries for this flag")
-    ls.add_argument("--since", help="only entries at or after this time (ISO 8601, e.g. 2026-11-23T08:00)")
+    ls.add_argument("--since", help="only entries at or after this time: ISO 8601 (e.g. 2026-11-23T08:00, UTC unless "
+                                    "it says otherwise) or a duration back from now (e.g. 2h, 30m)")
     ls.add_argument("--json", action="store_true", help="one JSON object per line")
     ls.set_defaults(run=run_list)
 
@@ -51,37 +60,104 @@ def journal_file(args: argparse.Namespace) -> Path:
 
 
 def run_verify(args: argparse.Namespace) -> int:
-    from console.core.journal import ChainHead, verify
+    from console.core.journal import Anchor, ChainHead, verify
 
     anchors = []
     for text in args.anchor:
         try:
-            anchors.append(ChainHead.from_text(text))
+            anchors.append(Anchor(ChainHead.from_text(text), None, "--anchor"))
         except ValueError as exc:
             raise BadInput(f"--anchor: {exc}") from None
-    if args.flags:
-        from console.backends import open_flags
-
-        platform = open_flags(args.flags)
-        for key in platform.list_flags():
-            flag = platform.read_flag(key)
-            if flag.rollout and flag.rollout.chain_head:
-                anchors.append(ChainHead.from_text(flag.rollout.chain_head))
     path = journal_file(args)
+    if args.flags:
+        sources: dict[str, set[str] | None] = {args.flags: None}
+    else:
+        sources = {} if args.offline else dict(platforms_named(path))
+    checked, unreached = [], []
+    for spec, keys in sources.items():
+        found, problem = platform_anchors(spec, keys)
+        anchors += found
+        (unreached.append(f"{spec} ({problem})") if problem else checked.append(spec))
     report = verify(path, anchors)
-    print(report.summary())
-    for problem in report.problems():
-        print(f"  {problem}")
-    return 0 if report.ok else 1
+    problems = report.problems()
+    if problems:  # each problem once: the first is not repeated as a summary
+        print(f"journal {path}: {len(problems)} problem{'s' if len(problems) > 1 else ''}")
+        for line in problems:
+            print(f"  {line}")
+    else:
+        print(report.summary())
+    for line in report.notes():
+        print(f"  {line}")
+    for spec in checked:
+        print(f"  anchors read from {spec}")
+    for what in unreached:
+        print(f"  NOT CHECKED: the anchors on {what}")
+    return 0 if report.ok and not unreached else 1
+
+
+def platforms_named(path: Path) -> dict[str, set[str]]:
+    """Flag platform SPEC → flags, as the journal's own entries name them (intents record their platform).
+    Read line by line and leniently: a damaged journal still says where its anchors are."""
+    from console.core.audit.lines import iter_raw_lines, parse_line
+
+    named: dict[str, set[str]] = {}
+    if not path.exists():
+        return named
+    for raw in iter_raw_lines(path):
+        obj = parse_line(raw.data)
+        detail = obj.get("detail") if isinstance(obj, dict) else None
+        spec = detail.get("platform") if isinstance(detail, dict) else None
+        if isinstance(spec, str) and isinstance(obj.get("flag"), str):
+            named.setdefault(spec, set()).add(obj["flag"])
+    return named
+
+
+def platform_anchors(spec: str, keys: set[str] | None):
+    """The anchors stored with the rollout state of ``keys`` (all route flags when None) on ``spec``,
+    and why they could not be read (None when they were)."""
+    from console.backends import open_flags
+    from console.core.errors import RouteDeckError
+    from console.core.journal import Anchor, ChainHead
+
+    found = []
+    try:
+        platform = open_flags(spec)
+        try:
+            for key in sorted(keys if keys is not None else platform.list_flags()):
+                try:
+                    flag = platform.read_flag(key)
+                except BadInput as exc:
+                    if f"no flag {key!r}" in str(exc):
+                        continue  # the flag is gone: it keeps no anchor
+                    return found, str(exc)
+                state = flag.rollout
+                if state is not None and state.chain_head:
+                    try:
+                        head = ChainHead.from_text(state.chain_head)
+                    except ValueError:
+                        return found, f"flag {key}: stored chain head {state.chain_head!r} is not an anchor"
+                    found.append(Anchor(head, state.chain_journal, f"flag {key} on {spec}"))
+        finally:
+            platform.close()
+    except RouteDeckError as exc:
+        return found, str(exc)
+    return found, None
 
 
 def _since(text: str | None):
+    """``--since``: an ISO 8601 time, or a duration back from now ("2h", "30m", "90s") as the console takes it."""
     if not text:
         return None
+    from console.core.config import parse_seconds
+
+    seconds = parse_seconds(text.strip()) if any(c.isalpha() for c in text) else None
+    if seconds is not None and seconds >= 0:
+        return datetime.now(timezone.utc) - timedelta(seconds=seconds)
     try:
         moment = datetime.fromisoformat(text)
     except ValueError:
-        raise BadInput(f"--since {text!r}: not a time — use ISO 8601, e.g. 2026-11-23T08:00") from None
+        raise BadInput(f"--since {text!r}: not a time — use ISO 8601 (e.g. 2026-11-23T08:00) or a duration back "
+                       "from now (e.g. 2h, 30m)") from None
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 

@@ -9,7 +9,9 @@ from .common import EXIT_ADVANCE, EXIT_HOLD, EXIT_ROLLBACK, add_backend_options,
 
 def add_parser(sub) -> None:
     p = sub.add_parser("check", help="print the verdict for the rollout in a rule (exit 0 advance, 3 hold, 4 rollback)",
-                       description=__doc__)
+                       description=__doc__,
+                       epilog="exit codes: 0 ADVANCE, 3 HOLD, 4 ROLLBACK, 1 a backend failed (the metrics source "
+                              "included, whatever the stage), 2 bad input")
     add_backend_options(p)
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     p.set_defaults(run=run)
@@ -37,6 +39,7 @@ def decision_json(decision) -> dict:
         "eta_note": decision.eta_note,
         # the α accounting: this stage's bound, each test's share, and the whole rollout's bound in words
         "alpha": decision.alpha.as_json() if decision.alpha is not None else None,
+        "evaluation": decision.evaluation,
     }
 
 
@@ -58,6 +61,13 @@ def print_decision(flag_key: str, decision) -> None:
         print(f"α: {decision.alpha.statement}")
 
 
+def probe_metrics(metrics) -> None:
+    """A look that needed no metrics (nothing started, nothing left to decide) still says when the metrics
+    source cannot be read: a script must never read exit 0 as "all is well" with the source down."""
+    now = metrics.now()
+    metrics.read(now - 60.0, now, 60.0)  # a BackendError here is exit 1, naming the source
+
+
 def exit_code(decision) -> int:
     return {"ADVANCE": EXIT_ADVANCE, "HOLD": EXIT_HOLD, "ROLLBACK": EXIT_ROLLBACK}[decision.verdict.value]
 
@@ -69,8 +79,15 @@ def run(args: argparse.Namespace) -> int:
     rule = load_rule(args.rule)
     platform, metrics = open_backends(args)
     current = look(rule, platform, metrics)
+    if current.decision.verdict.value == "ADVANCE" and not current.decision.metrics and not current.decision.health:
+        probe_metrics(metrics)  # an ADVANCE that read nothing (not started yet)
     if args.json:
-        print_json(decision_json(current.decision) | {"flag": rule.flag_key, "rule_hash": rule.rule_hash})
+        print_json(decision_json(current.decision) | {
+            "flag": rule.flag_key, "rule_hash": rule.rule_hash,
+            "guardrails": [{"metric": m, "origin": w} for m, w in rule.guard_origins.items()]})
     else:
         print_decision(rule.flag_key, current.decision)
+        print("guardrails and where each comes from")
+        for metric, where in rule.guard_origins.items():
+            print(f"  {metric:<24} {where}")
     return exit_code(current.decision)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
 from pathlib import Path
 
 from console.core.errors import BadInput
@@ -45,8 +46,29 @@ def add_profile_option(p: argparse.ArgumentParser) -> None:
     p.set_defaults(uses_profile=True)
 
 
-def add_write_options(p: argparse.ArgumentParser) -> None:
+#: what a command that changes a flag can exit with, for its --help
+WRITE_EXIT_CODES = ("exit codes: 0 done (confirmed by read-back), 1 a backend failed or did not confirm, 2 bad input, "
+                    "5 a live lease held by someone else (a guard) — see --take-over-lease")
+VERDICT_EXIT_CODES = ("exit codes: 0 done (confirmed by read-back), 1 a backend failed or did not confirm, 2 bad input, "
+                      "3 refused by a HOLD verdict, 4 refused by a ROLLBACK verdict, 5 a live lease held by someone "
+                      "else (a guard) — see --take-over-lease")
+
+
+def add_write_options(p: argparse.ArgumentParser, lease: bool = True) -> None:
     p.add_argument("--dry-run", action="store_true", help="print the exact before/after flag change; write nothing")
+    if lease:
+        p.add_argument("--take-over-lease", action="store_true",
+                       help="write even though a live guard holds the flag's lease (needs --reason; journalled; "
+                            "the guard keeps its lease and goes on watching)")
+
+
+def take_over(args: argparse.Namespace) -> str | None:
+    """The reason for taking over a lease, or None; BadInput when --take-over-lease comes without --reason."""
+    if not getattr(args, "take_over_lease", False):
+        return None
+    if not (getattr(args, "reason", None) or "").strip():
+        raise BadInput("--take-over-lease needs --reason TEXT: say why the guard's lease is overridden")
+    return args.reason.strip()
 
 
 def open_backends(args: argparse.Namespace, metrics: bool = True):
@@ -64,14 +86,39 @@ def open_backends(args: argparse.Namespace, metrics: bool = True):
 
 def open_journal(args: argparse.Namespace, required: bool = True):
     """The journal; when it cannot be opened, required actions stop and rollback goes on with a warning."""
+    journal, _ = open_journal_or_reason(args, required)
+    return journal
+
+
+def open_journal_or_reason(args: argparse.Namespace, required: bool = False):
+    """(the journal, None), or (None, why it cannot be opened) when it is not ``required``."""
     from console.core.journal import Journal, JournalUnavailable, journal_path
 
     try:
-        return Journal(journal_path(state_dir(args)), operator_name=args.operator)
-    except JournalUnavailable:
+        return Journal(journal_path(state_dir(args)), operator_name=args.operator), None
+    except JournalUnavailable as exc:
         if required:
             raise
-        return None
+        return None, str(exc)
+
+
+def report_rollback(result, flag: str, unjournalled: str | None) -> None:
+    """What a rollback did, in the order an operator needs it: done (confirmed), then what was not recorded."""
+    write = result.write
+    if write.foreign_change:
+        print(f"note: the flag had been changed elsewhere before this rollback: {write.foreign_change}")
+    tries = f", {write.attempts} attempts" if write.attempts > 1 else ""
+    print(f"confirmed by read-back: {flag} serves 100% {result.after.baseline}, stage "
+          f"{_stage(result.after)} ({write.elapsed_s * 1000:.0f} ms{tries})")
+    missing = "; ".join(x for x in (unjournalled, result.warning) if x)
+    if missing:
+        print(f"routedeck: WARNING: rolled back, but not journalled: {missing}", file=sys.stderr)
+
+
+def _stage(flag) -> str:
+    from console.core.rollout import current_stage_name
+
+    return current_stage_name(flag)
 
 
 def operator(args: argparse.Namespace) -> str:

@@ -68,6 +68,11 @@ def describe(profile, default: bool = False) -> list[str]:
     if profile.prometheus_queries:
         lines.append(f"  queries  {', '.join(profile.prometheus_queries)} (the profile's own templates)")
     lines.append(f"  rule     {profile.rule if profile.rule else '—'}")
+    if profile.fleet_bucketing:
+        from console.core.fleet import DESCRIBED
+
+        warn = "  ⚠ one unit can get both routes" if profile.fleet_bucketing == "mixed" else ""
+        lines.append(f"  fleet    {profile.fleet_bucketing}: {DESCRIBED[profile.fleet_bucketing]}{warn}")
     lines.append(f"  tokens   {' · '.join(token_sources(profile)) or 'none needed'}")
     if not profile.tls_verify:
         lines.append("  tls      TLS verification OFF")

@@ -1,7 +1,9 @@
 """`routedeck segments`: candidate vs baseline within each pre-registered segment, on every guardrail.
 
 Each (segment, metric) row carries an anytime-valid e-value; e-BH over the whole family decides which
-rows are harm. Exit 0 when no segment is flagged, 4 when one is, 2 bad input, 1 backend error.
+rows are harm. Exit 0 when no segment is flagged, 4 when one is, 3 when nothing could be compared (no
+data is never a clean bill), 5 when --exclude meets a live lease held by someone else (a guard),
+2 bad input, 1 backend error.
 With --exclude ATTR=VALUE --reason TEXT the segment is sent to the baseline (journalled, confirmed by
 read-back); with --apply the rule's segment_harm says what happens to flagged segments.
 """
@@ -21,14 +23,18 @@ from .common import (
     add_write_options,
     open_backends,
     open_journal,
+    open_journal_or_reason,
     operator,
     print_change,
     print_json,
+    report_rollback,
+    take_over,
 )
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("segments", help="per-segment guardrails with multiplicity control (exit 0 clean, 4 harm)",
+    p = sub.add_parser("segments", help="per-segment guardrails with multiplicity control (exit 0 clean, 3 nothing "
+                                        "compared, 4 harm)",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_backend_options(p)
     add_write_options(p)
@@ -36,7 +42,7 @@ def add_parser(sub) -> None:
     p.add_argument("--exclude", metavar="ATTR=VALUE", help="send this segment to the baseline route from now on")
     p.add_argument("--apply", action="store_true",
                    help="do what the rule's segment_harm says for flagged segments (exclude, rollback or report)")
-    p.add_argument("--reason", help="why (required with --exclude; recorded in the journal)")
+    p.add_argument("--reason", help="why (required with --exclude and --take-over-lease; recorded in the journal)")
     p.set_defaults(run=run)
 
 
@@ -128,7 +134,8 @@ def run(args: argparse.Namespace) -> int:
             print(f"note: {attr}={value} is not flagged at this look — excluding it on your word ({reason})")
         result = operations.exclude_segment(
             rule, platform, rule.flag_key, attr, value, journal, operator(args), reason,
-            evidence=operations.segment_evidence(current.readout, attr, value), dry_run=args.dry_run)
+            evidence=operations.segment_evidence(current.readout, attr, value), dry_run=args.dry_run,
+            take_over=take_over(args))
         print_change(result.before, result.after, args.dry_run)
         if result.warning:
             print(f"routedeck: WARNING: {result.warning}", file=sys.stderr)
@@ -151,11 +158,10 @@ def _rollback(args, rule, platform, current) -> int:
     from console.core import operations
 
     names = ", ".join(f"{a}={v}" for a, v in current.readout.harmed)
-    journal = None if args.dry_run else open_journal(args, required=False)
+    journal, unjournalled = (None, None) if args.dry_run else open_journal_or_reason(args)
     result = operations.rollback(platform, rule.flag_key, journal, rule=rule, dry_run=args.dry_run,
                                  reason=args.reason or f"segment harm in {names}; the rule says segment harm rolls back")
     print_change(result.before, result.after, args.dry_run)
     if not args.dry_run:
-        print(f"confirmed by read-back: {rule.flag_key} serves 100% {result.after.baseline} "
-              f"({result.write.elapsed_s * 1000:.0f} ms)")
+        report_rollback(result, rule.flag_key, unjournalled)
     return EXIT_ROLLBACK

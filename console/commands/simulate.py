@@ -74,7 +74,13 @@ def open_evaluator(spec: str):
         evaluator = FlagdFileEvaluator(path)
         return evaluator, _flagd_stages(evaluator, path), f"flagd:{path} (flagd in-process evaluator)"
     if kind == "unleash" and sep:
-        from adapters.flags.unleash_sdk import UnleashSdkEvaluator
+        try:
+            from adapters.flags.unleash_sdk import UnleashSdkEvaluator
+        except ModuleNotFoundError as exc:
+            if not (exc.name or "").startswith("UnleashClient"):
+                raise
+            raise BadInput("simulate --flags unleash:… evaluates the flag with the official Unleash SDK, which is not "
+                           "installed here — pip install 'routedeck[unleash]'") from None
 
         evaluator = UnleashSdkEvaluator.from_spec(spec)
         return evaluator, evaluator.stage_of, evaluator.describe()

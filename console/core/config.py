@@ -15,6 +15,10 @@ The file lives at ``$ROUTEDECK_CONFIG``, else ``$XDG_CONFIG_HOME/routedeck/confi
     read_only = false
     tls_verify = true
     ca_bundle = "/etc/ssl/corp-ca.pem"
+    timeout = "5s"                # one request to a backend
+    rollback_within = "30s"       # a rollback re-applies until it holds, for this long
+    give_up_after = "10m"         # `guard` exits 1 once a backend has failed this long
+    lock_timeout = "10s"          # waiting for the flag file's or the journal's lock
 
     [profiles.prod]
     flags = "unleash:https://unleash.internal?project=default&environment=production"
@@ -38,6 +42,7 @@ that carries one is refused (store it with ``routedeck login``).
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -47,10 +52,11 @@ from typing import Any
 
 from .errors import BadInput
 from .redact import redact
+from .timeouts import Timeouts
 from .tls import TlsSettings
 
 CONFIG_ENV = "ROUTEDECK_CONFIG"
-TOP_KEYS = ("default_profile", "profiles")
+TOP_KEYS = ("default_profile", "profiles", "rule_defaults")
 #: profile key -> what a value must be, as said in an error
 PROFILE_KEYS: dict[str, str] = {
     "flags": "a flag platform SPEC such as \"flagd:PATH\"",
@@ -65,7 +71,16 @@ PROFILE_KEYS: dict[str, str] = {
     "prometheus_match": "PromQL label matchers added to every Prometheus query, such as 'job=\"support\"'",
     "prometheus_queries": "a table of metric family = PromQL template ([profiles.NAME.prometheus_queries])",
     "prometheus_names": "a table of routedeck's metric or label name = the application's ([profiles.NAME.prometheus_names])",
+    "fleet_bucketing": "the bucketing rule of the services evaluating the flagd file: \"cbor\" (Python evaluator), "
+                       "\"concat\" (JavaScript evaluator) or \"mixed\"",
+    "timeout": "seconds one backend request may take: a number or a duration such as \"5s\"",
+    "rollback_within": "how long a rollback re-applies until it holds: a duration such as \"30s\"",
+    "give_up_after": "how long `guard` retries a failing backend before it exits 1: a duration such as \"10m\"",
+    "lock_timeout": "how long a write waits for the flag file's or the journal's lock: a duration such as \"10s\"",
 }
+#: profile key -> attribute of ``Timeouts``
+TIMEOUT_KEYS = {"timeout": "request_s", "rollback_within": "rollback_within_s", "give_up_after": "give_up_after_s",
+                "lock_timeout": "lock_s"}
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h)?\s*$")
 _UNIT_S = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, None: 1.0}
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
@@ -106,7 +121,15 @@ class Profile:
     prometheus_queries: dict[str, str] = field(default_factory=dict, hash=False)
     #: routedeck's metric or label name -> the name the application exports
     prometheus_names: dict[str, str] = field(default_factory=dict, hash=False)
+    #: the bucketing rule the fleet's flagd evaluators use (console.core.fleet); None: not declared
+    fleet_bucketing: str | None = None
+    #: Timeouts attribute -> seconds, for the timeout keys the profile sets
+    timeout_values: dict[str, float] = field(default_factory=dict, hash=False)
     lines: dict[str, int] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def timeouts(self) -> Timeouts:
+        return Timeouts(**self.timeout_values)
 
     def where(self, key: str | None = None) -> str:
         """``FILE:LINE`` of ``key`` in this profile (of the profile's table without a key).
@@ -127,6 +150,8 @@ class Config:
     path: Path
     profiles: dict[str, Profile] = field(default_factory=dict)
     default_profile: str | None = None
+    #: guardrails by flag-name pattern or rule tag ([[rule_defaults]], console.core.rule_defaults)
+    rule_defaults: tuple = ()
 
     def get(self, name: str) -> Profile:
         """The profile called ``name``; BadInput naming the file and the profiles it has otherwise."""
@@ -194,7 +219,12 @@ def parse_config(text: str, path: Path) -> Config:
         if default not in profiles:
             known = ", ".join(sorted(profiles)) or "none"
             raise BadInput(f"{at('default_profile')}: default_profile {default!r} names no profile — profiles: {known}")
-    return Config(path, profiles, default)
+    defaults = ()
+    if "rule_defaults" in doc:
+        from .rule_defaults import parse_rule_defaults
+
+        defaults = parse_rule_defaults(doc["rule_defaults"], text, path)
+    return Config(path, profiles, default, defaults)
 
 
 def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str, ...], int]) -> Profile:
@@ -226,10 +256,19 @@ def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str,
             values[key] = _path(body[key], path.parent)
     for key, attr in (("refresh", "refresh_s"), ("window", "window_s")):
         if key in body:
-            seconds = _seconds(body[key])
+            seconds = parse_seconds(body[key])
             if seconds is None or seconds <= 0:
                 raise fail(key, f"expected {PROFILE_KEYS[key]}, got {_shown(body[key])}")
             values[attr] = seconds
+    limits = {}
+    for key, attr in TIMEOUT_KEYS.items():
+        if key in body:
+            seconds = parse_seconds(body[key])
+            if seconds is None or seconds <= 0:
+                raise fail(key, f"expected {PROFILE_KEYS[key]}, got {_shown(body[key])}")
+            limits[attr] = seconds
+    if limits:
+        values["timeout_values"] = limits
     if "operator" in body:
         if not isinstance(body["operator"], str) or not body["operator"].strip():
             raise fail("operator", f"expected {PROFILE_KEYS['operator']} (a string), got {_shown(body['operator'])}")
@@ -239,6 +278,12 @@ def _profile(name: str, body: dict[str, Any], path: Path, lines: dict[tuple[str,
             if not isinstance(body[key], bool):
                 raise fail(key, f"expected true or false, got {_shown(body[key])}")
             values[key] = body[key]
+    if "fleet_bucketing" in body:
+        from .fleet import RULES
+
+        if body["fleet_bucketing"] not in RULES:
+            raise fail("fleet_bucketing", f"expected {PROFILE_KEYS['fleet_bucketing']}, got {_shown(body['fleet_bucketing'])}")
+        values["fleet_bucketing"] = body["fleet_bucketing"]
     _prometheus_options(body, values, key_lines, lines, ("profiles", name), fail)
     return Profile(name=name, source=path, lines=key_lines, **values)
 
@@ -305,11 +350,13 @@ def _shown(value: Any) -> str:
     )
 
 
-def _seconds(value: Any) -> float | None:
+def parse_seconds(value: Any) -> float | None:
+    """A duration (a number of seconds, or text such as "500ms", "5s", "10m", "1h") in seconds; None when
+    it is not one — NaN and infinity included (TOML writes them as ``nan`` and ``inf``)."""
     if isinstance(value, bool):
         return None
     if isinstance(value, (int, float)):
-        return float(value)
+        return float(value) if math.isfinite(value) else None
     if isinstance(value, str):
         m = _DURATION.match(value)
         if m:

@@ -32,6 +32,8 @@ CREDENTIALS: tuple[Credential, ...] = (
     Credential("unleash-client-token", "ROUTEDECK_UNLEASH_CLIENT_TOKEN", "Unleash client (SDK) token"),
     Credential("featbit-token", "ROUTEDECK_FEATBIT_TOKEN", "FeatBit Open API token"),
     Credential("featbit-secret", "ROUTEDECK_FEATBIT_SECRET", "FeatBit environment secret (streaming)"),
+    Credential("launchdarkly-token", "ROUTEDECK_LAUNCHDARKLY_TOKEN", "LaunchDarkly REST API access token"),
+    Credential("launchdarkly-sdk-key", "ROUTEDECK_LAUNCHDARKLY_SDK_KEY", "LaunchDarkly server-side SDK key (streaming)"),
     Credential("prometheus-token", "ROUTEDECK_PROMETHEUS_TOKEN", "Prometheus bearer token", required=False),
 )
 BY_NAME = {c.name: c for c in CREDENTIALS}
@@ -91,6 +93,16 @@ def read_token(env_var: str) -> str | None:
     return token
 
 
+def remember_all(profile: str | None = None) -> None:
+    """Mask every secret routedeck holds wherever it would appear — each known credential's variable,
+    and for ``profile`` each stored credential — before any backend has asked for one: a token pasted
+    somewhere else (a URL, a reason, a file name) must not be shown because it was not yet read."""
+    for credential in CREDENTIALS:
+        remember_secret(os.environ.get(credential.env_var))
+        if profile:
+            remember_secret(_from_store(credential.env_var, profile))
+
+
 def token_origin(env_var: str, profile: str | None = None) -> str:
     """Where ``read_token`` would find this token: ``keyring``, ``env VAR`` or ``missing`` (never the value)."""
     if _from_store(env_var, profile if profile is not None else _profile):
@@ -110,6 +122,10 @@ def needed_credentials(*specs: str | None) -> list[Credential]:
         wanted.append(BY_NAME["featbit-token"])
         if any((spec or "").startswith("featbit:") and "stream=" in (spec or "") for spec in specs):
             wanted.append(BY_NAME["featbit-secret"])
+    if "launchdarkly" in kinds:
+        wanted.append(BY_NAME["launchdarkly-token"])
+        if any((spec or "").startswith("launchdarkly:") and "stream=" in (spec or "") for spec in specs):
+            wanted.append(BY_NAME["launchdarkly-sdk-key"])
     if "prometheus" in kinds:
         wanted.append(BY_NAME["prometheus-token"])
     return wanted

@@ -19,7 +19,14 @@ class BadInput(RouteDeckError):
 
 
 class BackendError(RouteDeckError):
-    """A flag platform or metrics source failed or cannot be reached (exit code 1)."""
+    """A flag platform or metrics source failed or cannot be reached (exit code 1).
+
+    ``transient`` says whether trying again later may help (a refused connection, a timeout, a 5xx);
+    a refused token or a wrong URL (401, 403, 404) will not go away by itself: retry loops stop at once."""
+
+    def __init__(self, message: str, *, transient: bool = True) -> None:
+        super().__init__(message)
+        self.transient = transient
 
 
 class ConflictError(BackendError):
@@ -33,3 +40,13 @@ class ConflictError(BackendError):
 
 class WriteNotConfirmed(BackendError):
     """The platform accepted (or claimed to accept) a write but reading it back shows another state."""
+
+
+class VerdictRefused(BadInput):
+    """An advance or promote the verdict does not allow; the command exits with the verdict's code
+    (3 HOLD, 4 ROLLBACK), as ``check`` and ``guard`` do."""
+
+    def __init__(self, message: str, verdict: str) -> None:
+        super().__init__(message)
+        self.verdict = verdict
+        self.exit_code = {"HOLD": 3, "ROLLBACK": 4}.get(verdict, 3)

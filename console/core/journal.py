@@ -22,10 +22,11 @@ from .audit.entry import (
 from .audit.export import decision_record, export_json, export_markdown
 from .audit.reader import head, read_entries
 from .audit.record import RecordedAction, read_back_state, record_action, record_event
-from .audit.verify import AnchorCheck, LineProblem, VerifyReport, verify
+from .audit.verify import Anchor, AnchorCheck, LineProblem, VerifyReport, verify
 from .audit.writer import JOURNAL_FILENAME, Journal, JournalUnavailable, journal_path
 
 __all__ = [
+    "Anchor",
     "EMPTY_HEAD",
     "GENESIS",
     "JOURNAL_FILENAME",

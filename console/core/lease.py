@@ -25,12 +25,24 @@ _ATTEMPTS = 3
 
 
 class LeaseHeld(RouteDeckError):
-    """Another live holder has the flag's lease."""
+    """Another live holder has the flag's lease (the command exits 5)."""
 
-    def __init__(self, key: str, lease: Lease) -> None:
-        super().__init__(f"flag {key}: lease held by {lease.holder} until {_fmt(lease.expires_at)}")
+    exit_code = 5
+
+    def __init__(self, key: str, lease: Lease, hint: str = "") -> None:
+        super().__init__(f"flag {key}: lease held by {lease.holder} until {_fmt(lease.expires_at)}"
+                         + (f" — {hint}" if hint else ""))
         self.key = key
         self.lease = lease
+
+
+def check_free(flag: RouteFlag, holder: str | None, now: datetime | None = None, hint: str = "") -> Lease | None:
+    """Raise LeaseHeld when someone other than ``holder`` holds a live lease on ``flag``; else return the
+    lease that is there (None, stale or ``holder``'s own)."""
+    held = current(flag)
+    if held is not None and held.holder != holder and is_live(held, now or datetime.now(UTC)):
+        raise LeaseHeld(flag.key, held, hint)
+    return held
 
 
 def _fmt(moment: datetime) -> str:
@@ -106,4 +118,4 @@ def release(platform: FlagPlatform, key: str, holder: str) -> bool:
     return False
 
 
-__all__ = ["MIN_TTL_S", "LeaseHeld", "acquire", "current", "default_holder", "is_live", "release", "renew", "ttl_for"]
+__all__ = ["MIN_TTL_S", "LeaseHeld", "acquire", "check_free", "current", "default_holder", "is_live", "release", "renew", "ttl_for"]

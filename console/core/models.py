@@ -41,6 +41,16 @@ class RouteProfile(BaseModel):
     fallback: str | None = None
     budget_policy: str | None = None
 
+    @model_validator(mode="after")
+    def _finite(self) -> "RouteProfile":
+        # a NaN or infinite knob (a temperature, a price) would reach the application as it is
+        from .finite import first_non_finite
+
+        found = first_non_finite(dict(self.__pydantic_extra__ or {}))
+        if found:
+            raise ValueError(f"{found} is not a finite number")
+        return self
+
     def to_wire(self) -> dict[str, Any]:
         """The JSON object as a flag platform stores it (camelCase, extras kept)."""
         return self.model_dump(by_alias=True, exclude_none=True)
@@ -94,6 +104,10 @@ class Allocation(BaseModel):
     serve_all: str | None = None
     #: (attribute, value) segments sent to the baseline whatever the stage (harm was seen in them)
     excluded_segments: tuple[tuple[str, str], ...] = ()
+    #: None: units are bucketed as on the flag's first rollout; a salt: a cohort drawn anew when a rollout
+    #: restarted (each platform mixes it into its bucketing: flagd's bucketing value, Unleash's groupId,
+    #: FeatBit's range offset, LaunchDarkly's rollout seed)
+    cohort_salt: str | None = Field(default=None, exclude_if=lambda v: v is None)  # absent from dumps until set
 
     def exclusion_rule(self) -> dict[str, Any] | None:
         """JsonLogic matching a unit in any excluded segment (context attribute equal to the value), or None."""
@@ -201,8 +215,29 @@ class Override(BaseModel):
     at: datetime
 
 
+class PendingWrite(BaseModel):
+    """A write that was started and has not been confirmed yet.
+
+    A platform that takes a change in several requests (Unleash: one per strategy) first stores this
+    marker with the state as it was, then changes the routing, then stores the new state without it.
+    Whoever reads the flag while the marker is there knows that the routing may hold part of the
+    change, whatever the stage says; a write that died half-way leaves it behind, in plain view.
+    """
+
+    #: the stage the write moves the rollout to ("rolled_back", "20%", …)
+    stage: str
+    #: the allocation it writes, in words
+    allocation: str
+    started_at: datetime
+
+
 class RolloutState(BaseModel):
-    """The rollout's progress, stored with the flag on the platform so every console sees it."""
+    """The rollout's progress, stored with the flag on the platform so every console sees it.
+
+    Fields this routedeck does not know (written by a newer one) are kept as they are, so a rollback
+    made by an older routedeck loses nothing (see ``console.core.versions``)."""
+
+    model_config = ConfigDict(extra="allow")
 
     stage: Stage = Stage.BASELINE
     #: the stage's name in the rule's plan when it is not one of the built-in ones (e.g. "50%")
@@ -213,6 +248,15 @@ class RolloutState(BaseModel):
     overrides: list[Override] = Field(default_factory=list)
     lease: Lease | None = None
     chain_head: str | None = None
+    #: the identity of the journal whose head ``chain_head`` is (``Journal.identity``)
+    chain_journal: str | None = None
+    #: set while a multi-request write is in flight, and left behind if it died half-way
+    pending: PendingWrite | None = None
+    #: the state's format (``versions.STATE_SCHEMA``) and the routedeck version that last wrote it
+    state_schema: int | None = None
+    writer: str | None = None
+    #: the decision engine (``versions.engine_version``) the current stage is judged by
+    engine: str | None = None
 
     @field_validator("acknowledgements", "overrides", mode="before")
     @classmethod

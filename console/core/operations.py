@@ -6,18 +6,25 @@ an advance is journalled, written, confirmed and explained the same way wherever
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
 from typing import TYPE_CHECKING
 
 from . import rollout
-from .errors import BadInput
+from .audit.writer import current_os_user
+from .change_note import noting
+from .errors import BackendError, BadInput, VerdictRefused
+from .fleet import MIXED_WARNING, fleet_rule
 from .journal import Journal, record_action
 from .models import Override, RolloutState, RouteFlag, Stage
 from .ports import FlagPlatform, MetricsSource, WriteResult
-from .stats.spec import Decision, StageContext, StageSpec, Verdict
+from .timeouts import timeouts
+from .stats.spec import Decision, GateAction, GateReadout, GateStatus, StageContext, StageSpec, Verdict
 from .telemetry import Arm, RouteCounters
 
 if TYPE_CHECKING:  # the rule loader and the statistics (numpy) are imported where a look needs them: a
@@ -37,12 +44,47 @@ def _ts(moment: datetime | None, default: float) -> float:
     return moment.timestamp() if moment is not None else default
 
 
+def unsettled(flag: RouteFlag) -> Decision | None:
+    """The verdict when the flag's state cannot be taken at its word, else None.
+
+    A write left half-done (the ``pending`` marker) or a state that reads "rolled back" while the
+    candidate still serves claims more than the traffic does: a rollback in that position is
+    finished (ROLLBACK, the safe direction), any other write holds until it is repeated or rolled back.
+    """
+    stage_name = rollout.current_stage_name(flag)
+    state = flag.rollout
+    serving = flag.allocation.serves_candidate
+    now_serving = flag.allocation.describe()
+    if state is not None and state.pending is not None:
+        p = state.pending
+        since = p.started_at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        if p.stage == Stage.ROLLED_BACK.value:
+            if serving:
+                why = (f"rollback: a rollback started at {since} was not confirmed and the candidate still serves "
+                       f"{now_serving} — finish it (`routedeck rollback`)")
+            else:
+                why = (f"rollback: a rollback started at {since} was not confirmed: nobody is on the candidate, but the "
+                       f"stage still reads {stage_name} — finish it (`routedeck rollback`)")
+            return Decision(Verdict.ROLLBACK, stage_name, [], [], [why])
+        return Decision(Verdict.HOLD, stage_name, [], [], [
+            f"a write to stage {p.stage} ({p.allocation}) started at {since} was not confirmed: the platform may hold "
+            f"part of it (it serves {now_serving}, the stage reads {stage_name}) — repeat it, or roll back"])
+    if state is not None and state.stage is Stage.ROLLED_BACK and serving:
+        return Decision(Verdict.ROLLBACK, stage_name, [], [], [
+            f"rollback: the rollout reads rolled back, but the platform still serves the candidate to {now_serving} "
+            "— roll back again"])
+    return None
+
+
 def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> Look:
     """Read the flag, read the stage's telemetry, and decide."""
     flag = platform.read_flag(rule.flag_key)
     now = metrics.now()
     now_dt = datetime.fromtimestamp(now, tz=timezone.utc)
     stage_name = rollout.current_stage_name(flag)
+    odd = unsettled(flag)
+    if odd is not None:
+        return Look(flag, odd, now)
     if flag.rollout is not None and flag.rollout.stage in rollout.TERMINAL:
         # checked before the routes: a promoted flag's baseline is the rule's candidate now
         decision = Decision(Verdict.HOLD, stage_name, [], [], [f"the rollout is {stage_name.replace('_', ' ')}: nothing to decide"])
@@ -56,13 +98,32 @@ def look(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> 
         first = rule.stages[0].name
         decision = Decision(Verdict.ADVANCE, stage_name, [], [],
                             [f"not started: no traffic on the candidate yet; advancing starts stage {first}"])
+        if stage_name == Stage.BASELINE.value and rule.evaluation is not None:
+            qualification_gate(rule, flag, decision)
+        origin_notes(rule, decision)
         return Look(flag, decision, now)
     ctx = rollout.stage_context(flag, rule, now_dt)
     since = _ts(flag.rollout.stage_started_at if flag.rollout else None, now - ctx.elapsed_s)
     decision, gaps = judge_stage(rule, flag, metrics, ctx, since, now)
     for gap in gaps:
         decision.reasons.append(f"note: {gap}")
+    if platform.kind == "flagd":
+        fleet_notes(decision)
+    if flag.allocation.cohort_salt is not None:
+        decision.reasons.append(f"note: this rollout's cohort was drawn anew at its restart (salt "
+                                f"{flag.allocation.cohort_salt}): other units than the last rollout's come first")
+    origin_notes(rule, decision)
     return Look(flag, decision, now)
+
+
+def origin_notes(rule: DecisionRule, decision: Decision) -> None:
+    """Say which guardrails the rule got from the config's rule_defaults, and from where."""
+    by_source: dict[str, list[str]] = {}
+    for metric, where in rule.inherited_guards().items():
+        by_source.setdefault(where, []).append(metric)
+    for where, metrics in by_source.items():
+        decision.reasons.append(f"note: guardrail{'s' if len(metrics) > 1 else ''} {', '.join(metrics)} "
+                                f"from {where}, not from {rule.path}")
 
 
 def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx, since: float,
@@ -109,9 +170,59 @@ def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx
         request_units = (totals.get(Arm.CANDIDATE, RouteCounters()).new_units,
                          totals.get(Arm.BASELINE, RouteCounters()).new_units)
     decision = decide(rule.spec, ctx, cand, base, counts, request_units=request_units)
+    changed = engine_changed(flag)
+    if changed is not None and decision.verdict is Verdict.ADVANCE:  # a rollback verdict stands: the safe way
+        decision.verdict = Verdict.HOLD
+        decision.reasons.insert(0, f"hold: {changed}")
+    elif changed is not None:
+        decision.reasons.append(f"note: {changed}")
     if counts is not None and counts.note:
         decision.reasons.append(f"note: {counts.note}")
     return decision, gaps
+
+
+def qualification_gate(rule: DecisionRule, flag: RouteFlag, decision: Decision) -> None:
+    """Offline evaluation before any traffic moves: HOLD until the rule's results file proves the
+    candidate (matched by its route profile's hash) meets the thresholds; the evidence rides on the
+    decision (a health readout, ``decision.evaluation``) into check --json, the journal and the screens."""
+    from .evaluation import judge
+
+    requirement = rule.evaluation
+    candidate = flag.variations.get(rule.candidate_route)
+    if requirement is None:
+        return
+    if candidate is None:
+        status, detail, evidence = GateStatus.FAIL, f"the flag holds no route profile {rule.candidate_route}", None
+    else:
+        try:
+            evidence = judge(requirement, candidate)
+        except BadInput as exc:
+            status, detail, evidence = GateStatus.FAIL, str(exc), None
+        else:
+            status = GateStatus.PASS if evidence.ok else GateStatus.FAIL
+            detail = evidence.summary() + ("" if evidence.ok else " — " + "; ".join(evidence.problems))
+    decision.health.append(GateReadout("offline-eval", status, detail, GateAction.HOLD))
+    decision.evaluation = evidence.to_json() if evidence is not None else {"file": str(requirement.results),
+                                                                             "ok": False, "refused": detail}
+    if status is not GateStatus.PASS:
+        decision.verdict = Verdict.HOLD
+        decision.reasons[:] = [f"offline evaluation not proven ({requirement.describe()}): {detail}"]
+    else:
+        decision.reasons.insert(0, f"offline evaluation passed: {evidence.summary()}")
+
+
+def fleet_notes(decision: Decision) -> None:
+    """On a flagd file: warn when the fleet is declared mixed, and name the fleet's bucketing as the likely
+    cause when the crossover gate finds units served both arms."""
+    mixed = fleet_rule() == "mixed"
+    if mixed:
+        decision.reasons.append(f"warning: {MIXED_WARNING}")
+    for gate in decision.health:
+        if gate.name == "crossover" and gate.status is GateStatus.FAIL:
+            gate.detail += (" — likely cause: the fleet is declared mixed (services bucketing the flagd file by "
+                            "different rules serve one unit both routes)" if mixed else
+                            " — if services evaluate the flagd file with different evaluators (Python and "
+                            "JavaScript bucket differently), that is the likely cause: set fleet_bucketing")
 
 
 def operator_now() -> datetime:
@@ -140,6 +251,7 @@ def verdict_snapshot(decision: Decision) -> dict[str, Any]:
         "request_level": decision.request_level,
         "eta_s": decision.eta_s,
         "alpha": decision.alpha.as_json() if decision.alpha is not None else None,
+        **({"evaluation": decision.evaluation} if decision.evaluation is not None else {}),
     }
 
 
@@ -151,87 +263,265 @@ class ActionResult:
     warning: str | None = None
 
 
+def _anchored(state: RolloutState | None, journal: Journal | None) -> RolloutState | None:
+    """The state as this routedeck writes it: its format and version marked (never lowered: a rollback of
+    a newer routedeck's state keeps its marks), and with the journal's head (the intent just written) stored
+    beside it — an anchor of the journal kept outside it."""
+    from .versions import STATE_SCHEMA, routedeck_version
+
+    if state is None:
+        return state
+    update: dict[str, Any] = {}
+    if state.state_schema is None or state.state_schema <= STATE_SCHEMA:
+        update |= {"state_schema": STATE_SCHEMA, "writer": routedeck_version()}
+    if journal is not None:
+        update |= {"chain_head": journal.head.to_text(), "chain_journal": journal.identity}
+    return state.model_copy(update=update)
+
+
 def _write(platform: FlagPlatform, journal: Journal | None, action: str, target: RouteFlag, before: RouteFlag, *,
            reason: str, rule: DecisionRule | None, decision: Decision | None, required: bool,
-           rollback_write: bool = False, evidence: dict[str, Any] | None = None) -> ActionResult:
+           rollback_within_s: float | None = None, evidence: dict[str, Any] | None = None,
+           sleep: Callable[[float], None] = time.sleep, at: datetime | None = None) -> ActionResult:
+    who = journal.operator.name if journal is not None else current_os_user()
+    stage = rollout.current_stage_name(target)
+    note = f"{who}: {action} to {stage} — {reason}" if stage != rollout.current_stage_name(before) else \
+        f"{who}: {action} — {reason}"
+
     def call() -> WriteResult:
-        flag = target
-        if journal is not None and flag.rollout is not None:
-            # anchor the journal outside itself: the platform keeps the head (the intent just written)
-            anchored = flag.rollout.model_copy(update={"chain_head": journal.head.to_text()})
-            flag = flag.model_copy(update={"rollout": anchored})
-        if rollback_write:
-            return platform.rollback_to_baseline(flag.key, before.revision, rollout=flag.rollout)
-        return platform.write_flag(flag, before.revision)
+        with noting(note):  # who and why, kept by the platform in its own history (change_note)
+            if rollback_within_s is not None:
+                return _rollback_until_it_holds(platform, target.key, before, journal, rollback_within_s, sleep,
+                                                at or operator_now())
+            flag = target.model_copy(update={"rollout": _anchored(target.rollout, journal)})
+            return platform.write_flag(flag, before.revision)
 
     if journal is None:
-        return ActionResult(before, call().after, None)
+        result = call()
+        return ActionResult(before, result.after, result)
     recorded = record_action(
         journal, action, call=call, flag=target.key,
         before=before.allocation.model_dump(mode="json"), planned=target.allocation.model_dump(mode="json"),
         reason=reason, rule_hash=rule.rule_hash if rule else None,
         verdict=verdict_snapshot(decision) if decision else evidence, required=required,
+        detail={"platform": platform.describe()},  # where the anchor of this write is kept (audit verify reads it)
     )
     return ActionResult(before, recorded.result.after, recorded.result, recorded.warning)
 
 
+class RollbackNotConfirmed(BackendError):
+    """A rollback that did not hold within its bound; the message says what the platform holds."""
+
+
+def _rollback_until_it_holds(platform: FlagPlatform, key: str, before: RouteFlag, journal: Journal | None,
+                             within_s: float, sleep: Callable[[float], None], moment: datetime) -> WriteResult:
+    """Apply the rollback; if a request fails or the read-back shows something else (a write racing
+    it, a platform that dropped part of it), read again and re-apply, until it holds or ``within_s``
+    has passed."""
+    deadline = time.monotonic() + within_s
+    pause = 0.2
+    attempts = 0
+
+    def state_for(current: RouteFlag) -> RolloutState | None:
+        return _anchored(rollout.rollback(current, moment).rollout, journal)
+
+    while True:
+        attempts += 1
+        try:
+            result = platform.rollback_to_baseline(key, before.revision, rollout=state_for)
+            return replace(result, attempts=attempts)
+        except BackendError as exc:
+            last = exc
+        if not last.transient or time.monotonic() + pause > deadline:  # a refused token will not change
+            break
+        sleep(pause)
+        pause = min(2.0, pause * 2)
+    try:
+        holds = f"the platform now holds {platform.read_flag(key).allocation.describe()}"
+    except (BackendError, BadInput):
+        holds = "what the platform holds now cannot be read"
+    raise RollbackNotConfirmed(
+        f"rollback of {key} not confirmed after {attempts} attempt{'s' if attempts > 1 else ''} in {within_s:g} s "
+        f"({last}); {holds} — run `routedeck rollback --flag {key}` again"
+    ) from None
+
+
+def _judged_by_this_engine(flag: RouteFlag) -> RouteFlag:
+    """The flag with its (new) stage marked as judged by this routedeck's decision engine."""
+    from .versions import engine_version
+
+    if flag.rollout is None:
+        return flag
+    return flag.model_copy(update={"rollout": flag.rollout.model_copy(update={"engine": engine_version()})})
+
+
+def engine_changed(flag: RouteFlag) -> str | None:
+    """In words, when the current stage started under another decision engine than this one; else None."""
+    from .versions import engine_version
+
+    state = flag.rollout
+    if state is None or state.engine is None or state.engine == engine_version() or state.stage in rollout.TERMINAL:
+        return None
+    return (f"the stage started under decision engine {state.engine} and this routedeck judges with "
+            f"{engine_version()}: the same data may read differently — hold until an operator acknowledges "
+            "it (`routedeck ack --engine`)")
+
+
+def acknowledge_engine(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None, by: str, *,
+                       dry_run: bool = False, holder: str | None = None, take_over: str | None = None) -> ActionResult:
+    """An operator accepts that the current stage goes on under this routedeck's decision engine."""
+    from .versions import engine_version
+
+    flag = platform.read_flag(rule.flag_key)
+    rollout.check_matches_rule(rule, flag)
+    was = flag.rollout.engine if flag.rollout else None
+    if engine_changed(flag) is None:
+        return ActionResult(flag, flag, None, warning=f"the stage is judged by this routedeck's engine "
+                                                      f"({engine_version()}) already")
+    target = _judged_by_this_engine(flag)
+    respect_lease(flag, journal, "acknowledge_engine", holder=holder, take_over=take_over, dry_run=dry_run)
+    if dry_run:
+        return ActionResult(flag, target, None)
+    return _write(platform, journal, "acknowledge_engine", target, flag, reason=f"engine {was} → {engine_version()}",
+                  rule=rule, decision=None, required=True, evidence={"from": was, "to": engine_version(), "by": by})
+
+
+def _not_ended(flag: RouteFlag, what: str) -> None:
+    """An ended rollout is refused as bad input (exit 2), before any verdict is asked: it is the stage,
+    not the evidence, that says no."""
+    if flag.rollout is not None and flag.rollout.stage in rollout.TERMINAL:
+        raise BadInput(f"flag {flag.key} is {flag.rollout.stage.value.replace('_', ' ')}: nothing to {what} — "
+                       "start a new rollout with `routedeck init --restart`")
+
+
+def respect_lease(flag: RouteFlag, journal: Journal | None, action: str, *, holder: str | None,
+                  take_over: str | None, dry_run: bool) -> None:
+    """Writes other than a rollback wait for a live lease held by someone else (a guard watching the
+    rollout): refused with LeaseHeld (exit 5), unless the operator takes it over with a reason — then the
+    take-over is journalled before the write, and the holder keeps its lease (it goes on guarding)."""
+    from . import lease as leases
+
+    hint = ("it is guarding this rollout: stop it, wait until it lapses, or repeat with --take-over-lease "
+            "--reason TEXT")
+    if take_over is None:
+        leases.check_free(flag, holder, hint=hint)
+        return
+    if not take_over.strip():
+        raise BadInput("taking over a lease needs a reason: say why (it is recorded in the journal)")
+    held = leases.current(flag)
+    if dry_run or held is None or held.holder == holder or not leases.is_live(held, datetime.now(timezone.utc)):
+        return
+    if journal is None:
+        raise BadInput("taking over a lease is journalled, and there is no journal to record it in")
+    journal.append(kind="event", action="lease_override", flag=flag.key, reason=take_over.strip(),
+                   detail={"holder": held.holder, "expires_at": held.expires_at.isoformat(), "for": action})
+
+
 def advance(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: Journal | None, by: str, *,
             override_reason: str | None = None, reason: str | None = None, dry_run: bool = False,
-            on_metrics_clock: bool = False) -> ActionResult:
+            on_metrics_clock: bool = False, holder: str | None = None, take_over: str | None = None) -> ActionResult:
     """Move one stage if the verdict allows it (or an override with a reason forces it).
 
     ``on_metrics_clock``: the stage starts at the look's time on the metrics source's clock rather than
     the wall clock — for a long-lived simulator running faster than real time (the console's demo).
+    ``holder`` names the caller's own lease (a console's); a live lease of anyone else refuses the write
+    (LeaseHeld) unless ``take_over`` gives a reason.
     """
     decision = current.decision
     override = None
+    _not_ended(current.flag, "advance")
     if decision.verdict is not Verdict.ADVANCE:
         if not override_reason:
-            raise BadInput(f"advance refused: verdict {decision.verdict.value} — " + "; ".join(decision.reasons[:3])
-                           + " (use --override --reason TEXT to force one stage)")
+            raise VerdictRefused(f"advance refused: verdict {decision.verdict.value} — " + "; ".join(decision.reasons[:3])
+                                 + " (use --override --reason TEXT to force one stage)", decision.verdict.value)
         target_stage = rollout.next_stage(rule, current.flag)
         override = Override(stage_from=rollout.current_stage_name(current.flag),
                             stage_to=target_stage.name if target_stage else "?", verdict=decision.verdict.value,
                             reason=override_reason, by=by, at=operator_now())
     started = _stage_clock(current) if on_metrics_clock else operator_now()
-    target = rollout.advance(current.flag, rule, started, by, override=override)
+    target = _judged_by_this_engine(rollout.advance(current.flag, rule, started, by, override=override))
+    action = "override" if override else "advance"
+    respect_lease(current.flag, journal, action, holder=holder, take_over=take_over, dry_run=dry_run)
     if dry_run:
         return ActionResult(current.flag, target, None)
-    action = "override" if override else "advance"
     return _write(platform, journal, action, target, current.flag, reason=override_reason or reason or "verdict ADVANCE",
                   rule=rule, decision=decision, required=True)
 
 
 def rollback(platform: FlagPlatform, key: str, journal: Journal | None, *, reason: str, decision: Decision | None = None,
-             rule: DecisionRule | None = None, action: str = "rollback", dry_run: bool = False) -> ActionResult:
-    """Everyone back on the baseline. Never refused: it is the safe direction; the journal cannot block it."""
-    flag = platform.read_flag(key)
-    target = rollout.rollback(flag, operator_now())
+             rule: DecisionRule | None = None, action: str = "rollback", dry_run: bool = False,
+             within_s: float | None = None, sleep: Callable[[float], None] = time.sleep,
+             at: datetime | None = None) -> ActionResult:
+    """Everyone back on the baseline. Never refused: it is the safe direction; the journal cannot block it.
+
+    THE rollback of every path (command line, guard, console key, automatic rollback). It re-reads and
+    re-applies until the read-back shows it holds, for at most ``within_s`` (default: the profile's
+    ``rollback_within``, 30 s): a write racing it or a request the platform failed does not leave the
+    candidate serving. The result's ``write.attempts`` says how many tries it took; ``warning`` says
+    what the journal could not record (the rollback is made all the same). ``at`` is when the rolled-back
+    stage starts (default: now on the wall clock; the console's demo passes its simulated clock).
+    """
+    within = timeouts().rollback_within_s if within_s is None else within_s
+    moment = at or operator_now()
+    flag = _read_retrying(platform, key, within, sleep)
+    target = rollout.rollback(flag, moment)
     if dry_run:
         return ActionResult(flag, target, None)
     return _write(platform, journal, action, target, flag, reason=reason, rule=rule, decision=decision,
-                  required=False, rollback_write=True)
+                  required=False, rollback_within_s=within, sleep=sleep, at=moment)
+
+
+def _read_retrying(platform: FlagPlatform, key: str, within_s: float, sleep: Callable[[float], None]) -> RouteFlag:
+    """The flag, read again on a backend failure for up to ``within_s`` (a rollback must not give up on one blip)."""
+    deadline = time.monotonic() + within_s
+    pause = 0.2
+    while True:
+        try:
+            return platform.read_flag(key)
+        except BackendError as exc:
+            if not exc.transient or time.monotonic() + pause > deadline:
+                raise
+        sleep(pause)
+        pause = min(2.0, pause * 2)
 
 
 def promote(rule: DecisionRule, platform: FlagPlatform, current: Look, journal: Journal | None, by: str, *,
             override_reason: str | None = None, reason: str | None = None, dry_run: bool = False,
-            on_metrics_clock: bool = False) -> ActionResult:
+            on_metrics_clock: bool = False, holder: str | None = None, take_over: str | None = None) -> ActionResult:
+    _not_ended(current.flag, "promote")
     if current.decision.verdict is not Verdict.ADVANCE and not override_reason:
-        raise BadInput(f"promote refused: verdict {current.decision.verdict.value} — "
-                       + "; ".join(current.decision.reasons[:3]) + " (use --override --reason TEXT to force it)")
+        raise VerdictRefused(f"promote refused: verdict {current.decision.verdict.value} — "
+                             + "; ".join(current.decision.reasons[:3]) + " (use --override --reason TEXT to force it)",
+                             current.decision.verdict.value)
     target = rollout.promote(current.flag, rule, _stage_clock(current) if on_metrics_clock else operator_now())
+    respect_lease(current.flag, journal, "promote", holder=holder, take_over=take_over, dry_run=dry_run)
     if dry_run:
         return ActionResult(current.flag, target, None)
     return _write(platform, journal, "promote", target, current.flag, reason=override_reason or reason or "verdict ADVANCE",
                   rule=rule, decision=current.decision, required=True)
 
 
+COHORT_CHOICES = ("reuse", "new")
+
+
+def describe_cohort(salt: str | None, previous: str | None) -> str:
+    """The cohort a rollout draws its units from, in words (for dialogs, output and the journal)."""
+    if salt == previous:
+        return "the previous rollout's cohort (the same units come first)"
+    return f"a new cohort (salt {salt})" if salt is not None else "the flag's first cohort"
+
+
 def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None, *, profiles: dict | None = None,
-            reason: str = "", dry_run: bool = False) -> ActionResult:
+            reason: str = "", dry_run: bool = False, cohort: str = "reuse", salt: str | None = None,
+            holder: str | None = None, take_over: str | None = None) -> ActionResult:
     """A new rollout on a flag whose last one ended (rolled back or promoted): 100% baseline, the rule's
     candidate ready, stage baseline — nothing serves the candidate until the first advance.
 
-    ``profiles`` supplies the candidate's route profile when the flag no longer carries it."""
+    ``profiles`` supplies the candidate's route profile when the flag no longer carries it. ``cohort``:
+    ``reuse`` keeps the bucketing, so the units first exposed last time are first again; ``new`` draws
+    another cohort (a fresh salt, or ``salt``) — the people a regression hurt are not the first exposed again."""
+    if cohort not in COHORT_CHOICES:
+        raise BadInput(f"cohort {cohort!r}: choose reuse (the same units first) or new (a cohort drawn anew)")
     flag = platform.read_flag(rule.flag_key)
     if flag.rollout is None or flag.rollout.stage not in rollout.TERMINAL:
         raise BadInput(f"{flag.key} is at stage {rollout.current_stage_name(flag)}: a new rollout starts only after "
@@ -247,20 +537,37 @@ def restart(rule: DecisionRule, platform: FlagPlatform, journal: Journal | None,
         variations[rule.candidate_route] = profiles[rule.candidate_route]
     fresh = rollout.init_flag(rule, {rule.baseline_route: variations[rule.baseline_route],
                                      rule.candidate_route: variations[rule.candidate_route]})
+    previous = flag.allocation.cohort_salt
+    drawn = previous if cohort == "reuse" else (salt or secrets.token_hex(4))
     target = flag.model_copy(update={
-        "variations": variations, "candidate": rule.candidate_route, "allocation": fresh.allocation,
+        "variations": variations, "candidate": rule.candidate_route,
+        "allocation": fresh.allocation.model_copy(update={"cohort_salt": drawn}),
         "rollout": RolloutState(stage=Stage.BASELINE, rule_hash=rule.rule_hash),
     })
+    target = _judged_by_this_engine(target)
+    respect_lease(flag, journal, "restart", holder=holder, take_over=take_over, dry_run=dry_run)
     if dry_run:
         return ActionResult(flag, target, None)
     return _write(platform, journal, "restart", target, flag, reason=reason or f"new rollout, rule {rule.path}",
-                  rule=rule, decision=None, required=True)
+                  rule=rule, decision=None, required=True,
+                  evidence={"cohort": cohort, "cohort_salt": drawn, "previous_cohort_salt": previous,
+                            "cohort_described": describe_cohort(drawn, previous)})
 
 
 def acknowledge(rule: DecisionRule, platform: FlagPlatform, item: str, journal: Journal | None, by: str, *,
-                dry_run: bool = False) -> ActionResult:
+                dry_run: bool = False, holder: str | None = None, take_over: str | None = None) -> ActionResult:
+    """Record that ``item`` of the rule's checklist is done for the current stage. An item already
+    acknowledged at this stage is not written again: the result has no write and ``warning`` says
+    who acknowledged it and when."""
     flag = platform.read_flag(rule.flag_key)
+    stage = rollout.current_stage_name(flag)
+    done = next((a for a in (flag.rollout.acknowledgements if flag.rollout else []) if a.item == item and a.stage == stage),
+                None)
+    if done is not None and item in rule.checklist:
+        when = done.at.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        return ActionResult(flag, flag, None, warning=f"already acknowledged at stage {stage} by {done.by} at {when}")
     target = rollout.acknowledge(flag, item, by, operator_now(), rule)
+    respect_lease(flag, journal, "acknowledge", holder=holder, take_over=take_over, dry_run=dry_run)
     if dry_run:
         return ActionResult(flag, target, None)
     return _write(platform, journal, "acknowledge", target, flag, reason=item, rule=rule, decision=None, required=True)
@@ -360,7 +667,7 @@ def segment_evidence(readout: SegmentReadout, attribute: str, value: str) -> dic
 
 def exclude_segment(rule: DecisionRule, platform: FlagPlatform, flag: str, attribute: str, value: str,
                     journal: Journal | None, by: str, reason: str, *, evidence: dict[str, Any] | None = None,
-                    dry_run: bool = False) -> ActionResult:
+                    dry_run: bool = False, holder: str | None = None, take_over: str | None = None) -> ActionResult:
     """Send one segment of the rule's flag to the baseline for the rest of the rollout.
 
     Only a pre-registered segment attribute may be excluded; the change is journalled (intent with the
@@ -382,6 +689,7 @@ def exclude_segment(rule: DecisionRule, platform: FlagPlatform, flag: str, attri
     allocation = current.allocation.model_copy(
         update={"excluded_segments": current.allocation.excluded_segments + ((attribute, value),)})
     target = current.model_copy(update={"allocation": allocation})
+    respect_lease(current, journal, "exclude_segment", holder=holder, take_over=take_over, dry_run=dry_run)
     if dry_run:
         return ActionResult(current, target, None)
     if journal is None:
@@ -404,6 +712,8 @@ def describe_change(before: RouteFlag, after: RouteFlag) -> list[str]:
             names = [", ".join(f"{a}={v}" for a, v in x.excluded_segments) or "none"
                      for x in (before.allocation, after.allocation)]
             lines.append(f"  excluded from the candidate (always baseline): {names[0]} → {names[1]}")
+        if before.allocation.cohort_salt != after.allocation.cohort_salt:
+            lines.append(f"  cohort: {describe_cohort(after.allocation.cohort_salt, before.allocation.cohort_salt)}")
         if before.allocation.internal_enabled != after.allocation.internal_enabled:
             lines.append(f"  first audience {before.allocation.internal_audience}: "
                          f"{'on' if before.allocation.internal_enabled else 'off'} → {'on' if after.allocation.internal_enabled else 'off'}")
@@ -422,6 +732,6 @@ def stage_of(rule: DecisionRule, flag: RouteFlag) -> StageSpec | None:
     return rollout.stage_spec(rule, flag)
 
 
-__all__ = ["Look", "ActionResult", "look", "advance", "rollback", "promote", "acknowledge", "hold", "describe_change",
+__all__ = ["Look", "ActionResult", "look", "unsettled", "RollbackNotConfirmed", "respect_lease", "advance", "rollback", "promote", "acknowledge", "hold", "describe_change",
            "verdict_snapshot", "StageContext", "comparable_for", "SegmentLook", "look_segments", "segment_response",
            "segment_evidence", "exclude_segment"]

@@ -8,6 +8,7 @@ platform confirms writes the same way and the contract suite tests one behaviour
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -28,6 +29,8 @@ class WriteResult:
     elapsed_s: float
     #: what someone else had changed since the caller's read, in words (rollback only)
     foreign_change: str | None = None
+    #: how many times the write was applied before the read-back showed it held (rollback re-applies)
+    attempts: int = 1
 
 
 def describe_difference(old: RouteFlag, new: RouteFlag) -> str:
@@ -103,6 +106,7 @@ class FlagPlatform(abc.ABC):
 
         started = time.perf_counter()
         before = self.read_flag(flag.key)
+        refuse_newer_state(before)
         if expected_revision is not None and before.revision != expected_revision:
             raise ConflictError(
                 f"flag {flag.key} changed on {self.describe()} since it was read "
@@ -136,10 +140,14 @@ class FlagPlatform(abc.ABC):
         self,
         key: str,
         seen_revision: str | None = None,
-        rollout: RolloutState | None = None,
+        rollout: RolloutState | Callable[[RouteFlag], RolloutState | None] | None = None,
     ) -> WriteResult:
         """Send every unit to the baseline route. Never refused for a stale revision: it is the
-        safe direction. If the flag changed since ``seen_revision``, the result says how."""
+        safe direction. If the flag changed since ``seen_revision``, the result says how.
+
+        ``rollout`` is the state to store, or a function of the flag as read just before the write
+        that gives it (so a caller that re-applies builds it from what is there now). One attempt:
+        ``operations.rollback`` re-applies until it holds."""
         import time
 
         started = time.perf_counter()
@@ -148,13 +156,29 @@ class FlagPlatform(abc.ABC):
         if seen_revision is not None and current.revision != seen_revision:
             foreign = describe_difference_short(current)
         update: dict = {"allocation": current.allocation.rolled_back(), "foreign_targeting": None}
-        if rollout is not None:
-            update["rollout"] = rollout
+        state = rollout(current) if callable(rollout) else rollout
+        if state is not None:
+            update["rollout"] = state
         target = current.model_copy(update=update)
         self._write_flag(target, None)
         after = self.read_flag(key)
-        self._confirm(target, after)
+        self._confirm_rollback(target, after)
         return WriteResult(before=current, after=after, elapsed_s=time.perf_counter() - started, foreign_change=foreign)
+
+    def _confirm_rollback(self, wanted: RouteFlag, got: RouteFlag) -> None:
+        """A rollback holds when nobody is on the candidate, the baseline is the one written and the
+        state says so. A profile edited by someone in the meantime does not undo it (everyone is on the
+        baseline), so only what decides who gets the candidate is compared."""
+        problems = []
+        if got.allocation != wanted.allocation or got.baseline != wanted.baseline or got.foreign_targeting:
+            problems.append(describe_difference(wanted, got))
+        if wanted.rollout is not None and got.rollout != wanted.rollout:
+            problems.append("rollout state not stored")
+        if problems:
+            raise WriteNotConfirmed(
+                f"rollback of flag {wanted.key} on {self.describe()} not confirmed by read-back: "
+                f"{'; '.join(problems)} — the platform now holds {got.allocation.describe()}"
+            )
 
     def create_flag(self, flag: RouteFlag) -> WriteResult:
         """Create a route flag that does not exist yet."""
@@ -180,6 +204,22 @@ class FlagPlatform(abc.ABC):
                 f"write to flag {wanted.key} on {self.describe()} not confirmed by read-back: "
                 f"{'; '.join(problems)} — the platform now holds {got.allocation.describe()}"
             )
+
+
+def refuse_newer_state(flag: RouteFlag) -> None:
+    """An older routedeck never rewrites a state a newer one wrote (it would drop or misread what it does
+    not know); the refusal says which version to install. A rollback is the one exception."""
+    from .errors import BadInput
+    from .versions import STATE_SCHEMA, routedeck_version
+
+    state = flag.rollout
+    if state is not None and state.state_schema is not None and state.state_schema > STATE_SCHEMA:
+        writer = state.writer or "a newer version"
+        raise BadInput(
+            f"flag {flag.key}: its rollout state was written by routedeck {writer} (state format {state.state_schema}); "
+            f"this is routedeck {routedeck_version()} (format {STATE_SCHEMA}) and does not change it — install "
+            f"routedeck>={writer} (a rollback still works from this version)"
+        )
 
 
 def describe_difference_short(flag: RouteFlag) -> str:

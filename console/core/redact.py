@@ -22,12 +22,18 @@ def remember_secret(value: str | None) -> None:
         _KNOWN.add(value.strip().rstrip("="))
 
 
-def redact(text: str) -> str:
-    """``text`` with known credential values, URL user-info, token-like query values and bearer
-    tokens replaced by ***."""
+def hide_known(text: str) -> str:
+    """``text`` with every credential value routedeck has read (``remember_secret``) replaced by ***."""
     for secret in sorted(_KNOWN, key=len, reverse=True):
         if secret in text:
             text = text.replace(secret, "***")
+    return text
+
+
+def redact(text: str) -> str:
+    """``text`` with known credential values, URL user-info, token-like query values and bearer
+    tokens replaced by ***."""
+    text = hide_known(text)
     text = _USERINFO.sub("//***@", text)
     text = _SECRET_QUERY.sub(r"\1***", text)
     return _BEARER.sub(r"\1***", text)

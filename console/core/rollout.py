@@ -102,6 +102,7 @@ def advance(flag: RouteFlag, rule: DecisionRule, now: datetime, by: str, *, over
         "rule_hash": rule.rule_hash,
         "overrides": overrides,
         "acknowledgements": acks,
+        "pending": None,  # this write sets the whole routing: an earlier interrupted one is superseded
     })
     return flag.model_copy(update={"allocation": allocation_for(rule, target, flag.allocation), "rollout": state})
 
@@ -110,9 +111,10 @@ def rollback(flag: RouteFlag, now: datetime) -> RouteFlag:
     """Everyone on the baseline; the rollout ends as rolled back."""
     if flag.rollout is not None and flag.rollout.stage is Stage.PROMOTED:
         # the promoted route is the baseline now: nothing to send back, and "rolled back" would misstate it
-        return flag.model_copy(update={"allocation": flag.allocation.rolled_back()})
+        return flag.model_copy(update={"allocation": flag.allocation.rolled_back(),
+                                       "rollout": flag.rollout.model_copy(update={"pending": None})})
     state = (flag.rollout or RolloutState()).model_copy(
-        update={"stage": Stage.ROLLED_BACK, "stage_label": None, "stage_started_at": now})
+        update={"stage": Stage.ROLLED_BACK, "stage_label": None, "stage_started_at": now, "pending": None})
     return flag.model_copy(update={"allocation": flag.allocation.rolled_back(), "rollout": state})
 
 
@@ -142,7 +144,7 @@ def promote(flag: RouteFlag, rule: DecisionRule, now: datetime) -> RouteFlag:
     if current_stage_name(flag) != last:
         raise BadInput(f"flag {flag.key} is at stage {current_stage_name(flag)}: promote only from the last stage ({last})")
     state = (flag.rollout or RolloutState()).model_copy(
-        update={"stage": Stage.PROMOTED, "stage_label": None, "stage_started_at": now})
+        update={"stage": Stage.PROMOTED, "stage_label": None, "stage_started_at": now, "pending": None})
     cleared = Allocation(internal_audience=flag.allocation.internal_audience, eligible_scope=flag.allocation.eligible_scope)
     return flag.model_copy(update={"baseline": flag.candidate, "candidate": None, "allocation": cleared, "rollout": state})
 

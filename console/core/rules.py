@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import yaml
 
+from . import rule_defaults
+from .blind import ACTIONS as BLIND_ACTIONS
+from .blind import BlindAfter
 from .errors import BadInput
 from .models import FULL_SHARE_BP, default_audience_predicate, default_scope_predicate
 from .registry import Direction, MetricKind, find_in_text, lookup
@@ -35,6 +39,9 @@ from .stats.spec import (
 )
 from .telemetry import UnitRecord
 
+if TYPE_CHECKING:
+    from .evaluation import EvaluationRequirement
+
 TOP_KEY = "llm_route_decision"
 DEFAULT_LATENCY_TARGET_MS = 4000.0
 DEFAULT_SLO_MS = 2500.0
@@ -50,7 +57,7 @@ ALLOWED = {
     "flag_key", "candidate_route", "baseline_route", "first_audience", "eligible_scope", "primary_metric",
     "primary", "guardrails", "expand_when", "rollback_when", "alpha", "auto_rollback", "latency_slo_ms",
     "latency_target_ms", "tuning_units", "audiences", "scopes", "stages", "gates", "segments", "holdback",
-    "segment_harm", "signals", "alpha_scope",
+    "segment_harm", "signals", "alpha_scope", "evaluation", "tags", "blind_after",
 }
 #: what harm flagged in one segment leads to (see docs/rules.md)
 SEGMENT_HARM = ("report", "exclude", "rollback")
@@ -99,6 +106,17 @@ class DecisionRule:
     text: str = ""
     explicit_predicates: bool = False
     defaults_used: list[str] = field(default_factory=list)
+    #: the offline evaluation evidence ``baseline → internal`` requires (None: no such gate)
+    evaluation: "EvaluationRequirement | None" = None
+    tags: tuple[str, ...] = ()
+    #: guarded metric → where its guardrail came from ("FILE:LINE" of the rule, or the config's rule_defaults)
+    guard_origins: dict[str, str] = field(default_factory=dict)
+
+    def inherited_guards(self) -> dict[str, str]:
+        """The guardrails the config's rule_defaults gave this rule, with where each came from."""
+        return {m: w for m, w in self.guard_origins.items() if "rule_defaults" in w}
+    #: how long the candidate may serve while its metrics cannot be read, and what then (None: hold)
+    blind_after: BlindAfter | None = None
 
     def stage(self, name: str) -> StageSpec:
         for s in self.stages:
@@ -122,20 +140,45 @@ class DecisionRule:
         return check
 
 
+class _NoAliases(yaml.SafeLoader):
+    """A loader that refuses aliases: a few hundred bytes of nested aliases expand to gigabytes (a
+    "YAML bomb"), and a decision rule never needs one — each value is written out where it applies."""
+
+    def compose_node(self, parent, index):  # noqa: ANN001 - PyYAML's signature
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise _AliasRefused(event.start_mark)
+        return super().compose_node(parent, index)
+
+
+class _AliasRefused(Exception):
+    def __init__(self, mark) -> None:  # noqa: ANN001
+        super().__init__("alias")
+        self.mark = mark
+
+
 class _Located:
     """YAML data plus the line of every node, so errors can say where."""
 
     def __init__(self, path: str, text: str) -> None:
         self.path = path
         try:
-            node = yaml.compose(text)
+            node = yaml.compose(text, Loader=_NoAliases)
+        except _AliasRefused as exc:
+            raise BadInput(f"{path}:{exc.mark.line + 1}:{exc.mark.column + 1}: YAML aliases (*name) are not accepted "
+                           "in a decision rule — write the value out where it is used") from None
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else path
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
             raise BadInput(f"{where}: invalid YAML ({problem}) — fix the syntax") from None
+        except RecursionError:
+            raise BadInput(f"{path}: nested too deeply to read — a decision rule is a few levels deep") from None
         self.lines: dict[tuple, int] = {}
-        self.data = self._convert(node, ()) if node is not None else None
+        try:
+            self.data = self._convert(node, ()) if node is not None else None
+        except RecursionError:
+            raise BadInput(f"{path}: nested too deeply to read — a decision rule is a few levels deep") from None
 
     def _convert(self, node: Any, at: tuple) -> Any:
         self.lines[at] = node.start_mark.line + 1
@@ -148,7 +191,14 @@ class _Located:
             return out
         if isinstance(node, yaml.SequenceNode):
             return [self._convert(v, at + (i,)) for i, v in enumerate(node.value)]
-        return yaml.safe_load(yaml.serialize(node)) if node.tag != "tag:yaml.org,2002:str" else node.value
+        if node.tag == "tag:yaml.org,2002:str":
+            return node.value
+        value = yaml.safe_load(yaml.serialize(node))
+        if isinstance(value, float) and not math.isfinite(value):
+            # .nan or .inf would switch a margin or a limit off without a word: refused where it is written
+            raise BadInput(f"{self.path}:{node.start_mark.line + 1}: {_field(at)}: {node.value!r} is not a finite "
+                           "number — write a number")
+        return value
 
     def error(self, at: tuple, message: str) -> BadInput:
         field_name = _field(at)  # the field asked about, even when only its parent has a line (a missing key)
@@ -242,9 +292,31 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
     raw_guardrails = raw.get("guardrails") or []
     if not isinstance(raw_guardrails, list):
         raise doc.error(root + ("guardrails",), "must be a list of metric names or mappings")
-    for i, item in enumerate(raw_guardrails):
+    tags = raw.get("tags") or []
+    if not isinstance(tags, list) or not all(isinstance(t, str) and t.strip() for t in tags):
+        raise doc.error(root + ("tags",), "must be a list of tag names")
+    tags = tuple(t.strip() for t in tags)
+    origins: dict[str, str] = {}
+    own = {_guard_key(item) for item in raw_guardrails}
+    inherited: list[tuple[Any, str]] = []
+    for default in rule_defaults.matching(flag_key, tags):
+        for item in default.guardrails:
+            if _guard_key(item) not in own and _guard_key(item) not in {_guard_key(x) for x, _ in inherited}:
+                inherited.append((item, f"{default.where} (rule_defaults for {default.scope()})"))
+    if inherited:  # the defaults a rule got are part of what it is: its hash covers them
+        raw = {**raw, "guardrails": list(raw_guardrails) + [item for item, _ in inherited]}
+    for i, item in enumerate(list(raw_guardrails) + [item for item, _ in inherited]):
         at = root + ("guardrails", i)
-        g = _guardrail(doc, at, item)
+        if i < len(raw_guardrails):
+            g = _guardrail(doc, at, item)
+            origins.setdefault(g.metric, f"{source}:{doc.lines[at]}" if at in doc.lines else source)
+        else:
+            where = inherited[i - len(raw_guardrails)][1]
+            try:
+                g = _guardrail(doc, at, item)
+            except BadInput as exc:
+                raise BadInput(f"{where}: guardrail {item!r}: {str(exc).split(': ', 2)[-1]}") from None
+            origins.setdefault(g.metric, where)
         metric = lookup(g.metric)
         if metric.kind is MetricKind.QUANTILE:
             if metric.histogram == "latency_hist":
@@ -305,6 +377,15 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
     if segment_harm not in SEGMENT_HARM:
         raise doc.error(root + ("segment_harm",), f"must be one of {', '.join(SEGMENT_HARM)} (got {segment_harm!r})")
 
+    evaluation = None
+    if raw.get("evaluation") is not None:
+        from .evaluation import parse_requirement
+
+        evaluation = parse_requirement(
+            raw["evaluation"], Path(source).parent,
+            lambda key, message: doc.error(root + (("evaluation", key) if key else ("evaluation",)), message))
+    blind_after = _blind_after(doc, root + ("blind_after",), raw.get("blind_after"))
+
     spec = DecisionSpec(
         alpha=alpha, guardrails=tuple(guardrails.values()), primary=primary, gates=gates,
         latency_slo_ms=slo_ms, p95_tripwire_ms=tripwire, auto_rollback=auto_rollback, tuning_units=tuning,
@@ -317,8 +398,34 @@ def parse_rule(text: str, source: str = "rule.yaml") -> DecisionRule:
         first_audience=audience, eligible_scope=scope, audience_predicate=aud_pred, scope_predicate=scope_pred,
         spec=spec, stages=stages, mappings=mappings, checklist=checklist, segments=tuple(segments),
         rule_hash=hashlib.sha256(canonical.encode()).hexdigest()[:16], text=text, explicit_predicates=explicit,
-        defaults_used=defaults, segment_harm=segment_harm,
+        defaults_used=defaults, segment_harm=segment_harm, evaluation=evaluation, tags=tags,
+        guard_origins=origins, blind_after=blind_after,
     )
+
+
+def _guard_key(item: Any) -> str | None:
+    metric = lookup(rule_defaults.guard_metric(item) or "")
+    return metric.name if metric is not None else rule_defaults.guard_metric(item)
+
+
+def _blind_after(doc: _Located, at: tuple, value: Any) -> BlindAfter | None:
+    """``15m`` (rolls back), ``15m hold`` / ``15m rollback``, or ``{after: 15m, action: hold}``."""
+    if value is None:
+        return None
+    after, action = value, "rollback"
+    if isinstance(value, dict):
+        for key in value:
+            if key not in ("after", "action"):
+                raise doc.error(at + (key,), "unknown key — allowed: action, after")
+        after, action = value.get("after"), value.get("action", "rollback")
+    elif isinstance(value, str) and len(value.split()) == 2:
+        after, action = value.split()
+    if action not in BLIND_ACTIONS:
+        raise doc.error(at, f"the action must be {' or '.join(BLIND_ACTIONS)} (got {action!r})")
+    seconds = parse_duration(after)
+    if seconds is None or seconds <= 0 or seconds != seconds or seconds == float("inf"):
+        raise doc.error(at, f"must be a duration like '15m' (optionally followed by hold or rollback), got {after!r}")
+    return BlindAfter(seconds, action)
 
 
 def _mapping(doc: _Located, raw: dict, key: str) -> dict[str, Any]:

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import re
 
+from .redact import hide_known
+
 #: C0 controls but tab and newline, DEL, and C1 controls (tab and newline: see ``visible``)
 _CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
 #: Unicode's bidirectional overrides and isolates can reorder what the operator reads
@@ -31,12 +33,13 @@ def _picture(match: re.Match[str]) -> str:
 
 
 def visible(text: object, keep_newlines: bool = False) -> str:
-    """``text`` as a string with every control character replaced by a visible stand-in.
+    """``text`` as a string with every control character replaced by a visible stand-in, and every
+    secret routedeck holds (``redact.remember_secret``) masked as ***.
 
     With ``keep_newlines`` a newline (and a tab) stays as it is, for multi-line text such as a
     route profile shown in full; otherwise they become ␊ and ␉, so a one-line field stays on one line.
     """
-    s = text if isinstance(text, str) else str(text)
+    s = hide_known(text if isinstance(text, str) else str(text))
     s = _CONTROL.sub(_picture, s)
     s = _BIDI.sub(lambda m: f"\\u{ord(m.group(0)):04x}", s)
     if not keep_newlines:

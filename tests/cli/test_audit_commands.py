@@ -51,10 +51,13 @@ def test_verify_list_export_and_tampering(tmp_path, capsys):
     journal.write_text("".join(lines[:2] + lines[3:]))
     code, out, _ = run(capsys, "audit", "verify", "--state-dir", tmp_path)
     assert code == 1 and "line 3" in out
-    # truncated: the chain that is left is intact, but the anchor stored with the flag is gone
+    # truncated: the chain that is left is intact, but the anchor stored with the flag is gone — found by
+    # default (the journal names its platform), or with --flags; only --offline reads the file alone
     journal.write_text("".join(lines[:2]))
-    code, out, _ = run(capsys, "audit", "verify", "--state-dir", tmp_path)
+    code, out, _ = run(capsys, "audit", "verify", "--state-dir", tmp_path, "--offline")
     assert code == 0
+    code, out, _ = run(capsys, "audit", "verify", "--state-dir", tmp_path)
+    assert code == 1 and "anchor" in out.lower()
     code, out, _ = run(capsys, "audit", "verify", "--state-dir", tmp_path, "--flags", flags)
     assert code == 1 and "anchor" in out.lower()
 

@@ -62,7 +62,8 @@ def test_a_command_under_the_profile_reads_with_its_templates_and_matchers(site,
     config.write_text(PROFILE.format(units=UNITS))
     code = main(["check", "--profile", "prom", "--state-dir", str(tmp)])
     out, err = capsys.readouterr()
-    assert code == 0 and out.startswith("support-answer-route  stage baseline"), err
+    # nothing to decide before the first stage, but a source that cannot be read is said, never exit 0
+    assert code == 1 and err == "routedeck: stopped by the test before any query\n", err
     [source] = opened
     assert source.templates["units"] == UNITS
     assert source.templates["cost"] == DEFAULT_TEMPLATES["cost"]  # families the profile leaves alone keep theirs
@@ -73,7 +74,7 @@ def test_a_prometheus_spec_from_the_command_line_gets_the_profile_options_too(si
     tmp, config = site
     config.write_text(PROFILE.format(units=UNITS))
     code = main(["check", "--profile", "prom", "--metrics", "prometheus:http://127.0.0.1:8", "--state-dir", str(tmp)])
-    assert code == 0, capsys.readouterr().err
+    assert code == 1 and "stopped by the test" in capsys.readouterr().err
     [source] = opened
     assert source.base_url == "http://127.0.0.1:8"
     assert (source.templates["units"], source.match) == (UNITS, 'job="support", namespace="prod"')
@@ -83,7 +84,7 @@ def test_without_a_profile_the_source_keeps_the_default_queries(site, opened, ca
     tmp, _ = site
     code = main(["check", "--rule", str(tmp / "rule.yaml"), "--flags", f"flagd:{tmp / 'flags.json'}",
                  "--metrics", "prometheus:http://127.0.0.1:9", "--state-dir", str(tmp)])
-    assert code == 0, capsys.readouterr().err
+    assert code == 1 and "stopped by the test" in capsys.readouterr().err
     [source] = opened
     assert source.templates == DEFAULT_TEMPLATES and source.match == ""
 

@@ -110,7 +110,7 @@ def test_regression_ends_in_rollback_with_reasons(env, capsys, scenario):
     assert "verdict ROLLBACK" in out and "- rollback:" in out
     # advancing is refused on a ROLLBACK verdict, unless overridden with a reason
     code, _, err = run(capsys, "advance", "--rule", rule, *common, "--metrics", f"sim:{scenario}?minutes=20&seed=3")
-    assert code == 2 and "advance refused: verdict ROLLBACK" in err
+    assert code == 4 and "advance refused: verdict ROLLBACK" in err  # the verdict's own code, as check gives it
     code, out, _ = run(capsys, "rollback", "--flag", FLAG, *common, "--reason", "regression")
     assert code == 0 and "serves 100% fast_default_v1" in out
     flag = FlagdFilePlatform(tmp / "flags.json").read_flag(FLAG)
@@ -167,7 +167,10 @@ def test_a_rolled_back_rollout_restarts_only_when_asked_and_only_once_it_has_end
     code, out, _ = run(capsys, "advance", "--rule", rule, *common, "--metrics", "sim:steady?minutes=5")
     assert code == 2  # a rolled-back rollout does not advance
     code, out, err = run(capsys, "init", "--rule", rule, *common, "--restart")
+    assert code == 2 and "choose the new rollout's cohort" in err and "--cohort new" in err  # asked, never guessed
+    code, out, err = run(capsys, "init", "--rule", rule, *common, "--restart", "--cohort", "reuse")
     assert code == 0 and "restarted support-answer-route" in out, out + err
+    assert "the previous rollout's cohort" in out
     flag = FlagdFilePlatform(tmp / "flags.json").read_flag(FLAG)
     assert flag.rollout.stage.value == "baseline" and flag.allocation.candidate_bp == 0
     assert flag.candidate == "balanced_core_v2"

@@ -19,6 +19,7 @@ from adapters.flags.flagd_file import FlagdFilePlatform
 from console.core.models import Allocation, ChangeEvent, RouteFlag, RouteProfile
 from console.core.ports import FlagPlatform
 from tests.integration.contract_featbit import featbit_factory
+from tests.integration.contract_launchdarkly import launchdarkly_factory
 from tests.integration.contract_unleash import unleash_factory
 
 FLAG = "contract-route"
@@ -105,6 +106,7 @@ IMPLEMENTATIONS: list[Implementation] = [
     Implementation("flagd", flagd_factory),
     Implementation("unleash", unleash_factory, (pytest.mark.servers,)),
     Implementation("featbit", featbit_factory),  # the local FeatBit fake: no external server
+    Implementation("launchdarkly", launchdarkly_factory),  # the local LaunchDarkly fake: no external server
 ]
 
 #: implementations that must FAIL the suite (proof that the suite can fail), with the checks

@@ -269,6 +269,9 @@ def test_failed_write_leaves_the_file_whole_and_no_temp_file(path: Path, monkeyp
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(os, "replace", boom)
+    import adapters.flags.flagd_file as flagd_file
+
+    monkeypatch.setattr(flagd_file, "_exchange", boom)  # the swap that puts the new file in place
     with pytest.raises(BackendError, match="disk full"):
         set_bp(FlagdFilePlatform(path), 500)
     assert path.read_bytes() == before

@@ -216,7 +216,7 @@ def test_unknown_metric_names_file_line_field_and_the_known_metrics(seed_text):
 @pytest.mark.parametrize("edit, expected", [
     (("  primary_metric:", "  primry: 1\n  primary_metric:"), "rule.yaml:7: primry: unknown key"),
     (("  guardrails:\n", "  alpha: high\n  guardrails:\n"), "rule.yaml:8: alpha: must be a number"),
-    (("  guardrails:\n", "  alpha: .nan\n  guardrails:\n"), "rule.yaml:8: alpha: must be a number"),
+    (("  guardrails:\n", "  alpha: .nan\n  guardrails:\n"), "rule.yaml:8: alpha: '.nan' is not a finite number"),
     (("  guardrails:\n", "  alpha: 2\n  guardrails:\n"), "rule.yaml:8: alpha: must be between"),
     (("  guardrails:\n", "  auto_rollback: sometimes\n  guardrails:\n"), "rule.yaml:8: auto_rollback: must be true or false"),
     (("  flag_key: support-answer-route\n", ""), "rule.yaml:2: flag_key: required"),

@@ -94,10 +94,10 @@ def _naive_flags(spec, cand, base, lc, lb) -> bool:
                 m = lookup(g.metric)
                 d = difference(ratio_estimate(c[m.numerator], c[m.denominator]),
                                ratio_estimate(b[m.numerator], b[m.denominator]), spec.alpha, 500)
-                variance = (d.candidate.variance or 0.0) + (d.baseline.variance or 0.0)
-                if d.delta is None or variance <= 0:
+                spread = (d.candidate.variance or 0.0) + (d.baseline.variance or 0.0) if d.delta is not None else 0.0
+                if spread <= 0:
                     continue  # no events on either arm: a z-test has nothing to say
-                z = d.delta / math.sqrt(variance)
+                z = d.delta / math.sqrt(spread)
                 p_values.append(0.5 * math.erfc((z if m.worse_is_higher else -z) / math.sqrt(2)))
     p = np.sort(np.array(p_values))
     k = len(p)

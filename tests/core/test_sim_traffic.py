@@ -178,7 +178,7 @@ def test_cached_assignment_equals_a_fresh_evaluation(tmp_path):
     sim.advance_to(START + 60)
     fresh = FlagdFileEvaluator(tmp_path / "flags.json")
     checked = 0
-    for (flag, unit), row in list(sim._assign.items())[:400]:
+    for (flag, unit, _service), row in list(sim._assign.items())[:400]:
         _variant, profile, arm = fresh.evaluate(flag, sim.pop.ids[unit], sim.pop.context(unit))
         key = sim.key_of(sim._eff_rows[row]["key"])
         assert (key.route, key.arm) == (profile["route"], arm)

@@ -347,7 +347,7 @@ def test_cached_assignments_equal_fresh_evaluations(tmp_path):
     sim.advance_to(START + 120)
     fresh = FlagdFileEvaluator(path)
     checked = 0
-    for (flag, unit), row in sim._assign.items():
+    for (flag, unit, _service), row in sim._assign.items():
         _variant, profile, arm = fresh.evaluate(flag, sim.pop.ids[unit], sim.pop.context(unit))
         key = sim.key_of(sim._eff_rows[row]["key"])
         assert (key.flag, key.route, key.arm) == (flag, profile["route"], arm)

@@ -16,6 +16,7 @@ import signal
 import socket
 import subprocess
 import tempfile
+import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,14 +228,15 @@ def start_unleash(base: Path, pg: Postgres, port: int | None = None) -> Unleash:
 
 
 def start_prometheus(base: Path, targets: list[str], data_dir: Path | None = None,
-                     port: int | None = None) -> Prometheus:
+                     port: int | None = None, rule_files: list[Path] | None = None) -> Prometheus:
     exe = shutil.which("prometheus")
     if exe is None:
         raise Unavailable("prometheus is not installed — run scripts/install-servers.sh (apt-get install prometheus)")
     base.mkdir(parents=True, exist_ok=True)
     config = base / "prometheus.yml"
     config.write_text(Template(PROM_CONFIG.read_text()).substitute(
-        scrape_targets=", ".join(f"'{t}'" for t in targets)))
+        scrape_targets=", ".join(f"'{t}'" for t in targets))
+        + ("rule_files:\n" + "".join(f"  - '{f}'\n" for f in rule_files) if rule_files else ""))
     data = data_dir or (base / "tsdb")
     port = port or free_port()
     log = base / "prometheus.log"
@@ -317,10 +319,11 @@ class Servers:
         """Servers that could not start this session, with the reason."""
         return dict(self._failed)
 
-    def prometheus(self, name: str, targets: list[str], data_dir: Path | None = None) -> Prometheus:
+    def prometheus(self, name: str, targets: list[str], data_dir: Path | None = None,
+                   rule_files: list[Path] | None = None) -> Prometheus:
         """A new Prometheus scraping ``targets``; stopped with the others (or earlier by ``stop``)."""
         try:
-            prom = start_prometheus(self._dir() / name, targets, data_dir)
+            prom = start_prometheus(self._dir() / name, targets, data_dir, rule_files=rule_files)
         except Unavailable as exc:
             self._failed["prometheus"] = str(exc)
             raise
@@ -352,4 +355,21 @@ def session_servers() -> Servers:
     if _SESSION is None:
         _SESSION = Servers()
         atexit.register(_SESSION.stop_all)
+        _stop_on_termination(_SESSION)
     return _SESSION
+
+
+def _stop_on_termination(servers: Servers) -> None:
+    """A test run ended by SIGTERM or SIGHUP (a timeout, a closed terminal) stops its servers too:
+    Python's default handling of those signals skips ``atexit``, leaving them running unowned."""
+
+    def stop_then_die(signum, frame) -> None:
+        servers.stop_all()
+        signal.signal(signum, signal.SIG_DFL)
+        os.kill(os.getpid(), signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        return  # signal handlers can only be set from the main thread
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        if signal.getsignal(sig) in (signal.SIG_DFL, None):
+            signal.signal(sig, stop_then_die)

@@ -368,7 +368,10 @@ def test_history_comes_from_featbits_audit_log(platform: FeatBitPlatform) -> Non
     events = platform.history(FLAG)
     assert [e.action for e in events][-1] == "Create"
     assert events[0].detail == "rollout state: stage 5%"
-    assert events[1].detail.endswith("→ internal_support_team + 5% of english_support_chat")
+    # the split's write in three entries, newest first: state stored, the targeting, the marker that began it
+    assert events[1].detail.startswith("state stored after the write to internal_support_team + 5%")
+    assert events[2].detail.endswith("→ internal_support_team + 5% of english_support_chat")
+    assert events[3].detail.startswith("a write to internal_support_team + 5% of english_support_chat")
     assert events[0].actor == "routedeck-operator"
     assert events[0].before is not None and events[0].after["key"] == FLAG
 

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from ..models import Allocation
+from ..safe_text import visible
 from .entry import ChainHead, JournalEntry
 
 
@@ -61,7 +62,8 @@ def export_json(
     chain_head: ChainHead | tuple[int, str] | str | None,
 ) -> str:
     """The decision record as indented JSON text."""
-    return json.dumps(decision_record(entries, rule_text, chain_head), indent=2, ensure_ascii=False) + "\n"
+    # ASCII only: every control character (and every character a terminal could act on) is escaped
+    return json.dumps(decision_record(entries, rule_text, chain_head), indent=2, ensure_ascii=True) + "\n"
 
 
 def export_markdown(
@@ -83,7 +85,10 @@ def export_markdown(
     out += ["## Decision rule", ""]
     if record["rule"]["hashes"]:
         out += ["Rule hash: " + ", ".join(f"`{h}`" for h in record["rule"]["hashes"]), ""]
-    out += [_fenced(rule_text, "yaml"), ""]
+    if rule_text.strip():
+        out += [_fenced(rule_text, "yaml"), ""]
+    else:
+        out += ["The rule's text is not included (export with `--rule FILE` to include it).", ""]
     out += ["## Stages", ""]
     if record["stages"]:
         out += ["| when (UTC) | action | flag | allocation | seq |", "|---|---|---|---|---|"]
@@ -178,14 +183,23 @@ _COLUMN_ORDER = ["value", "estimate", "lower", "upper", "threshold", "limit", "n
 
 
 def _fenced(text: str, lang: str) -> str:
-    # A fence longer than any run of backticks inside, so the text cannot close it.
+    # A fence longer than any run of backticks inside, so the text cannot close it; control characters
+    # shown, never passed on to whoever reads the file in a terminal.
+    text = visible(text, keep_newlines=True)
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
 
 
+#: characters Markdown would read as markup (emphasis, links, HTML, code, headings, tables); an underscore
+#: only where it can open or close emphasis (inside a word, as in english_chat, it cannot)
+_MARKUP = re.compile(r"([\\`*\[\]<>#|~!]|(?<!\w)_|_(?!\w))")
+
+
 def _md(text: str) -> str:
-    return text.replace("|", "\\|").replace("\n", " ")
+    """One line of outside text in Markdown: control characters shown, markup characters escaped, so a
+    reason or a flag key is read as written and never rendered (a link, a heading, a table cell)."""
+    return _MARKUP.sub(r"\\\1", visible(text))
 
 
 def _head(chain_head: ChainHead | tuple[int, str] | str | None) -> ChainHead | None:

@@ -30,6 +30,8 @@ def read_back_state(result: Any) -> tuple[dict[str, Any] | None, dict[str, Any]]
         detail: dict[str, Any] = {"revision": result.after.revision, "elapsed_s": round(result.elapsed_s, 6)}
         if result.foreign_change:
             detail["foreign_change"] = result.foreign_change
+        if result.attempts > 1:
+            detail["attempts"] = result.attempts
         if result.after.rollout is not None:
             detail["rollout"] = result.after.rollout.model_dump(mode="json")
         return result.after.allocation.model_dump(mode="json"), detail

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import json
 import getpass
 import os
 import socket
@@ -20,6 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import RouteDeckError
+from ..redact import hide_known
+from ..timeouts import timeouts
 from .entry import (
     EMPTY_HEAD,
     ChainHead,
@@ -34,6 +37,24 @@ from .entry import (
 from .lines import read_tail
 
 JOURNAL_FILENAME = "journal.jsonl"
+#: hex digits of the first entry's hash that name a journal
+IDENTITY_LEN = 16
+
+
+def identity_of(fd: int) -> str | None:
+    """The identity of the journal open at ``fd``: the start of its first entry's hash, or None."""
+    first = b""
+    while len(first) < (1 << 20):  # an entry is a few kilobytes; read on until its newline
+        chunk = os.pread(fd, 4096, len(first))
+        first += chunk
+        if not chunk or b"\n" in chunk:
+            break
+    first = first.split(b"\n", 1)[0]
+    try:
+        digest = json.loads(first).get("hash")
+    except (ValueError, AttributeError):
+        return None
+    return digest[:IDENTITY_LEN] if is_digest(digest) else None
 
 
 class JournalUnavailable(RouteDeckError):
@@ -65,10 +86,22 @@ def make_fields(fields: EntryFields | Mapping[str, Any] | None = None, **more: A
         fields = fields.model_dump()
     raw = {**(fields or {}), **more}
     operator = raw.pop("operator", None)
-    data = {key: to_json_value(value) for key, value in raw.items()}
+    data = {key: _masked(to_json_value(value)) for key, value in raw.items()}
     if operator is not None:
         data["operator"] = operator
     return EntryFields.model_validate(data)
+
+
+def _masked(value: Any) -> Any:
+    """Plain JSON data with every secret routedeck holds replaced by *** (a token pasted into a reason, an
+    error that echoed one): the journal is read by reviewers and exported; it never stores a credential."""
+    if isinstance(value, str):
+        return hide_known(value)
+    if isinstance(value, dict):
+        return {hide_known(str(k)): _masked(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v) for v in value]
+    return value
 
 
 class Journal:
@@ -80,7 +113,7 @@ class Journal:
         *,
         operator_name: str | None = None,
         profile: str | None = None,
-        lock_timeout_s: float = 10.0,
+        lock_timeout_s: float | None = None,
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         """Open (creating if needed) the journal at ``path`` and read where its chain ends.
@@ -93,7 +126,7 @@ class Journal:
         self.torn_path = self.path.with_name(self.path.name + ".torn")
         self.profile = profile
         self.operator = Operator(name=operator_name, os_user=current_os_user(), host=socket.gethostname())
-        self._lock_timeout_s = lock_timeout_s
+        self._lock_timeout_s = timeouts().lock_s if lock_timeout_s is None else lock_timeout_s
         self._clock = clock or (lambda: datetime.now(timezone.utc))
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -101,11 +134,18 @@ class Journal:
             raise self._unavailable(exc) from None
         with self._locked(), self._open() as fd:
             self._head = self._chain_end(fd, repair=False)
+            self._identity = identity_of(fd)
 
     @property
     def head(self) -> ChainHead:
         """(seq, hash) of the last entry this journal wrote or saw; (0, GENESIS) when empty."""
         return self._head
+
+    @property
+    def identity(self) -> str | None:
+        """Which journal this is: the start of its first entry's hash (None while it is empty). Stored beside
+        every anchor, so a journal never mistakes another journal's anchor for its own rewritten past."""
+        return self._identity
 
     def append(self, fields: EntryFields | Mapping[str, Any] | None = None, **more: Any) -> JournalEntry:
         """Append one entry and return it once it is on disk (written in one ``write``, then fsynced).
@@ -133,6 +173,8 @@ class Journal:
             except OSError as exc:
                 raise self._unavailable(exc) from None
         self._head = entry.anchor
+        if entry.seq == 1:
+            self._identity = entry.hash[:IDENTITY_LEN]
         return entry
 
     # ---- internals -----------------------------------------------------------------

@@ -191,7 +191,7 @@ class TrafficSimulator:
         self._provider_index: dict[tuple[str, str], int] = {}
         self._seen: set[tuple[int, int]] = set()  # (key index, unit) pairs already counted as new units
         #: (flag, unit) → parameter row; valid for one evaluator revision (the evaluation is deterministic)
-        self._assign: dict[tuple[str, int], int] = {}
+        self._assign: dict[tuple[str, int, int], int] = {}
         self._assign_rev: str | None = None
         #: (flag, unit) → the variant name the evaluator served, for the same revision as ``_assign``
         self._variant_of: dict[tuple[str, int], str] = {}
@@ -329,16 +329,21 @@ class TrafficSimulator:
             self._assign_rev = rev
         eff = np.empty(n, dtype=np.int64)
         new_unit = np.zeros(n, dtype=np.bool_)
+        # a fleet of services with different bucketing rules: each request lands on one of them
+        services = getattr(self.evaluator, "services", 1)
+        service_of = (u[:, 7] * services).astype(np.int64).tolist() if services > 1 else None
         for i, unit in enumerate(units.tolist()):
             flag = self._unit_flag[unit]
-            idx = self._assign.get((flag, unit))
+            service = service_of[i] if service_of is not None else 0
+            idx = self._assign.get((flag, unit, service))
             if idx is None:
                 variant, assigned, arm = self.evaluator.evaluate(
-                    flag, pop.ids[unit], pop.context(unit), self._code_default(flag)
+                    flag, pop.ids[unit], pop.context(unit), self._code_default(flag),
+                    **({"service": service} if service_of is not None else {})
                 )
                 self._variant_of[(flag, unit)] = variant
                 hit = self.scenario.region is None or REGIONS[pop.region[unit]] == self.scenario.region
-                idx = self._assign[(flag, unit)] = self._effective(flag, assigned, arm, hit)
+                idx = self._assign[(flag, unit, service)] = self._effective(flag, assigned, arm, hit)
             eff[i] = idx
             seen = (self._eff_rows[idx]["key"], unit)
             if seen not in self._seen:

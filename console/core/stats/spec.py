@@ -246,3 +246,5 @@ class Decision:
     eta_note: str = ""
     #: the α accounting behind this look (None for a look that judged nothing)
     alpha: AlphaBudget | None = None
+    #: the offline evaluation evidence behind the gate before internal (console.core.evaluation), as JSON
+    evaluation: dict | None = None
