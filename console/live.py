@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -67,6 +67,8 @@ class Judged(Message):
 
     decisions: "dict[str, Decision]"
     errors: dict[str, str]
+    #: flags whose look failed because the metrics could not be read, and why (blind_after acts on it)
+    unreadable: dict[str, str] = field(default_factory=dict)
     #: the look's moment on the metrics source's clock (one for every rule)
     at: float = 0.0
     #: the reads that reached the metrics source in this look (the others were shared)
@@ -215,29 +217,62 @@ class LiveReads:
         from console.core.shared_reads import SharedReads
 
         shared = SharedReads(metrics)
-        decisions, errors = {}, {}
+        decisions, errors, unreadable = {}, {}, {}
         for key, rule in rules.items():
+            shared.failure = None
             try:
                 decisions[key] = look(rule, platform, shared).decision
             except READ_FAILURES as exc:
                 errors[key] = failure_text(exc)
+                if shared.failure is not None:  # the metrics, not the platform: the look was blind
+                    unreadable[key] = failure_text(exc)
         if not get_current_worker().is_cancelled:
-            self.post_message(Judged(decisions, errors, shared.now(), shared.reads))
+            self.post_message(Judged(decisions, errors, unreadable=unreadable, at=shared.now(), reads=shared.reads))
 
     def on_judged(self, message: Judged) -> None:
+        from console.core.blind import BlindClock
+
         s = self.session
         for key, decision in message.decisions.items():
             if key in s.rules:
+                decision = self._seen_blind(key, decision, message.at, s.blind.setdefault(key, BlindClock()))
                 s.verdict_read(key, decision, message.at)
                 self._maybe_roll_back(key, decision)
         for key, error in message.errors.items():
-            if key in s.rules:
+            if key not in s.rules:
+                continue
+            flag = s.flags.get(key)
+            if key in message.unreadable and flag is not None:
+                # the metrics cannot be read: the rule's blind_after says how long the candidate may serve unseen
+                from console.core.blind import blind_decision
+                from console.core.operations import unsettled
+
+                clock = s.blind.setdefault(key, BlindClock())
+                clock.unreadable(message.at, message.unreadable[key])
+                decision = unsettled(flag) or blind_decision(s.rules[key].blind_after, flag, clock, message.at)
+                s.verdict_read(key, decision, message.at)
+                self._maybe_roll_back(key, decision)
+            else:
                 s.verdict_failed(key, error)
         self.publish()
         self._rearm("verdicts", s.verdict_every_s, self.poll_verdicts)
         from console.memory import give_back
 
         give_back()  # a look over a long stage built large temporaries: their pages go back to the system
+
+    def _seen_blind(self, key: str, decision: "Decision", at: float, clock) -> "Decision":
+        """A look that read nothing for a serving candidate is as blind as a failed read (as the guard sees it)."""
+        from console.core.blind import blind_decision, no_data
+
+        flag, limit = self.session.flags.get(key), self.session.rules[key].blind_after
+        if (flag is not None and flag.allocation.serves_candidate and decision.verdict.value != "ROLLBACK"
+                and no_data(decision)):
+            clock.unreadable(at, "the metrics source holds no data for this stage")
+            if limit is not None and clock.blind_for(at) >= limit.after_s:
+                return blind_decision(limit, flag, clock, at)
+            return decision
+        clock.readable()
+        return decision
 
     def _maybe_roll_back(self, key: str, d: "Decision") -> None:
         """The rule says ROLLBACK and allows it: roll back at once, through the one rollback."""

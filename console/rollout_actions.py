@@ -29,6 +29,14 @@ if TYPE_CHECKING:
     from console.core.stats.spec import Decision
     from console.screens.confirm import Answer
 
+def _cohort_choice():
+    from console.screens.confirm import Choice
+
+    # no default: which units come first in the new rollout is a decision, never an accident
+    return Choice("cohort", "cohort", (("reuse the previous cohort — the same units come first again", "reuse"),
+                                       ("draw a new cohort — other units come first", "new")))
+
+
 NAMES = {"advance": "Advance", "promote": "Promote", "override": "Override", "hold": "Hold",
          "acknowledge": "Acknowledge", "restart": "New rollout"}
 
@@ -150,6 +158,7 @@ class RolloutActions:
             return
         verdict = f"verdict now: {verdict_words(d)}"
         lines = [changed] if changed else []
+        choices: list = []
         if kind == "hold":
             title = f"Hold {key} at stage {ro.current_stage_name(current.flag)}?"
             lines += ["no change to traffic: a HOLD decision is recorded in the journal with the evidence below",
@@ -158,8 +167,10 @@ class RolloutActions:
         elif kind == "restart":
             title = f"Start a new rollout of {key}?"
             lines += describe_change(plan.before, plan.after) + [
-                f"nobody gets {plan.after.candidate} until the first advance; the rule's stages start again"]
+                f"nobody gets {plan.after.candidate} until the first advance; the rule's stages start again",
+                "cohort: the units the last rollout exposed first come first again (reuse), or others do (new)"]
             required, label, default = False, "Start", "new rollout"
+            choices = [_cohort_choice()]
         elif kind == "acknowledge":
             item = ro.pending_checklist(current.flag, rule)[0]
             title = f"Acknowledge for {key}, stage {ro.current_stage_name(current.flag)}:"
@@ -178,7 +189,7 @@ class RolloutActions:
             label = NAMES[kind]
             default = "verdict ADVANCE"
         self.push_screen(ConfirmScreen(title, lines, confirm_label=label, reason_required=required,
-                                       default_reason=default, ask_reason=kind != "acknowledge"),
+                                       default_reason=default, ask_reason=kind != "acknowledge", choices=choices),
                          callback=partial(self._confirmed, kind, rule, current))
         self.publish()
 
@@ -187,9 +198,10 @@ class RolloutActions:
         if answer is None:
             self._drop_pending(key, f"{kind} cancelled: nothing changed")
             return
-        self.run_write(kind, key, partial(self._act, kind, rule, current, answer.reason))
+        self.run_write(kind, key, partial(self._act, kind, rule, current, answer.reason, answer.values))
 
-    def _act(self, kind: str, rule: "DecisionRule", current: "Look", reason: str) -> "ActionResult | None":
+    def _act(self, kind: str, rule: "DecisionRule", current: "Look", reason: str,
+             values: dict | None = None) -> "ActionResult | None":
         """The confirmed action, as the CLI would run it (runs in the write worker)."""
         from console.core import operations as ops
         from console.core import rollout as ro
@@ -210,7 +222,8 @@ class RolloutActions:
             item = ro.pending_checklist(current.flag, rule)[0]
             return ops.acknowledge(rule, platform, item, journal, by)
         if kind == "restart":
-            return ops.restart(rule, platform, journal, profiles=_builtin_profiles(), reason=reason)
+            return ops.restart(rule, platform, journal, profiles=_builtin_profiles(), reason=reason,
+                               cohort=str((values or {}).get("cohort", "reuse")))
         ops.hold(rule, current, journal, reason=reason)
         return None
 

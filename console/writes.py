@@ -170,9 +170,13 @@ class Writes:
         """THE rollback (``core/operations.py``), as the CLI and the guard run it."""
         from console.core import operations
 
+        from datetime import datetime, timezone
+
         s = self.session
+        # one clock: the rolled-back stage starts on the metrics source's clock, as the console's dwell is read
+        at = datetime.fromtimestamp(s.metrics_now(), tz=timezone.utc)
         call = partial(operations.rollback, s.platform, key, s.journal, reason=reason, decision=decision,
-                       rule=s.rules.get(key))
+                       rule=s.rules.get(key), at=at)
         # what the header says afterwards: the key, or the verdict the automatic rollback acted on
         why = "R pressed" if decision is None else f"automatic rollback on verdict {decision.verdict.value}: " + \
             next((r for r in decision.reasons if r.startswith("rollback")), "")

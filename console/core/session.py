@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # the models pull in pydantic: the session itself stays light to import
     from .audit.writer import Journal
+    from .blind import BlindClock
     from .figures import RouteFigures
     from .models import Allocation, RouteFlag
     from .ports import FlagPlatform, MetricsSource
@@ -166,6 +167,8 @@ class Session:
     #: set when start-up is done: the platform, the metrics source and the flags are in
     connected: bool = False
     notices: list[Notice] = field(default_factory=list)
+    #: per flag: since when its metrics could not be read (the rule's blind_after acts on it)
+    blind: "dict[str, BlindClock]" = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         self.started = self.clock()

@@ -20,6 +20,8 @@ class SharedReads:
         self._answers: dict[tuple, Any] = {}
         #: how many reads reached the source (the rest were shared)
         self.reads = 0
+        #: the last read that failed, in words (a look that failed on it could not read the metrics)
+        self.failure: str | None = None
 
     def now(self) -> float:
         return self._now
@@ -38,16 +40,22 @@ class SharedReads:
         return self._shared(name, attr)
 
     def _shared(self, name: str, call: Callable[..., Any]) -> Callable[..., Any]:
+        def ask(*args: Any, **kwargs: Any) -> Any:
+            self.reads += 1
+            try:
+                return call(*args, **kwargs)
+            except Exception as exc:  # noqa: BLE001 — noted (which read failed) and passed on unchanged
+                self.failure = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
+                raise
+
         def read(*args: Any, **kwargs: Any) -> Any:
             key = (name, args, tuple(sorted(kwargs.items())))
             try:
                 hash(key)
             except TypeError:  # an argument that cannot be compared: ask the source
-                self.reads += 1
-                return call(*args, **kwargs)
+                return ask(*args, **kwargs)
             if key not in self._answers:
-                self.reads += 1
-                self._answers[key] = call(*args, **kwargs)
+                self._answers[key] = ask(*args, **kwargs)
             return self._answers[key]
 
         return read

@@ -88,8 +88,11 @@ def load_timeline(journal: Path | None, platform: "FlagPlatform | None", flags: 
     return build_timeline(journal, history, history_errors=errors)
 
 
-def chain_anchors(platform: "FlagPlatform | None", flags: list[str]) -> list[str]:
-    """The chain heads stored with each flag's rollout state (anchors outside the journal)."""
+def chain_anchors(platform: "FlagPlatform | None", flags: list[str]) -> list:
+    """The chain heads stored with each flag's rollout state (anchors outside the journal), with the journal
+    that wrote each: another journal's anchor is reported as such, never as a rewrite of this one."""
+    from console.core.journal import Anchor, ChainHead
+
     anchors = []
     for key in flags if platform is not None else ():
         try:
@@ -97,7 +100,11 @@ def chain_anchors(platform: "FlagPlatform | None", flags: list[str]) -> list[str
         except (RouteDeckError, OSError):
             continue  # the timeline already says when the platform cannot be read
         if rollout is not None and rollout.chain_head:
-            anchors.append(rollout.chain_head)
+            try:
+                head = ChainHead.from_text(rollout.chain_head)
+            except ValueError:
+                continue  # not an anchor routedeck wrote: the verify report has nothing to check it against
+            anchors.append(Anchor(head, rollout.chain_journal, f"flag {key}"))
     return anchors
 
 

@@ -73,3 +73,50 @@ async def test_healthy_candidate_is_left_alone_and_verdict_shown(tmp_path):
         assert isinstance(app.screen, VerdictScreen)
         await pilot.press("escape")
     assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
+
+
+class GoesBlind:
+    """Wraps a metrics source: the first reads answer, then every read fails like a source that went away."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.failing = False
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not name.startswith("read") or not callable(attr):
+            return attr
+
+        def read(*args, **kwargs):
+            if self.failing:
+                from console.core.errors import BackendError
+
+                raise BackendError("prometheus:http://127.0.0.1:9 is not answering — check the server")
+            return attr(*args, **kwargs)
+
+        return read
+
+
+async def test_a_candidate_serving_blind_past_the_rules_blind_after_is_rolled_back(tmp_path):
+    """The metrics go away while the candidate serves: the console holds, then rolls back once the rule's
+    blind_after has passed — through the one rollback, journalled — instead of holding forever."""
+    app = app_for(tmp_path, "steady")
+    rule = parse_rule(RULE + "  blind_after: 2m\n", "rule.yaml")
+    app.session.set_rules([rule])
+    source = GoesBlind(app.session.metrics)
+    app.session.metrics = source
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: app.session.decision is not None)
+        source.failing = True
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: "metrics unreadable since" in " ".join(app.session.decision.reasons))
+        assert app.session.decision.verdict.value == "HOLD"
+        assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
+        source.inner.advance_by(150)  # two and a half minutes blind
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 0)
+        assert await wait(pilot, lambda: not app.session.writes)
+    rollbacks = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "rollback"]
+    assert rollbacks[0].reason.startswith("auto-rollback: rollback:") and "blind" in rollbacks[0].reason
+    assert rollbacks[1].status == "confirmed"

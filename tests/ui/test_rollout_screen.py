@@ -285,8 +285,19 @@ async def test_a_rolled_back_rollout_starts_again_with_n_only_once_it_has_ended(
         await pilot.press("A")
         await pilot.pause()
         assert any("rolled back: nothing to advance — N starts a new one" in m for m in messages(app))
-        await confirm(app, pilot, "N", reason="second attempt after the fix")
+        await pilot.press("N")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 20)
+        dialog = app.screen
+        dialog.query_one("#reason").value = "second attempt after the fix"
+        dialog.query_one("#confirm").press()  # no cohort picked: nothing is picked for the operator
+        await pilot.pause()
+        assert app.screen is dialog and "choose cohort first" in str(dialog.query_one("#problem").render())
+        dialog.query_one("#choice-cohort").value = "new"
+        dialog.query_one("#confirm").press()
+        await wait_for(pilot, lambda: not (app.session.pending or app.session.writes)
+                       and not isinstance(app.screen, ConfirmScreen), 20)
         flag = stored(tmp_path)
+        assert flag.allocation.cohort_salt is not None  # a new cohort: other units come first this time
         assert flag.rollout.stage.value == "baseline" and flag.allocation.candidate_bp == 0
         assert not flag.allocation.internal_enabled and flag.candidate == "balanced_core_v2"
         await fresh_verdict(app, pilot)
