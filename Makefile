@@ -7,12 +7,21 @@ ARGS ?=
 
 .PHONY: demo test lint servers backends bench bench-deps screenshots clean
 
-$(STAMP): pyproject.toml constraints.txt
+RUNTIME := $(VENV)/.runtime
+
+# what the console itself needs: `make demo` installs only this, and says what it is doing
+$(RUNTIME): pyproject.toml constraints.txt
+	@echo "routedeck: installing the console's runtime dependencies into $(VENV) (once; the test tools come with make test)"
 	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --disable-pip-version-check --progress-bar on -c constraints.txt -e .
+	touch $(RUNTIME)
+
+# the test tools and the official SDKs the tests compare against, on top of the runtime
+$(STAMP): $(RUNTIME)
 	$(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt -e '.[test]'
 	touch $(STAMP)
 
-demo: $(STAMP)
+demo: $(RUNTIME)
 	$(BIN)/routedeck demo $(ARGS)
 
 lint: $(STAMP)

@@ -125,7 +125,9 @@ def _platform(events: list):
             return list(FLAGS)
 
         def read_flag(self, key):
-            raise KeyError(key)
+            from console.core.errors import BackendError
+
+            raise BackendError(f"empty: no flag {key} (this platform only has a history)")
 
         def _write_flag(self, flag, expected_revision) -> None:
             raise NotImplementedError
@@ -205,7 +207,10 @@ async def measure(n: int, keys: int) -> dict:
     app = Host()
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.pause()
-        screen = AuditScreen(journal, _platform(events), list(FLAGS))
+        from console.core.session import Session
+
+        platform = _platform(events)
+        screen = AuditScreen(Session(platform=platform), journal, platform, list(FLAGS))
 
         def state() -> tuple:
             if app.screen is not screen or not screen.is_mounted:

@@ -13,7 +13,9 @@ EXIT_BAD_INPUT = 2
 EXIT_BACKEND = 1
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The parser; with ``argv`` only the command named in it is imported (the others are names only), so
+    a command starts without loading what the others need (the console, the simulator, the statistics)."""
     parser = argparse.ArgumentParser(
         prog="routedeck",
         description="Operate LLM model routes: live routes, staged rollouts with guardrails, one-key rollback.",
@@ -28,9 +30,15 @@ def build_parser() -> argparse.ArgumentParser:
                         help="monthly budgets (TOML) for the b view (default: console/core/data/budgets.toml)")
     parser.add_argument("--profile", metavar="NAME", help="backends and defaults from this profile of the config file")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    if argv is None or {"-h", "--help"} & set(argv) and not set(argv) & set(COMMANDS):
+        named = set(COMMANDS)  # the help lists every command with its own words
+    else:
+        named = set(argv) & set(COMMANDS)
     for name in COMMANDS:
-        module = importlib.import_module(f"console.commands.{name}")
-        module.add_parser(sub)
+        if name in named:
+            importlib.import_module(f"console.commands.{name}").add_parser(sub)
+        else:
+            sub.add_parser(name)  # a name only: this run does not use it
     return parser
 
 
@@ -80,7 +88,8 @@ def run_console(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     command = getattr(args, "command", None)
     if command in (None, "demo"):  # the console draws on the terminal itself (its text goes through visible)

@@ -15,6 +15,8 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from console.core.safe_text import visible
+
 
 def diff_table(rows: Sequence[tuple[str, str, str, bool]], before_label: str = "before",
                after_label: str = "after") -> Table:
@@ -24,6 +26,7 @@ def diff_table(rows: Sequence[tuple[str, str, str, bool]], before_label: str = "
     table.add_column(before_label)
     table.add_column(after_label)
     for name, before, after, changed in rows:
+        name, before, after = visible(name), visible(before), visible(after)
         if changed:
             table.add_row(Text(f"▸ {name}", style="bold"), Text(before, style="red"), Text(after, style="bold green"))
         else:
@@ -35,11 +38,11 @@ def evidence_renderable(evidence: Any) -> RenderableType:
     """A verdict snapshot (``verdict``, ``stage``, ``health``, ``metrics``, ``reasons``) as tables;
     anything else as indented JSON."""
     if not isinstance(evidence, dict) or not ({"metrics", "health", "verdict"} & set(evidence)):
-        return Text(json.dumps(evidence, indent=2, sort_keys=True, default=str))
+        return Text(visible(json.dumps(evidence, indent=2, sort_keys=True, default=str), keep_newlines=True))
     parts: list[RenderableType] = []
-    head = Text.assemble("verdict ", (str(evidence.get("verdict", "?")), _verdict_style(evidence.get("verdict"))))
+    head = Text.assemble("verdict ", (visible(evidence.get("verdict", "?")), _verdict_style(evidence.get("verdict"))))
     if evidence.get("stage"):
-        head.append(f" at stage {evidence['stage']}")
+        head.append(f" at stage {visible(evidence['stage'])}")
     if evidence.get("request_level") is not None:
         head.append(f" · {'request-level' if evidence['request_level'] else 'unit-level'} data", "dim")
     parts.append(head)
@@ -56,13 +59,14 @@ def evidence_renderable(evidence: Any) -> RenderableType:
         table.add_column("detail")
         for g in health:
             if isinstance(g, dict):
-                table.add_row(str(g.get("name", "?")), Text(str(g.get("status", "?")), style=_verdict_style(g.get("status"))),
-                              str(g.get("detail", "")))
+                table.add_row(Text(visible(g.get("name", "?"))),
+                              Text(visible(g.get("status", "?")), style=_verdict_style(g.get("status"))),
+                              Text(visible(g.get("detail", ""))))
         parts.append(table)
     reasons = evidence.get("reasons") or []
     if reasons:
         parts.append(Text("reasons:", style="bold"))
-        parts.extend(Text(f"  • {r}") for r in reasons)
+        parts.extend(Text(f"  • {visible(r)}") for r in reasons)
     return Group(*parts)
 
 
@@ -82,7 +86,7 @@ class MetricEvidence:
         for m in self.metrics:
             head = Text(_name(m), style="bold")
             head.append("  ")
-            head.append(str(m.get("verdict", "?")), _verdict_style(m.get("verdict")))
+            head.append(visible(m.get("verdict", "?")), _verdict_style(m.get("verdict")))
             head.append(f"  n {_n(m)}", "dim")
             yield head
             yield Text(f"   cand {_num(m.get('candidate'))} · base {_num(m.get('baseline'))} · "
@@ -95,14 +99,14 @@ class MetricEvidence:
             table.add_column(col, justify="right", no_wrap=True)
         table.add_column("verdict", no_wrap=True)
         for m in self.metrics:
-            table.add_row(_name(m), _num(m.get("candidate")), _num(m.get("baseline")), _interval(m.get("interval")),
-                          _num(m.get("threshold")), _n(m),
-                          Text(str(m.get("verdict", "?")), style=_verdict_style(m.get("verdict"))))
+            table.add_row(Text(_name(m)), Text(_num(m.get("candidate"))), Text(_num(m.get("baseline"))),
+                          Text(_interval(m.get("interval"))), Text(_num(m.get("threshold"))), Text(_n(m)),
+                          Text(visible(m.get("verdict", "?")), style=_verdict_style(m.get("verdict"))))
         return table
 
 
 def _name(metric: dict[str, Any]) -> str:
-    return str(metric.get("name", "?")) + (" *" if metric.get("critical") else "")
+    return visible(metric.get("name", "?")) + (" *" if metric.get("critical") else "")
 
 
 def _n(metric: dict[str, Any]) -> str:
@@ -134,10 +138,10 @@ def _num(value: Any) -> str:
         if not math.isfinite(value):
             return str(value)
         return f"{value:.4g}"
-    return str(value)
+    return visible(value)
 
 
 def _interval(value: Any) -> str:
     if isinstance(value, (list, tuple)) and len(value) == 2:
         return f"[{_num(value[0])}, {_num(value[1])}]"
-    return "—" if value is None else str(value)
+    return "—" if value is None else visible(value)

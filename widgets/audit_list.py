@@ -27,6 +27,7 @@ from textual.scroll_view import ScrollView
 from textual.strip import Strip
 
 from console.core.audit.timeline import TimelineRecord
+from console.core.safe_text import visible
 
 #: the mark before the action: what kind of record the line is
 KIND_MARK = {"intent": "→", "event": "•", "change": " "}
@@ -59,7 +60,7 @@ class AuditList(ScrollView, can_focus=True):
         Binding("G,end", "last", "Bottom", show=False),
         Binding("pagedown", "page_down", "Page down", show=False),
         Binding("pageup", "page_up", "Page up", show=False),
-        Binding("enter", "select", "Detail"),
+        Binding("enter", "select", "Detail", show=False, tooltip="the highlighted record in full"),
     ]
 
     @dataclass
@@ -176,7 +177,7 @@ class AuditList(ScrollView, can_focus=True):
         line = int(self.scroll_offset.y) + y
         if not self._visible:
             if y == 0:
-                text = set_cell_size(" " + self.empty_text, width)
+                text = set_cell_size(" " + visible(self.empty_text), width)
                 return Strip([Segment(text, base + self.get_component_rich_style("audit-list--empty"))], width)
             return Strip.blank(width, base)
         if line >= len(self._visible):
@@ -204,12 +205,13 @@ class AuditList(ScrollView, can_focus=True):
         cells = [
             (f" {when} ", muted),
             (ORIGIN_MARK.get(r.origin, " ") + " ", style),
-            (_fit(r.actor, actor_w) + " ", style),
-            (_fit(f"{mark}{r.action}", action_w) + " ", style),
-            (_fit(r.flag or "—", flag_w) + " ", style if r.flag else muted),
+            # who, what and why come from operators and platforms: their control characters are shown, never sent
+            (_fit(visible(r.actor), actor_w) + " ", style),
+            (_fit(f"{mark}{visible(r.action)}", action_w) + " ", style),
+            (_fit(visible(r.flag) if r.flag else "—", flag_w) + " ", style if r.flag else muted),
         ]
         used = sum(cell_len(text) for text, _ in cells)
-        summary = r.summary + (f" — {r.reason}" if r.reason and r.kind != "outcome" else "")
+        summary = visible(r.summary + (f" — {r.reason}" if r.reason and r.kind != "outcome" else ""))
         cells.append((set_cell_size(summary, max(0, width - used)), style))
         return [Segment(text, st) for text, st in cells]
 

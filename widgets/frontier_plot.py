@@ -12,6 +12,7 @@ import math
 from textual_plotext import PlotextPlot
 
 from console.core.frontier import FrontierPoint, frontier_line
+from console.core.safe_text import visible
 
 
 def _money(v: float) -> str:
@@ -65,7 +66,7 @@ class FrontierPlot(PlotextPlot):
         pad = (hi - lo) * 0.1 or (abs(hi) * 0.1 if hi else 0.1)
         for p in shown:
             # the label starts just right of its point, so the marker stays visible
-            plt.text(p.plot_label(), x_of(p.cost_per_resolved) + pad * 0.25, p.resolved_rate * 100,
+            plt.text(visible(p.plot_label()), x_of(p.cost_per_resolved) + pad * 0.25, p.resolved_rate * 100,
                      color="green" if p.on_frontier else "gray", background="default", alignment="left")
         # room on the right for the labels
         plt.xlim(lo - pad, hi + (hi - lo) * 0.9 + pad)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import Label, Sparkline
@@ -18,9 +19,12 @@ class TrendPanel(Vertical):
         yield Label("", id="trend-title")
         yield Sparkline([], id="trend-spark")
 
-    def show(self, title: str, values: list[float]) -> None:
-        """Draw ``values`` (already cleaned of missing buckets) under ``title``."""
-        self.query_one("#trend-title", Label).update(title)
+    def show(self, title: Text, values: list[float]) -> None:
+        """Draw ``values`` (already cleaned of missing buckets) under ``title`` (Text: never read as markup)."""
+        label = self.query_one("#trend-title", Label)
+        if getattr(self, "_title", None) != (title.plain, title.spans):
+            self._title = (title.plain, title.spans)
+            label.update(title, layout=False)  # one line whatever it says: no layout pass
         spark = self.query_one(Sparkline)
         if list(spark.data or []) != values:
             spark.data = values

@@ -21,7 +21,9 @@ def add_parser(sub) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog="scenarios:\n" + "\n".join(f"  {name:<20} {s.description}" for name, s in SCENARIOS.items()),
     )
-    p.add_argument("--scenario", default="steady", help="what happens to the candidate (default: steady)")
+    p.add_argument("--scenario", default=None,
+                   help="what happens to the candidate (default: steady; another scenario than the state dir's "
+                        "last one starts the demo's flags afresh)")
     p.add_argument("--seed", type=int, default=7, help="traffic seed; the same seed gives the same traffic (default: 7)")
     p.add_argument("--speed", type=float, default=1.0, help="simulated seconds per real second (default: 1)")
     p.add_argument("--state-dir", type=Path, default=None,
@@ -51,10 +53,53 @@ def default_state_dir() -> Path:
 
 
 DEMO_RULE = Path(__file__).resolve().parents[1] / "core" / "data" / "rule-demo.yaml"
+#: what the state dir's flags were last set up for (scenario, seed): another scenario starts them afresh
+RUN_FILE = "demo-run.json"
 
 
-def prepare_state_dir(state_dir: Path, fresh: bool = False) -> Path:
-    """Create the state dir and the demo flag file if missing (or ``fresh``); return the flag file's path."""
+def _last_run(state_dir: Path) -> dict | None:
+    import json
+
+    try:
+        found = json.loads((state_dir / RUN_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return found if isinstance(found, dict) else None
+
+
+def _record_run(state_dir: Path, scenario: str, seed: int) -> None:
+    import json
+
+    try:
+        (state_dir / RUN_FILE).write_text(json.dumps({"scenario": scenario, "seed": seed}) + "\n")
+    except OSError:
+        pass  # only a convenience: next time the state is reused and the console says so
+
+
+def settle_scenario(state_dir: Path, scenario: str | None, seed: int, fresh: bool) -> tuple[bool, str]:
+    """Decide whether this run starts the demo's flags afresh: (start afresh?, the one line that says why).
+
+    Another scenario (or seed) than the state dir's last run starts them afresh — the scenario is then
+    seen from its start, not over an earlier run's rollback or promotion (the journal keeps what happened).
+    The same one reuses them and says so, with how to start over."""
+    path = state_dir / "flags.json"
+    wanted = scenario or "steady"
+    if fresh or not path.exists():
+        return fresh, ""
+    last = _last_run(state_dir)
+    if last is None and scenario is None:
+        return False, f"the flags in {path} from an earlier run are in use — `--fresh` starts the rollout over"
+    if last is None or last.get("scenario") != wanted or last.get("seed") != seed:
+        was = f"scenario {last.get('scenario')}, seed {last.get('seed')}" if last else "an earlier run"
+        return True, (f"scenario {wanted} (seed {seed}) starts from the demo's start: the flags left by {was} "
+                      "were set up again (the journal keeps what happened)")
+    return False, (f"the flags left by the last run of scenario {wanted} (seed {seed}) are in use — "
+                   "`--fresh` starts the rollout over")
+
+
+def prepare_state_dir(state_dir: Path, fresh: bool = False, restart: bool = False, why: str = "") -> Path:
+    """Create the state dir and the demo flag file if missing (or ``fresh``: candidate ready, no traffic yet;
+    ``restart``: mid-rollout at 5%, as on a first run); return the flag file's path."""
     from adapters.flags.flagd_file import FlagdFilePlatform
     from console.core.simulator.portfolio import demo_flags
 
@@ -65,7 +110,7 @@ def prepare_state_dir(state_dir: Path, fresh: bool = False) -> Path:
     if not os.access(state_dir, os.W_OK | os.X_OK):
         raise BadInput(f"--state-dir {state_dir}: not writable — pass a writable directory")
     path = state_dir / "flags.json"
-    if fresh and path.exists():
+    if (fresh or restart) and path.exists():
         path.unlink()  # the journal stays: it records what happened before the fresh start
     if not path.exists():
         from console.core.journal import Journal, JournalUnavailable, journal_path, record_action
@@ -82,16 +127,29 @@ def prepare_state_dir(state_dir: Path, fresh: bool = False) -> Path:
             # journalled like `routedeck init`, so the audit timeline does not show the demo's own flags as foreign
             record_action(journal, "init", call=lambda f=flag: platform.create_flag(f), flag=flag.key,
                           planned=flag.allocation.model_dump(mode="json"),
-                          reason="demo set-up" + (" (--fresh)" if fresh else ""), required=False)
+                          reason="demo set-up" + (" (--fresh)" if fresh else "") + (f": {why}" if why else ""),
+                          required=False)
     return path
 
 
-def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path: "Path | list[Path] | None" = None,
-              fresh: bool = False, metrics_spec: str | None = None):
-    """Create or open the demo flag file and start the simulator: (platform, metrics, flags, journal, rule).
+def settle(state_dir: Path, scenario: str | None, seed: int, fresh: bool) -> tuple[Path, list[str]]:
+    """Set the state dir up for this run (see :func:`settle_scenario`): (the flag file, the notes to show)."""
+    restart, note = settle_scenario(state_dir, scenario, seed, fresh)
+    path = prepare_state_dir(state_dir, fresh, restart=restart and not fresh, why=note if restart else "")
+    _record_run(state_dir, scenario or "steady", seed)
+    return path, [note] if note else []
 
-    ``metrics_spec`` (``events:DIR…``) reads the metrics from there instead of a simulator in this process."""
-    path = prepare_state_dir(state_dir, fresh)
+
+def load_demo(state_dir: Path, scenario: str | None, seed: int, speed: float,
+              rule_path: "Path | list[Path] | None" = None, fresh: bool = False, metrics_spec: str | None = None,
+              settled: "list[str] | None" = None):
+    """Create or open the demo flag file and start the simulator:
+    (platform, metrics, flags, journal, rules, notes) — ``notes``: lines the console shows at start.
+
+    ``metrics_spec`` (``events:DIR…``) reads the metrics from there instead of a simulator in this process;
+    ``settled``: the state dir is already set up for this run (by :func:`settle`) and these are its notes."""
+    path, notes = (state_dir / "flags.json", settled) if settled is not None else settle(state_dir, scenario, seed, fresh)
+    scenario = scenario or "steady"
 
     from adapters.flags.flagd_file import FlagdFilePlatform
     from adapters.metrics.simulated import SimulatedMetricsSource
@@ -106,8 +164,9 @@ def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path
 
         metrics = open_metrics(metrics_spec, f"flagd:{path}")
     else:
-        # five minutes of history: enough for the default window, quick to generate before the routes show
-        metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=300)
+        # two minutes of history before the routes show: each new unit is judged by the official flagd evaluator,
+        # which is most of the wait; the window fills as the demo runs (the trend says how many buckets are empty)
+        metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=120)
     from console.core.journal import Journal, journal_path
 
     from console.core.rules import load_rule
@@ -118,11 +177,11 @@ def load_demo(state_dir: Path, scenario: str, seed: int, speed: float, rule_path
         if rule.flag_key not in flags:
             raise BadInput(f"{rule_file}: flag {rule.flag_key!r} is not in {path} — route flags: {', '.join(flags)}")
         rules.append(rule)
-    return platform, metrics, flags, Journal(journal_path(state_dir)), rules
+    return platform, metrics, flags, Journal(journal_path(state_dir)), rules, notes
 
 
 def run(args: argparse.Namespace) -> int:
-    get_scenario(args.scenario)  # validate what is cheap before the screen opens
+    get_scenario(args.scenario or "steady")  # validate what is cheap before the screen opens
     if args.speed <= 0:
         raise BadInput(f"--speed {args.speed:g}: must be a positive number of simulated seconds per second")
     if args.no_rule and args.rule:
@@ -133,7 +192,9 @@ def run(args: argparse.Namespace) -> int:
         return _run_on_events(args, state_dir, rule)
     load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule, args.fresh)
     if not sys.stdout.isatty():
-        load()  # no screen to paint: fail fast instead
+        notes = load()[-1]  # no screen to paint: fail fast instead, and say what the state is
+        for note in notes:
+            print(f"routedeck: {note}", file=sys.stderr)
         load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule)
     return _run_app(args, load)
 
@@ -150,13 +211,13 @@ def _run_on_events(args: argparse.Namespace, state_dir: Path, rule) -> int:
         directory.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise BadInput(f"--events {directory}: cannot create it ({exc.strerror}) — pass a writable directory") from None
-    path = prepare_state_dir(state_dir, args.fresh)
-    _, stop = start_event_writer(path, directory, scenario=args.scenario, seed=args.seed, speed=args.speed,
+    path, notes = settle(state_dir, args.scenario, args.seed, args.fresh)
+    _, stop = start_event_writer(path, directory, scenario=args.scenario or "steady", seed=args.seed, speed=args.speed,
                                  replicas=args.replicas)
     try:
         # the source's clock is the newest event: the writer's simulated time, whatever its speed
         load = partial(load_demo, state_dir, args.scenario, args.seed, args.speed, rule,
-                       metrics_spec=f"events:{directory}?clock=data")
+                       metrics_spec=f"events:{directory}?clock=data", settled=notes)
         return _run_app(args, load)
     finally:
         said = stop().strip()

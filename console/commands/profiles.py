@@ -29,7 +29,7 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config()
     if not config.profiles:
-        raise BadInput(f"{config.path}: no profiles — add a [profiles.NAME] table (see README, Profiles and credentials)")
+        raise BadInput(f"{config.path}: no profiles — add a [profiles.NAME] table (see docs/profiles.md)")
     failed = 0
     for name in sorted(config.profiles):
         profile = config.profiles[name]

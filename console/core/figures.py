@@ -5,7 +5,9 @@ Every figure is ``None`` when its denominator is zero: the screen shows "—", n
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Protocol
 
 from .registry import lookup
 from .telemetry import (
@@ -15,8 +17,16 @@ from .telemetry import (
     MetricsSnapshot,
     RouteCounters,
     RouteKey,
+    TimeBucket,
     histogram_quantile,
 )
+
+
+class Roles(Protocol):
+    """The routes a flag names now (a ``RouteFlag`` has them)."""
+
+    baseline: str
+    candidate: str | None
 
 #: the columns of the route table, in order: (registry metric name, short label)
 PANEL_METRICS: tuple[tuple[str, str], ...] = (
@@ -110,12 +120,15 @@ def recent_shares(snapshot: MetricsSnapshot, recent_s: float = SHARE_RECENT_S) -
     return {key: _ratio(n, per_flag.get(key.flag, 0)) for key, n in per_key.items()}
 
 
-def route_figures(snapshot: MetricsSnapshot) -> list[RouteFigures]:
+def route_figures(snapshot: MetricsSnapshot, flags: Mapping[str, Roles] | None = None) -> list[RouteFigures]:
     """One row per (flag, assigned route, arm) that served traffic, plus routes reached only by fallback.
 
     Every figure covers the snapshot's window, except ``share``, which covers its newest
-    ``SHARE_RECENT_S`` seconds so a rollback shows at once.
+    ``SHARE_RECENT_S`` seconds. With ``flags``, routes are under the roles the flags give them now
+    (``by_current_roles``).
     """
+    if flags:
+        snapshot = by_current_roles(snapshot, flags)
     shares = recent_shares(snapshot)
     per_flag: dict[str, int] = {}
     for key, c in snapshot.totals.items():
@@ -137,6 +150,43 @@ def route_figures(snapshot: MetricsSnapshot) -> list[RouteFigures]:
     in_rollout = {r.key.flag for r in rows if r.key.arm is Arm.CANDIDATE}
     rows.sort(key=lambda r: (r.key.flag not in in_rollout, r.key.flag, r.requests == 0, _arm_order(r.key.arm), r.key.route))
     return rows
+
+
+def _arm_now(roles: Roles | None, route: str, arm: Arm) -> Arm:
+    if roles is None:
+        return arm
+    if route == roles.baseline:
+        return Arm.BASELINE
+    return Arm.CANDIDATE if route == roles.candidate else Arm.OTHER
+
+
+def _rekeyed(counters: Mapping[RouteKey, RouteCounters], flags: Mapping[str, Roles]) -> dict[RouteKey, RouteCounters]:
+    groups: dict[RouteKey, list[RouteCounters]] = {}
+    for key, c in counters.items():
+        groups.setdefault(RouteKey(key.flag, key.route, _arm_now(flags.get(key.flag), key.route, key.arm)), []).append(c)
+    out: dict[RouteKey, RouteCounters] = {}
+    for key, parts in groups.items():
+        if len(parts) == 1:
+            out[key] = parts[0]  # counters are never changed in place here: sharing one is safe
+            continue
+        merged = RouteCounters()
+        for c in parts:
+            merged.add(c)
+        out[key] = merged
+    return out
+
+
+def by_current_roles(snapshot: MetricsSnapshot, flags: Mapping[str, Roles]) -> MetricsSnapshot:
+    """The snapshot with each route under the role its flag gives it now, one row per route.
+
+    Requests carry the arm they were served under; after a promote the window holds the new
+    baseline twice (as the old candidate and as the baseline) and the old baseline as a
+    "baseline" that gets nothing. The screens show the flag as it stands: one row per route.
+    """
+    if not any(_arm_now(flags.get(k.flag), k.route, k.arm) != k.arm for k in snapshot.totals):
+        return snapshot
+    buckets = [TimeBucket(b.start, b.end, _rekeyed(b.counters, flags)) for b in snapshot.buckets]
+    return replace(snapshot, buckets=buckets, totals=_rekeyed(snapshot.totals, flags))
 
 
 def _arm_order(arm: Arm) -> int:

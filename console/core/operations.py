@@ -13,22 +13,24 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timezone
 from typing import Any
 
+from typing import TYPE_CHECKING
+
 from . import rollout
 from .audit.writer import current_os_user
 from .change_note import noting
-from .comparable_counts import comparable_unit_counts, rule_attributes
 from .errors import BackendError, BadInput, VerdictRefused
 from .fleet import MIXED_WARNING, fleet_rule
 from .journal import Journal, record_action
 from .models import Override, RolloutState, RouteFlag, Stage
-from .ports import FlagPlatform, MetricsSource, WriteResult, summaries_from_snapshots
+from .ports import FlagPlatform, MetricsSource, WriteResult
 from .timeouts import timeouts
-from .rules import DecisionRule
-from .stats.engine import decide
-from .stats.summary import comparable_arms
 from .stats.spec import Decision, GateAction, GateReadout, GateStatus, StageContext, StageSpec, Verdict
-from .stats.segments import SegmentReadout, readout_from_groups, segment_readout
 from .telemetry import Arm, RouteCounters
+
+if TYPE_CHECKING:  # the rule loader and the statistics (numpy) are imported where a look needs them: a
+    # rollback, an acknowledgement or a restart never waits for them
+    from .rules import DecisionRule
+    from .stats.segments import SegmentReadout
 
 
 @dataclass
@@ -132,6 +134,11 @@ def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx
     comparable-unit predicate keeps the comparable groups. Request-level sources give one group per arm;
     their comparable units are counted from the source's unit groups.
     """
+    from .comparable_counts import comparable_unit_counts, rule_attributes
+    from .ports import summaries_from_snapshots
+    from .stats.engine import decide
+    from .stats.summary import comparable_arms
+
     comparable = comparable_for(rule, flag)
     stage = flag.rollout.stage.value if flag.rollout is not None else None
     maturation = rule.spec.gates.maturation_s
@@ -600,6 +607,9 @@ class SegmentLook:
 
 def look_segments(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSource) -> SegmentLook:
     """Read the flag and the stage's unit records, and compare the arms within every pre-registered segment."""
+    from .comparable_counts import rule_attributes
+    from .stats.segments import SegmentReadout, readout_from_groups, segment_readout
+
     flag = platform.read_flag(rule.flag_key)
     rollout.check_matches_rule(rule, flag)
     now = metrics.now()
@@ -710,7 +720,7 @@ def describe_change(before: RouteFlag, after: RouteFlag) -> list[str]:
     if before.baseline != after.baseline:
         lines.append(f"baseline: {before.baseline} → {after.baseline}")
     if before.candidate != after.candidate:
-        lines.append(f"candidate: {before.candidate} → {after.candidate}")
+        lines.append(f"candidate: {before.candidate or 'none'} → {after.candidate or 'none (the baseline serves everyone)'}")
     b_stage = rollout.current_stage_name(before)
     a_stage = rollout.current_stage_name(after)
     if b_stage != a_stage:

@@ -8,11 +8,14 @@ are what the platform must hold afterwards; the caller writes it and confirms by
 from __future__ import annotations
 
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 from .errors import BadInput
 from .models import Acknowledgement, Allocation, Override, RolloutState, RouteFlag, RouteProfile, Stage
-from .rules import DecisionRule
 from .stats.spec import StageContext, StageSpec
+
+if TYPE_CHECKING:  # the rule loader pulls in YAML: a rollback never needs it
+    from .rules import DecisionRule
 
 STAGE_BY_NAME = {s.value: s for s in Stage}
 TERMINAL = (Stage.PROMOTED, Stage.ROLLED_BACK)

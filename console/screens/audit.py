@@ -1,7 +1,9 @@
 """The audit screen: routedeck's journal and the flag platform's own history as one timeline.
 
-Keys: `j`/`k` (↑/↓) move, `g`/`G` first/last, `/` search, `f` flag, `w` who, `t` action type,
-`r` time range, `enter` the record's detail, `esc` clears the filters (or closes when none), `q` closes.
+Keys: `j`/`k` (↑/↓) move, `g`/`G` first/last, `/` search, `F` flag, `w` who, `t` action type,
+`d` time range (dates), `enter` the record's detail, `esc` clears the filters (or closes when none).
+Every other key is the registry's, as on every screen (`q` quits, `R` rolls back, `?` helps).
+Text from the journal and the platforms (who, why, flag keys) is drawn with ``visible``.
 The journal and the platform's history are read in a worker; filtering runs in core on text
 lower-cased once at load, and the list draws only the lines on screen.
 """
@@ -20,7 +22,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import ModalScreen, Screen
+from textual.screen import ModalScreen
 from textual.widgets import Footer, Input, Static
 
 from console.core.audit.timeline import (
@@ -33,9 +35,14 @@ from console.core.audit.timeline import (
     gather_history,
     parse_time_range,
 )
+from console.core.errors import RouteDeckError
 from console.core.redact import redact
+from console.core.safe_text import visible
+from console.screens.base import SessionScreen
 from widgets.audit_detail import diff_table, evidence_renderable
 from widgets.audit_list import LEGEND, AuditList
+from widgets.notice_bar import NoticeBar
+from widgets.safe_input import SafeInput
 
 if TYPE_CHECKING:
     from console.core.audit.verify import VerifyReport
@@ -74,27 +81,34 @@ def load_timeline(journal: Path | None, platform: "FlagPlatform | None", flags: 
         if not keys:
             try:
                 keys = platform.list_flags()
-            except Exception as exc:
+            except (RouteDeckError, OSError) as exc:
                 errors["flag platform"] = redact(" ".join(str(exc).split()))
         history, errors_by_flag = gather_history(keys, lambda key: platform.history(key, HISTORY_LIMIT))
         errors.update({k: redact(v) for k, v in errors_by_flag.items()})
     return build_timeline(journal, history, history_errors=errors)
 
 
-def chain_anchors(platform: "FlagPlatform | None", flags: list[str]) -> list[str]:
-    """The chain heads stored with each flag's rollout state (anchors outside the journal)."""
+def chain_anchors(platform: "FlagPlatform | None", flags: list[str]) -> list:
+    """The chain heads stored with each flag's rollout state (anchors outside the journal), with the journal
+    that wrote each: another journal's anchor is reported as such, never as a rewrite of this one."""
+    from console.core.journal import Anchor, ChainHead
+
     anchors = []
     for key in flags if platform is not None else ():
         try:
             rollout = platform.read_flag(key).rollout
-        except Exception:
+        except (RouteDeckError, OSError):
             continue  # the timeline already says when the platform cannot be read
         if rollout is not None and rollout.chain_head:
-            anchors.append(rollout.chain_head)
+            try:
+                head = ChainHead.from_text(rollout.chain_head)
+            except ValueError:
+                continue  # not an anchor routedeck wrote: the verify report has nothing to check it against
+            anchors.append(Anchor(head, rollout.chain_journal, f"flag {key}"))
     return anchors
 
 
-class AuditScreen(Screen):
+class AuditScreen(SessionScreen):
     """The audit timeline (keys in the module docstring)."""
 
     AUTO_FOCUS = "AuditList"
@@ -104,18 +118,18 @@ class AuditScreen(Screen):
     AuditScreen #audit-prompt { dock: bottom; display: none; margin-bottom: 1; border: tall $accent; }
     AuditScreen #audit-prompt.shown { display: block; }
     """
+    FOOTER = ("rollback", "help", "quit")
     BINDINGS = [
-        Binding("slash", "prompt('text')", "Search", id="audit_search"),
-        Binding("f", "prompt('flag')", "Flag", id="audit_flag"),
-        Binding("w", "prompt('actor')", "Who", id="audit_actor"),
-        Binding("t", "prompt('action')", "Action", id="audit_action"),
-        Binding("r", "prompt('range')", "Time", id="audit_range"),
-        Binding("escape", "clear", "Clear/close", id="audit_clear"),
-        Binding("q", "close", "Close", id="audit_close"),
+        Binding("slash", "prompt('text')", "Search", id="audit_search", tooltip="text in who, action, flag, reason"),
+        Binding("F", "prompt('flag')", "Flag", id="audit_flag", tooltip="only records of a flag"),
+        Binding("w", "prompt('actor')", "Who", id="audit_actor", tooltip="only records by someone"),
+        Binding("t", "prompt('action')", "Action", id="audit_action", tooltip="only an action type"),
+        Binding("d", "prompt('range')", "Dates", id="audit_range", tooltip="a time range (2h, a day, from..to)"),
     ]
 
-    def __init__(self, journal: Path | str | None, platform: "FlagPlatform | None", flags: list[str] | None = None) -> None:
-        super().__init__()
+    def __init__(self, session, journal: Path | str | None, platform: "FlagPlatform | None",
+                 flags: list[str] | None = None) -> None:
+        super().__init__(session)
         self.journal = Path(journal) if journal is not None else None
         self.platform = platform
         self.flags = list(flags or [])
@@ -128,8 +142,9 @@ class AuditScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(Text("Audit · loading…", style="bold"), id="audit-header")
         yield AuditList(id="audit-list", empty_text="loading the journal and the platform's history…")
-        yield Input(id="audit-prompt")
-        yield Footer(show_command_palette=False)
+        yield SafeInput(id="audit-prompt")
+        yield NoticeBar()
+        yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         # the first frame ("loading…") goes out before the worker starts competing for the interpreter
@@ -141,7 +156,7 @@ class AuditScreen(Screen):
     def _load(self) -> None:
         try:
             timeline = load_timeline(self.journal, self.platform, self.flags)
-        except Exception as exc:  # a damaged journal must not take the console down: say what it is
+        except (RouteDeckError, OSError, ValueError) as exc:  # a damaged journal: say what it is, stay up
             self.post_message(TimelineLoaded(None, redact(" ".join(str(exc).split())) or type(exc).__name__))
             return
         self.post_message(TimelineLoaded(timeline, None))
@@ -152,7 +167,7 @@ class AuditScreen(Screen):
 
             report = verify(self.journal, chain_anchors(self.platform, self.flags))
             self.post_message(ChainChecked(report, None))
-        except Exception as exc:
+        except (RouteDeckError, OSError, ValueError) as exc:
             self.post_message(ChainChecked(None, redact(" ".join(str(exc).split())) or type(exc).__name__))
 
     def on_timeline_loaded(self, message: TimelineLoaded) -> None:
@@ -209,7 +224,7 @@ class AuditScreen(Screen):
         known = {"flag": "flag", "actor": "actor", "action": "action"}.get(field)
         if known:
             values = self.timeline.values(known)
-            hint += " — " + (", ".join(values[:6]) + (" …" if len(values) > 6 else "") if values else "none")
+            hint += " — " + (visible(", ".join(values[:6])) + (" …" if len(values) > 6 else "") if values else "none")
         prompt.placeholder = hint
         prompt.border_title = name
         prompt.value = current
@@ -225,7 +240,7 @@ class AuditScreen(Screen):
             try:
                 since, until = parse_time_range(value, datetime.now(timezone.utc))
             except ValueError as exc:
-                self.notify(f"time range: {exc}", severity="error", timeout=8)
+                self.notify(f"time range: {visible(exc)}", severity="error", timeout=8, markup=False)
                 return
             self.criteria = TimelineFilter(self.criteria.text, self.criteria.flag, self.criteria.actor, self.criteria.action,
                                          since, until)
@@ -241,7 +256,8 @@ class AuditScreen(Screen):
         self.query_one("#audit-prompt", Input).remove_class("shown")
         self.query_one(AuditList).focus()
 
-    def action_clear(self) -> None:
+    def action_back(self) -> None:
+        """esc: close the prompt, else clear the filters, else leave the audit screen."""
         if self._prompting is not None:
             self._close_prompt()
             return
@@ -249,10 +265,18 @@ class AuditScreen(Screen):
             self.criteria = TimelineFilter()
             self._apply()
             return
-        self.dismiss()
+        super().action_back()
 
-    def action_close(self) -> None:
-        self.dismiss()
+    def render_session(self) -> None:
+        """The timeline is read when the screen opens; the session changes nothing on it."""
+
+    def highlighted_flag(self) -> str | None:
+        """The flag of the highlighted record: `R` here rolls that flag back (when it is in rollout)."""
+        record = self.query_one(AuditList).highlighted
+        return record.flag if record is not None else None
+
+    def on_audit_list_highlighted(self) -> None:
+        self.tell_in_view()
 
     # ---- detail ---------------------------------------------------------------------
 
@@ -290,7 +314,7 @@ class AuditScreen(Screen):
         else:
             first = report.first_bad.describe() if report.first_bad else next(
                 a.detail for a in report.anchors if a.status != "matched")
-            line.append("NOT VERIFIED: " + first, "bold red")
+            line.append("NOT VERIFIED: " + visible(first), "bold red")
         outside = sum(1 for r in t.records if r.origin == "outside")
         line.append(f" · {t.entries:,} journal + {len(t) - t.entries:,} platform")
         if outside:
@@ -303,10 +327,10 @@ class AuditScreen(Screen):
         active = self.criteria.describe()
         if active:
             line.append(" · filters: ")
-            line.append(active, "bold cyan")
+            line.append(visible(active), "bold cyan")
             line.append(" · esc clears", "dim")
         else:
-            line.append(" · / search · f flag · w who · t action · r time · enter detail", "dim")
+            line.append(" · / search · F flag · w who · t action · d dates · enter detail", "dim")
         return line
 
     def _warning_lines(self) -> list[Text]:
@@ -316,7 +340,7 @@ class AuditScreen(Screen):
                             "decisions cannot be shown", style="bold yellow"))
         t = self.timeline
         if self.load_error:
-            out.append(Text(self.load_error, style="bold red"))
+            out.append(Text(visible(self.load_error), style="bold red"))
         if t is not None:
             if t.unreadable_lines:
                 out.append(Text(f"{t.unreadable_lines} journal line(s) are not entries and are not shown — "
@@ -324,7 +348,7 @@ class AuditScreen(Screen):
             if t.torn_tail:
                 out.append(Text("the journal's last line is incomplete (a write cut short): not shown", style="yellow"))
             for key, why in sorted(t.history_errors.items()):
-                out.append(Text(f"platform history of {key} missing: {why}", style="yellow"))
+                out.append(Text(f"platform history of {visible(key)} missing: {visible(why)}", style="yellow"))
         if not out and self.size.width >= 100:
             out.append(Text(LEGEND, style="dim"))
         return out
@@ -365,15 +389,15 @@ class AuditDetailScreen(ModalScreen):
         r = self.record
         d = self.timeline.detail(r)
         parts: list = []
-        title = Text.assemble((f"{r.action}", "bold"), f" · {r.flag or 'no flag'} · ", (r.time, "bold"))
+        title = Text.assemble((visible(r.action), "bold"), f" · {visible(r.flag or 'no flag')} · ", (visible(r.time), "bold"))
         parts.append(title)
         if r.source == "platform":
             parts += self._platform_lines(r)
         elif d.entry is None:
-            parts.append(Text(d.problem or "the entry could not be read", style="bold red"))
+            parts.append(Text(visible(d.problem or "the entry could not be read"), style="bold red"))
         else:
             parts += self._journal_lines(d)
-        parts.append(Text(f"chain: {self.timeline.chain_status(r)}",
+        parts.append(Text(f"chain: {visible(self.timeline.chain_status(r))}",
                           style="bold green" if self.timeline.chain_status(r).startswith("verified") else "bold yellow"))
         if d.before is not None or d.after is not None:
             parts.append(Text(""))
@@ -393,15 +417,15 @@ class AuditDetailScreen(ModalScreen):
         kind = e.kind + (f" · {e.status}" if e.status else "")
         lines = [
             Text(f"source: routedeck journal · {kind} · seq {e.seq} of {self.timeline.entries:,}"),
-            Text(f"who: {who}" + (f" · profile {e.profile}" if e.profile else "")),
-            Text(f"reason: {e.reason or '—'}"),
-            Text(f"rule hash: {e.rule_hash or '—'}"),
+            Text(f"who: {visible(who)}" + (f" · profile {visible(e.profile)}" if e.profile else "")),
+            Text(f"reason: {visible(e.reason or '—')}"),
+            Text(f"rule hash: {visible(e.rule_hash or '—')}"),
         ]
         if e.error:
-            lines.append(Text(f"error: {e.error}", style="bold red"))
+            lines.append(Text(f"error: {visible(e.error)}", style="bold red"))
         if e.detail:
-            lines.append(Text("detail: " + ", ".join(f"{k}={v}" for k, v in sorted(e.detail.items())
-                                                      if k != "rollout"), style="dim"))
+            lines.append(Text("detail: " + visible(", ".join(f"{k}={v}" for k, v in sorted(e.detail.items())
+                                                              if k != "rollout")), style="dim"))
         link = d.linked
         if e.kind == "intent":
             if link is None:
@@ -411,25 +435,25 @@ class AuditDetailScreen(ModalScreen):
                 lines.append(Text(f"outcome: {link.status} at {link.time} (seq {link.seq})",
                                   style="bold green" if link.status == "confirmed" else "bold red"))
         elif e.kind == "outcome" and link is not None:
-            lines.append(Text(f"intent: seq {link.seq} at {link.time} — {link.reason or 'no reason given'}"))
+            lines.append(Text(f"intent: seq {link.seq} at {link.time} — {visible(link.reason or 'no reason given')}"))
         paired = [p for p in self.timeline.records if p.paired_seq == e.seq]
         if paired:
-            lines.append(Text(f"platform: the change shows in its history as {paired[0].action} "
-                              f"by {paired[0].actor} at {paired[0].time}", style="dim"))
+            lines.append(Text(f"platform: the change shows in its history as {visible(paired[0].action)} "
+                              f"by {visible(paired[0].actor)} at {paired[0].time}", style="dim"))
         return lines
 
     def _platform_lines(self, r: TimelineRecord) -> list[Text]:
         ev = r.event
-        lines = [Text(f"source: the flag platform's own history · {ev.action if ev else r.action}"),
-                 Text(f"who: {r.actor} (as the platform names them)")]
+        lines = [Text(f"source: the flag platform's own history · {visible(ev.action if ev else r.action)}"),
+                 Text(f"who: {visible(r.actor)} (as the platform names them)")]
         if r.origin == "paired":
             lines.append(Text(f"made by routedeck: the journal's write at seq {r.paired_seq} "
                               "(intent before, outcome with the read-back after)", style="bold green"))
         elif r.origin == "outside":
-            lines.append(Text(f"made by {r.actor} at {r.time}, and no journal entry covers it: "
+            lines.append(Text(f"made by {visible(r.actor)} at {r.time}, and no journal entry covers it: "
                               "a change routedeck did not make (or did not record)", style="bold yellow"))
         else:
             lines.append(Text("no routing change (e.g. a lease or rollout-state update); not in the journal", style="dim"))
         if ev is not None and ev.detail:
-            lines.append(Text(f"detail: {ev.detail}"))
+            lines.append(Text(f"detail: {visible(ev.detail)}"))
         return lines

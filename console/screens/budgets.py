@@ -1,30 +1,32 @@
 """`b`: spend against budgets — per budget policy, per plan tier and per route, projected to the month.
 
-Keys: ``esc`` goes back. The report is computed in a worker whenever the app has a new
-metrics snapshot (spend per plan reads per-unit data, which takes a moment).
+No keys of its own (``esc`` goes back, as everywhere). The report is computed in a worker whenever
+the session has a new metrics snapshot (spend per plan reads per-unit data, which takes a moment).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import Footer, Static
 
 from console.core.budgets import BudgetConfig, BudgetLine, BudgetReport, budget_report
 from console.core.errors import RouteDeckError
 from console.core.figures import format_value
+from console.core.safe_text import visible
 from console.core.telemetry import Arm
+from console.screens.base import SessionScreen
+from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
-    from console.app import RouteDeckApp
+    pass
 
 ARM_TAG = {Arm.CANDIDATE: " ◆", Arm.BASELINE: " ●", Arm.OTHER: ""}
 
@@ -35,12 +37,7 @@ def usd(value: float | None) -> str:
     return f"${value:,.2f}" if value < 100 else f"${value:,.0f}"
 
 
-def budget_config(app) -> BudgetConfig:
-    """The budgets the console was started with (--budgets FILE), else the shipped example."""
-    return getattr(app, "budgets_config", None) or BudgetConfig.defaults()
-
-
-class BudgetsScreen(Screen):
+class BudgetsScreen(SessionScreen):
     AUTO_FOCUS = None
     DEFAULT_CSS = """
     BudgetsScreen { layout: vertical; }
@@ -48,7 +45,7 @@ class BudgetsScreen(Screen):
     BudgetsScreen VerticalScroll { height: 1fr; padding: 0 1; }
     BudgetsScreen #budgets-plans, BudgetsScreen #budgets-routes { margin-top: 1; }
     """
-    BINDINGS = [Binding("escape,b", "app.pop_screen", "Back", id="budgets_back")]
+    FOOTER = ("rollback", "back", "help", "quit")
 
     @dataclass
     class Computed(Message):
@@ -56,15 +53,12 @@ class BudgetsScreen(Screen):
         error: str | None
         ident: object
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, session, config: BudgetConfig) -> None:
+        super().__init__(session)
+        self.config = config
         self._asked: object = None
         self.report: BudgetReport | None = None
         self.error: str | None = None
-
-    @property
-    def rd(self) -> "RouteDeckApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(id="budgets-title")
@@ -74,31 +68,32 @@ class BudgetsScreen(Screen):
             yield Static(id="budgets-plans")
             yield Static(id="budgets-routes")
             yield Static(id="budgets-gaps")
-        yield Footer(show_command_palette=False)
+        yield NoticeBar()
+        yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self._draw()
-        self.check_data()
-        self.set_interval(1.0, self.check_data)
+        self.redraw()
 
-    def check_data(self) -> None:
-        snapshot = self.rd.snapshot
+    def render_session(self) -> None:
+        """A new metrics snapshot in the session: compute the report from it (in a worker)."""
+        s = self.session
+        snapshot = s.snapshot
         if snapshot is None or id(snapshot) == self._asked:
             return
         self._asked = id(snapshot)
-        self.run_worker(lambda: self._compute(snapshot, self.rd.figures, dict(self.rd.flags), id(snapshot)),
+        self.run_worker(partial(self._compute, snapshot, s.figures, dict(s.flags), s.metrics, id(snapshot)),
                         thread=True, exclusive=True, group="budgets", exit_on_error=False)
 
-    def _compute(self, snapshot, figures, flags, ident) -> None:
+    def _compute(self, snapshot, figures, flags, metrics, ident) -> None:
         try:
-            metrics = self.rd.metrics
             units = None
             if metrics is not None and metrics.capabilities.unit_level:
                 units = [u for key in flags for u in metrics.read_units(key, snapshot.start)
                          if u.first_seen < snapshot.end]
-            report = budget_report(snapshot, figures, flags, budget_config(self.rd), units)
+            report = budget_report(snapshot, figures, flags, self.config, units)
             self.post_message(self.Computed(report, None, ident))
-        except RouteDeckError as exc:
+        except (RouteDeckError, OSError, NotImplementedError) as exc:
             self.post_message(self.Computed(None, str(exc), ident))
 
     def on_budgets_screen_computed(self, message: "BudgetsScreen.Computed") -> None:
@@ -106,8 +101,8 @@ class BudgetsScreen(Screen):
         self._draw()
 
     def _draw(self) -> None:
-        config = budget_config(self.rd)
-        title = Text.assemble(("Budgets", "bold"), f" · {config.source} · last {self.rd.window_label}",
+        config = self.config
+        title = Text.assemble(("Budgets", "bold"), f" · {visible(config.source)} · last {self.session.window_label}",
                               (" · esc: back", "dim"))
         r = self.report
         if r is not None:
@@ -115,12 +110,12 @@ class BudgetsScreen(Screen):
         self.query_one("#budgets-title", Static).update(title)
         if r is None:
             self.query_one("#budgets-alerts", Static).update(
-                Text(f"budgets unavailable: {self.error}", "bold red") if self.error
+                Text(f"budgets unavailable: {visible(self.error)}", "bold red") if self.error
                 else Text("computing spend from the latest window…", "yellow"))
             return
         alerts = Text()
         for line in r.alerts:
-            alerts.append(f"ALERT {line}\n", "bold red")
+            alerts.append(f"ALERT {visible(line)}\n", "bold red")
         if not r.alerts:
             alerts.append("no projection crosses a budget\n", "green")
         self.query_one("#budgets-alerts", Static).update(alerts)
@@ -130,7 +125,7 @@ class BudgetsScreen(Screen):
         self.query_one("#budgets-routes", Static).update(self._routes_table(r))
         gaps = Text()
         for gap in r.gaps:
-            gaps.append(f"gap: {gap}\n", "yellow")
+            gaps.append(f"gap: {visible(gap)}\n", "yellow")
         self.query_one("#budgets-gaps", Static).update(gaps)
 
     def _lines_table(self, heading: str, lines: list[BudgetLine], whatif: bool) -> Table:
@@ -143,7 +138,7 @@ class BudgetsScreen(Screen):
         for line in lines:
             used = f"{line.used * 100:.0f}%" if line.used is not None else "no budget"
             style = "bold red" if line.over else ("yellow" if line.budget_usd is None else "")
-            row = [line.name, usd(line.budget_usd), usd(line.spend_usd), usd(line.month_usd), used]
+            row = [Text(visible(line.name)), usd(line.budget_usd), usd(line.spend_usd), usd(line.month_usd), used]
             if whatif:
                 cell = Text(usd(line.whatif_usd), style="bold red" if line.whatif_over else "")
                 row.append(cell)
@@ -158,11 +153,11 @@ class BudgetsScreen(Screen):
                               ("month at rate", "right"), ("$/resolved", "right")):
             table.add_column(name, justify=justify, no_wrap=True)
         for s in r.routes:
-            table.add_row(s.key.route + ARM_TAG[s.key.arm], *([s.policy or "—"] if wide else []), usd(s.spend_usd),
+            table.add_row(Text(visible(s.key.route) + ARM_TAG[s.key.arm]), *([Text(visible(s.policy or "—"))] if wide else []), usd(s.spend_usd),
                           usd(s.month_usd), format_value("cost_per_resolved_case", s.cost_per_resolved))
         for w in r.whatifs:
             month = w.month_usd(r.month_s)
             if month is not None:
-                table.add_row(f"{w.candidate} at 100%", *([w.policy or "—"] if wide else []), "—",
+                table.add_row(Text(f"{visible(w.candidate)} at 100%"), *([Text(visible(w.policy or "—"))] if wide else []), "—",
                               usd(month), format_value("cost_per_resolved_case", w.candidate_cost_per_resolved))
         return table

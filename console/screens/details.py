@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from rich.table import Table
+from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -11,6 +12,7 @@ from textual.widgets import Static
 
 from console.core.figures import RouteFigures, format_value
 from console.core.registry import lookup
+from console.core.safe_text import visible
 
 ORDER = (
     "share", "p50_latency", "p95_latency", "p95_ttft", "slo_attainment", "timeout_rate", "cost_per_request",
@@ -43,15 +45,17 @@ class RouteDetailsScreen(ModalScreen):
             value = f.values.get(name)
             mark = "  over the default guardrail" if f.marks.get(name) else ""
             table.add_row(metric.label if metric else name, format_value(name, value),
-                          (metric.description if metric else "share of the flag's requests over the last 10 s") + mark)
+                          Text((metric.description if metric else "share of the flag's requests over the last 10 s")
+                               + mark))
         table.add_row("requests", str(f.requests), f"in the last {self.window}")
         table.add_row("served for fallbacks", str(f.via_fallback), "requests other routes of this flag fell back to")
         providers = (
-            f"worst provider: {f.worst_provider} fails {f.worst_provider_rate * 100:.1f}% of its calls"
+            f"worst provider: {visible(f.worst_provider)} fails {f.worst_provider_rate * 100:.1f}% of its calls"
             if f.worst_provider else "no provider failures in this window"
         )
         with VerticalScroll():
-            yield Static(f"[b]{f.key.route}[/b] · {f.key.arm.value} arm of {f.key.flag} · last {self.window}")
+            yield Static(Text.assemble((visible(f.key.route), "bold"),
+                                       f" · {f.key.arm.value} arm of {visible(f.key.flag)} · last {self.window}"))
             yield Static(table)
-            yield Static(providers)
-            yield Static("[dim]esc closes[/dim]")
+            yield Static(Text(providers))
+            yield Static(Text("esc closes", "dim"))

@@ -1,9 +1,10 @@
 """`i`: the incident view for on-call — providers ranked worst first, the routes and segments they hurt.
 
-Keys: ``s`` ranks by the next rate (all failures, errors, 429s, timeouts, fallback ratio);
-↑/↓ in the providers table picks a provider, in the routes table a route; ``x`` sends every
-unit of the highlighted route's flag to a safe route (confirmed), ``u`` undoes that, ``R`` rolls
-that flag back to its baseline at once; ``esc`` goes back. Route figures are the dashboard's (``app.figures``).
+Keys of its own: ``S`` ranks by the next rate (all failures, errors, 429s, timeouts, fallback ratio);
+↑/↓ in the providers table picks a provider, in the routes table a route. As everywhere, ``x``
+sends every unit of the highlighted route's flag to a safe route (confirmed), ``u`` undoes that,
+``R`` rolls that flag back to its baseline at once, ``esc`` goes back. Route figures are the
+dashboard's (the session's).
 """
 
 from __future__ import annotations
@@ -15,7 +16,6 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from console.core.errors import RouteDeckError
@@ -28,11 +28,14 @@ from console.core.incident import (
     segments_hurt,
     segments_hurt_from_requests,
 )
+from console.core.safe_text import visible
 from console.core.telemetry import Arm
+from console.screens.base import SessionScreen
 from widgets.fitted_table import fill_table
+from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
-    from console.app import RouteDeckApp
+    pass
 
 ARM_TAG = {Arm.CANDIDATE: " ◆", Arm.BASELINE: " ●", Arm.OTHER: ""}
 
@@ -41,7 +44,7 @@ def pct(value: float | None) -> str:
     return "—" if value is None else f"{value * 100:.1f}%"
 
 
-class IncidentScreen(Screen):
+class IncidentScreen(SessionScreen):
     AUTO_FOCUS = "#providers"
     DEFAULT_CSS = """
     IncidentScreen { layout: vertical; }
@@ -50,13 +53,9 @@ class IncidentScreen(Screen):
     IncidentScreen .heading { height: 1; padding: 0 1; text-style: bold; }
     IncidentScreen #segments { height: 1fr; padding: 0 1; }
     """
-    BINDINGS = [
-        Binding("escape,i", "app.pop_screen", "Back", id="incident_back"),
-        Binding("s", "sort", "Rank by", id="incident_sort"),
-        Binding("x", "app.emergency_switch", "Switch", id="incident_switch"),
-        Binding("u", "app.undo_switch", "Undo switch", id="incident_undo"),
-        Binding("R", "app.rollback", "Rollback", id="incident_rollback", priority=True),
-    ]
+    FOOTER = ("rollback", "emergency_switch", "undo_switch", "back", "help", "quit")
+    BINDINGS = [Binding("S", "sort", "Rank by", id="incident_sort",
+                        tooltip="rank providers by the next rate: failures, errors, 429s, timeouts, fallbacks")]
 
     @dataclass
     class Segments(Message):
@@ -64,17 +63,13 @@ class IncidentScreen(Screen):
         rows: list[SegmentHurt] | None
         error: str | None
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, session) -> None:
+        super().__init__(session)
         self.sort = SORTS[0][0]
         self.providers: list[ProviderHealth] = []
         self._drawn: object = None
         self._segments: dict[tuple, list[SegmentHurt] | str] = {}
         self._route_rows: dict[str, tuple[str, str]] = {}
-
-    @property
-    def rd(self) -> "RouteDeckApp":
-        return self.app  # type: ignore[return-value]
 
     def compose(self) -> ComposeResult:
         yield Static(id="incident-title")
@@ -82,15 +77,15 @@ class IncidentScreen(Screen):
         yield Static(id="routes-heading", classes="heading")
         yield DataTable(id="routes", cursor_type="row")
         yield Static(id="segments")
-        yield Footer(show_command_palette=False)
+        yield NoticeBar()
+        yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
-        self.refresh_view()
-        self.set_interval(1.0, self.refresh_view)
+        self.redraw()
 
     def on_resize(self) -> None:
         self._drawn = None
-        self.refresh_view()
+        self.redraw()
 
     # ---- what the app's actions ask -----------------------------------------------------
 
@@ -118,29 +113,30 @@ class IncidentScreen(Screen):
         keys = [k for k, _ in SORTS]
         self.sort = keys[(keys.index(self.sort) + 1) % len(keys)]
         self._drawn = None
-        self.refresh_view()
+        self.redraw()
 
     def on_data_table_row_highlighted(self, event: DataTable.RowHighlighted) -> None:
         if event.data_table.id == "providers":
             self._draw_routes()
         else:
             self._draw_segments()
+        self.tell_in_view()
 
     # ---- drawing ------------------------------------------------------------------
 
-    def refresh_view(self) -> None:
-        snapshot = self.rd.snapshot
-        ident = (id(snapshot), self.sort, tuple(sorted((k, f.revision) for k, f in self.rd.flags.items())))
+    def render_session(self) -> None:
+        snapshot = self.session.snapshot
+        ident = (id(snapshot), self.sort, tuple(sorted((k, f.revision) for k, f in self.session.flags.items())))
         if ident == self._drawn:
             return
         self._drawn = ident
         heading = dict(SORTS)[self.sort]
-        title = Text.assemble(("Incident", "bold"), f" · providers ranked by {heading} · last {self.rd.window_label}",
-                              (" · s: rank by · x: switch a flag to a safe route · u: undo · esc: back", "dim"))
-        switched = [f for f in self.rd.flags.values() if f.allocation.serve_all]
+        title = Text.assemble(("Incident", "bold"), f" · providers ranked by {heading} · last {self.session.window_label}",
+                              (" · S: rank by · x: switch a flag to a safe route · u: undo · esc: back", "dim"))
+        switched = [f for f in self.session.flags.values() if f.allocation.serve_all]
         for f in sorted(switched, key=lambda f: f.key):
-            title.append(f"\nSWITCHED {f.key}: everyone on {f.allocation.serve_all}", "bold reverse red")
-            title.append(f" (held: {f.allocation.held().describe()})", "red")
+            title.append(f"\nSWITCHED {visible(f.key)}: everyone on {visible(f.allocation.serve_all)}", "bold reverse red")
+            title.append(f" (held: {visible(f.allocation.held().describe())})", "red")
         if snapshot is None:
             title.append("\nwaiting for the metrics source…", "yellow")
         self.query_one("#incident-title", Static).update(title)
@@ -152,10 +148,10 @@ class IncidentScreen(Screen):
             bad = (ph.failure_rate or 0) >= 0.05
             routes = ", ".join(r.key.route for r in hurt[:2]) + (f" +{len(hurt) - 2}" if len(hurt) > 2 else "") or "—"
             rows.append((f"{ph.provider}|{ph.model}", [
-                Text(ph.label, style="bold red" if bad else ""), str(ph.calls),
+                Text(visible(ph.label), style="bold red" if bad else ""), str(ph.calls),
                 Text(pct(ph.failure_rate), style="bold red" if bad else ""),
                 pct(ph.error_rate), pct(ph.rate_limit_rate), pct(ph.timeout_rate), pct(ph.fallback_ratio),
-                *([routes] if wide else []),
+                *([Text(visible(routes))] if wide else []),
             ]))
         # narrow terminals lose the routes column: the routes table below lists them
         fill_table(self.query_one("#providers", DataTable),
@@ -176,17 +172,17 @@ class IncidentScreen(Screen):
             heading.update("routes: no provider calls in this window")
             self._draw_segments()
             return
-        heading.update(f"routes calling {ph.label} (route fb{'/err' if wide else ''}: as on the dashboard)")
-        figures = {f.key: f for f in self.rd.figures}
+        heading.update(Text(f"routes calling {visible(ph.label)} (route fb{'/err' if wide else ''}: as on the dashboard)"))
+        figures = {f.key: f for f in self.session.figures}
         rows = []
         for hurt in sorted(ph.routes, key=lambda r: (-r.failed, r.key)):
             fig = figures.get(hurt.key)
-            flag = self.rd.flags.get(hurt.key.flag)
+            flag = self.session.flags.get(hurt.key.flag)
             now = "—"
             if flag is not None:
                 a = flag.allocation
                 if a.serve_all:
-                    now = f"all → {a.serve_all}"
+                    now = f"all → {visible(a.serve_all)}"
                 elif a.serves_candidate:
                     now = f"cand {a.candidate_bp / 100:g}%" + (" +internal" if a.internal_enabled else "")
                 else:
@@ -194,11 +190,12 @@ class IncidentScreen(Screen):
             key = f"{hurt.key.flag}|{hurt.key.route}|{hurt.key.arm.value}"
             self._route_rows[key] = (hurt.key.flag, hurt.key.route)
             rows.append((key, [
-                hurt.key.route + ARM_TAG[hurt.key.arm], hurt.key.flag, *([str(hurt.calls)] if wide else []),
+                Text(visible(hurt.key.route) + ARM_TAG[hurt.key.arm]), Text(visible(hurt.key.flag)),
+                *([str(hurt.calls)] if wide else []),
                 str(hurt.failed),
                 Text(pct(hurt.failure_rate), style="bold red" if (hurt.failure_rate or 0) >= 0.05 else ""),
                 format_value("fallback_rate", fig.values.get("fallback_rate") if fig else None),
-                *([format_value("error_rate", fig.values.get("error_rate") if fig else None), now] if wide else []),
+                *([format_value("error_rate", fig.values.get("error_rate") if fig else None), Text(now)] if wide else []),
             ]))
         fill_table(table, headers, rows)
         self._draw_segments()
@@ -206,46 +203,45 @@ class IncidentScreen(Screen):
     def _draw_segments(self) -> None:
         out = self.query_one("#segments", Static)
         route = self.highlighted_route()
-        snapshot = self.rd.snapshot
+        snapshot = self.session.snapshot
         if route is None or snapshot is None:
             out.update("")
             return
-        metrics = self.rd.metrics
+        metrics = self.session.metrics
         if metrics is None or not (metrics.capabilities.unit_level or metrics.capabilities.segment_requests):
             out.update(Text("segments: this metrics source gives no per-segment data", "yellow"))
             return
         ident = (id(snapshot), *route)
         found = self._segments.get(ident)
         if found is None:
-            out.update(Text(f"segments of {route[1]}: reading…", "dim"))
+            out.update(Text(f"segments of {visible(route[1])}: reading…", "dim"))
             self._segments[ident] = "reading"
             flag, name = route
-            self.run_worker(lambda: self._read_segments(ident, flag, name, snapshot.start, snapshot.end), thread=True,
-                            exclusive=True, group="incident-segments", exit_on_error=False)
+            self.run_worker(lambda: self._read_segments(metrics, ident, flag, name, snapshot.start, snapshot.end),
+                            thread=True, exclusive=True, group="incident-segments", exit_on_error=False)
             return
         if isinstance(found, str):
-            out.update(Text(f"segments of {route[1]}: {found}", "dim" if found == "reading" else "red"))
+            out.update(Text(f"segments of {visible(route[1])}: {visible(found)}", "dim" if found == "reading" else "red"))
             return
         text = Text()
-        text.append(f"segments of {route[1]} with failed requests (the route fails "
+        text.append(f"segments of {visible(route[1])} with failed requests (the route fails "
                     f"{pct(found[0].route_rate) if found else '—'}; red: 1.2× that or worse)\n", "bold")
         if not found:
             text.append("  none in this window\n", "green")
         for s in found:
             worse = s.failure_rate is not None and s.route_rate is not None and s.failure_rate > s.route_rate * 1.2
-            text.append(f"  {s.label:<24} {s.failed:>5} of {s.requests:<6} {pct(s.failure_rate):>6}"
+            text.append(f"  {visible(s.label):<24} {s.failed:>5} of {s.requests:<6} {pct(s.failure_rate):>6}"
                         f"  fallbacks {s.fallbacks}\n", style="bold red" if worse else "")
         out.update(text)
 
-    def _read_segments(self, ident: tuple, flag: str, route: str, since: float, until: float) -> None:
-        metrics = self.rd.metrics
+    def _read_segments(self, metrics, ident: tuple, flag: str, route: str, since: float, until: float) -> None:
         try:
             if metrics.capabilities.unit_level:
                 rows = segments_hurt(metrics.read_units(flag, since), route)
             else:  # a request-level source counts requests per segment label
                 rows = segments_hurt_from_requests(metrics.read_segment_requests(flag, since, until), route)
             self.post_message(self.Segments(ident, rows, None))
-        except (RouteDeckError, NotImplementedError) as exc:
+        except (RouteDeckError, OSError, NotImplementedError) as exc:
             self.post_message(self.Segments(ident, None, str(exc)))
 
     def on_incident_screen_segments(self, message: "IncidentScreen.Segments") -> None:

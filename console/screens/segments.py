@@ -1,37 +1,44 @@
 """`s`: segment readouts — candidate vs baseline within each pre-registered segment, harm highlighted.
 
-Keys: ↑/↓ pick a row; ``x`` excludes the highlighted segment from the candidate when it is flagged
-harm (a confirm dialog shows the targeting before and after, Cancel focused, a reason required);
-``r`` reads again now; ``esc`` goes back. The readout is computed in a worker and read again every
-``REFRESH_S`` seconds after the previous read finished.
+Keys of its own: ↑/↓ pick a row; ``e`` excludes the highlighted segment from the candidate when it
+is flagged harm (a confirm dialog shows the targeting before and after, Cancel focused, a reason
+required; the App writes it like every other change); ``ctrl+r`` reads again now. ``esc`` goes back,
+as everywhere. The readout is computed in a worker and read again every ``REFRESH_S`` seconds after
+the previous read finished, and at once when the flag changes.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 from typing import TYPE_CHECKING
 
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from console.core.errors import RouteDeckError
 from console.core.registry import lookup
 from console.core.stats.engine import fmt
+from console.core.safe_text import visible
 from console.core.stats.segments import SegmentRow, format_e, format_p
+from console.screens.base import SessionScreen
+from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
-    from console.app import RouteDeckApp
-    from console.core.operations import ActionResult, SegmentLook
+    from console.core.operations import SegmentLook
+    from console.screens.confirm import Answer
 
 REFRESH_S = 10.0
+WIDE_COLUMNS = ("segment", "metric", "verdict", "cand", "base", "Δ interval", "margin", "n c/b", "e", "p")
+#: 80 columns: every figure shown whole; the highlighted row's margin and evidence go below the table
+NARROW_COLUMNS = WIDE_COLUMNS[:6]
 VERDICT_STYLE = {"harm": "bold red", "non-inferior": "green", "inconclusive": "yellow", "no data": "bold yellow"}
 
 
-class SegmentsScreen(Screen):
+class SegmentsScreen(SessionScreen):
     AUTO_FOCUS = "#segment-rows"
     DEFAULT_CSS = """
     SegmentsScreen { layout: vertical; }
@@ -39,10 +46,11 @@ class SegmentsScreen(Screen):
     SegmentsScreen DataTable { height: 1fr; }
     SegmentsScreen #segments-notes { height: auto; max-height: 6; padding: 0 1; }
     """
+    FOOTER = ("rollback", "back", "help", "quit")
     BINDINGS = [
-        Binding("escape,s", "app.pop_screen", "Back", id="segments_back"),
-        Binding("x", "exclude", "Exclude segment", id="segments_exclude"),
-        Binding("r", "reload", "Read again", id="segments_reload"),
+        Binding("e", "exclude", "Exclude segment", id="segments_exclude",
+                tooltip="send the highlighted harmed segment to the baseline (confirmed, journalled)"),
+        Binding("ctrl+r", "reload", "Read again", id="segments_reload", tooltip="read the segments again now"),
     ]
 
     @dataclass
@@ -51,56 +59,71 @@ class SegmentsScreen(Screen):
         error: str | None
 
     @dataclass
-    class Excluded(Message):
-        segment: tuple[str, str]
-        result: "ActionResult | None"
-        error: str | None
+    class ExcludeConfirmed(Message):
+        """The operator confirmed excluding ``segment`` of ``flag``: the App writes it (one way for every change)."""
 
-    def __init__(self) -> None:
-        super().__init__()
+        flag: str
+        segment: tuple[str, str]
+        reason: str
+        evidence: dict
+
+    def __init__(self, session) -> None:
+        super().__init__(session)
         self.current: "SegmentLook | None" = None
         self.error: str | None = None
-        self.busy: str | None = None
         self._rows: dict[str, SegmentRow] = {}
         self._timer = None
-
-    @property
-    def rd(self) -> "RouteDeckApp":
-        return self.app  # type: ignore[return-value]
+        self._revision: str | None = None
 
     def compose(self) -> ComposeResult:
         yield Static(id="segments-title")
         table = DataTable(id="segment-rows", cursor_type="row", zebra_stripes=False)
         # verdict first after the names: at 80 columns the interval and evidence scroll, the verdict does not
-        table.add_columns("segment", "metric", "verdict", "cand", "base", "Δ interval", "margin", "n c/b", "e", "p")
         yield table
         yield Static(id="segments-notes")
-        yield Footer(show_command_palette=False)
+        yield NoticeBar()
+        yield Footer(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self._draw()
         self.action_reload()
 
+    def highlighted_flag(self) -> str | None:
+        rule = self.session.rule
+        return rule.flag_key if rule is not None else None
+
+    def render_session(self) -> None:
+        """Read again when the flag changed (an exclusion confirmed, a change elsewhere); redraw the title."""
+        rule = self.session.rule
+        flag = self.session.flags.get(rule.flag_key) if rule is not None else None
+        revision = flag.revision if flag is not None else None
+        if revision != self._revision:
+            self._revision = revision
+            self.action_reload()
+            return
+        self._draw_title()
+
     # ---- reading ------------------------------------------------------------------
 
     def action_reload(self) -> None:
-        rd = self.rd
-        if rd.rule is None or rd.platform is None or rd.metrics is None:
-            self.error = "no decision rule: start the console with --rule FILE" if rd.rule is None else \
+        s = self.session
+        if s.rule is None or s.platform is None or s.metrics is None:
+            self.error = "no decision rule: start the console with --rule FILE" if s.rule is None else \
                 "still connecting to the flag platform and the metrics source"
             self._draw()
             return
         if self._timer is not None:
             self._timer.stop()
             self._timer = None
-        self.run_worker(self._read_worker, thread=True, exclusive=True, group="segments", exit_on_error=False)
+        self.run_worker(partial(self._read_worker, s.rule, s.platform, s.metrics), thread=True, exclusive=True,
+                        group="segments", exit_on_error=False)
 
-    def _read_worker(self) -> None:
+    def _read_worker(self, rule, platform, metrics) -> None:
         from console.core.operations import look_segments
 
         try:
-            self.post_message(self.Read(look_segments(self.rd.rule, self.rd.platform, self.rd.metrics), None))
-        except (RouteDeckError, NotImplementedError) as exc:
+            self.post_message(self.Read(look_segments(rule, platform, metrics), None))
+        except (RouteDeckError, OSError, NotImplementedError) as exc:
             self.post_message(self.Read(None, str(exc)))
 
     def on_segments_screen_read(self, message: "SegmentsScreen.Read") -> None:
@@ -121,23 +144,24 @@ class SegmentsScreen(Screen):
         key = table.coordinate_to_cell_key((table.cursor_row, 0)).row_key.value
         return self._rows.get(key)
 
-    def _draw(self) -> None:
-        rd = self.rd
+    def _draw_title(self) -> None:
+        s = self.session
         title = Text.assemble(("Segments", "bold"))
         cur = self.current
         if cur is not None:
             r = cur.readout
-            title.append(f" · {cur.flag.key} · stage {cur.stage} · e-BH over {r.hypotheses} tests at α {r.alpha:g}"
-                         f" · segment_harm: {rd.rule.segment_harm}")
+            harm_rule = s.rule.segment_harm if s.rule is not None else "—"
+            title.append(f" · {visible(cur.flag.key)} · stage {visible(cur.stage)} · e-BH over {r.hypotheses} tests "
+                         f"at α {r.alpha:.3g} · segment_harm: {visible(harm_rule)}")
             if cur.flag.allocation.excluded_segments:
                 names = ", ".join(f"{a}={v}" for a, v in cur.flag.allocation.excluded_segments)
-                title.append(f"\nexcluded from the candidate: {names}", "bold")
+                title.append(f"\nexcluded from the candidate: {visible(names)}", "bold")
             harmed = r.harmed
             excluded_rows = sum(row.note == "excluded from the candidate" for row in r.rows)
             no_data = sum(row.verdict.value == "no data" for row in r.rows) - excluded_rows
             if harmed:
-                title.append("\nHARM in " + ", ".join(f"{a}={v}" for a, v in harmed), "bold reverse red")
-                title.append("  x excludes the highlighted harmed segment", "red")
+                title.append("\nHARM in " + visible(", ".join(f"{a}={v}" for a, v in harmed)), "bold reverse red")
+                title.append(" · e excludes the highlighted harmed segment", "red")
             elif not r.rows or no_data + excluded_rows == len(r.rows):
                 # nothing compared is not a pass: say so in the colour of a missing value
                 title.append("\nno segment could be compared yet — see the notes", "bold yellow")
@@ -145,22 +169,34 @@ class SegmentsScreen(Screen):
                 title.append("\nno segment shows harm beyond its margin after the correction", "green")
                 if no_data:
                     title.append(f" ({no_data} rows have no data)", "yellow")
-        if self.busy:
-            title.append(f"\n{self.busy}…", "yellow")
+        busy = s.busy_with(cur.flag.key) if cur is not None else None
+        if busy:
+            title.append(f"\n{busy}…", "yellow")
         if self.error:
-            title.append(f"\n{self.error}", "bold red")
+            title.append(f"\n{visible(self.error)}", "bold red")
         elif cur is None:
             title.append("\nreading the stage's units…", "dim")
         self.query_one("#segments-title", Static).update(title)
+
+    def _wide(self) -> bool:
+        return self.size.width >= 110
+
+    def _draw(self) -> None:
+        self._draw_title()
+        cur = self.current
         table = self.query_one("#segment-rows", DataTable)
         keep = self.highlighted()
+        columns = WIDE_COLUMNS if self._wide() else NARROW_COLUMNS
+        if tuple(str(c.label) for c in table.columns.values()) != columns:
+            table.clear(columns=True)
+            table.add_columns(*columns)  # narrow: the margin and the evidence go to the line below the table
         table.clear()
         self._rows = {}
         rows = cur.readout.rows if cur is not None else []
         for i, row in enumerate(rows):
             key = f"{row.attribute}={row.value}|{row.metric}"
             self._rows[key] = row
-            table.add_row(*self._cells(row), key=key)
+            table.add_row(*self._cells(row)[:len(columns)], key=key)
         if rows:
             wanted = 0
             if keep is not None:
@@ -168,13 +204,30 @@ class SegmentsScreen(Screen):
             else:
                 wanted = next((i for i, row in enumerate(rows) if row.harm), 0)
             table.move_cursor(row=wanted)
+        self._draw_notes()
+
+    def on_data_table_row_highlighted(self) -> None:
+        if self.current is not None:
+            self._draw_notes()
+
+    def on_resize(self) -> None:
+        self._draw()
+
+    def _draw_notes(self) -> None:
+        cur = self.current
+        rows = cur.readout.rows if cur is not None else []
         notes = Text()
+        row = self.highlighted()
+        if row is not None and not self._wide():
+            cells = self._cells(row)
+            notes.append(f"{visible(row.attribute)}={visible(row.value)} {visible(row.metric)}: margin {cells[6]} · "
+                         f"n {cells[7]} · e {cells[8]} · p {cells[9]}\n", "bold")
         if cur is not None:
             for note in cur.readout.notes:
-                notes.append(f"note: {note}\n", "yellow")
+                notes.append(f"note: {visible(note)}\n", "yellow")
             for row in rows:
                 if row.note and row.harm:
-                    notes.append(f"{row.attribute}={row.value} {row.metric}: {row.note}\n", "dim")
+                    notes.append(visible(f"{row.attribute}={row.value} {row.metric}: {row.note}") + "\n", "dim")
         self.query_one("#segments-notes", Static).update(notes)
 
     @staticmethod
@@ -185,25 +238,27 @@ class SegmentsScreen(Screen):
         margin = "—" if row.margin is None else fmt(m, row.margin if m.worse_is_higher else -row.margin, True)
         excluded = row.note == "excluded from the candidate"
         return [
-            Text(f"{'! ' if row.harm else ''}{row.attribute}={row.value}", style),
-            Text(m.label if m else row.metric, style),
+            Text(f"{'! ' if row.harm else ''}{visible(row.attribute)}={visible(row.value)}", style),
+            Text(m.label if m else visible(row.metric), style),
             Text("excluded", "bold") if excluded else Text(row.verdict.value, VERDICT_STYLE.get(row.verdict.value, "")),
-            fmt(m, row.candidate), fmt(m, row.baseline), iv, margin, f"{row.n_candidate}/{row.n_baseline}",
-            format_e(row.e_value), format_p(row.p_value) if row.e_value > 0 else "—",
+            *(Text(cell) for cell in (fmt(m, row.candidate), fmt(m, row.baseline), iv, margin,
+                                       f"{row.n_candidate}/{row.n_baseline}", format_e(row.e_value),
+                                       format_p(row.p_value) if row.e_value > 0 else "—")),
         ]
 
     # ---- excluding a segment ------------------------------------------------------------
 
     def exclude_why_not(self) -> str | None:
-        rd = self.rd
-        if rd.read_only:
+        s = self.session
+        if s.read_only:
             return "read-only console: actions that change flags are disabled"
-        if self.busy:
-            return f"{self.busy} is in progress"
-        if rd.journal is None:
-            return "no audit journal is open: an exclusion must be recorded"
         if self.current is None:
             return "the segment readout is still being computed"
+        busy = s.busy_with(self.current.flag.key)
+        if busy:
+            return f"{busy} is in progress"
+        if s.journal is None:
+            return "no audit journal is open: an exclusion must be recorded"
         row = self.highlighted()
         if row is None:
             return "no segment rows at this stage"
@@ -216,7 +271,7 @@ class SegmentsScreen(Screen):
     def action_exclude(self) -> None:
         why = self.exclude_why_not()
         if why:
-            self.notify(f"exclude: {why}", severity="warning", timeout=6)
+            self.notify(f"exclude: {visible(why)}", severity="warning", timeout=6, markup=False)
             return
         from console.core import operations
         from console.screens.confirm import ConfirmScreen
@@ -230,46 +285,13 @@ class SegmentsScreen(Screen):
             f"evidence: {r.metric} {fmt(lookup(r.metric), r.candidate)} vs {fmt(lookup(r.metric), r.baseline)}, "
             f"e {format_e(r.e_value)} (e-BH over {self.current.readout.hypotheses} tests)" for r in metrics]
         segment = row.segment
+        evidence = operations.segment_evidence(self.current.readout, *segment)
         title = f"Exclude {segment[0]}={segment[1]} from the candidate on {flag.key}? Its units get {flag.baseline}."
 
-        def confirmed(reason: str | None) -> None:
-            if reason:
-                self._start_exclusion(segment, reason)
+        def confirmed(answer: "Answer | None") -> None:
+            if answer is not None:
+                self.post_message(self.ExcludeConfirmed(flag.key, segment, answer.reason, evidence))
 
         self.app.push_screen(ConfirmScreen(title, change, confirm_label="Exclude", reason_required=True,
                                            note="recorded in the audit journal with the rows above; "
                                                 "confirmed by reading the flag back"), confirmed)
-
-    def _start_exclusion(self, segment: tuple[str, str], reason: str) -> None:
-        self.busy = f"excluding {segment[0]}={segment[1]}"
-        self.rd.begin_write(self.rd.rule.flag_key)
-        self._draw()
-        readout = self.current.readout
-        self.run_worker(lambda: self._exclude_worker(segment, reason, readout), thread=True, group="segments-exclude",
-                        exit_on_error=False)
-
-    def _exclude_worker(self, segment: tuple[str, str], reason: str, readout) -> None:
-        from console.core import operations
-
-        rd = self.rd
-        try:
-            result = operations.exclude_segment(
-                rd.rule, rd.platform, rd.rule.flag_key, segment[0], segment[1], rd.journal, rd.operator_name(), reason,
-                evidence=operations.segment_evidence(readout, *segment))
-            self.post_message(self.Excluded(segment, result, None))
-        except RouteDeckError as exc:
-            self.post_message(self.Excluded(segment, None, str(exc)))
-
-    def on_segments_screen_excluded(self, message: "SegmentsScreen.Excluded") -> None:
-        self.busy = None
-        name = f"{message.segment[0]}={message.segment[1]}"
-        self.rd.end_write(self.rd.rule.flag_key, message.result.after if message.result is not None else None)
-        if message.result is None:
-            self.notify(f"exclude {name} failed: {message.error}", severity="error", timeout=12)
-        else:
-            after = message.result.after
-            self.notify(f"confirmed by read-back: {after.key} now {after.allocation.describe()}",
-                        title=f"{name} excluded", timeout=10)
-            if message.result.warning:
-                self.notify(f"audit journal: {message.result.warning}", severity="warning", timeout=12)
-        self.action_reload()

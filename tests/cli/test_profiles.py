@@ -136,7 +136,7 @@ def test_no_profiles_is_one_line(site, capsys):
     _, config = site
     config.write_text("")
     code, _, err = run(capsys, "profiles")
-    assert code == 2 and err == f"routedeck: {config}: no profiles — add a [profiles.NAME] table (see README, Profiles and credentials)\n"
+    assert code == 2 and err == f"routedeck: {config}: no profiles — add a [profiles.NAME] table (see docs/profiles.md)\n"
 
 
 def test_profile_supplies_backends_rule_and_operator_and_explicit_options_win(site, capsys):

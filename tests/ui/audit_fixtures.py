@@ -10,7 +10,9 @@ from textual.app import App
 
 from console.core.journal import Journal
 from console.core.models import Allocation, ChangeEvent, RouteFlag
+from console.core.errors import BackendError
 from console.core.ports import FlagPlatform
+from console.core.session import Session
 from console.screens.audit import AuditScreen
 
 T0 = datetime(2026, 11, 23, 8, 0, tzinfo=timezone.utc)
@@ -118,7 +120,7 @@ class HistoryPlatform(FlagPlatform):
         return [FLAG]
 
     def read_flag(self, key: str) -> RouteFlag:
-        raise KeyError(key)
+        raise BackendError(f"fixed: no flag {key} (this platform only has a history)")
 
     def _write_flag(self, flag: RouteFlag, expected_revision: str | None) -> None:
         raise NotImplementedError
@@ -135,7 +137,9 @@ class AuditHost(App):
         self.journal_file, self.history_platform = journal, platform
 
     def on_mount(self) -> None:
-        self.push_screen(AuditScreen(self.journal_file, self.history_platform, [FLAG] if self.history_platform else []))
+        session = Session(platform=self.history_platform)
+        self.push_screen(AuditScreen(session, self.journal_file, self.history_platform,
+                                     [FLAG] if self.history_platform else []))
 
 
 def audit_host(state_dir: Path, extra: int = 0) -> AuditHost:

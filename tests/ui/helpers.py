@@ -95,3 +95,20 @@ def rollout_demo_app(state_dir: Path, *, scenario: str = "steady", stage: str = 
     kw.setdefault("journal", Journal(journal_path(state_dir)))
     kw.setdefault("clock", lambda: 100.0)
     return RouteDeckApp(platform, metrics, flags=flags, rule=rule, **kw)
+
+
+async def settle(app, pilot, timeout_s: float = 20.0) -> None:
+    """Let the app finish what it started: its workers, the writes in flight (each on its own thread), and
+    the redraw that follows them."""
+    await pilot.pause()
+    started = time.perf_counter()
+    while True:
+        await app.workers.wait_for_complete()
+        await pilot.pause()
+        session = getattr(app, "session", None)
+        if session is None or not session.writes:
+            break
+        assert time.perf_counter() - started < timeout_s, "a write never finished"
+        await pilot.pause(0.02)
+    await pilot.pause(0.05)  # the redraw after a write waits a moment (writes.WRITE_FIRST_S)
+    await pilot.pause()

@@ -20,13 +20,7 @@ from widgets.audit_list import AuditList
 
 from ..cli.test_rollout_commands import RULE
 from .audit_fixtures import FLAG, OTHER, AuditHost, audit_host, loaded, write_session
-from .helpers import demo_app, wait_for
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+from .helpers import demo_app, wait_for, settle
 
 
 def audit_of(app) -> AuditScreen:
@@ -67,7 +61,7 @@ async def test_a_opens_the_timeline_of_a_demo_session_from_the_dashboard(tmp_pat
         assert paired[-1].paired_seq == 8  # the platform's record of the rollback is routedeck's
         assert "chain verified (seq 8)" in header(app)
         assert current(app) is records[-1]  # opens on the newest record
-        await pilot.press("q")
+        await pilot.press("escape")  # esc goes back; q quits the console, as on every screen
         await pilot.pause()
         assert not isinstance(app.screen, AuditScreen)
 
@@ -166,7 +160,7 @@ async def test_filters_by_flag_who_action_and_time_show_in_the_header_and_escape
     async with app.run_test(size=(120, 30)) as pilot:
         await loaded(pilot)
         total = len(shown(app))
-        await pilot.press("f", *"hard", "enter")
+        await pilot.press("F", *"hard", "enter")
         await pilot.pause()
         assert shown(app) and {r.flag for r in shown(app)} == {OTHER}
         await pilot.press("w", *"chen", "enter")
@@ -180,7 +174,7 @@ async def test_filters_by_flag_who_action_and_time_show_in_the_header_and_escape
         await pilot.press("escape")
         await pilot.pause()
         assert len(shown(app)) == total
-        await pilot.press("r", *"2026-11-23T08:00..2026-11-23T08:05", "enter")
+        await pilot.press("d", *"2026-11-23T08:00..2026-11-23T08:05", "enter")
         await pilot.pause()
         assert {r.action for r in shown(app)} == {"rule_loaded", "advance", "write"}
         assert "time 2026-11-23 08:00..2026-11-23 08:05" in header(app)
@@ -193,7 +187,7 @@ async def test_a_bad_time_range_is_one_line_and_the_prompt_stays(tmp_path):
     app = audit_host(tmp_path)
     async with app.run_test(size=(100, 30), notifications=True) as pilot:
         await loaded(pilot)
-        await pilot.press("r", *"yesterday", "enter")
+        await pilot.press("d", *"yesterday", "enter")
         await pilot.pause()
         messages = [n.message for n in app._notifications]
         assert any("time range: time 'yesterday': use ISO 8601" in m for m in messages)
@@ -321,7 +315,7 @@ async def test_an_unwritable_journal_warns_and_the_console_goes_on(tmp_path, mon
         await wait_for(pilot, lambda: any("audit journal:" in n.message for n in app._notifications))
         note = next(n.message for n in app._notifications if "audit journal:" in n.message)
         assert "free space" in note and "foreign_change not recorded" in note
-        assert app.is_running and FLAG in app.foreign
+        assert app.is_running and FLAG in app.session.foreign
 
 
 async def test_the_console_journals_the_rule_it_loaded(tmp_path):

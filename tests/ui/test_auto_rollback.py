@@ -15,6 +15,7 @@ from console.core.rules import parse_rule
 from console.core.simulator.evaluator import FlagdFileEvaluator
 
 from ..cli.test_rollout_commands import RULE
+from widgets.status_header import header_lines
 
 FLAG = "support-answer-route"
 
@@ -43,12 +44,13 @@ async def wait(pilot, condition, seconds=20.0) -> bool:
 async def test_regression_is_rolled_back_automatically_with_reasons(tmp_path, scenario):
     app = app_for(tmp_path, scenario)
     async with app.run_test(size=(120, 40)) as pilot:
-        app.metrics.advance_by(15 * 60)  # fifteen minutes of the 5% stage
-        app.poll_verdict()
+        app.session.metrics.advance_by(15 * 60)  # fifteen minutes of the 5% stage
+        app.poll_verdicts()
         assert await wait(pilot, lambda: FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 0)
-        assert await wait(pilot, lambda: not app._rollback_running)
-        header = " ".join(line.plain for line in app.header_lines(200))
-        assert "verdict ROLLBACK" in header and "rollback:" in header
+        assert await wait(pilot, lambda: not app.session.writes)
+        header = " ".join(line.plain for line in header_lines(app.session, 200))
+        # after it, the header says the rollout was rolled back by this console, and on which verdict
+        assert "rolled back by this console — automatic rollback on verdict ROLLBACK: rollback:" in header
         assert any("AUTO-ROLLBACK" in n.message for n in app._notifications)
     rollbacks = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "rollback"]
     assert rollbacks[0].kind == "intent" and rollbacks[0].reason.startswith("auto-rollback: rollback:")
@@ -58,12 +60,12 @@ async def test_regression_is_rolled_back_automatically_with_reasons(tmp_path, sc
 async def test_healthy_candidate_is_left_alone_and_verdict_shown(tmp_path):
     app = app_for(tmp_path, "steady")
     async with app.run_test(size=(120, 40)) as pilot:
-        app.metrics.advance_by(15 * 60)
-        app.poll_verdict()
-        assert await wait(pilot, lambda: app.decision is not None)
-        assert app.decision.verdict.value in ("ADVANCE", "HOLD")
-        header = " ".join(line.plain for line in app.header_lines(200))
-        assert f"verdict {app.decision.verdict.value}" in header
+        app.session.metrics.advance_by(15 * 60)
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: app.session.decision is not None)
+        assert app.session.decision.verdict.value in ("ADVANCE", "HOLD")
+        header = " ".join(line.plain for line in header_lines(app.session, 200))
+        assert f"verdict {app.session.decision.verdict.value}" in header
         await pilot.press("v")
         await pilot.pause()
         from console.screens.verdict import VerdictScreen
@@ -71,3 +73,50 @@ async def test_healthy_candidate_is_left_alone_and_verdict_shown(tmp_path):
         assert isinstance(app.screen, VerdictScreen)
         await pilot.press("escape")
     assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
+
+
+class GoesBlind:
+    """Wraps a metrics source: the first reads answer, then every read fails like a source that went away."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.failing = False
+
+    def __getattr__(self, name):
+        attr = getattr(self.inner, name)
+        if not name.startswith("read") or not callable(attr):
+            return attr
+
+        def read(*args, **kwargs):
+            if self.failing:
+                from console.core.errors import BackendError
+
+                raise BackendError("prometheus:http://127.0.0.1:9 is not answering — check the server")
+            return attr(*args, **kwargs)
+
+        return read
+
+
+async def test_a_candidate_serving_blind_past_the_rules_blind_after_is_rolled_back(tmp_path):
+    """The metrics go away while the candidate serves: the console holds, then rolls back once the rule's
+    blind_after has passed — through the one rollback, journalled — instead of holding forever."""
+    app = app_for(tmp_path, "steady")
+    rule = parse_rule(RULE + "  blind_after: 2m\n", "rule.yaml")
+    app.session.set_rules([rule])
+    source = GoesBlind(app.session.metrics)
+    app.session.metrics = source
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: app.session.decision is not None)
+        source.failing = True
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: "metrics unreadable since" in " ".join(app.session.decision.reasons))
+        assert app.session.decision.verdict.value == "HOLD"
+        assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
+        source.inner.advance_by(150)  # two and a half minutes blind
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 0)
+        assert await wait(pilot, lambda: not app.session.writes)
+    rollbacks = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "rollback"]
+    assert rollbacks[0].reason.startswith("auto-rollback: rollback:") and "blind" in rollbacks[0].reason
+    assert rollbacks[1].status == "confirmed"

@@ -6,6 +6,7 @@ from console.cli import main
 from console.core.errors import BackendError
 
 from .helpers import demo_app, sim_source
+from widgets.status_header import header_lines
 
 
 class FailingAfterFirst:
@@ -35,18 +36,23 @@ async def test_failing_metrics_show_age_of_last_good_data(tmp_path):
     async with app.run_test(size=(100, 30)) as pilot:
         for _ in range(100):
             await pilot.pause(0.05)
-            if app.metrics_error:
+            if app.session.metrics_status.error:
                 break
-        now[0] = 114.0
-        status = app.header_lines(200)[-1].plain
-        assert "metrics failing (last good data 14s ago)" in status and "HTTP 503" in status
-        assert app.figures, "the last good figures stay on screen"
+        failing_since = app.session.metrics_status.failing_since
+        now[0] = failing_since + 14.0
+        lines = [line.plain for line in header_lines(app.session, 200)]
+        # the failing backend has a line of its own: since when, how old the figures shown are, and why
+        (failing,) = [line for line in lines if line.startswith("metrics FAILING")]
+        assert "for 14s" in failing and "figures shown from 14s ago" in failing and "HTTP 503" in failing
+        assert "figures stale" in lines[-1]
+        assert not any(line.startswith("flags FAILING") for line in lines)
+        assert app.session.figures, "the last good figures stay on screen"
         await pilot.press("R")  # the flag platform is fine: rollback still works
         for _ in range(100):
             await pilot.pause(0.05)
-            if not app._rollback_running and app.flags["support-answer-route"].allocation.candidate_bp == 0:
+            if not app.session.writes and app.session.flags["support-answer-route"].allocation.candidate_bp == 0:
                 break
-        assert app.flags["support-answer-route"].allocation.candidate_bp == 0
+        assert app.session.flags["support-answer-route"].allocation.candidate_bp == 0
 
 
 def test_console_on_backends_needs_both_specs(capsys, tmp_path):

@@ -9,7 +9,7 @@ from console.core.figures import format_value
 from console.screens.budgets import BudgetsScreen, usd
 from console.screens.frontier import FrontierScreen
 
-from .helpers import demo_app
+from .helpers import demo_app, settle
 
 
 def text_of(static) -> str:
@@ -18,12 +18,6 @@ def text_of(static) -> str:
     with console.capture() as captured:
         console.print(static.content)
     return captured.get()
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def test_frontier_table_shows_the_dashboards_figures_and_cycles_flags(tmp_path):
@@ -35,17 +29,17 @@ async def test_frontier_table_shows_the_dashboards_figures_and_cycles_flags(tmp_
         screen = app.screen
         assert isinstance(screen, FrontierScreen)
         table = screen.query_one(DataTable)
-        assert table.row_count == len([f for f in app.figures if f.requests > 0])
+        assert table.row_count == len([f for f in app.session.figures if f.requests > 0])
         for i in range(table.row_count):
             route, flag, cost, resolved, p95, requests, status = table.get_row_at(i)
-            fig = next(f for f in app.figures if f.key.flag == flag and route.startswith(f.key.route)
+            fig = next(f for f in app.session.figures if f.key.flag == flag.plain and route.plain.startswith(f.key.route)
                        and f.requests == int(requests))
             assert cost == format_value("cost_per_resolved_case", fig.values["cost_per_resolved_case"])
             assert resolved == format_value("resolved_without_escalation", fig.values["resolved_without_escalation"])
             assert p95 == format_value("p95_latency", fig.values["p95_latency"])
         assert "frontier" in str(table.get_row_at(0)[-1])
         assert any("dominated by" in str(table.get_row_at(i)[-1]) for i in range(table.row_count))
-        await pilot.press("t")
+        await pilot.press("tab")
         await settle(app, pilot)
         assert screen.scope is not None
         assert {p.flag for p in screen.points} == {screen.scope}
@@ -65,7 +59,7 @@ async def test_budgets_view_shows_spend_that_matches_the_dashboard_and_the_what_
         await settle(app, pilot)
         report = screen.report
         assert report is not None
-        by_key = {f.key: f for f in app.figures}
+        by_key = {f.key: f for f in app.session.figures}
         for r in report.routes:
             f = by_key[r.key]
             assert abs(r.spend_usd - f.values["cost_per_request"] * f.requests) < 1e-9

@@ -9,15 +9,12 @@ from adapters.flags.flagd_file import FlagdFilePlatform
 from console.cli import main
 from console.core.models import Stage
 
-from .helpers import StuckSource, demo_app, wait_for
+from console.screens.dashboard import DashboardScreen
+
+from .helpers import StuckSource, demo_app, wait_for, settle
+from widgets.status_header import header_lines
 
 FLAG = "support-answer-route"
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def served_variants(path, n=1500) -> set[str]:
@@ -58,14 +55,14 @@ async def test_candidate_share_falls_to_zero_after_rollback(tmp_path):
     app = demo_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        cand = [f for f in app.figures if f.key.arm.value == "candidate"]
+        cand = [f for f in app.session.figures if f.key.arm.value == "candidate"]
         assert cand and cand[0].share > 0.01
         await pilot.press("R")
         await settle(app, pilot)
-        app.metrics.advance_by(60)  # a minute of traffic after the rollback
+        app.session.metrics.advance_by(60)  # a minute of traffic after the rollback
         app.poll_metrics()
         await settle(app, pilot)
-        cand = [f for f in app.figures if f.key.arm.value == "candidate"]
+        cand = [f for f in app.session.figures if f.key.arm.value == "candidate"]
         assert cand[0].share == 0.0
 
 
@@ -76,12 +73,12 @@ async def test_rollback_works_while_metrics_source_never_answers(tmp_path):
         async with app.run_test(size=(80, 24)) as pilot:
             await pilot.pause()
             assert stuck.calls == 1
-            header = app.header_lines(80)[-1].plain
+            header = header_lines(app.session, 80)[-1].plain
             assert "waiting for the metrics source" in header
             await pilot.press("R")
             for _ in range(200):  # generous: CI machines can be busy
                 await pilot.pause(0.05)
-                if not app._rollback_running:
+                if not app.session.writes:
                     break
             flag = FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG)
             assert flag.allocation.candidate_bp == 0
@@ -110,21 +107,47 @@ async def test_help_lists_keys_and_explains_unavailable_rollback(tmp_path):
         assert "already serves 100% baseline" in rows["Rollback"][1]
 
 
-async def test_palette_lists_the_same_actions(tmp_path):
+async def test_palette_runs_a_rollback_only_on_its_exact_name_and_asks_first(tmp_path):
+    from textual.command import CommandPalette
+
+    from console.screens.confirm import ConfirmScreen
+    from console.screens.rollout import RolloutScreen
+
     app = demo_app(tmp_path)
+    candidate_bp = lambda: FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp  # noqa: E731
+
+    async def palette(text: str) -> list[str]:
+        await pilot.press("colon")
+        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
+        await pilot.press(*text)
+        options = app.screen.query_one("CommandList")
+        await pilot.pause(0.3)  # every search hit is in
+        return [str(options.get_option_at_index(i).prompt).split("\n")[0] for i in range(options.option_count)]
+
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
-        await pilot.press("colon")
-        from textual.command import CommandPalette
-
-        await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
-        await pilot.press(*"roll")
-        options = app.screen.query_one("CommandList")
-
-        def labels() -> list[str]:
-            return [str(options.get_option_at_index(i).prompt) for i in range(options.option_count)]
-
-        await wait_for(pilot, lambda: any("Rollback" in label for label in labels()))
+        # near matches ("roll", or a word of a description) never offer a change of traffic
+        listed = await palette("roll")
+        assert listed and "Rollback" not in listed
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RolloutScreen) and candidate_bp() == 500
+        await pilot.press("escape")
+        listed = await palette("light")
+        assert "Rollback" not in listed
+        await pilot.press("enter")
+        await settle(app, pilot)
+        assert candidate_bp() == 500
+        while not isinstance(app.screen, DashboardScreen):
+            await pilot.press("escape")
+            await pilot.pause()
+        # the exact name offers it alone, and it asks before it acts
+        assert await palette("rollback") == ["Rollback"]
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen))
+        assert candidate_bp() == 500
+        await pilot.press("tab", "enter")  # Cancel → confirm
+        await wait_for(pilot, lambda: candidate_bp() == 0)
 
 
 async def test_space_pauses_and_header_says_so(tmp_path):
@@ -132,10 +155,10 @@ async def test_space_pauses_and_header_says_so(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         await pilot.press("space")
-        assert app.paused
-        assert "PAUSED" in app.header_lines(80)[-1].plain
+        assert app.session.paused
+        assert "PAUSED" in header_lines(app.session, 80)[-1].plain
         await pilot.press("space")
-        assert not app.paused
+        assert not app.session.paused
 
 
 async def test_foreign_change_shows_in_header(tmp_path):
@@ -147,10 +170,10 @@ async def test_foreign_change_shows_in_header(tmp_path):
         other.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 2000}), flag.revision)
         for _ in range(200):
             await pilot.pause(0.05)
-            if FLAG in app.foreign:
+            if FLAG in app.session.foreign:
                 break
-        assert "5% → " in app.foreign[FLAG] or "20%" in app.foreign[FLAG]
-        text = " ".join(line.plain for line in app.header_lines(100))
+        assert "5% → " in app.session.foreign[FLAG] or "20%" in app.session.foreign[FLAG]
+        text = " ".join(line.plain for line in header_lines(app.session, 100))
         assert "changed elsewhere" in text and "20% of english_support_chat" in text
 
 
@@ -169,10 +192,10 @@ async def test_a_change_by_another_routedeck_is_told_apart_from_a_foreign_one(tm
                                                         flag.revision))
         for _ in range(200):
             await pilot.pause(0.05)
-            if FLAG in app.by_routedeck:
+            if FLAG in app.session.by_routedeck:
                 break
-        assert "advance by bob" in app.by_routedeck[FLAG] and FLAG not in app.foreign
-        text = " ".join(line.plain for line in app.header_lines(100))
+        assert "advance by bob" in app.session.by_routedeck[FLAG] and FLAG not in app.session.foreign
+        text = " ".join(line.plain for line in header_lines(app.session, 100))
         assert "changed by routedeck" in text and "changed elsewhere" not in text, text
         assert not [e for e in read_entries(journal_path(tmp_path)) if e.action == "foreign_change"]
         # and a change that no routedeck journalled is still foreign
@@ -180,9 +203,9 @@ async def test_a_change_by_another_routedeck_is_told_apart_from_a_foreign_one(tm
         other.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 3000}), flag.revision)
         for _ in range(200):
             await pilot.pause(0.05)
-            if FLAG in app.foreign:
+            if FLAG in app.session.foreign:
                 break
-        assert FLAG in app.foreign and FLAG not in app.by_routedeck
+        assert FLAG in app.session.foreign and FLAG not in app.session.by_routedeck
 
         def foreign_entries() -> list:
             return [e for e in read_entries(journal_path(tmp_path)) if e.action == "foreign_change"]
@@ -191,7 +214,7 @@ async def test_a_change_by_another_routedeck_is_told_apart_from_a_foreign_one(tm
             await pilot.pause(0.05)
             if foreign_entries():
                 break
-        assert len(foreign_entries()) == 1 and FLAG in app.foreign
+        assert len(foreign_entries()) == 1 and FLAG in app.session.foreign
 
 
 async def test_read_only_refuses_rollback(tmp_path):
@@ -201,7 +224,7 @@ async def test_read_only_refuses_rollback(tmp_path):
         await pilot.press("R")
         await settle(app, pilot)
         assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
-        assert "READ-ONLY" in app.header_lines(80)[0].plain
+        assert "READ-ONLY" in header_lines(app.session, 80)[0].plain
 
 
 def test_malformed_flag_file_is_one_line_error(tmp_path, capsys):

@@ -45,3 +45,27 @@ def test_flag_file_starts_mid_rollout_and_an_existing_one_is_kept(tmp_path):
     platform.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 2000}), flag.revision)
     assert prepare_state_dir(tmp_path) == path
     assert FlagdFilePlatform(path).read_flag(FLAG).allocation.candidate_bp == 2000
+
+
+def test_another_scenario_starts_afresh_and_the_same_one_says_the_earlier_state_is_in_use(tmp_path):
+    from console.commands.demo import load_demo
+    from console.core.journal import read_entries
+
+    def run(scenario, seed):
+        platform, metrics, flags, journal, rules, notes = load_demo(tmp_path, scenario, seed, 1.0)
+        metrics.close()
+        return notes
+
+    assert run(None, 7) == []  # a first run: nothing earlier to speak of
+    platform = FlagdFilePlatform(tmp_path / "flags.json")
+    platform.rollback_to_baseline(FLAG)  # the operator rolled back in that run
+    # the same scenario again: the earlier state is used, and the console says so and how to start over
+    (note,) = run(None, 7)
+    assert "the flags left by the last run of scenario steady (seed 7) are in use" in note and "--fresh" in note
+    assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 0
+    # another scenario: it starts from the demo's start (the candidate at 5% again), said in one line
+    (note,) = run("provider-outage", 3)
+    assert "scenario provider-outage (seed 3) starts from the demo's start" in note and "\n" not in note
+    assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
+    setups = [e.reason for e in read_entries(tmp_path / "journal.jsonl") if e.action == "init" and e.kind == "intent"]
+    assert any("scenario provider-outage" in r for r in setups)  # the reset is journalled, the history kept

@@ -41,9 +41,9 @@ async def test_a_change_made_in_featbit_shows_in_the_console_within_a_second(tmp
                     "exptIncludeAllTargets": False}})
                 assert answer.json()["success"]
             # flags are read every 60 s here: only the stream can bring the change (latency: benchmarks/)
-            await wait_for(pilot, lambda: FLAG in app.foreign, timeout_s=10.0)
-            assert "30%" in app.foreign[FLAG]
-            assert app.flags[FLAG].allocation.candidate_bp == 3000
+            await wait_for(pilot, lambda: FLAG in app.session.foreign, timeout_s=10.0)
+            assert "30%" in app.session.foreign[FLAG]
+            assert app.session.flags[FLAG].allocation.candidate_bp == 3000
     finally:
         platform.close()
         fake.stop()
@@ -71,7 +71,7 @@ async def test_a_refused_stream_is_said_once_without_the_secret_and_flags_still_
             # flag reads go on by polling: a write through the platform still shows
             flag = platform.read_flag(FLAG)
             platform.set_allocation(FLAG, flag.allocation.model_copy(update={"candidate_bp": 500}), flag.revision)
-            await wait_for(pilot, lambda: app.flags[FLAG].allocation.candidate_bp == 500, timeout_s=3)
+            await wait_for(pilot, lambda: app.session.flags[FLAG].allocation.candidate_bp == 500, timeout_s=3)
     finally:
         platform.close()
         fake.stop()

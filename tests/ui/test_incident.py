@@ -13,15 +13,11 @@ from console.core.journal import read_entries, verify
 from console.screens.incident import IncidentScreen
 from console.screens.switch import SwitchScreen, UndoSwitchScreen
 
-from .helpers import demo_app
+from .helpers import demo_app, settle
+from widgets.status_header import header_lines
+from console.core import availability as av
 
 FLAG = "support-answer-route"
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def served(path, n=1500) -> Counter:
@@ -50,7 +46,7 @@ async def test_failing_provider_ranks_first_with_the_route_and_segments_it_hurts
         assert screen.highlighted_route() == (FLAG, "balanced_core_v2")
         routes = screen.query_one("#routes", DataTable)
         row = routes.get_row_at(0)
-        fig = next(f for f in app.figures if f.key.flag == FLAG and f.key.route == "balanced_core_v2")
+        fig = next(f for f in app.session.figures if f.key.flag == FLAG and f.key.route == "balanced_core_v2")
         from console.core.figures import format_value
 
         assert row[5] == format_value("fallback_rate", fig.values["fallback_rate"])
@@ -91,13 +87,13 @@ async def test_switch_sends_everyone_to_the_safe_route_and_undo_restores_it(tmp_
         assert served(path) == Counter({"fallback_baseline_v1": 1500})
         assert any("confirmed by read-back" in n.message for n in app._notifications)
         assert "SWITCHED" in str(app.screen.query_one("#incident-title").render())
-        header = " ".join(line.plain for line in app.header_lines(200))
+        header = " ".join(line.plain for line in header_lines(app.session, 200))
         assert f"{FLAG}  SWITCHED: everyone on fallback_baseline_v1" in header and "100% baseline" not in header
         # undo: the allocation before the switch is shown, then restored exactly
         await pilot.press("u")
         await settle(app, pilot)
         assert isinstance(app.screen, UndoSwitchScreen)
-        assert "5% of english_support_chat → balanced_core_v2" in str(app.screen.query_one("#after").render())
+        assert "5% of english_support_chat → balanced_core_v2" in str(app.screen.query_one("#change").render())
         await pilot.click("#confirm")
         await settle(app, pilot)
         flag = FlagdFilePlatform(path).read_flag(FLAG)
@@ -125,7 +121,7 @@ async def test_switch_without_a_reason_writes_nothing(tmp_path):
         await pilot.click("#confirm")
         await settle(app, pilot)
         assert isinstance(app.screen, SwitchScreen)
-        assert "reason is required" in str(app.screen.query_one("#error").render())
+        assert "reason is required" in str(app.screen.query_one("#problem").render())
     assert FlagdFilePlatform(path).read_flag(FLAG).allocation.serve_all is None
 
 
@@ -154,10 +150,10 @@ async def test_rollback_from_the_incident_view_lifts_a_switch_to_the_baseline(tm
         await pilot.click("#confirm")
         await settle(app, pilot)
         assert FlagdFilePlatform(path).read_flag(FLAG).allocation.serve_all == "fallback_baseline_v1"
-        assert app.rollback_target() == (FLAG, "")
+        assert av.rollback_target(app.session) == (FLAG, "")
         await pilot.press("R")
         await settle(app, pilot)
         flag = FlagdFilePlatform(path).read_flag(FLAG)
         assert flag.allocation.serve_all is None and not flag.allocation.serves_candidate
         assert served(path) == Counter({"fast_default_v1": 1500})
-        assert app.undo_switch_target()[0] is None
+        assert av.undo_switch_target(app.session)[0] is None

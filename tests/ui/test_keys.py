@@ -9,20 +9,16 @@ import time
 from textual.command import CommandPalette
 
 from adapters.flags.flagd_file import FlagdFilePlatform
-from console.actions import ACTIONS, key_label
+from console.actions import ACTIONS, BY_ID, key_label, local_keys_clash
+from console.screens.dashboard import DashboardScreen
 from console.core.errors import BackendError
 from console.screens.details import RouteDetailsScreen
 from console.screens.help import HelpScreen
 
-from .helpers import demo_app, wait_for
+from .helpers import demo_app, wait_for, settle
+from widgets.status_header import header_lines
 
 FLAG = "support-answer-route"
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 def screen_cells(app) -> set[str]:
@@ -35,38 +31,55 @@ def messages(app) -> list[str]:
     return [n.message for n in app._notifications]
 
 
-async def test_every_registered_key_is_bound_on_the_dashboard(tmp_path):
-    app = demo_app(tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
+SCREENS = {"dashboard": (), "rollout": ("o",), "audit": ("a",), "budgets": ("b",), "frontier": ("f",),
+           "incident": ("i",), "segments": ("s",)}
+
+
+async def test_every_registered_key_means_the_same_on_every_screen(tmp_path):
+    """R, ?, :, esc and q — every key of the registry — work on every screen, and no screen gives one of
+    them a meaning of its own."""
+    from console.commands.demo import DEMO_RULE
+    from console.core.rules import load_rule
+
+    app = demo_app(tmp_path, rule=load_rule(DEMO_RULE))
+    async with app.run_test(size=(120, 40)) as pilot:
         await settle(app, pilot)
-        bindings = [ab.binding for ab in app.active_bindings.values()]
-        bound = {b.action.removeprefix("app.") for b in bindings}
-        for action in ACTIONS:
-            if action.id == "details":  # the focused table's enter selects the row, which opens the details
-                assert app.active_bindings["enter"].binding.action == "select_cursor"
-                continue
-            assert action.id in bound, f"{action.id} ({action.key}) is not bound"
-        footer_keys = {b.key for b in bindings if b.show}
-        assert {"R", "m", "space", "question_mark", "colon", "q"} <= footer_keys
+        for name, keys in SCREENS.items():
+            await pilot.press(*keys)
+            await settle(app, pilot)
+            assert type(app.screen).__name__.lower().startswith(name), (name, app.screen)
+            active = app.active_bindings
+            for action in ACTIONS:
+                assert action.key in active, f"{action.key} ({action.id}) is not bound on the {name} screen"
+                bound = active[action.key].binding
+                assert bound.id == action.id, f"{action.key} means {bound.action} on the {name} screen"
+            own = [b for b in type(app.screen).BINDINGS if b.id not in BY_ID]
+            assert not local_keys_clash(own), (name, local_keys_clash(own))
+            footer = {b.binding.key for b in active.values() if b.binding.show}
+            assert "R" in footer and "question_mark" in footer, (name, footer)
+            while len(app.screen_stack) > 2:
+                await pilot.press("escape")  # esc goes back, everywhere
+                await pilot.pause()
+            assert isinstance(app.screen, DashboardScreen)
 
 
 async def test_metric_window_details_and_pause_keys_change_state(tmp_path):
     app = demo_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
-        first = app.trend_metric
+        first = app.session.trend_metric
         await pilot.press("m")
-        assert app.trend_metric != first
-        assert app.trend_metric in app.header_lines(80)[-1].plain
+        assert app.session.trend_metric != first
+        assert app.session.trend_metric in header_lines(app.session, 80)[-1].plain
         await pilot.press("M")
-        assert app.trend_metric == first
-        assert app.window_s == 300
+        assert app.session.trend_metric == first
+        assert app.session.window_s == 300
         await pilot.press("right_square_bracket")
-        assert app.window_s == 900
+        assert app.session.window_s == 900
         await settle(app, pilot)
-        assert "window 15m" in app.header_lines(80)[-1].plain
+        assert "window 15m" in header_lines(app.session, 80)[-1].plain
         await pilot.press("left_square_bracket", "left_square_bracket")
-        assert app.window_s == 60
+        assert app.session.window_s == 60
         await pilot.press("enter")
         await pilot.pause()
         assert isinstance(app.screen, RouteDetailsScreen)
@@ -83,13 +96,13 @@ async def test_metric_window_details_and_pause_keys_change_state(tmp_path):
         await pilot.press("escape")
         await pilot.pause()
         await pilot.press("space")
-        assert app.paused
+        assert app.session.paused
         await pilot.press("q")
         await pilot.pause()
     assert app.return_code == 0
 
 
-async def test_help_shows_every_registered_key_at_80x24_even_with_a_reason_to_explain(tmp_path):
+async def test_help_shows_every_key_of_the_screen_at_80x24_even_with_a_reason_to_explain(tmp_path):
     app = demo_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
@@ -101,30 +114,46 @@ async def test_help_shows_every_registered_key_at_80x24_even_with_a_reason_to_ex
         await pilot.press("question_mark")
         await pilot.pause()
         rows = app.screen.rows()
-        assert [key for key, _, _ in rows] == [key_label(a) for a in ACTIONS]
+        keys = [key for key, _, _ in rows]
+        # every registry key, and the dashboard's own (details, filter, sort) — from the live bindings
+        assert {key_label(a.key) for a in ACTIONS} <= set(keys)
+        assert {"enter", "/", "S"} <= set(keys) and len(keys) == len(set(keys))
         assert dict((k, s) for k, _, s in rows)["R"].startswith("unavailable: ")
         # the rendered help, not only the model behind it, names every key
         cells = screen_cells(app)
-        for key, _, _ in rows:
+        for key in keys:
             assert key in cells, f"{key} is not on screen"
 
 
-async def test_palette_lists_every_action_and_runs_the_chosen_one(tmp_path):
+async def test_help_on_the_rollout_screen_lists_its_keys_not_the_dashboards(tmp_path):
+    app = demo_app(tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("o")
+        await settle(app, pilot)
+        await pilot.press("question_mark")
+        await pilot.pause()
+        keys = [key for key, _, _ in app.screen.rows()]
+        assert "tab" in keys and "/" not in keys and "S" not in keys and "enter" not in keys
+
+
+async def test_palette_lists_every_view_and_runs_the_chosen_one(tmp_path):
     app = demo_app(tmp_path)
     async with app.run_test(size=(100, 30)) as pilot:
         await settle(app, pilot)
         await pilot.press("colon")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
         options = app.screen.query_one("CommandList")
-        await wait_for(pilot, lambda: options.option_count == len(ACTIONS) - 1)
+        wanted = [a.label for a in ACTIONS if a.id not in ("command_palette", "back") and not a.writes]
+        await wait_for(pilot, lambda: options.option_count == len(wanted))
         listed = [str(options.get_option_at_index(i).prompt).split("\n")[0] for i in range(options.option_count)]
-        assert listed == [a.label for a in ACTIONS if a.id != "command_palette"]
+        assert listed == wanted  # a change of traffic is offered only on its exact name
         await pilot.press(*"pause")
         # fuzzy matching keeps other actions whose words hold the letters; the best match comes first
         await wait_for(pilot, lambda: options.option_count >= 1
                        and str(options.get_option_at_index(0).prompt).startswith("Pause"))
         await pilot.press("enter")
-        await wait_for(pilot, lambda: app.paused)
+        await wait_for(pilot, lambda: app.session.paused)
 
 
 async def test_read_only_offers_no_rollback_in_help_or_palette(tmp_path):
@@ -138,10 +167,14 @@ async def test_read_only_offers_no_rollback_in_help_or_palette(tmp_path):
         await pilot.press("colon")
         await wait_for(pilot, lambda: isinstance(app.screen, CommandPalette))
         options = app.screen.query_one("CommandList")
-        expected = [a.label for a in ACTIONS if a.id != "command_palette" and not a.writes]
+        expected = [a.label for a in ACTIONS if a.id not in ("command_palette", "back") and not a.writes]
         await wait_for(pilot, lambda: options.option_count >= len(expected))  # every discovery hit is in
         listed = [str(options.get_option_at_index(i).prompt).split("\n")[0] for i in range(options.option_count)]
-        assert listed == [a.label for a in ACTIONS if a.id != "command_palette" and not a.writes]
+        assert listed == expected
+        await pilot.press(*"rollback")
+        await pilot.pause(0.3)
+        assert not [i for i in range(options.option_count)
+                    if str(options.get_option_at_index(i).prompt).startswith("Rollback")]
 
 
 class BrokenDisk(FlagdFilePlatform):
@@ -153,7 +186,7 @@ class BrokenDisk(FlagdFilePlatform):
 
 async def test_failed_rollback_says_the_state_is_unknown(tmp_path):
     app = demo_app(tmp_path)
-    app.platform = BrokenDisk(tmp_path / "flags.json")
+    app.session.platform = BrokenDisk(tmp_path / "flags.json")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         await pilot.press("R")
@@ -161,7 +194,7 @@ async def test_failed_rollback_says_the_state_is_unknown(tmp_path):
         failed = [n for n in app._notifications if "FAILED" in n.message]
         assert failed and failed[0].severity == "error"
         assert "unknown" in failed[0].message and "no space left" in failed[0].message
-        assert not app._rollback_running  # R can be pressed again
+        assert not app.session.writes  # R can be pressed again
         assert FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 500
 
 
@@ -191,12 +224,12 @@ class CountingBrokenDisk(BrokenDisk):
 
 async def test_failed_rollbacks_do_not_multiply_the_flag_polls(tmp_path):
     app = demo_app(tmp_path, refresh_s=0.2)
-    app.platform = CountingBrokenDisk(tmp_path / "flags.json")
+    app.session.platform = CountingBrokenDisk(tmp_path / "flags.json")
     async with app.run_test(size=(80, 24)) as pilot:
         await settle(app, pilot)
         for _ in range(4):  # each failure re-reads the flag at once
             await pilot.press("R")
-            await wait_for(pilot, lambda: not app._rollback_running)
+            await wait_for(pilot, lambda: not app.session.writes)
         await pilot.pause(0.5)
         watched_from = time.monotonic()
         await pilot.pause(1.5)

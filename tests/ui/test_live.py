@@ -11,13 +11,8 @@ from console.core.telemetry import MetricsSnapshot, SourceCapabilities
 from console.screens.help import HelpScreen
 from widgets.route_table import RouteTable
 
-from .helpers import demo_app, sim_source, wait_for
-
-
-async def settle(app, pilot) -> None:
-    await pilot.pause()
-    await app.workers.wait_for_complete()
-    await pilot.pause()
+from .helpers import demo_app, sim_source, wait_for, settle
+from widgets.status_header import header_lines
 
 
 class SlowSource(MetricsSource):
@@ -81,11 +76,11 @@ async def test_header_warns_when_the_metrics_source_stops_answering(tmp_path):
     try:
         async with app.run_test(size=(80, 24)) as pilot:
             await settle(app, pilot)
-            assert "data 0s old" in app.header_lines(80)[-1].plain
+            assert "data live" in header_lines(app.session, 80)[-1].plain
             source.answering.clear()
             await wait_for(pilot, lambda: source.running == 1)  # the next read is out and hanging
             now[0] += 14
-            status = app.header_lines(80)[-1]
+            status = header_lines(app.session, 80)[-1]
             assert "data 14s old" in status.plain and "not answering" in status.plain
             assert any("red" in str(span.style) for span in status.spans)
             source.answering.set()
@@ -137,7 +132,7 @@ async def test_refresh_keeps_the_highlight_and_marks_changes(tmp_path):
         assert highlighted == "support-answer-route|fast_default_v1|baseline"
         assert not any("↑" in str(c) or "↓" in str(c) for r in range(rows) for c in table.get_row_at(r))
         writes = count_writes(table)
-        app.metrics.advance_by(120)
+        app.session.metrics.advance_by(120)
         app.poll_metrics()
         await settle(app, pilot)
         assert table.highlighted_key == highlighted and table.row_count == rows
@@ -158,7 +153,7 @@ async def test_nothing_is_drawn_under_a_modal(tmp_path):
         await pilot.pause()
         assert isinstance(app.screen, HelpScreen)
         writes = count_writes(table)
-        app.metrics.advance_by(120)
+        app.session.metrics.advance_by(120)
         app.poll_metrics()
         await settle(app, pilot)
         assert writes == []

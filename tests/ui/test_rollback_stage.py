@@ -21,8 +21,8 @@ async def test_rollback_key_leaves_no_stage_label_behind(tmp_path):
     at5 = (flag.rollout or RolloutState()).model_copy(
         update={"stage": Stage.PCT5, "stage_label": "5%", "stage_started_at": datetime.now(timezone.utc)})
     platform.write_flag(flag.model_copy(update={"rollout": at5}), flag.revision)
-    app.flags[FLAG] = platform.read_flag(FLAG)
-    assert current_stage_name(app.flags[FLAG]) == "5%"
+    app.session.flags[FLAG] = platform.read_flag(FLAG)
+    assert current_stage_name(app.session.flags[FLAG]) == "5%"
     async with app.run_test(size=(100, 30)) as pilot:
         await pilot.pause()
         await app.workers.wait_for_complete()
@@ -34,4 +34,4 @@ async def test_rollback_key_leaves_no_stage_label_behind(tmp_path):
     assert after.allocation.candidate_bp == 0
     assert after.rollout.stage is Stage.ROLLED_BACK
     assert current_stage_name(after) == "rolled_back"
-    assert current_stage_name(app.flags[FLAG]) == "rolled_back"
+    assert current_stage_name(app.session.flags[FLAG]) == "rolled_back"

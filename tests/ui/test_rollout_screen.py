@@ -18,6 +18,8 @@ from console.screens.help import HelpScreen
 from console.screens.rollout import RolloutScreen
 
 from .helpers import sim_source, wait_for
+from widgets.status_header import header_lines
+from console.core import availability as av
 
 FLAG = "support-answer-route"
 
@@ -46,9 +48,9 @@ def messages(app) -> list[str]:
 
 async def fresh_verdict(app, pilot) -> None:
     """Ask for a look now and wait for its answer."""
-    before = app.decision
-    app.poll_verdict()
-    await wait_for(pilot, lambda: app.decision is not before and (app.decision is not None or app.verdict_error), 20)
+    before = app.session.decision
+    app.poll_verdicts()
+    await wait_for(pilot, lambda: app.session.decision is not before and (app.session.decision is not None or app.session.verdict_error), 20)
 
 
 async def confirm(app, pilot, key: str, reason: str = "") -> None:
@@ -59,7 +61,7 @@ async def confirm(app, pilot, key: str, reason: str = "") -> None:
     if reason:
         app.screen.query_one("#reason").value = reason
     app.screen.query_one("#confirm").press()
-    await wait_for(pilot, lambda: app._rollout_busy is None and not isinstance(app.screen, ConfirmScreen), 20)
+    await wait_for(pilot, lambda: not (app.session.pending or app.session.writes) and not isinstance(app.screen, ConfirmScreen), 20)
 
 
 async def test_a_healthy_candidate_walks_from_internal_to_promoted(tmp_path):
@@ -76,15 +78,15 @@ async def test_a_healthy_candidate_walks_from_internal_to_promoted(tmp_path):
                 break
             if not seen_stages or seen_stages[-1] != stage:
                 seen_stages.append(stage)
-            if app.rollout_why_not("acknowledge") is None:
+            if av.rollout_why_not(app.session, "acknowledge") is None:
                 await confirm(app, pilot, "K")
-            elif app.rollout_why_not("advance") is None:
+            elif av.rollout_why_not(app.session, "advance") is None:
                 await confirm(app, pilot, "A", reason=f"walk from {stage}")
-            elif app.rollout_why_not("promote") is None:
+            elif av.rollout_why_not(app.session, "promote") is None:
                 await confirm(app, pilot, "P")
             else:
-                assert app.decision.verdict.value != "ROLLBACK", app.decision.reasons
-                app.metrics.advance_by(60)
+                assert app.session.decision.verdict.value != "ROLLBACK", app.session.decision.reasons
+                app.session.metrics.advance_by(60)
             await fresh_verdict(app, pilot)
         assert seen_stages == ["baseline", "internal", "5%", "20%", "full"]
         final = stored(tmp_path)
@@ -104,11 +106,11 @@ async def test_a_greyed_action_explains_itself_on_its_key_and_in_help(tmp_path):
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("o")
         await fresh_verdict(app, pilot)
-        assert app.decision.verdict.value == "HOLD"
+        assert app.session.decision.verdict.value == "HOLD"
         await pilot.press("A")
         await pilot.pause()
         said = [m for m in messages(app) if m.startswith("advance:")]
-        assert said and "HOLD" in said[-1] and "minimum units" in " ".join(app.decision.reasons)
+        assert said and "HOLD" in said[-1] and "minimum units" in " ".join(app.session.decision.reasons)
         assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("P")
         await pilot.pause()
@@ -132,7 +134,7 @@ async def test_cancel_changes_nothing_and_override_needs_a_reason(tmp_path):
         change = str(app.screen.query_one("#change").render())
         assert "5% of english_support_chat" in change and "20% of english_support_chat" in change
         await pilot.press("escape")
-        await wait_for(pilot, lambda: app._rollout_busy is None)
+        await wait_for(pilot, lambda: not (app.session.pending or app.session.writes))
         assert stored(tmp_path).revision == before.revision
         assert any("cancelled: nothing changed" in m for m in messages(app))
 
@@ -145,7 +147,7 @@ async def test_cancel_changes_nothing_and_override_needs_a_reason(tmp_path):
         assert stored(tmp_path).revision == before.revision
         app.screen.query_one("#reason").value = "capacity test agreed with the owners"
         app.screen.query_one("#confirm").press()
-        await wait_for(pilot, lambda: app._rollout_busy is None and not isinstance(app.screen, ConfirmScreen), 20)
+        await wait_for(pilot, lambda: not (app.session.pending or app.session.writes) and not isinstance(app.screen, ConfirmScreen), 20)
     after = stored(tmp_path)
     assert after.rollout.stage_label == "20%" and after.allocation.candidate_bp == 2000
     assert after.rollout.overrides[-1].reason == "capacity test agreed with the owners"
@@ -173,11 +175,11 @@ async def test_latency_regression_rolls_back_on_its_own_with_the_reason_on_the_r
         for _ in range(60):
             if stored(tmp_path).allocation.candidate_bp == 0:
                 break
-            app.metrics.advance_by(60)
+            app.session.metrics.advance_by(60)
             await fresh_verdict(app, pilot)
-        await wait_for(pilot, lambda: not app._rollback_running, 20)
-        await wait_for(pilot, lambda: app.flags[FLAG].rollout.stage.value == "rolled_back", 20)
-        app.screen.refresh_view()
+        await wait_for(pilot, lambda: not app.session.writes, 20)
+        await wait_for(pilot, lambda: app.session.flags[FLAG].rollout.stage.value == "rolled_back", 20)
+        app.screen.redraw()
         await pilot.pause()
         ladder = str(app.screen.query_one("#ladder").render())
         verdict = str(app.screen.query_one("#verdict").render())
@@ -195,7 +197,7 @@ async def test_tab_cycles_through_every_flag_with_a_candidate(tmp_path):
     hard = platform.read_flag("hard-case-route")
     # a second flag with a candidate, without a rule: its ladder, allocation and live numbers still show
     platform.write_flag(hard.model_copy(update={"candidate": "fallback_baseline_v1"}), hard.revision)
-    app.flags["hard-case-route"] = platform.read_flag("hard-case-route")
+    app.session.flags["hard-case-route"] = platform.read_flag("hard-case-route")
     async with app.run_test(size=(120, 40)) as pilot:
         await pilot.press("o")
         await pilot.pause()
@@ -205,7 +207,7 @@ async def test_tab_cycles_through_every_flag_with_a_candidate(tmp_path):
         assert "hard-case-route" in str(app.screen.query_one("#flagline").render())
         assert "no decision rule for this flag" in str(app.screen.query_one("#verdict").render())
         # R is about the flag in view: it serves no candidate, so R says so instead of acting on another flag
-        target, why = app.rollback_target()
+        target, why = av.rollback_target(app.session)
         assert target is None and why.startswith("hard-case-route already serves 100% baseline"), why
 
 
@@ -226,27 +228,27 @@ async def test_several_flags_each_with_its_rule_are_judged_and_acted_on_separate
     platform = FlagdFilePlatform(tmp_path / "flags.json")
     hard = platform.read_flag("hard-case-route")
     platform.write_flag(hard.model_copy(update={"candidate": "fallback_baseline_v1"}), hard.revision)
-    app.flags["hard-case-route"] = platform.read_flag("hard-case-route")
-    app.set_rules([*app.rules.values(), parse_rule(HARD_RULE, "hard.yaml")])
+    app.session.flags["hard-case-route"] = platform.read_flag("hard-case-route")
+    app.session.set_rules([*app.session.rules.values(), parse_rule(HARD_RULE, "hard.yaml")])
     async with app.run_test(size=(120, 40)) as pilot:
-        app.poll_verdict()
-        await wait_for(pilot, lambda: set(app.decisions) == {FLAG, "hard-case-route"}, 20)
-        header = [line.plain for line in app.header_lines(200)]
+        app.poll_verdicts()
+        await wait_for(pilot, lambda: set(app.session.decisions) == {FLAG, "hard-case-route"}, 20)
+        header = [line.plain for line in header_lines(app.session, 200)]
         assert any(line.startswith(f"{FLAG} · verdict") for line in header)
         assert any(line.startswith("hard-case-route · verdict") for line in header)
         await pilot.press("o")
         await pilot.pause()
-        assert app.rule.flag_key == FLAG
+        assert app.session.rule.flag_key == FLAG
         await pilot.press("tab")
         await pilot.pause()
         # the flag in view decides which rule, verdict and actions apply
-        assert app.rule.flag_key == "hard-case-route" and app.decision is app.decisions["hard-case-route"]
+        assert app.session.rule.flag_key == "hard-case-route" and app.session.decision is app.session.decisions["hard-case-route"]
         assert "not started" in str(app.screen.query_one("#ladder").render())
         await pilot.press("A")  # not started: the verdict is ADVANCE and the first stage is internal
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 20)
         assert "Advance hard-case-route?" in str(app.screen.query_one("#title").render())
         app.screen.query_one("#confirm").press()
-        await wait_for(pilot, lambda: app._rollout_busy is None and not isinstance(app.screen, ConfirmScreen), 20)
+        await wait_for(pilot, lambda: not (app.session.pending or app.session.writes) and not isinstance(app.screen, ConfirmScreen), 20)
     flags = FlagdFilePlatform(tmp_path / "flags.json")
     assert flags.read_flag("hard-case-route").rollout.stage_label == "internal"
     assert flags.read_flag(FLAG).allocation.candidate_bp == 500  # the other rollout is untouched
@@ -259,10 +261,10 @@ async def test_the_new_stage_starts_when_the_operator_confirms_not_when_the_dial
         await fresh_verdict(app, pilot)
         await pilot.press("A")
         await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 20)
-        app.metrics.advance_by(600)  # ten simulated minutes pass while the dialog is open
-        confirmed_at = app.metrics.now()
+        app.session.metrics.advance_by(600)  # ten simulated minutes pass while the dialog is open
+        confirmed_at = app.session.metrics.now()
         app.screen.query_one("#confirm").press()
-        await wait_for(pilot, lambda: app._rollout_busy is None and not isinstance(app.screen, ConfirmScreen), 20)
+        await wait_for(pilot, lambda: not (app.session.pending or app.session.writes) and not isinstance(app.screen, ConfirmScreen), 20)
     started = stored(tmp_path).rollout.stage_started_at.timestamp()
     assert confirmed_at <= started < confirmed_at + 5  # traffic served before the write is not the stage's
 
@@ -278,17 +280,28 @@ async def test_a_rolled_back_rollout_starts_again_with_n_only_once_it_has_ended(
         assert not isinstance(app.screen, ConfirmScreen)
         await pilot.press("R")
         await wait_for(pilot, lambda: stored(tmp_path).rollout.stage.value == "rolled_back", 20)
-        await wait_for(pilot, lambda: app.flags[FLAG].rollout.stage.value == "rolled_back", 20)
+        await wait_for(pilot, lambda: app.session.flags[FLAG].rollout.stage.value == "rolled_back", 20)
         await wait_for(pilot, lambda: "N starts a new rollout" in str(app.screen.query_one("#ladder").render()))
         await pilot.press("A")
         await pilot.pause()
         assert any("rolled back: nothing to advance — N starts a new one" in m for m in messages(app))
-        await confirm(app, pilot, "N", reason="second attempt after the fix")
+        await pilot.press("N")
+        await wait_for(pilot, lambda: isinstance(app.screen, ConfirmScreen), 20)
+        dialog = app.screen
+        dialog.query_one("#reason").value = "second attempt after the fix"
+        dialog.query_one("#confirm").press()  # no cohort picked: nothing is picked for the operator
+        await pilot.pause()
+        assert app.screen is dialog and "choose cohort first" in str(dialog.query_one("#problem").render())
+        dialog.query_one("#choice-cohort").value = "new"
+        dialog.query_one("#confirm").press()
+        await wait_for(pilot, lambda: not (app.session.pending or app.session.writes)
+                       and not isinstance(app.screen, ConfirmScreen), 20)
         flag = stored(tmp_path)
+        assert flag.allocation.cohort_salt is not None  # a new cohort: other units come first this time
         assert flag.rollout.stage.value == "baseline" and flag.allocation.candidate_bp == 0
         assert not flag.allocation.internal_enabled and flag.candidate == "balanced_core_v2"
         await fresh_verdict(app, pilot)
-        assert app.rollout_why_not("advance") is None  # the first stage can start again
+        assert av.rollout_why_not(app.session, "advance") is None  # the first stage can start again
     restarts = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "restart"]
     assert [e.kind for e in restarts] == ["intent", "outcome"] and restarts[0].reason == "second attempt after the fix"
     assert restarts[1].status == "confirmed"

@@ -210,6 +210,9 @@ class TrafficSimulator:
         self._defaults: dict[str, dict[str, Any]] = {}
         self._segments: dict[int, dict[str, str]] = {}
         self._unit_flag = [WORKFLOW_FLAGS[WORKFLOWS[w]] for w in self.pop.workflow.tolist()]
+        #: (step, bucket start) -> (dense arrays, counters) of a bucket that ended: it never changes again
+        self._memo: dict[tuple[float, float], tuple[dict[str, np.ndarray], dict[RouteKey, RouteCounters]]] = {}
+        self._memo_shape: tuple[int, int] | None = None
 
     # ---- time ---------------------------------------------------------------------
 
@@ -471,22 +474,44 @@ class TrafficSimulator:
     def snapshot(self, start: float, end: float, step: float) -> MetricsSnapshot:
         """Counters per route key in buckets of ``step`` seconds over [start, end).
 
-        Requests count in the bucket they were made; outcomes in the bucket they arrived.
+        Requests count in the bucket they were made; outcomes in the bucket they arrived. A bucket that
+        ended by ``now`` never changes again (an outcome's arrival is drawn with its request), so its
+        counters are kept and the next snapshot on the same grid aggregates only the newer rows.
         """
         end = min(end, self.now)
         step = max(1.0, float(step))
-        # outcomes arriving in the window belong to requests made up to MAX_OUTCOME_DELAY_S before it
-        log = self.log(since=start - MAX_OUTCOME_DELAY_S, until=end)
         nb = max(1, math.ceil((end - start) / step))
         nk = max(1, len(self._keys))
-        grid = self._aggregate(log, start, end, step, nb, nk)
+        shape = (nk, len(self._providers), len(self._routes))
+        if self._memo_shape != shape:
+            self._memo.clear()  # a new route or provider widens every array: start the memo again
+            self._memo_shape = shape
+        first = 0
+        while (first < nb and (step, start + first * step) in self._memo
+               and start + first * step >= self.retained_from):
+            first += 1
+        sub_start = start + first * step
+        # outcomes arriving in the window belong to requests made up to MAX_OUTCOME_DELAY_S before it
+        log = self.log(since=sub_start - MAX_OUTCOME_DELAY_S, until=end)
+        grid = self._aggregate(log, sub_start, end, step, nb - first, nk) if first < nb else None
+        kept = [self._memo[(step, start + b * step)] for b in range(first)]
         buckets = [TimeBucket(start + b * step, min(end, start + (b + 1) * step)) for b in range(nb)]
-        for b, bucket in enumerate(buckets):
-            bucket.counters = self._counters({name: arr[b] for name, arr in grid.items()})
-        totals = self._counters({name: arr.sum(axis=0) for name, arr in grid.items()})
-        t = log["t"]
-        fb = log["fb_route"][(t >= start) & (t < end)]
-        served = {self._routes[int(r)]: int(n) for r, n in zip(*np.unique(fb[fb >= 0], return_counts=True))}
+        for b, (_arrays, counters) in enumerate(kept):
+            buckets[b].counters = dict(counters)
+        names = grid.keys() if grid is not None else kept[0][0].keys()
+        for b in range(first, nb):
+            arrays = {name: grid[name][b - first] for name in names}
+            buckets[b].counters = self._counters({k: v for k, v in arrays.items() if k != "fb_served"})
+            if buckets[b].end == start + (b + 1) * step and buckets[b].end <= self.now:
+                self._memo[(step, buckets[b].start)] = (arrays, buckets[b].counters)
+        summed = {name: sum(k[0][name] for k in kept) + (grid[name].sum(axis=0) if grid is not None else 0)
+                  for name in names}
+        served_by_route = summed.pop("fb_served")
+        totals = self._counters(summed)
+        horizon = self.now - self.keep_s
+        for key in [k for k in self._memo if k[1] < horizon]:
+            del self._memo[key]
+        served = {self._routes[int(r)]: int(round(served_by_route[r])) for r in np.nonzero(served_by_route)[0]}
         gaps = []
         if start < self.retained_from and start < self.now:
             gaps.append(
@@ -525,6 +550,11 @@ class TrafficSimulator:
             "cost_usd": count(log["cost"][m]),
         }
         grid["exposures"] = grid["requests"]
+        # requests a fallback route served for another, by that route (the dashboard's "fb N")
+        nr = max(1, len(self._routes))
+        fbr = log["fb_route"][m]
+        grid["fb_served"] = np.bincount(((t[m][fbr >= 0] - start) // step).astype(np.int64) * nr + fbr[fbr >= 0],
+                                        minlength=nb * nr).reshape(nb, nr)
         nl, nt = len(LATENCY_BOUNDS_MS) + 1, len(TTFT_BOUNDS_MS) + 1
         grid["latency_hist"] = np.bincount(cell * nl + log["lat_b"][m], minlength=size * nl).reshape(nb, nk, nl)
         grid["ttft_hist"] = np.bincount(cell * nt + log["ttft_b"][m], minlength=size * nt).reshape(nb, nk, nt)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
-from scipy.special import gammaln
+from .special import gammaln
 
 from .proportions import beyond, one_sample_bounds, restricted, share_counts
 from .summary import ArmSummary

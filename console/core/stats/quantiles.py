@@ -23,7 +23,7 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from scipy.special import betaln
+from .special import betaln
 
 from ..telemetry import histogram_quantile
 from .proportions import PRIOR_A, PRIOR_B

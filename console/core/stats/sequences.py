@@ -130,9 +130,9 @@ def fixed_half_width(variance: float, alpha: float, two_sided: bool = True) -> f
 @functools.lru_cache(maxsize=128)
 def _z(tail: float) -> float:
     """The standard normal quantile leaving ``tail`` above it (cached: called at every look)."""
-    from scipy.stats import norm
+    from .special import norm_ppf
 
-    return float(norm.ppf(1 - tail))
+    return float(norm_ppf(1 - tail))
 
 
 @dataclass(frozen=True)

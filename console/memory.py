@@ -1,0 +1,43 @@
+"""Keep a console that stays open for days from growing: glibc's per-thread heaps hold on to freed memory.
+
+The console's workers (one thread per read) build large temporary arrays; glibc gives each thread its
+own heap ("arena") and keeps what was freed there. Capping the arenas and handing freed pages back
+after each look keeps the resident memory flat. Elsewhere than glibc both calls are skipped.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+M_ARENA_MAX = -8
+#: a couple of heaps are enough for the UI thread and one worker at a time
+ARENAS = 2
+
+_libc = None
+
+
+def _glibc():
+    global _libc
+    if _libc is None:
+        try:
+            name = ctypes.util.find_library("c")
+            lib = ctypes.CDLL(name) if name else None
+            _libc = lib if lib is not None and hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt") else False
+        except OSError:
+            _libc = False
+    return _libc or None
+
+
+def limit_arenas() -> None:
+    """Call before the first worker thread starts."""
+    lib = _glibc()
+    if lib is not None:
+        lib.mallopt(M_ARENA_MAX, ARENAS)
+
+
+def give_back() -> None:
+    """Return freed heap pages to the system (after a read that built large temporaries)."""
+    lib = _glibc()
+    if lib is not None:
+        lib.malloc_trim(0)
