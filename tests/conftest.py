@@ -16,6 +16,15 @@ def _isolated_home(tmp_path_factory, monkeypatch):
     yield home
 
 
+@pytest.fixture(autouse=True)
+def _profile_settings_reset():
+    """Commands run in process with a profile (short timeouts, its secrets): none of it outlives the test."""
+    yield
+    from console.profiles import activate
+
+    activate(None)
+
+
 def _strict() -> bool:
     """In ``make test`` and CI a skipped test is a failure: a suite that did not run never reads as green."""
     import os

@@ -41,12 +41,3 @@ def prom_proxy(prometheus):
     proxy = FaultProxy(prometheus.url)
     yield proxy
     proxy.close()
-
-
-@pytest.fixture(autouse=True)
-def _profile_settings_reset():
-    """Commands run in process here with a profile of short timeouts: none of it outlives the test."""
-    yield
-    from console.profiles import activate
-
-    activate(None)

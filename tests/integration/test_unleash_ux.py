@@ -36,9 +36,12 @@ def test_the_context_fields_routedeck_targets_are_registered_with_descriptions(p
         # a team already has a `scope` field with its own description and legal values
         http.delete("/api/admin/context/scope")
         http.delete("/api/admin/context/audience")
-        made = http.post("/api/admin/context", json={"name": "scope", "description": "Our product surface",
-                                                     "legalValues": [{"value": "billing_chat"}]})
-        assert made.status_code in (200, 201), made.text
+        teams = {"name": "scope", "description": "Our product surface", "legalValues": [{"value": "billing_chat"}]}
+        made = http.post("/api/admin/context", json=teams)
+        if made.status_code == 409:  # flags of earlier tests on this server still use it, so it cannot be deleted
+            made = http.put("/api/admin/context/scope", json=teams)
+        assert made.status_code in (200, 201, 204), made.text
+        assert [v["value"] for v in http.get("/api/admin/context/scope").json()["legalValues"]] == ["billing_chat"]
         flag = platform.create_flag(route_flag(next(_names))).after
         fields = {c["name"]: c for c in http.get("/api/admin/context").json()}
     audience, scope = fields["audience"], fields["scope"]

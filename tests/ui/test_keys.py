@@ -6,12 +6,14 @@ import html
 import re
 import time
 
+import pytest
 from textual.command import CommandPalette
 
 from adapters.flags.flagd_file import FlagdFilePlatform
 from console.actions import ACTIONS, BY_ID, key_label, local_keys_clash
 from console.screens.dashboard import DashboardScreen
 from console.core.errors import BackendError
+from console.core.timeouts import Timeouts, use_timeouts
 from console.screens.details import RouteDetailsScreen
 from console.screens.help import HelpScreen
 
@@ -184,7 +186,14 @@ class BrokenDisk(FlagdFilePlatform):
         raise BackendError(f"{self.path}: no space left on device — free space, then press R again")
 
 
-async def test_failed_rollback_says_the_state_is_unknown(tmp_path):
+@pytest.fixture
+def quick_rollback():
+    """A rollback that cannot be written is retried for the profile's rollback_within (30 s by default):
+    half a second here, so the failure is reported within the test."""
+    use_timeouts(Timeouts(rollback_within_s=0.5))
+
+
+async def test_failed_rollback_says_the_state_is_unknown(tmp_path, quick_rollback):
     app = demo_app(tmp_path)
     app.session.platform = BrokenDisk(tmp_path / "flags.json")
     async with app.run_test(size=(80, 24)) as pilot:
@@ -222,7 +231,7 @@ class CountingBrokenDisk(BrokenDisk):
         return super().list_flags()
 
 
-async def test_failed_rollbacks_do_not_multiply_the_flag_polls(tmp_path):
+async def test_failed_rollbacks_do_not_multiply_the_flag_polls(tmp_path, quick_rollback):
     app = demo_app(tmp_path, refresh_s=0.2)
     app.session.platform = CountingBrokenDisk(tmp_path / "flags.json")
     async with app.run_test(size=(80, 24)) as pilot:

