@@ -1,0 +1,54 @@
+"""At 80×24 nothing essential is cut: figures whole, a readout's line readable in a sentence."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from console.core import operations as ops
+from console.core.stats.spec import Verdict
+from console.screens.rollout import LIVE, RolloutScreen
+
+from .helpers import rollout_demo_app, settle
+
+FLAG = "support-answer-route"
+
+
+def drawn(widget) -> str:
+    """The widget's content as the terminal shows it: rendered at the width the widget has."""
+    console = Console(width=widget.content_size.width, record=True, file=open("/dev/null", "w"))
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def test_the_rollout_screens_live_table_keeps_every_figure_whole_at_80x24(tmp_path):
+    app = rollout_demo_app(tmp_path, stage="5%", minutes=10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RolloutScreen)
+        live = drawn(app.screen.query_one("#live"))
+        assert "…" not in live, live
+        rows = [f for f in app.session.figures if f.key.flag == FLAG and f.requests]
+        assert rows
+        from console.core.figures import format_value
+
+        for f in rows:
+            assert f.key.route in live
+            for m in LIVE:
+                assert format_value(m, f.values.get(m)) in live, (m, live)
+
+
+async def test_a_readouts_line_in_a_reason_reads_as_a_sentence(tmp_path):
+    app = rollout_demo_app(tmp_path, scenario="latency-regression", stage="5%", minutes=30)
+    rule = next(iter(app.session.rules.values()))
+    decision = ops.look(rule, app.session.platform, app.session.metrics).decision
+    assert decision.verdict is Verdict.ROLLBACK
+    quoting = [r for r in decision.reasons if " — " in r and ("harmed" in r or "not judged" in r)]
+    assert quoting, decision.reasons
+    for reason in quoting:  # the readout's table row, quoted in a sentence, keeps no column padding
+        assert "  " not in reason, reason
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        notices = [n.message for n in app._notifications if "AUTO-ROLLBACK" in n.message]
+        assert notices and all("  " not in n for n in notices), notices
