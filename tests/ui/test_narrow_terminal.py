@@ -52,3 +52,26 @@ async def test_a_readouts_line_in_a_reason_reads_as_a_sentence(tmp_path):
         await settle(app, pilot)
         notices = [n.message for n in app._notifications if "AUTO-ROLLBACK" in n.message]
         assert notices and all("  " not in n for n in notices), notices
+
+
+async def test_a_failing_flag_platforms_error_is_read_whole_at_80_columns(tmp_path):
+    from console.core.errors import BackendError
+    from widgets.status_header import header_lines
+
+    from .helpers import demo_app, wait_for
+
+    app = demo_app(tmp_path, refresh_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        error = "flagd:/var/lib/routedeck/flags.json: permission denied — check the file's mode"
+
+        def refuse():
+            raise BackendError(error)
+
+        app.session.platform.list_flags = refuse
+        await wait_for(pilot, lambda: app.session.flags_status.error is not None)
+        lines = [line.plain for line in header_lines(app.session, 80)]
+        assert all(len(line) <= 78 for line in lines)
+        start = next(i for i, line in enumerate(lines) if line.startswith("flags FAILING"))
+        said = " ".join(part.strip() for part in lines[start:start + 3])
+        assert error in said and "…" not in said, lines
