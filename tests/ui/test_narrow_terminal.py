@@ -75,3 +75,22 @@ async def test_a_failing_flag_platforms_error_is_read_whole_at_80_columns(tmp_pa
         start = next(i for i, line in enumerate(lines) if line.startswith("flags FAILING"))
         said = " ".join(part.strip() for part in lines[start:start + 3])
         assert error in said and "…" not in said, lines
+
+
+async def test_the_advance_estimate_names_each_metric_once(tmp_path):
+    """The primary metric is a guardrail too (rollback_when 'severe quality failure'): two readouts, one
+    name — the estimate on the rollout screen lists it once."""
+    app = rollout_demo_app(tmp_path, stage="5%", minutes=0.1)  # seconds into the stage: nothing judged yet
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        app.poll_verdicts()
+        await settle(app, pilot)
+        await pilot.press("o")
+        await settle(app, pilot)
+        note = app.session.decision.eta_note
+        assert "not judged even with" in note, note
+        names = note.split(" not judged")[0].split(", ")
+        assert len(names) == len(set(names)) and "resolved_without_escalation" in names, note
+        verdict = " ".join(drawn(app.screen.query_one("#verdict")).split())
+        shown = verdict.split("no ADVANCE expected at the current traffic — ")[1].split(" not judged even with")[0]
+        assert shown.split(", ") == names, verdict
