@@ -574,7 +574,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=1000, help="runs per A/A row and for the coverage table")
     parser.add_argument("--regression-runs", type=int, default=200, help="runs per regression row")
-    parser.add_argument("--stages", default="", help=f"comma-separated subset of {', '.join(STAGES)}")
+    parser.add_argument("--stages", default="", help="comma-separated subset of " + ", ".join(STAGES).replace("%", "%%"))
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--quick", action="store_true", help="a few runs per row, for development")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE ('-': stdout only)")
