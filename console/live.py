@@ -219,7 +219,8 @@ class LiveReads:
         shared = SharedReads(metrics)
         decisions, errors, unreadable = {}, {}, {}
         for key, rule in rules.items():
-            shared.failure = None
+            if shared.now_error is None:
+                shared.failure = None
             try:
                 decisions[key] = look(rule, platform, shared).decision
             except READ_FAILURES as exc:
@@ -227,7 +228,7 @@ class LiveReads:
                 if shared.failure is not None:  # the metrics, not the platform: the look was blind
                     unreadable[key] = failure_text(exc)
         if not get_current_worker().is_cancelled:
-            self.post_message(Judged(decisions, errors, unreadable=unreadable, at=shared.now(), reads=shared.reads))
+            self.post_message(Judged(decisions, errors, unreadable=unreadable, at=shared.moment(), reads=shared.reads))
 
     def on_judged(self, message: Judged) -> None:
         from console.core.blind import BlindClock

@@ -219,29 +219,35 @@ def header_lines(s: "Session", width: int, compact: bool = False) -> list[Text]:
     rules = [] if compact else list(s.rules)
     verdicts = range(len(lines), len(lines) + len(rules))
     lines.extend(verdict_line(s, key) for key in rules)
-    lines.extend(status_lines(s))
+    status = status_lines(s)
+    failing = range(len(lines), len(lines) + len(status) - 1)  # a failing backend's line: its error says what to fix
+    lines.extend(status)
     room = max(10, width - 2)
     fitted = []
     for i, line in enumerate(lines):
-        if i in verdicts and line.cell_len > room:
-            # a verdict's reason is what the operator acts on: it wraps onto a second line, never cut mid-word
-            fitted.extend(wrap_once(line, room))
+        if (i in verdicts or i in failing) and line.cell_len > room:
+            # a verdict's reason is what the operator acts on (two lines), a backend's error what to fix
+            # (three): each wraps, never cut mid-word
+            fitted.extend(wrap_once(line, room, 2 if i in verdicts else 3))
             continue
         line.truncate(room, overflow="ellipsis")
         fitted.append(line)
     return fitted
 
 
-def wrap_once(line: Text, room: int) -> list[Text]:
-    """``line`` as at most two lines of ``room`` cells, broken between words; the second indented."""
-    cut = line.plain.rfind(" ", 0, room + 1)
-    if cut <= room // 2:
-        cut = room
-    rest = line[cut:]
-    lead = len(rest.plain) - len(rest.plain.lstrip())
-    second = Text("   ") + rest[lead:]
-    second.truncate(room, overflow="ellipsis")
-    return [line[:cut], second]
+def wrap_once(line: Text, room: int, most: int = 2) -> list[Text]:
+    """``line`` as at most ``most`` lines of ``room`` cells, broken between words; the others indented."""
+    out: list[Text] = []
+    while len(out) < most - 1 and line.cell_len > room:
+        cut = line.plain.rfind(" ", 0, room + 1)
+        if cut <= room // 2:
+            cut = room
+        out.append(line[:cut])
+        rest = line[cut:]
+        lead = len(rest.plain) - len(rest.plain.lstrip())
+        line = Text("   ") + rest[lead:]
+    line.truncate(room, overflow="ellipsis")
+    return out + [line]
 
 
 class StatusHeader(Static):

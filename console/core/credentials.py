@@ -35,6 +35,8 @@ CREDENTIALS: tuple[Credential, ...] = (
     Credential("launchdarkly-token", "ROUTEDECK_LAUNCHDARKLY_TOKEN", "LaunchDarkly REST API access token"),
     Credential("launchdarkly-sdk-key", "ROUTEDECK_LAUNCHDARKLY_SDK_KEY", "LaunchDarkly server-side SDK key (streaming)"),
     Credential("prometheus-token", "ROUTEDECK_PROMETHEUS_TOKEN", "Prometheus bearer token", required=False),
+    Credential("clickhouse-user", "ROUTEDECK_CLICKHOUSE_USER", "ClickHouse user (HTTP basic)", required=False),
+    Credential("clickhouse-password", "ROUTEDECK_CLICKHOUSE_PASSWORD", "ClickHouse password", required=False),
 )
 BY_NAME = {c.name: c for c in CREDENTIALS}
 BY_ENV = {c.env_var: c for c in CREDENTIALS}
@@ -128,4 +130,6 @@ def needed_credentials(*specs: str | None) -> list[Credential]:
             wanted.append(BY_NAME["launchdarkly-sdk-key"])
     if "prometheus" in kinds:
         wanted.append(BY_NAME["prometheus-token"])
+    if "clickhouse" in kinds:
+        wanted += [BY_NAME["clickhouse-user"], BY_NAME["clickhouse-password"]]
     return wanted

@@ -7,6 +7,7 @@ twice (two rules on one window, a verdict and a segment readout of one stage) go
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -16,15 +17,29 @@ class SharedReads:
 
     def __init__(self, source: Any) -> None:
         self.source = source
-        self._now = source.now()
         self._answers: dict[tuple, Any] = {}
         #: how many reads reached the source (the rest were shared)
         self.reads = 0
         #: the last read that failed, in words (a look that failed on it could not read the metrics)
         self.failure: str | None = None
+        #: the source could not tell its time (events:DIR?clock=data when its data has gone): a failed read
+        #: like any other, raised to every look that asks the time
+        self.now_error: Exception | None = None
+        self._now = 0.0
+        try:
+            self._now = source.now()
+        except Exception as exc:  # noqa: BLE001 — noted and raised again, unchanged, from now()
+            self.now_error = exc
+            self.failure = f"{type(exc).__name__}: {exc}" if not str(exc) else str(exc)
 
     def now(self) -> float:
+        if self.now_error is not None:
+            raise self.now_error
         return self._now
+
+    def moment(self) -> float:
+        """When this look happened: the source's clock, or the wall clock when the source cannot tell it."""
+        return time.time() if self.now_error is not None else self._now
 
     @property
     def capabilities(self):

@@ -41,6 +41,9 @@ DEFAULT_LADDER = ("internal", "5%", "20%", "full")
 LIVE = ("share", "p95_latency", "cost_per_resolved_case", "resolved_without_escalation", "fallback_rate", "error_rate")
 LIVE_LABELS = {"share": "share", "p95_latency": "p95", "cost_per_resolved_case": "$/resolved",
                "resolved_without_escalation": "resolved", "fallback_rate": "fallback", "error_rate": "errors"}
+#: the dashboard's column names, where the long ones would leave no room for the figures
+LIVE_SHORT = {**LIVE_LABELS, "cost_per_resolved_case": "$/res", "resolved_without_escalation": "res",
+              "fallback_rate": "fb", "error_rate": "err"}
 SHORT_VERDICT = {"non-inferior": "non-inf", "inconclusive": "unsure", "superior": "better"}
 #: what harm on a readout does, as a mark beside its name where the table has no room for the word
 ACTION_MARK = {"rollback": " ‼", "hold": " !", "warn": " ~", "signal": " °"}
@@ -339,9 +342,11 @@ class RolloutScreen(SessionScreen):
         rows = [f for f in self.session.figures if f.key.flag == flag.key and f.requests]
         table = Table(box=None, padding=(0, 1), header_style="bold", title_justify="left",
                       title=f"live, last {self.session.window_label} (share: the newest seconds)", title_style="bold")
-        table.add_column("route (arm)", no_wrap=True)
+        narrow = self.size.width < 110
+        # narrow: the route's name wraps (between words) so that no figure is ever cut
+        table.add_column("route (arm)", no_wrap=not narrow, overflow="fold")
         for m in LIVE:
-            table.add_column(LIVE_LABELS[m], justify="right", no_wrap=True)
+            table.add_column((LIVE_SHORT if narrow else LIVE_LABELS)[m], justify="right", no_wrap=True)
         for f in rows:
             table.add_row(Text(f"{visible(f.key.route)} ({f.key.arm.value})"),
                           *[Text(format_value(m, f.values.get(m)), "bold red" if f.marks.get(m) else "") for m in LIVE])

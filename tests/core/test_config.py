@@ -117,6 +117,29 @@ def test_needed_credentials_follow_the_backend_kinds():
     assert names("unleash:http://u", "prometheus:http://p") == ["unleash-token", "prometheus-token"]
     assert names("featbit:http://f?env=E", None) == ["featbit-token"]
     assert names("featbit:http://f?env=E&stream=ws://f:5100", None) == ["featbit-token", "featbit-secret"]
+    assert names("flagd:x", "clickhouse:http://c:8123?database=d&table=t") == ["clickhouse-user", "clickhouse-password"]
+
+
+def test_a_clickhouse_password_from_the_profiles_store_is_used_and_masked(monkeypatch):
+    import base64
+
+    from adapters.metrics.clickhouse import ClickHouseSource
+    from console.core.redact import redact
+
+    password = "store-" + "s3cret" * 3
+    stored = {("prod", "clickhouse-user"): "reader", ("prod", "clickhouse-password"): password}
+    monkeypatch.delenv("ROUTEDECK_CLICKHOUSE_PASSWORD", raising=False)
+    try:
+        credentials.register_store(lambda profile, name: stored.get((profile, name)))
+        credentials.use_profile("prod")
+        credentials.remember_all("prod")
+        assert password not in redact(f"ClickHouse said: wrong password {password}")  # before any read
+        source = ClickHouseSource.from_spec("clickhouse:http://127.0.0.1:9?database=d&table=t", arms_of={})
+        sent = source.http.http.client.headers["Authorization"]
+        assert sent == "Basic " + base64.b64encode(f"reader:{password}".encode()).decode()
+    finally:
+        credentials.register_store(None)
+        credentials.use_profile(None)
 
 
 def test_token_lookup_prefers_the_profile_store_then_the_environment(monkeypatch):

@@ -120,3 +120,39 @@ async def test_a_candidate_serving_blind_past_the_rules_blind_after_is_rolled_ba
     rollbacks = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "rollback"]
     assert rollbacks[0].reason.startswith("auto-rollback: rollback:") and "blind" in rollbacks[0].reason
     assert rollbacks[1].status == "confirmed"
+
+
+class ClockGoesToo(GoesBlind):
+    """A source whose own clock is read from its data (``events:DIR?clock=data``): when the data goes away,
+    asking it the time fails as well."""
+
+    def now(self) -> float:
+        if self.failing:
+            from console.core.errors import BackendError
+
+            raise BackendError("events:/srv/events: the directory is gone — was it moved or unmounted?")
+        return self.inner.now()
+
+
+async def test_a_source_that_cannot_tell_its_time_is_a_blind_look_not_an_unexpected_error(tmp_path):
+    """The look starts by asking the source the time: when that fails, every rule's look is blind (held,
+    counted against blind_after, rolled back past it) — not a worker crash that skips the blind clock."""
+    app = app_for(tmp_path, "steady")
+    rule = parse_rule(RULE + "  blind_after: 2m\n", "rule.yaml")
+    app.session.set_rules([rule])
+    source = ClockGoesToo(app.session.metrics)
+    app.session.metrics = source
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: app.session.decision is not None)
+        source.failing = True
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: "metrics unreadable since" in " ".join(app.session.decision.reasons))
+        assert app.session.decision.verdict.value == "HOLD"
+        assert not [n for n in app._notifications if "unexpected error" in n.message]
+        app.session.blind[FLAG].since -= 150  # two and a half minutes blind
+        app.poll_verdicts()
+        assert await wait(pilot, lambda: FlagdFilePlatform(tmp_path / "flags.json").read_flag(FLAG).allocation.candidate_bp == 0)
+        assert await wait(pilot, lambda: not app.session.writes)
+    rollbacks = [e for e in read_entries(tmp_path / "journal.jsonl") if e.action == "rollback"]
+    assert rollbacks[0].reason.startswith("auto-rollback: rollback:") and "blind" in rollbacks[0].reason

@@ -112,6 +112,11 @@ def arm_estimate(summary: ArmSummary | None, metric: Metric) -> RatioEstimate:
     return summary_estimate(summary, metric.numerator, metric.denominator)
 
 
+def _in_words(line: str) -> str:
+    """A readout's table row quoted in a reason: its column padding would read as gaps in a sentence."""
+    return " ".join(line.split())
+
+
 def _clock(seconds: float) -> str:
     """A duration as the dwell shows it: 4m05s, 1h10m (never rounded up to the minimum it has not reached)."""
     whole = int(max(seconds, 0.0))
@@ -649,7 +654,7 @@ def decide(
         if m is primary_readout:
             continue
         if m.verdict is MetricVerdict.HARM:
-            text = f"{m.name} harmed beyond its margin — {m.line.strip()}"
+            text = f"{m.name} harmed beyond its margin — {_in_words(m.line)}"
             if m.signal or m.action == Trigger.WARN.value:
                 notes.append(f"warn: {text} (a signal: it never blocks)")
             elif m.action == Trigger.ROLLBACK.value:
@@ -657,7 +662,7 @@ def decide(
             else:
                 hold.append(f"hold: {text}")
         elif not m.judged and not m.signal:
-            hold.append(f"hold: {m.name} {NOT_JUDGED} ({m.note or m.verdict.value}) — {m.line.strip()}")
+            hold.append(f"hold: {m.name} {NOT_JUDGED} ({m.note or m.verdict.value}) — {_in_words(m.line)}")
     if primary_readout is not None and (ctx.has_control or primary_readout.n_baseline):
         wanted = MetricVerdict.SUPERIOR if spec.primary.test is PrimaryTest.SUPERIOR else MetricVerdict.NON_INFERIOR
         ok = primary_readout.verdict in (wanted, MetricVerdict.SUPERIOR)

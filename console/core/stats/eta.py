@@ -33,6 +33,11 @@ def scaled(s: ArmSummary, factor: float) -> ArmSummary:
     return out
 
 
+def _names(names) -> str:
+    """Metric names, each once (the primary metric is often a guardrail too: two readouts, one name)."""
+    return ", ".join(dict.fromkeys(names))
+
+
 def _ready(m: MetricReadout, primary_wanted: MetricVerdict | None) -> bool | None:
     """True: judged as an ADVANCE needs; False: not yet; None: harmed (no ADVANCE to expect)."""
     if m.verdict is MetricVerdict.HARM:
@@ -74,15 +79,15 @@ def estimate(decision: Decision, ctx: StageContext, cand: ArmSummary, base: ArmS
             readouts = look(scaled(cand, s), scaled(base, s))
             states = [_ready(readouts[i], wanted.get(i)) for i in pending]
             if any(state is None for state in states):
-                names = ", ".join(readouts[i].name for i, st in zip(pending, states) if st is None)
+                names = _names(readouts[i].name for i, st in zip(pending, states) if st is None)
                 return None, f"{names} would be harmed if it stays where it is"
             if all(states):
                 found = s
                 break
         if found is None:
-            names = ", ".join(decision.metrics[i].name for i in pending)
+            names = _names(decision.metrics[i].name for i in pending)
             return None, f"{names} not judged even with {SCALES[-1]:g}× the data (estimate beyond the margin or too noisy)"
-        waits.append((elapsed * (found - 1.0), ", ".join(decision.metrics[i].name for i in pending)))
+        waits.append((elapsed * (found - 1.0), _names(decision.metrics[i].name for i in pending)))
     if ctx.pending_checklist or ctx.rule_changed:
         note = "and a person must acknowledge the checklist or re-confirm the rule"
     else:

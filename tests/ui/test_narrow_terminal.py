@@ -1,0 +1,96 @@
+"""At 80×24 nothing essential is cut: figures whole, a readout's line readable in a sentence."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from console.core import operations as ops
+from console.core.stats.spec import Verdict
+from console.screens.rollout import LIVE, RolloutScreen
+
+from .helpers import rollout_demo_app, settle
+
+FLAG = "support-answer-route"
+
+
+def drawn(widget) -> str:
+    """The widget's content as the terminal shows it: rendered at the width the widget has."""
+    console = Console(width=widget.content_size.width, record=True, file=open("/dev/null", "w"))
+    console.print(widget.content)
+    return console.export_text()
+
+
+async def test_the_rollout_screens_live_table_keeps_every_figure_whole_at_80x24(tmp_path):
+    app = rollout_demo_app(tmp_path, stage="5%", minutes=10)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        await pilot.press("o")
+        await settle(app, pilot)
+        assert isinstance(app.screen, RolloutScreen)
+        live = drawn(app.screen.query_one("#live"))
+        assert "…" not in live, live
+        rows = [f for f in app.session.figures if f.key.flag == FLAG and f.requests]
+        assert rows
+        from console.core.figures import format_value
+
+        for f in rows:
+            assert f.key.route in live
+            for m in LIVE:
+                assert format_value(m, f.values.get(m)) in live, (m, live)
+
+
+async def test_a_readouts_line_in_a_reason_reads_as_a_sentence(tmp_path):
+    app = rollout_demo_app(tmp_path, scenario="latency-regression", stage="5%", minutes=30)
+    rule = next(iter(app.session.rules.values()))
+    decision = ops.look(rule, app.session.platform, app.session.metrics).decision
+    assert decision.verdict is Verdict.ROLLBACK
+    quoting = [r for r in decision.reasons if " — " in r and ("harmed" in r or "not judged" in r)]
+    assert quoting, decision.reasons
+    for reason in quoting:  # the readout's table row, quoted in a sentence, keeps no column padding
+        assert "  " not in reason, reason
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        notices = [n.message for n in app._notifications if "AUTO-ROLLBACK" in n.message]
+        assert notices and all("  " not in n for n in notices), notices
+
+
+async def test_a_failing_flag_platforms_error_is_read_whole_at_80_columns(tmp_path):
+    from console.core.errors import BackendError
+    from widgets.status_header import header_lines
+
+    from .helpers import demo_app, wait_for
+
+    app = demo_app(tmp_path, refresh_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        error = "flagd:/var/lib/routedeck/flags.json: permission denied — check the file's mode"
+
+        def refuse():
+            raise BackendError(error)
+
+        app.session.platform.list_flags = refuse
+        await wait_for(pilot, lambda: app.session.flags_status.error is not None)
+        lines = [line.plain for line in header_lines(app.session, 80)]
+        assert all(len(line) <= 78 for line in lines)
+        start = next(i for i, line in enumerate(lines) if line.startswith("flags FAILING"))
+        said = " ".join(part.strip() for part in lines[start:start + 3])
+        assert error in said and "…" not in said, lines
+
+
+async def test_the_advance_estimate_names_each_metric_once(tmp_path):
+    """The primary metric is a guardrail too (rollback_when 'severe quality failure'): two readouts, one
+    name — the estimate on the rollout screen lists it once."""
+    app = rollout_demo_app(tmp_path, stage="5%", minutes=0.1)  # seconds into the stage: nothing judged yet
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        app.poll_verdicts()
+        await settle(app, pilot)
+        await pilot.press("o")
+        await settle(app, pilot)
+        note = app.session.decision.eta_note
+        assert "not judged even with" in note, note
+        names = note.split(" not judged")[0].split(", ")
+        assert len(names) == len(set(names)) and "resolved_without_escalation" in names, note
+        verdict = " ".join(drawn(app.screen.query_one("#verdict")).split())
+        shown = verdict.split("no ADVANCE expected at the current traffic — ")[1].split(" not judged even with")[0]
+        assert shown.split(", ") == names, verdict
