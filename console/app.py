@@ -133,10 +133,11 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
             if len(loaded) > 4 and loaded[4] is not None:
                 self.session.set_rules(loaded[4] if isinstance(loaded[4], (list, tuple)) else [loaded[4]])
             self.note_rules(journal or self.session.journal, flags)
-            import console.core.operations  # noqa: F401 — the first R press must not wait for this import
             self.post_message(Loaded(platform, metrics, flags, None, journal, list(loaded[5]) if len(loaded) > 5 else []))
         except RouteDeckError as exc:
             self.post_message(Loaded(None, None, None, exc))
+            return
+        _prewarm()  # the write path, once the routes are on their way: the first R press must not wait for it
 
     def on_loaded(self, message: Loaded) -> None:
         if message.error is not None:
@@ -147,6 +148,9 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         s.platform, s.metrics, s.flags = message.platform, message.metrics, dict(message.flags or {})
         s.journal = message.journal or s.journal
         s.connected = True
+        from console.memory import settle_collection
+
+        settle_collection()  # start-up's objects (modules, models, the simulator) stay out of later collections
         for note in message.notes:
             self.notify(note, title="Demo state", severity="warning", timeout=30, markup=False)
         self.start_polling()

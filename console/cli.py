@@ -95,7 +95,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     command = getattr(args, "command", None)
     if command in (None, "demo"):  # the console draws on the terminal itself (its text goes through visible)
-        return _main(parser, args)
+        from console import memory
+
+        memory.hold_collection()  # the console resumes it once started (RouteDeckApp.on_loaded)
+        try:
+            return _main(parser, args)
+        finally:
+            memory.resume_collection()
     from console.commands.output import shown_as_text
 
     with shown_as_text():

@@ -3,12 +3,15 @@
 The console's workers (one thread per read) build large temporary arrays; glibc gives each thread its
 own heap ("arena") and keeps what was freed there. Capping the arenas and handing freed pages back
 after each look keeps the resident memory flat. Elsewhere than glibc both calls are skipped.
+
+Start-up makes most of the objects the console will ever hold (modules, classes, the simulator's
+population): the cyclic garbage collector is held off while they are made and then told to leave them
+alone (``gc.freeze``), so neither the first frame nor each later collection re-scans them.
 """
 
 from __future__ import annotations
 
-import ctypes
-import ctypes.util
+import gc
 
 M_ARENA_MAX = -8
 #: a couple of heaps are enough for the UI thread and one worker at a time
@@ -20,6 +23,9 @@ _libc = None
 def _glibc():
     global _libc
     if _libc is None:
+        import ctypes  # not before the first frame: only the arena calls need it
+        import ctypes.util
+
         try:
             name = ctypes.util.find_library("c")
             lib = ctypes.CDLL(name) if name else None
@@ -41,3 +47,19 @@ def give_back() -> None:
     lib = _glibc()
     if lib is not None:
         lib.malloc_trim(0)
+
+
+def hold_collection() -> None:
+    """Call first thing when the console starts: no cyclic collection while start-up builds what stays."""
+    gc.disable()
+
+
+def settle_collection() -> None:
+    """Call once start-up is done: what it made is kept out of every later collection, which resumes."""
+    gc.freeze()
+    gc.enable()
+
+
+def resume_collection() -> None:
+    """Collection back on (when start-up ends without ``settle_collection``, e.g. on bad input)."""
+    gc.enable()

@@ -8,14 +8,16 @@ profile is never sent to a server typed on the command line without that profile
 from __future__ import annotations
 
 import argparse
+import sys
+from typing import TYPE_CHECKING
 
 from console.core import credentials
-from console.core.config import Config, Profile, load_config
 from console.core.errors import BadInput
-from console.core.fleet import MIXED_WARNING, use_fleet
-from console.core.rule_defaults import use_rule_defaults
 from console.core.timeouts import use_timeouts
 from console.core.tls import use_tls
+
+if TYPE_CHECKING:  # the config reader and the fleet's hashing load when a profile is read, not on every start
+    from console.core.config import Config, Profile
 
 #: commands that change flags without offering --dry-run (the guard rolls back on its own)
 _ALWAYS_WRITING = ("guard",)
@@ -25,7 +27,10 @@ def activate(profile: Profile | None) -> None:
     """Make ``profile``'s stored credentials and TLS settings the ones adapters use from now on."""
     credentials.use_profile(profile.name if profile else None)
     use_tls(profile.tls if profile else None)
-    use_fleet(profile.fleet_bucketing if profile else None)
+    if profile is not None or "console.core.fleet" in sys.modules:  # not loaded yet: its default is in force
+        from console.core.fleet import use_fleet
+
+        use_fleet(profile.fleet_bucketing if profile else None)
     use_timeouts(profile.timeouts if profile else None)
     if profile is not None and profile.ca_bundle is not None and not profile.ca_bundle.is_file():
         raise BadInput(f"{profile.where('ca_bundle')}: ca_bundle {profile.ca_bundle}: file not found — fix the path")
@@ -33,11 +38,15 @@ def activate(profile: Profile | None) -> None:
 
 def has_default_profile() -> bool:
     """True when the config file names a default profile."""
+    from console.core.config import load_config
+
     return load_config().default_profile is not None
 
 
 def chosen_profile(args: argparse.Namespace, config: Config | None = None) -> Profile | None:
     """The profile a command runs with: ``--profile``, else the default one when no backend was named."""
+    from console.core.config import load_config
+
     name = getattr(args, "profile", None)
     if name is None:
         if getattr(args, "flags", None) or getattr(args, "metrics", None) or getattr(args, "sim_flags", None):
@@ -52,7 +61,7 @@ def chosen_profile(args: argparse.Namespace, config: Config | None = None) -> Pr
 
 def _config_if_any() -> Config | None:
     """The config file when it exists (its rule defaults apply to every command); None when there is none."""
-    from console.core.config import config_path
+    from console.core.config import config_path, load_config
 
     if not config_path().exists():
         return None
@@ -62,13 +71,14 @@ def _config_if_any() -> Config | None:
 def apply_profile(args: argparse.Namespace) -> Profile | None:
     """Fill ``args`` from the chosen profile, activate its credentials and TLS settings, and check
     that what the command requires is there."""
+    from console.core.fleet import MIXED_WARNING
+    from console.core.rule_defaults import use_rule_defaults
+
     config = _config_if_any()
     use_rule_defaults(config.rule_defaults if config is not None else ())
     profile = chosen_profile(args, config)
     activate(profile)
     if profile is not None and profile.fleet_bucketing == "mixed":
-        import sys
-
         print(f"routedeck: warning: {profile.where('fleet_bucketing')}: {MIXED_WARNING}", file=sys.stderr)
     if profile is not None:
         args.profile = profile.name

@@ -140,6 +140,21 @@ def settle(state_dir: Path, scenario: str | None, seed: int, fresh: bool) -> tup
     return path, [note] if note else []
 
 
+def _import_aside(*modules: str) -> None:
+    """Import ``modules`` on a daemon thread; a failure is left for the import on the load's own path to report."""
+    import importlib
+    import threading
+
+    def work() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception:  # noqa: BLE001 — the same import on the load's path raises it where it is handled
+                return
+
+    threading.Thread(target=work, name="demo-imports", daemon=True).start()
+
+
 def load_demo(state_dir: Path, scenario: str | None, seed: int, speed: float,
               rule_path: "Path | list[Path] | None" = None, fresh: bool = False, metrics_spec: str | None = None,
               settled: "list[str] | None" = None):
@@ -148,6 +163,10 @@ def load_demo(state_dir: Path, scenario: str | None, seed: int, speed: float,
 
     ``metrics_spec`` (``events:DIR…``) reads the metrics from there instead of a simulator in this process;
     ``settled``: the state dir is already set up for this run (by :func:`settle`) and these are its notes."""
+    # the modules the rest of the load needs are imported on a second thread meanwhile: setting up a fresh
+    # state dir mostly waits for the disk (each journalled write is fsynced), and an import keeps the CPU busy
+    _import_aside("adapters.metrics.simulated", "console.core.simulator.evaluator", "console.core.rules",
+                  "console.core.figures")
     path, notes = (state_dir / "flags.json", settled) if settled is not None else settle(state_dir, scenario, seed, fresh)
     scenario = scenario or "steady"
 
