@@ -392,3 +392,28 @@ def test_generation_and_reads_cost_a_small_share_of_a_core(tmp_path):
     per_second = (time.process_time() - began) / 600
     # at speed 1 this is the share of one core; 2% would be 20 ms
     assert per_second < 0.01, f"{per_second * 1000:.1f} ms per simulated second"
+
+
+def test_a_window_reaching_back_before_the_start_reuses_the_buckets_that_ended(tmp_path, monkeypatch):
+    """The demo's window (5 min) reaches back before its 2 min of history for its first minutes: the buckets
+    that ended are still kept, so a read aggregates only the newest rows — and says what a fresh read says."""
+    sim = make_sim(tmp_path)
+    sim.advance_to(START + 120)
+    sim.snapshot(START + 120 - 300, START + 120, 5)
+    sim.advance_to(START + 125)
+    aggregated = []
+    real = TrafficSimulator._aggregate
+
+    def counting(self, log, start, end, step, nb, nk):
+        aggregated.append(nb)
+        return real(self, log, start, end, step, nb, nk)
+
+    monkeypatch.setattr(TrafficSimulator, "_aggregate", counting)
+    kept = sim.snapshot(START + 125 - 300, START + 125, 5)
+    assert aggregated == [1]  # the one bucket that ended since the last read, not all 60
+    monkeypatch.undo()
+    fresh = make_sim(tmp_path)
+    fresh.advance_to(START + 125)
+    again = fresh.snapshot(START + 125 - 300, START + 125, 5)
+    assert [(b.start, b.end, b.counters) for b in kept.buckets] == [(b.start, b.end, b.counters) for b in again.buckets]
+    assert kept.totals == again.totals and kept.totals[BASE].requests > 0

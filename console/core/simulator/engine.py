@@ -487,8 +487,12 @@ class TrafficSimulator:
             self._memo.clear()  # a new route or provider widens every array: start the memo again
             self._memo_shape = shape
         first = 0
+        # a kept bucket stands for its traffic while that is retained; until any is dropped (the first keep_s),
+        # that includes the buckets before the simulation's start, which had none (a window reaching back
+        # before the start would otherwise aggregate every bucket on every read)
+        untrimmed = self.retained_from <= self.start_time
         while (first < nb and (step, start + first * step) in self._memo
-               and start + first * step >= self.retained_from):
+               and (untrimmed or start + first * step >= self.retained_from)):
             first += 1
         sub_start = start + first * step
         # outcomes arriving in the window belong to requests made up to MAX_OUTCOME_DELAY_S before it
