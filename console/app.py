@@ -41,6 +41,8 @@ if TYPE_CHECKING:  # the models pull in pydantic: keep it off the path to the fi
     from console.core.rules import DecisionRule
     from console.screens.confirm import Answer
 
+#: the tick draws only when nothing was published for this long (each read publishes; the tick is for the clocks)
+TICK_QUIET_S = 0.9
 #: builds (platform, metrics, flags[, journal[, rules]]) in a worker after the first frame; raises RouteDeckError
 Loader = Callable[[], tuple]
 
@@ -104,6 +106,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         #: which registry actions applied at the last publish (the footer is redrawn when this changes)
         self._applies: tuple[bool, ...] = ()
         self._publish_pending = False
+        self._published_at = -TICK_QUIET_S
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -111,7 +114,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         # notices are drawn in the layout (NoticeBar), never as toasts over the figures and the verdict
         self._disable_notifications = True
         self.push_screen(DashboardScreen(self.session))
-        self.set_interval(1.0, self.publish)  # the clocks on screen move even when no read arrives
+        self.set_interval(1.0, self._tick)  # the clocks on screen move even when no read arrives
         if self._loader is not None:
             # the loader imports the adapters, the models and numpy: it starts once the first frame is out,
             # or the UI thread would wait for those imports before it could draw anything
@@ -182,8 +185,14 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         self._publish_pending = True
         self.call_later(self._publish_now)
 
+    def _tick(self) -> None:
+        """The one-second tick: a read that published within the last second has moved the clocks already."""
+        if time.monotonic() - self._published_at >= TICK_QUIET_S:
+            self.publish()
+
     def _publish_now(self) -> None:
         self._publish_pending = False
+        self._published_at = time.monotonic()
         if not self.screen_stack:
             return  # closing: the screens are gone
         self.sync_in_view()
