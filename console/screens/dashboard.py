@@ -166,14 +166,13 @@ class DashboardScreen(SessionScreen):
                 self._draw_one_trend(panel, metrics[i], focused=i == 0)
 
     def _draw_one_trend(self, panel: TrendPanel, metric: str, focused: bool) -> None:
-        from console.core.figures import format_value, trend
-
         fig = self.query_one(RouteTable).highlighted_route()
         snapshot = self.session.snapshot
         label = LABELS.get(metric, metric)
         if fig is None or snapshot is None:
             panel.show(Text(f"trend: {label} — highlight a route"), [])
             return
+        from console.core.figures import format_value, trend  # with the first figures, not before the first frame
         values = trend(snapshot, fig.key, metric)
         present = [v for v in values if v is not None]
         gaps = len(values) - len(present)
