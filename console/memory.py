@@ -55,7 +55,10 @@ def hold_collection() -> None:
 
 
 def settle_collection() -> None:
-    """Call once start-up is done: what it made is kept out of every later collection, which resumes."""
+    """Call once start-up is done: what it made is kept out of every later collection, which resumes.
+    Only after ``hold_collection`` (a console started by the CLI): an App made in-process leaves gc alone."""
+    if gc.isenabled():
+        return
     gc.freeze()
     gc.enable()
 

@@ -1,0 +1,42 @@
+"""The console's start-up holds the cyclic collector and then keeps what start-up made out of later collections."""
+
+import gc
+
+import pytest
+
+from console import memory
+
+
+@pytest.fixture
+def collector():
+    was = gc.isenabled()
+    yield
+    gc.unfreeze()
+    if was:
+        gc.enable()
+    else:
+        gc.disable()
+
+
+def test_a_started_console_freezes_what_start_up_made_and_collects_again(collector):
+    gc.enable()
+    memory.hold_collection()
+    assert not gc.isenabled()
+    made = [[] for _ in range(100)]  # start-up's containers: tracked by the collector
+    before = gc.get_freeze_count()
+    memory.settle_collection()
+    assert gc.isenabled()
+    assert gc.get_freeze_count() >= before + len(made)
+
+
+def test_an_app_made_in_process_leaves_the_collector_alone(collector):
+    gc.enable()
+    before = gc.get_freeze_count()
+    memory.settle_collection()  # no hold first: a test's App, not the CLI's console
+    assert gc.isenabled() and gc.get_freeze_count() == before
+
+
+def test_a_start_that_ends_early_turns_collection_back_on(collector):
+    memory.hold_collection()
+    memory.resume_collection()
+    assert gc.isenabled()
