@@ -27,7 +27,7 @@ from console.core import availability as av
 from console.core.errors import BadInput, RouteDeckError
 from console.core.safe_text import visible
 from console.core.session import TREND_METRICS, WINDOWS_S, Session
-from console.live import LiveReads, failure_text
+from console.live import LiveReads, failure_text, prewarm_writes
 from console.rollout_actions import RolloutActions
 from console.screens.base import InView, SessionChanged, SessionScreen, WorkerFailed
 from console.screens.dashboard import DashboardScreen
@@ -56,11 +56,6 @@ class Loaded(Message):
     journal: "Journal | None" = None
     #: lines to tell the operator at start (e.g. that an earlier run's state is in use)
     notes: list[str] = field(default_factory=list)
-
-
-def _prewarm() -> None:
-    """Import the write path off the UI thread, so the first R press does not wait for it."""
-    import console.core.operations  # noqa: F401
 
 
 def _palette() -> type:
@@ -122,7 +117,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
                                     exit_on_error=False)
             return
         self.session.connected = True
-        self.run_worker(_prewarm, thread=True, group="load", exit_on_error=False)
+        self.run_worker(prewarm_writes, thread=True, group="load", exit_on_error=False)
         if self.session.rules and self.session.journal is not None:
             self.run_worker(partial(self.note_rules, self.session.journal, self.session.flags), thread=True,
                             group="journal", exit_on_error=False)
@@ -139,8 +134,6 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
             self.post_message(Loaded(platform, metrics, flags, None, journal, list(loaded[5]) if len(loaded) > 5 else []))
         except RouteDeckError as exc:
             self.post_message(Loaded(None, None, None, exc))
-            return
-        _prewarm()  # the write path, once the routes are on their way: the first R press must not wait for it
 
     def on_loaded(self, message: Loaded) -> None:
         if message.error is not None:
@@ -151,6 +144,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         s.platform, s.metrics, s.flags = message.platform, message.metrics, dict(message.flags or {})
         s.journal = message.journal or s.journal
         s.connected = True
+        self._prewarm_after_first_read = True
         from console.memory import settle_collection
 
         settle_collection()  # start-up's objects (modules, models, the simulator) stay out of later collections

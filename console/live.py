@@ -41,6 +41,11 @@ OUTCOME_GRACE_S = 1.5
 READ_FAILURES = (RouteDeckError, OSError, NotImplementedError)
 
 
+def prewarm_writes() -> None:
+    """Import the write path off the UI thread, so the first R press does not wait for it."""
+    import console.core.operations  # noqa: F401
+
+
 def failure_text(exc: BaseException) -> str:
     text = redact(str(exc)) if isinstance(exc, RouteDeckError) else f"{type(exc).__name__}: {redact(str(exc))}"
     return " ".join(text.split())
@@ -167,6 +172,9 @@ class LiveReads:
         self._rearm("metrics", s.refresh_s, self.poll_metrics)
         if self.__dict__.pop("_first_look_pending", False):
             self.poll_verdicts()
+            if self.__dict__.pop("_prewarm_after_first_read", False):
+                # the write path, once the routes have their figures
+                self.run_worker(prewarm_writes, thread=True, group="load", exit_on_error=False)
 
     # ---- the flags -------------------------------------------------------------------------
 
