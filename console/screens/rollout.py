@@ -25,11 +25,11 @@ from console.core.figures import format_value
 from console.core.profile_diff import profile_diff
 from console.core.registry import lookup
 from console.core.safe_text import visible
-from console.core.stats.engine import fmt
+from console.core.stats.engine import eta_sentence, fmt
 from console.screens.base import SessionScreen
 from widgets.rollout_parts import interval_bar, ladder, sparkline
 from widgets.status_header import StatusHeader, ago, data_plane_line
-from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, STALE, VERDICT_STYLE
+from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, STALE, VERDICT_STYLE, eta_style
 from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
@@ -242,21 +242,15 @@ class RolloutScreen(SessionScreen):
                 when = f" when the stage was {duration(at - started.timestamp())} old" if at and started else ""
                 text.append(f" · judged{when}, {ago(s.now() - judged)} ago", "dim")
             if d.verdict.value != "ADVANCE":
-                from console.core.stats.engine import eta_words
-
                 text.append("\n")
-                if d.eta_s is not None:
-                    text.append(f"ADVANCE expected in {eta_words(d.eta_s)} if nothing changes", "cyan")
-                else:
-                    text.append("no ADVANCE expected at the current traffic"
-                                + (f" — {visible(d.eta_note)}" if d.eta_note else ""), "yellow")
+                text.append(visible(eta_sentence(d)), eta_style(d))
             reasons = Table(box=None, padding=(0, 0, 0, 1), show_header=False, expand=False)
             reasons.add_column(no_wrap=True)
             reasons.add_column(overflow="fold")
             for r in d.reasons:
                 if d.request_level and "counts requests, not units" in r:
                     continue  # said once, in the line below
-                if r.startswith(("note: ADVANCE expected", "note: no ADVANCE expected")):
+                if r == f"note: {eta_sentence(d)}":
                     continue  # said above, beside the verdict
                 reasons.add_row("•", Text(visible(short_reason(r, d)), "dim" if r.startswith("note") else ""))
             if d.request_level:
