@@ -100,3 +100,29 @@ async def test_seconds_into_a_stage_the_estimate_says_too_little_data_on_screen_
         verdict = " ".join(drawn(app.screen.query_one("#verdict")).split())
         assert f"too little data yet to estimate when — {d.eta_note}" in verdict, verdict
         assert "no ADVANCE expected" not in verdict and verdict.count("too little data yet") == 1, verdict
+
+
+async def test_the_guardrail_tables_metric_names_are_never_cut(tmp_path):
+    """'primary: resolved_witho…' was cut even at 120 columns: each name is whole (wrapped between words),
+    the primary marked ★ with a legend, and the table fits the screen with a full trend column."""
+    from rich.measure import Measurement
+
+    for size in ((80, 24), (120, 40)):
+        app = rollout_demo_app(tmp_path / f"{size[0]}", stage="5%", minutes=20)
+        async with app.run_test(size=size) as pilot:
+            await settle(app, pilot)
+            history = app.session.interval_history[(FLAG, "5%")]
+            history[:] = [(t + i, dict(iv)) for i in range(12) for t, iv in history[-1:]]  # a full trend
+            await pilot.press("o")
+            await settle(app, pilot)
+            widget = app.screen.query_one("#guardrails")
+            table = widget.content.renderables[0]
+            names = ["".join(cell.plain.split("\n")) for cell in table.columns[0]._cells]
+            d = app.session.decision
+            for m, name in zip(d.metrics, names):
+                assert name.removeprefix("★ ").startswith(m.name), (name, m.name)
+            assert names[0].startswith("★ ") and sum(n.startswith("★ ") for n in names) == 1, names
+            shown = drawn(widget)
+            assert "…" not in shown and "★ primary" in shown, shown
+            console = Console(width=widget.content_size.width, file=open("/dev/null", "w"))
+            assert Measurement.get(console, console.options, table).maximum <= widget.content_size.width, size
