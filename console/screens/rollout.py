@@ -21,7 +21,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from console.core.availability import ended, short_reason
+from console.core.availability import ended, next_rollout, restart_blocked, short_reason
 from console.core.figures import format_value
 from console.core.profile_diff import profile_diff
 from console.core.registry import lookup
@@ -165,8 +165,8 @@ class RolloutScreen(SessionScreen):
 
         stages = [s.name for s in rule.stages] if rule is not None else list(DEFAULT_LADDER)
         drawn = ladder(stages, ro.current_stage_name(flag), over)
-        if over and rule is not None:
-            drawn.append("   N starts a new rollout", "dim")
+        if over and rule is not None and restart_blocked(flag, rule) is None:
+            drawn.append("   N starts a new rollout", "dim")  # else the verdict's place says why N is unavailable
         self._set("ladder", drawn)
 
     def _draw_stage(self, flag: "RouteFlag | None", rule: "DecisionRule | None", d: "Decision | None") -> None:
@@ -228,7 +228,10 @@ class RolloutScreen(SessionScreen):
         error = s.verdict_errors.get(flag.key)
         if over:
             text.append(f"the rollout is {over}: nothing to decide", "bold")
-            text.append(" — N starts a new rollout of this flag", "dim")
+            if restart_blocked(flag, rule) is not None:
+                text.append(f"\n{next_rollout(flag, rule)}", "yellow")
+            else:
+                text.append(" — N starts a new rollout of this flag", "dim")
             self._set("verdict", text)
             self._set("guardrails", None)
             return
