@@ -22,7 +22,8 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--flags", help="open the console on this flag platform SPEC (flagd:PATH, unleash:URL?…)")
     parser.add_argument("--metrics", help="…and this metrics SPEC (events:DIR, clickhouse:URL?database=D&table=T, prometheus:URL, "
-                        "or sim:SCENARIO with a flagd file; docs/events.md)")
+                        "or sim:SCENARIO with a flagd file; slo_ms=N in any: the latency SLO requests are counted in at; "
+                        "docs/events.md)")
     parser.add_argument("--state-dir", type=__import__("pathlib").Path, help="where the journal lives")
     parser.add_argument("--read-only", action="store_true", help="hide and refuse every action that changes flags")
     parser.add_argument("--rule", type=__import__("pathlib").Path, action="append", metavar="FILE",

@@ -17,6 +17,14 @@ def _isolated_home(tmp_path_factory, monkeypatch):
 
 
 @pytest.fixture(autouse=True)
+def _secrets_forgotten(monkeypatch):
+    """Secrets a test made routedeck read are masked for that test only: a later test's text stays its own."""
+    from console.core import redact
+
+    monkeypatch.setattr(redact, "_KNOWN", set())
+
+
+@pytest.fixture(autouse=True)
 def _profile_settings_reset():
     """Commands run in process with a profile (short timeouts, its secrets): none of it outlives the test."""
     yield

@@ -29,7 +29,7 @@ from console.core.errors import BackendError, BadInput
 from console.core.ports import MetricsSource
 from console.core.redact import redact
 from console.core.stats.summary import GroupSummary
-from console.core.telemetry import MetricsSnapshot, SourceCapabilities, TimeBucket, UnitRecord
+from console.core.telemetry import DEFAULT_SLO_MS, MetricsSnapshot, SourceCapabilities, TimeBucket, UnitRecord, slo_option
 
 from ..http import JsonHttp, RetryPolicy, make_client, redact_url
 from . import events_sql as q
@@ -139,7 +139,7 @@ class _Http:
         self.http.close()
 
 
-def _parse(spec: str) -> tuple[str, str, str, str]:
+def _parse(spec: str) -> tuple[str, str, str, str, float | None]:
     kind, _, url = spec.partition(":")
     parts = urlsplit(url)
     if kind != "clickhouse" or parts.scheme not in ("http", "https") or not parts.netloc:
@@ -148,9 +148,11 @@ def _parse(spec: str) -> tuple[str, str, str, str]:
         raise BadInput(f"--metrics {redact_url(url)!r}: put no credentials in the URL — set {USER_ENV} and "
                        f"{PASSWORD_ENV} (or store them with routedeck login)")
     opts = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = sorted(set(opts) - {"database", "table", "schema"})
+    unknown = sorted(set(opts) - {"database", "table", "schema", "slo_ms"})
     if unknown:
-        raise BadInput(f"--metrics {redact_url(url)!r}: unknown option {unknown[0]!r} — use database, table and schema")
+        raise BadInput(f"--metrics {redact_url(url)!r}: unknown option {unknown[0]!r} — use database, table, schema "
+                       "and slo_ms")
+    slo_ms = slo_option(opts, f"clickhouse:{redact_url(url)}") if "slo_ms" in opts else None
     schema = opts.get("schema", "routedeck")
     if schema not in SCHEMAS:
         raise BadInput(f"--metrics {redact_url(url)!r}: schema must be routedeck (the events table, docs/backends.md) "
@@ -160,7 +162,7 @@ def _parse(spec: str) -> tuple[str, str, str, str]:
     for what, name in (("database", database), ("table", table)):
         if not _NAME.match(name):
             raise BadInput(f"--metrics {redact_url(url)!r}: {what} {name!r} is not a plain name (letters, digits, _)")
-    return f"{parts.scheme}://{parts.netloc}", database, table, schema
+    return f"{parts.scheme}://{parts.netloc}", database, table, schema, slo_ms
 
 
 class ClickHouseSource(MetricsSource):
@@ -169,7 +171,7 @@ class ClickHouseSource(MetricsSource):
     kind = "clickhouse"
 
     def __init__(self, base_url: str, database: str, table: str, *, arms_of=None, user: str | None = None,
-                 password: str | None = None, clock: Callable[[], float] | None = None, slo_ms: float = 2500.0,
+                 password: str | None = None, clock: Callable[[], float] | None = None, slo_ms: float = DEFAULT_SLO_MS,
                  timeout_s: float = 30.0, transport: httpx.BaseTransport | None = None, schema: str = "routedeck") -> None:
         """``schema``: ``routedeck`` (the events table, ``TABLE_COLUMNS``, any server from 18.16) or ``otel`` (the
         OpenTelemetry collector's ``otel_traces`` table read in place; a server with Map columns)."""
@@ -185,7 +187,9 @@ class ClickHouseSource(MetricsSource):
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "ClickHouseSource":
-        base, database, table, schema = _parse(spec)
+        base, database, table, schema, slo_ms = _parse(spec)
+        if slo_ms is not None:  # the SPEC's SLO wins over a caller's
+            options["slo_ms"] = slo_ms
         options.pop("speed", None)
         options.pop("seed", None)
         options.setdefault("user", read_token(USER_ENV))
@@ -198,7 +202,8 @@ class ClickHouseSource(MetricsSource):
 
     def describe(self) -> str:
         schema = "&schema=otel" if self.schema == "otel" else ""
-        return f"clickhouse:{redact_url(self.base_url)}?database={self.database}&table={self.table}{schema}"
+        slo = f"&slo_ms={self.slo_ms:g}" if self.slo_ms != DEFAULT_SLO_MS else ""
+        return f"clickhouse:{redact_url(self.base_url)}?database={self.database}&table={self.table}{schema}{slo}"
 
     def now(self) -> float:
         return self._clock() if self._clock is not None else time.time()
@@ -295,7 +300,7 @@ class ClickHouseWriter:
 
     @classmethod
     def from_spec(cls, spec: str) -> "ClickHouseWriter":
-        base, database, table, schema = _parse(spec)
+        base, database, table, schema, _ = _parse(spec)
         if schema != "routedeck":
             raise BadInput(f"--events {redact(spec)!r}: routedeck writes only its own events table (schema=routedeck)")
         return cls(base, database, table, user=read_token(USER_ENV), password=read_token(PASSWORD_ENV))

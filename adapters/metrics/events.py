@@ -32,7 +32,15 @@ from console.core import event_format as ef
 from console.core.errors import BackendError, BadInput
 from console.core.ports import MetricsSource
 from console.core.stats.summary import GroupSummary
-from console.core.telemetry import Arm, MetricsSnapshot, SourceCapabilities, TimeBucket, UnitRecord
+from console.core.telemetry import (
+    DEFAULT_SLO_MS,
+    Arm,
+    MetricsSnapshot,
+    SourceCapabilities,
+    TimeBucket,
+    UnitRecord,
+    slo_option,
+)
 
 from . import events_sql as q
 from . import events_window
@@ -77,7 +85,6 @@ FIELDS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     ef.COMPLAINT: ("complaint", "BOOLEAN", ("BOOLEAN",)),
 }
 _ZONED = r"(Z|z|[+-][0-9][0-9]:?[0-9][0-9])$"
-DEFAULT_SLO_MS = 2500.0
 SEGMENT_ATTRIBUTES = ("plan", "region", "workflow", "internal")
 
 
@@ -139,7 +146,8 @@ class EventsSource(MetricsSource):
     @classmethod
     def from_spec(cls, spec: str, *, arms_of: ArmsOf | None = None, **options: Any) -> "EventsSource":
         """``events:DIR`` or ``events:DIR?clock=data`` (the clock is the newest event's time: for a
-        directory written by a simulator faster or slower than real time)."""
+        directory written by a simulator faster or slower than real time); ``slo_ms=N``: requests are counted
+        in-SLO at N ms (default ``DEFAULT_SLO_MS``)."""
         body = spec.partition(":")[2]
         path, _, query = body.partition("?")
         opts = {k: v[-1] for k, v in parse_qs(query, keep_blank_values=True).items()}
@@ -151,10 +159,7 @@ class EventsSource(MetricsSource):
         clock = opts.get("clock", "wall")
         if clock not in ("wall", "data"):
             raise BadInput(f"--metrics {spec!r}: clock must be wall or data")
-        try:
-            slo_ms = float(opts.get("slo_ms", DEFAULT_SLO_MS))
-        except ValueError:
-            raise BadInput(f"--metrics {spec!r}: slo_ms must be a number of milliseconds") from None
+        slo_ms = slo_option(opts, spec) if "slo_ms" in opts else options.pop("slo_ms", DEFAULT_SLO_MS)
         options.pop("speed", None)
         options.pop("seed", None)
         source = cls(Path(path), arms_of=arms_of, slo_ms=slo_ms, **options)
@@ -171,7 +176,7 @@ class EventsSource(MetricsSource):
         return SourceCapabilities(unit_level=True, segments=SEGMENT_ATTRIBUTES, provider_breakdown=True)
 
     def describe(self) -> str:
-        return f"events:{self.directory}"
+        return f"events:{self.directory}" + (f"?slo_ms={self.slo_ms:g}" if self.slo_ms != DEFAULT_SLO_MS else "")
 
     def now(self) -> float:
         return self._clock() if self._clock is not None else time.time()

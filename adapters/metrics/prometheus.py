@@ -21,7 +21,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from string import Template
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 
@@ -32,6 +32,7 @@ from console.core.ports import MetricsSource
 from console.core.pricing import PricingTable
 from console.core.redact import redact
 from console.core.telemetry import (
+    DEFAULT_SLO_MS,
     LATENCY_BOUNDS_MS,
     TTFT_BOUNDS_MS,
     Arm,
@@ -42,13 +43,13 @@ from console.core.telemetry import (
     SegmentRequests,
     TimeBucket,
     UnitGroup,
+    slo_option,
 )
 
 from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url
 from . import prom_contract as c
 
 TOKEN_ENV = "ROUTEDECK_PROMETHEUS_TOKEN"
-DEFAULT_SLO_MS = 2500.0
 
 #: a family's extra grouping labels beyond the flag and variant (contract names; a profile may map them)
 EXTRA_LABELS: dict[str, tuple[str, ...]] = {
@@ -196,18 +197,26 @@ class PrometheusSource(MetricsSource):
 
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "PrometheusSource":
-        """``prometheus:http://HOST:PORT``; the bearer token, if any, comes from ROUTEDECK_PROMETHEUS_TOKEN."""
+        """``prometheus:http://HOST:PORT`` or ``…?slo_ms=N`` (in-SLO requests counted at N ms, from the duration
+        histogram's bucket there); the bearer token, if any, comes from ROUTEDECK_PROMETHEUS_TOKEN."""
         kind, _, url = spec.partition(":")
         parts = urlsplit(url)
         if kind != "prometheus" or parts.scheme not in ("http", "https") or not parts.netloc:
             raise BadInput(f"--metrics {redact(spec)!r}: expected prometheus:http://HOST:PORT")
-        if parts.username or parts.password or parts.query:
+        if parts.username or parts.password:
             raise BadInput(
-                f"--metrics {redact_url(url)!r}: put no credentials or options in the URL — "
-                f"set {TOKEN_ENV} for a bearer token"
+                f"--metrics {redact_url(url)!r}: put no credentials in the URL — set {TOKEN_ENV} for a bearer token"
             )
+        opts = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
+        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
+        unknown = sorted(set(opts) - {"slo_ms"})
+        if unknown:
+            raise BadInput(f"--metrics {redact_url(url)!r}: unknown option {unknown[0]!r} — the one option is slo_ms=N "
+                           f"(set {TOKEN_ENV} for a bearer token)")
+        if "slo_ms" in opts:  # the SPEC's SLO wins over a caller's
+            options["slo_ms"] = slo_option(opts, f"prometheus:{redact_url(base)}")
         options.setdefault("token", read_token(TOKEN_ENV))
-        return cls(url, **options)
+        return cls(base, **options)
 
     @property
     def capabilities(self) -> SourceCapabilities:
@@ -215,7 +224,8 @@ class PrometheusSource(MetricsSource):
                                   unit_attributes=c.UNIT_ATTRIBUTE_LABELS, segment_requests=True)
 
     def describe(self) -> str:
-        return f"prometheus:{redact_url(self.base_url)}"
+        slo = f"?slo_ms={self.slo_ms:g}" if self.slo_ms != DEFAULT_SLO_MS else ""
+        return f"prometheus:{redact_url(self.base_url)}{slo}"
 
     def now(self) -> float:
         return time.time()

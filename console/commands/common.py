@@ -33,7 +33,8 @@ def add_backend_options(p: argparse.ArgumentParser, metrics: bool = True, rule: 
     p.add_argument("--flags", help="flag platform SPEC, e.g. flagd:PATH (default: the demo's flag file in the state dir)")
     if metrics:
         p.add_argument("--metrics", help="metrics SPEC: events:DIR (event files), clickhouse:URL?database=D&table=T, prometheus:URL, "
-                            "or sim:SCENARIO?seed=N&minutes=M (docs/events.md)")
+                            "or sim:SCENARIO?seed=N&minutes=M; slo_ms=N in any of them sets the latency SLO requests are "
+                            "counted in at — the rule's latency_slo_ms (default 2500; docs/events.md)")
     p.add_argument("--state-dir", type=Path, help="where the journal lives (default: $XDG_STATE_HOME/routedeck)")
     p.add_argument("--operator", default=os.environ.get("ROUTEDECK_OPERATOR"),
                    help="your name in the journal (default: $ROUTEDECK_OPERATOR, else the OS user)")

@@ -159,16 +159,6 @@ def load_demo(state_dir: Path, scenario: str | None, seed: int, speed: float,
     flags = {key: platform.read_flag(key) for key in platform.list_flags()}  # validates the whole file
     if not flags:
         raise BadInput(f"{path}: holds no route flags — delete it to recreate the demo, or fix it")
-    if metrics_spec is not None:
-        from console.backends import open_metrics
-
-        metrics = open_metrics(metrics_spec, f"flagd:{path}")
-    else:
-        # two minutes of history before the routes show: each new unit is judged by the official flagd evaluator,
-        # which is most of the wait; the window fills as the demo runs (the trend says how many buckets are empty)
-        metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=120)
-    from console.core.journal import Journal, journal_path
-
     from console.core.rules import load_rule
 
     rules = []
@@ -177,6 +167,21 @@ def load_demo(state_dir: Path, scenario: str | None, seed: int, speed: float,
         if rule.flag_key not in flags:
             raise BadInput(f"{rule_file}: flag {rule.flag_key!r} is not in {path} — route flags: {', '.join(flags)}")
         rules.append(rule)
+    # the demo's source counts in-SLO requests at the rules' SLO when they agree on one; rules that differ
+    # read their SLO metrics as not judged, and say why
+    slos = {rule.spec.latency_slo_ms for rule in rules}
+    slo = {"slo_ms": slos.pop()} if len(slos) == 1 else {}
+    if metrics_spec is not None:
+        from console.backends import open_metrics
+
+        metrics = open_metrics(metrics_spec, f"flagd:{path}", **slo)
+    else:
+        # two minutes of history before the routes show: each new unit is judged by the official flagd evaluator,
+        # which is most of the wait; the window fills as the demo runs (the trend says how many buckets are empty)
+        metrics = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, speed=speed, warmup_s=120,
+                                         **slo)
+    from console.core.journal import Journal, journal_path
+
     return platform, metrics, flags, Journal(journal_path(state_dir)), rules, notes
 
 

@@ -25,6 +25,8 @@ class Credential:
     env_var: str
     what: str
     required: bool = True
+    #: a user name is not a secret: masking it would hide every ordinary word that equals it
+    secret: bool = True
 
 
 CREDENTIALS: tuple[Credential, ...] = (
@@ -35,7 +37,8 @@ CREDENTIALS: tuple[Credential, ...] = (
     Credential("launchdarkly-token", "ROUTEDECK_LAUNCHDARKLY_TOKEN", "LaunchDarkly REST API access token"),
     Credential("launchdarkly-sdk-key", "ROUTEDECK_LAUNCHDARKLY_SDK_KEY", "LaunchDarkly server-side SDK key (streaming)"),
     Credential("prometheus-token", "ROUTEDECK_PROMETHEUS_TOKEN", "Prometheus bearer token", required=False),
-    Credential("clickhouse-user", "ROUTEDECK_CLICKHOUSE_USER", "ClickHouse user (HTTP basic)", required=False),
+    Credential("clickhouse-user", "ROUTEDECK_CLICKHOUSE_USER", "ClickHouse user (HTTP basic)", required=False,
+               secret=False),
     Credential("clickhouse-password", "ROUTEDECK_CLICKHOUSE_PASSWORD", "ClickHouse password", required=False),
 )
 BY_NAME = {c.name: c for c in CREDENTIALS}
@@ -91,7 +94,8 @@ def _from_store(env_var: str, profile: str | None) -> str | None:
 def read_token(env_var: str) -> str | None:
     """The token for ``env_var``: the active profile's stored credential first, else the variable."""
     token = _from_store(env_var, _profile) or os.environ.get(env_var) or None
-    remember_secret(token)  # from now on no message shows it, whatever echoes it
+    if credential_for_env(env_var).secret:
+        remember_secret(token)  # from now on no message shows it, whatever echoes it
     return token
 
 
@@ -99,7 +103,7 @@ def remember_all(profile: str | None = None) -> None:
     """Mask every secret routedeck holds wherever it would appear — each known credential's variable,
     and for ``profile`` each stored credential — before any backend has asked for one: a token pasted
     somewhere else (a URL, a reason, a file name) must not be shown because it was not yet read."""
-    for credential in CREDENTIALS:
+    for credential in (c for c in CREDENTIALS if c.secret):
         remember_secret(os.environ.get(credential.env_var))
         if profile:
             remember_secret(_from_store(credential.env_var, profile))

@@ -24,8 +24,8 @@ from .journal import Journal, record_action
 from .models import Override, RolloutState, RouteFlag, Stage
 from .ports import FlagPlatform, MetricsSource, WriteResult
 from .timeouts import timeouts
-from .stats.spec import Decision, GateAction, GateReadout, GateStatus, StageContext, StageSpec, Verdict
-from .telemetry import Arm, RouteCounters
+from .stats.spec import Decision, DecisionSpec, GateAction, GateReadout, GateStatus, StageContext, StageSpec, Verdict
+from .telemetry import DEFAULT_SLO_MS, Arm, RouteCounters
 
 if TYPE_CHECKING:  # the rule loader and the statistics (numpy) are imported where a look needs them: a
     # rollback, an acknowledgement or a restart never waits for them
@@ -169,7 +169,7 @@ def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx
         counts = comparable_unit_counts(rule, flag, snap.unit_groups, metrics.capabilities.unit_attributes, comparable)
         request_units = (totals.get(Arm.CANDIDATE, RouteCounters()).new_units,
                          totals.get(Arm.BASELINE, RouteCounters()).new_units)
-    decision = decide(rule.spec, ctx, cand, base, counts, request_units=request_units)
+    decision = decide(as_counted(rule, metrics), ctx, cand, base, counts, request_units=request_units)
     changed = engine_changed(flag)
     if changed is not None and decision.verdict is Verdict.ADVANCE:  # a rollback verdict stands: the safe way
         decision.verdict = Verdict.HOLD
@@ -179,6 +179,13 @@ def judge_stage(rule: DecisionRule, flag: RouteFlag, metrics: MetricsSource, ctx
     if counts is not None and counts.note:
         decision.reasons.append(f"note: {counts.note}")
     return decision, gaps
+
+
+def as_counted(rule: DecisionRule, metrics: MetricsSource) -> DecisionSpec:
+    """The rule's spec with the SLO the source counts in-SLO requests at: a metric computed from that count is
+    judged only when it is the rule's ``latency_slo_ms`` (``stats.spec.slo_mismatch`` says why not). The
+    source counts at one SLO for every rule of a look, so a shared read serves them all."""
+    return replace(rule.spec, source_slo_ms=float(getattr(metrics, "slo_ms", DEFAULT_SLO_MS)))
 
 
 def qualification_gate(rule: DecisionRule, flag: RouteFlag, decision: Decision) -> None:
@@ -631,7 +638,8 @@ def look_segments(rule: DecisionRule, platform: FlagPlatform, metrics: MetricsSo
         stage = flag.rollout.stage.value if flag.rollout is not None else None
         if stage is not None and any(g.stage == stage for g in groups):
             groups = [g for g in groups if g.stage == stage]
-        readout = readout_from_groups(rule.spec, groups, rule.segments, comparable_for(rule, flag), excluded)
+        readout = readout_from_groups(as_counted(rule, metrics), groups, rule.segments, comparable_for(rule, flag),
+                                      excluded)
     return SegmentLook(flag, readout, now, stage_name)
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from .errors import ConflictError, WriteNotConfirmed
 from .models import Allocation, ChangeEvent, RolloutState, RouteFlag
-from .telemetry import Arm, MetricsSnapshot, RouteCounters, SegmentRequests, SourceCapabilities, UnitRecord
+from .telemetry import DEFAULT_SLO_MS, Arm, MetricsSnapshot, RouteCounters, SegmentRequests, SourceCapabilities, UnitRecord
 
 if TYPE_CHECKING:
     from .stats.summary import GroupSummary
@@ -248,6 +248,9 @@ class MetricsSource(abc.ABC):
     """Where route telemetry comes from."""
 
     kind: str = "?"
+    #: the latency SLO (ms) its ``slo_met`` counts are taken at (``slo_ms=N`` in its SPEC); a rule whose
+    #: ``latency_slo_ms`` differs does not judge the metrics read from them (``stats.spec.slo_mismatch``)
+    slo_ms: float = DEFAULT_SLO_MS
 
     @property
     @abc.abstractmethod

@@ -37,14 +37,13 @@ from .stats.spec import (
     PrimaryTest,
     StageSpec,
 )
-from .telemetry import UnitRecord
+from .telemetry import DEFAULT_SLO_MS, UnitRecord
 
 if TYPE_CHECKING:
     from .evaluation import EvaluationRequirement
 
 TOP_KEY = "llm_route_decision"
 DEFAULT_LATENCY_TARGET_MS = 4000.0
-DEFAULT_SLO_MS = 2500.0
 DEFAULT_STAGES = (
     StageSpec("internal", 0, internal=True, min_units=20, min_dwell_s=300),
     StageSpec("5%", 500, internal=True, min_units=300, min_dwell_s=1200),

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from enum import Enum
 
+from .errors import BadInput
+
 #: Upper bounds (ms) of the latency histogram buckets; the last bucket is open-ended.
 LATENCY_BOUNDS_MS: tuple[float, ...] = (
     50, 100, 150, 200, 250, 300, 400, 500, 600, 700, 800, 900, 1000, 1200, 1400, 1600,
@@ -24,6 +26,26 @@ TTFT_BOUNDS_MS: tuple[float, ...] = (
     25, 50, 75, 100, 150, 200, 250, 300, 400, 500, 600, 800, 1000, 1250, 1500, 2000,
     2500, 3000, 4000, 5000, 7500, 10000, 20000,
 )
+
+
+#: The latency SLO (ms) a metrics source counts in-SLO requests at unless its SPEC says ``slo_ms=N``, and a
+#: decision rule's ``latency_slo_ms`` unless it says otherwise.
+DEFAULT_SLO_MS = 2500.0
+
+
+def slo_option(options: dict[str, str], spec: str) -> float:
+    """The ``slo_ms=N`` option of a metrics SPEC's query (``DEFAULT_SLO_MS`` without one); ``spec`` as it may be
+    shown (no secret in it), for the error."""
+    text = options.get("slo_ms")
+    if text is None:
+        return DEFAULT_SLO_MS
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not (0 < value < math.inf):
+        raise BadInput(f"--metrics {spec!r}: slo_ms={text!r} must be a number of milliseconds above 0 — e.g. slo_ms=2000")
+    return value
 
 
 class Arm(str, Enum):

@@ -137,6 +137,11 @@ def test_a_clickhouse_password_from_the_profiles_store_is_used_and_masked(monkey
         source = ClickHouseSource.from_spec("clickhouse:http://127.0.0.1:9?database=d&table=t", arms_of={})
         sent = source.http.http.client.headers["Authorization"]
         assert sent == "Basic " + base64.b64encode(f"reader:{password}".encode()).decode()
+        # a user name is no secret: one that is also an ordinary word does not vanish from every message
+        stored[("prod", "clickhouse-user")] = "routedeck"
+        credentials.remember_all("prod")
+        ClickHouseSource.from_spec("clickhouse:http://127.0.0.1:9?database=d&table=t", arms_of={})
+        assert redact("Quit routedeck?") == "Quit routedeck?"
     finally:
         credentials.register_store(None)
         credentials.use_profile(None)

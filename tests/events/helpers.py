@@ -17,6 +17,7 @@ from console.core.rules import DecisionRule, parse_rule
 from console.core.stats.summary import ArmSummary, GroupSummary
 from console.core.simulator.event_log import EventRecorder, JsonLinesFile
 from console.core.simulator.evaluator import FlagdFileEvaluator
+from console.core.telemetry import DEFAULT_SLO_MS
 
 SIM_EPOCH = 1_790_000_000.0
 FLAG = "support-answer-route"
@@ -36,15 +37,16 @@ class Rollout:
 
 
 def rollout(tmp: Path, scenario: str = "steady", *, stage: str = "20%", minutes: float = 20, seed: int = 7,
-            replicas: int = 1) -> Rollout:
+            replicas: int = 1, slo_ms: float = DEFAULT_SLO_MS) -> Rollout:
     """The demo's rollout moved to ``stage`` (overrides on the simulator's clock), then ``minutes`` of
-    ``scenario`` traffic; every request and joined outcome written to ``tmp/events`` by ``replicas`` writers."""
+    ``scenario`` traffic; every request and joined outcome written to ``tmp/events`` by ``replicas`` writers.
+    The simulator counts requests in-SLO at ``slo_ms`` (the traffic is the same whatever it is)."""
     state = tmp / "state"
     path = prepare_state_dir(state, fresh=True)
     platform = FlagdFilePlatform(path)
     rule = parse_rule(DEMO_RULE.read_text(), "rule-demo.yaml")
     sim = SimulatedMetricsSource(FlagdFileEvaluator(path), scenario, seed=seed, sim_epoch=SIM_EPOCH,
-                                 clock=lambda: 0.0, warmup_s=300)
+                                 clock=lambda: 0.0, warmup_s=300, slo_ms=slo_ms)
     events_dir = tmp / "events"
     events_dir.mkdir()
     for i in range(replicas):

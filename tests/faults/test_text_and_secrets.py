@@ -11,7 +11,6 @@ from adapters.flags.flagd_file import FlagdFilePlatform
 from console.cli import main
 from console.core import rollout
 from console.core.models import RouteProfile
-from console.core.redact import _KNOWN
 from console.core.rules import parse_rule
 
 #: an OSC title change, a screen clear, a bell, a C1 CSI and a bidi override: none may reach a terminal
@@ -26,14 +25,6 @@ RULE = f"""llm_route_decision:
   stages:
     - {{name: 5%, share: 5%, internal: false, min_units: 10, min_dwell: 0s}}
 """
-
-
-@pytest.fixture(autouse=True)
-def _forget_secrets():
-    known = set(_KNOWN)
-    yield
-    _KNOWN.clear()
-    _KNOWN.update(known)
 
 
 def run(capsys, *argv) -> tuple[int, str, str]:

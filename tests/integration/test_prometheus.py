@@ -338,3 +338,20 @@ def test_unit_counts_always_say_they_are_per_process(source):
     snap = source.read(T0 + 600, T0 + 1200, 600)
     assert snap.totals[RouteKey(FLAG, "fast_default_v1", Arm.BASELINE)].new_units == 20
     assert any("counted by each application process" in g and "request-level" in g for g in snap.gaps)
+
+
+def test_the_spec_sets_the_slo_attainment_is_counted_at(prometheus):
+    from console.backends import open_metrics
+
+    window = (T0 + 600, T0 + 1200, 600)
+    key = RouteKey(FLAG, "balanced_core_v2", Arm.CANDIDATE)
+    default = open_metrics(f"prometheus:{prometheus.url}", variants_of=variants_of)
+    tight = open_metrics(f"prometheus:{prometheus.url}?slo_ms=1800", variants_of=variants_of)
+    try:
+        assert default.slo_ms == 2500 and tight.slo_ms == 1800 and tight.describe().endswith("?slo_ms=1800")
+        # every candidate request takes 2.0 s: inside 2.5 s, outside 1.8 s (a bucket bound: counted exactly)
+        assert default.read(*window).totals[key].slo_met == 40
+        assert tight.read(*window).totals[key].slo_met == 0
+    finally:
+        default.close()
+        tight.close()

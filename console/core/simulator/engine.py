@@ -22,6 +22,7 @@ import numpy as np
 from ..models import RouteFlag, RouteProfile
 from ..pricing import PricingTable
 from ..telemetry import (
+    DEFAULT_SLO_MS,
     LATENCY_BOUNDS_MS,
     TTFT_BOUNDS_MS,
     Arm,
@@ -54,7 +55,6 @@ ARMS = {v: k for k, v in ARM_CODES.items()}
 WORKFLOWS = ("support_answer", "hard_case", "classify")
 PLANS = ("free", "pro", "enterprise")
 REGIONS = ("us", "eu", "apac")
-DEFAULT_SLO_MS = 2500.0
 #: outcomes arrive this many seconds after their request, at least and at most
 MIN_OUTCOME_DELAY_S, MAX_OUTCOME_DELAY_S = 5, 89
 

@@ -57,10 +57,12 @@ from .spec import (
     MetricReadout,
     MetricVerdict,
     PrimarySpec,
+    SLO_COLUMN,
     PrimaryTest,
     StageContext,
     Trigger,
     Verdict,
+    slo_mismatch,
 )
 from .summary import COLUMNS, ArmSummary, summarise_counters, summarise_units
 
@@ -273,6 +275,10 @@ def judge(g: GuardrailSpec, metric: Metric, cand: ArmSummary, base: ArmSummary, 
     is that of each test alone — so the non-inferiority side may use the stage's whole α.
     """
     a_ni = alpha if alpha_ni is None else alpha_ni
+    wrong_slo = slo_mismatch(spec) if SLO_COLUMN in (metric.numerator, metric.denominator) else None
+    if wrong_slo:
+        # counted at another SLO than the rule's: no number of it is the rule's, so none is shown or judged
+        return Judgement(MetricVerdict.NO_DATA, None, None, None, None, cand.units, base.units, wrong_slo)
     if metric.kind is MetricKind.QUANTILE:
         return _judge_quantile(g, metric, cand, base, ctx, spec, alpha, a_ni)
     if metric.numerator is None or metric.denominator is None:
@@ -694,7 +700,13 @@ def decide(
     if request_level:
         reasons.append("note: the metrics source counts requests, not units — intervals ignore clustering by unit")
     decision = Decision(verdict, ctx.stage.name, health, metrics, reasons, request_level, n_c, n_b, alpha=budget)
-    if with_eta:
+    wrong_slo = slo_mismatch(spec)
+    if with_eta and verdict is Verdict.HOLD and wrong_slo and any(m.note == wrong_slo and not m.signal for m in metrics):
+        # more data never judges a metric counted at another SLO: only opening the source at the rule's does
+        decision.eta_s, decision.eta_note = None, wrong_slo
+        decision.reasons.append(f"note: no ADVANCE expected until the metrics source counts the rule's SLO "
+                                f"({spec.latency_slo_ms:g} ms)")
+    elif with_eta:
         from .eta import estimate
 
         decision.eta_s, decision.eta_note, decision.eta_early = estimate(decision, ctx, cand, base, n_c,

@@ -148,6 +148,23 @@ class DecisionSpec:
     alpha_scope: AlphaScope = AlphaScope.STAGE
     #: comparative stages of the rollout (for the whole-rollout α statement)
     stages: int = 4
+    #: the SLO (ms) the metrics source counted in-SLO requests at, set by the core at each look (None: the
+    #: rule's own); when it is not ``latency_slo_ms`` the metrics read from those counts are not judged
+    source_slo_ms: float | None = None
+
+
+#: the counter every SLO-based metric is computed from
+SLO_COLUMN = "slo_met"
+
+
+def slo_mismatch(spec: DecisionSpec) -> str | None:
+    """Why the metrics computed from the in-SLO count cannot be judged for this rule, or None when they can:
+    the source counted them at another SLO than the rule's."""
+    counted, wanted = spec.source_slo_ms, spec.latency_slo_ms
+    if counted is None or abs(counted - wanted) < 1e-9:
+        return None
+    return (f"the metrics source counts the SLO at {counted:g} ms, the rule says {wanted:g} ms — "
+            f"add slo_ms={wanted:g} to the --metrics SPEC")
 
 
 @dataclass(frozen=True)
