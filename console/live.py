@@ -56,6 +56,8 @@ class MetricsRead(Message):
     snapshot: "MetricsSnapshot | None"
     figures: "list[RouteFigures]"
     error: str | None
+    #: the source's clock at this read (the console's one clock for times on the rollout)
+    at: float | None = None
 
 
 @dataclass
@@ -155,7 +157,7 @@ class LiveReads:
             # the roles the flags give each route now (after a promote the new baseline is one row); done
             # here, off the UI thread, like every other computation on the data
             snapshot = by_current_roles(raw, flags)
-            result = MetricsRead(snapshot, route_figures(snapshot), None)
+            result = MetricsRead(snapshot, route_figures(snapshot), None, now)
         except READ_FAILURES as exc:
             result = MetricsRead(None, [], failure_text(exc))
         if not get_current_worker().is_cancelled:
@@ -164,7 +166,7 @@ class LiveReads:
     def on_metrics_read(self, message: MetricsRead) -> None:
         s = self.session
         if message.snapshot is not None:
-            s.metrics_read(message.snapshot, message.figures)
+            s.metrics_read(message.snapshot, message.figures, message.at)
             self._journal_data_plane()
         else:
             s.metrics_failed(message.error or "no data")

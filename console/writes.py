@@ -102,7 +102,10 @@ class Writes:
             return
         self.notify(self._done_text(message), title=TITLES.get(message.kind, message.kind), timeout=12, markup=False)
         if message.kind == "rollback" and result is not None:
-            s.rolled_back(result.before, s.metrics_now(), reason=message.detail)
+            # one time: the moment the rollback was stamped with on the flag, not the clock as it reads now
+            stamped = result.after.rollout.stage_started_at if result.after.rollout is not None else None
+            s.rolled_back(result.before, stamped.timestamp() if stamped is not None else s.metrics_now(),
+                          reason=message.detail)
         elif after is not None and after.allocation.serves_candidate:
             s.data_plane.pop(message.flag, None)  # traffic on the candidate again: the last rollback is history
         elif message.kind == "emergency_switch" and result is not None:

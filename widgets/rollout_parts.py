@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
+from rich.cells import cell_len
 from rich.text import Text
 
 SPARKS = "▁▂▃▄▅▆▇█"
@@ -98,3 +99,26 @@ def sparkline(values: Sequence[float | None], width: int = 12) -> Text:
             level = 0 if span == 0 else round((v - low) / span * (len(SPARKS) - 1))
             out.append(SPARKS[level])
     return out
+
+
+def wrap_name(name: str, mark: str = "", *, width: int) -> str:
+    """A metric name in lines of at most ``width`` cells, broken after an underscore (between words), so a
+    narrow column shows every name whole: ``resolved_without_`` / ``escalation ‼``. ``mark`` stays with the
+    last word. A word longer than the width is folded as a last resort."""
+    width = max(width, 4)
+    words = [w for w in name.replace("_", "_\0").replace(" ", " \0").split("\0") if w]
+    if words:
+        words[-1] += mark
+    lines: list[str] = []
+    line = ""
+    for word in words:
+        if line and cell_len(line) + cell_len(word.rstrip()) > width:
+            lines.append(line.rstrip())
+            line = ""
+        while cell_len(word.rstrip()) > width:
+            lines.append(word[:width])
+            word = word[width:]
+        line += word
+    if line.strip() or not lines:
+        lines.append(line.rstrip())
+    return "\n".join(lines)

@@ -135,7 +135,9 @@ def verdict_line(s: "Session", key: str) -> Text:
             line.append(visible(watch.reason), VERDICT_STYLE["ROLLBACK"] if watch.reason.startswith("automatic") else "")
         else:
             line.append(": nothing to decide")
-        line.append(" · N starts a new one", "dim")
+        from console.core.availability import next_rollout, restart_blocked
+
+        line.append(f" · {next_rollout(flag, rule, short=True)}", "dim" if restart_blocked(flag, rule) is None else "yellow")
         return line
     if error:
         line.append(f"verdict unavailable: {visible(error)}", FAILING)

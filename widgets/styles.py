@@ -11,3 +11,10 @@ ACTION_STYLE = {"rollback": "bold red", "hold": "yellow", "warn": "cyan", "signa
 #: text from outside routedeck (flag keys, route names, reasons) is drawn in these styles, never parsed
 FAILING = "bold red"
 STALE = "bold yellow"
+
+
+def eta_style(decision) -> str:
+    """The ADVANCE estimate: a forecast (cyan), too little data to forecast (plain), none expected (yellow)."""
+    if decision.eta_s is not None:
+        return "cyan"
+    return "" if decision.eta_early else "yellow"

@@ -28,6 +28,8 @@ from console.core.telemetry import TTFT_BOUNDS_MS
 
 from . import events_sql as q
 
+#: requests per slice of the units when the first look aggregates their histograms (see ``UnitState._build``)
+HIST_SLICE_REQUESTS = 2_000_000
 #: a cut no request is at or before (the first update: nothing had matured)
 _NEVER = -1e300
 
@@ -152,7 +154,13 @@ class UnitState:
               CAST(max(CASE WHEN arm = 0 THEN 1 ELSE 0 END) AS INTEGER) AS on_base,
               CAST(max(CASE WHEN arm = 1 THEN 1 ELSE 0 END) AS INTEGER) AS on_cand, {_counts(core)}
               FROM {self.rq} WHERE {_bit('has_call')} = 1 GROUP BY unit""")
-        x(f"CREATE TEMP TABLE uh_ AS SELECT unit, {_counts(hist)} FROM {self.rq} WHERE {_bit('has_call')} = 1 GROUP BY unit")
+        # the histograms' aggregate (61 counters a unit) in slices of the units: one hash table over every unit
+        # outgrows the memory limit at millions of requests and spills, which costs more than reading ``rq`` again
+        parts = 1 + int(x(f"SELECT count(*) FROM {self.rq}").fetchone()[0]) // HIST_SLICE_REQUESTS
+        for p in range(parts):
+            sliced = f" AND hash(unit) % {parts} = {p}" if parts > 1 else ""
+            x(f"{'CREATE TEMP TABLE uh_ AS' if p == 0 else 'INSERT INTO uh_'} SELECT unit, {_counts(hist)} "
+              f"FROM {self.rq} WHERE {_bit('has_call')} = 1{sliced} GROUP BY unit")
         x(f"CREATE TEMP TABLE ux_ AS {self._exposures(table, now)}")
         x(f"CREATE TEMP TABLE ur_ AS {self._first_routes(table, now)}")
         x(f"""CREATE TABLE {self.un} AS SELECT coalesce(u.unit, e.unit) AS unit, u.arm, r.route, u.first_seen, u.on_base,

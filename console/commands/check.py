@@ -37,6 +37,8 @@ def decision_json(decision) -> dict:
         # seconds until an ADVANCE at the current traffic if nothing changes; null when unknown or not expected
         "eta_s": decision.eta_s,
         "eta_note": decision.eta_note,
+        # true while the stage is short of its minimum units or dwell: too little data to say when, not "never"
+        "eta_early": decision.eta_early,
         # the α accounting: this stage's bound, each test's share, and the whole rollout's bound in words
         "alpha": decision.alpha.as_json() if decision.alpha is not None else None,
         "evaluation": decision.evaluation,

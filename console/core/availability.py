@@ -63,6 +63,24 @@ def ended(flag: "RouteFlag") -> str | None:
     return None
 
 
+def restart_blocked(flag: "RouteFlag", rule) -> str | None:
+    """Why a new rollout (N) of this flag cannot start with this rule, as ``operations.restart`` would refuse
+    it; None when it can. After a promote the candidate serves as the baseline, and a rule that still names
+    the old baseline cannot start anything on it."""
+    if flag.baseline != rule.baseline_route:
+        return (f"the rule's baseline {rule.baseline_route} no longer serves {flag.key} ({flag.baseline} does): "
+                f"a new rollout needs a rule whose baseline_route is {flag.baseline}")
+    return None
+
+
+def next_rollout(flag: "RouteFlag", rule, short: bool = False) -> str:
+    """What N does for an ended rollout, in words: it starts a new one, or it is unavailable and why."""
+    blocked = restart_blocked(flag, rule)
+    if blocked is None:
+        return "N starts a new rollout"
+    return "N unavailable: the rule's baseline no longer serves" if short else f"N is unavailable: {blocked}"
+
+
 def rollout_why_not(s: "Session", action: str) -> str | None:
     """Why a rollout action (advance, override, hold, promote, acknowledge, restart) does not apply now."""
     rule = s.rule
@@ -81,10 +99,13 @@ def rollout_why_not(s: "Session", action: str) -> str | None:
     stage = ro.current_stage_name(flag)
     over = ended(flag)
     if action == "restart":
-        return None if over else (f"the rollout is at stage {stage}: a new one starts only after this one "
-                                  "ended (rolled back or promoted)")
+        if not over:
+            return (f"the rollout is at stage {stage}: a new one starts only after this one ended (rolled back "
+                    "or promoted)")
+        return restart_blocked(flag, rule)
     if over:
-        return f"the rollout is {over}: nothing to {action} — N starts a new one"
+        blocked = restart_blocked(flag, rule)
+        return f"the rollout is {over}: nothing to {action}" + (" — N starts a new one" if blocked is None else "")
     if action == "acknowledge":
         return None if ro.pending_checklist(flag, rule) else "no checklist item is waiting to be acknowledged"
     d = s.decision

@@ -169,6 +169,8 @@ class Session:
     notices: list[Notice] = field(default_factory=list)
     #: per flag: since when its metrics could not be read (the rule's blind_after acts on it)
     blind: "dict[str, BlindClock]" = field(default_factory=dict)
+    #: the metrics source's clock as a worker last read it (``metrics_now``); None before the first read
+    metrics_clock: float | None = None
 
     def __post_init__(self) -> None:
         self.started = self.clock()
@@ -180,19 +182,22 @@ class Session:
         return self.clock()
 
     def metrics_now(self) -> float:
-        """The metrics source's clock (simulated seconds in the demo), else the wall clock.
+        """The metrics source's clock (simulated seconds in the demo) as the workers last read it, else the
+        wall clock.
 
-        A source whose clock is its newest record (``events:DIR?clock=data``) cannot tell the time when its
-        data has gone; a rollback stamped then must still run, so the wall clock stands in (the read's own
+        Never read here: this runs on the UI thread (drawing, stamping a rollback), and a source may scan a
+        directory to tell its time (``events:DIR``). Each metrics read and each look brings the source's
+        clock in (``metrics_clock_read``), so the console keeps one clock, as fresh as its last read. Until
+        the first read — or a source that cannot tell its time — the wall clock stands in (the read's own
         failure is shown by the look that hit it)."""
-        if self.metrics is None:
+        if self.metrics is None or self.metrics_clock is None:
             return time.time()
-        from console.core.errors import RouteDeckError
+        return self.metrics_clock
 
-        try:
-            return self.metrics.now()
-        except (RouteDeckError, OSError):
-            return time.time()
+    def metrics_clock_read(self, at: float | None) -> None:
+        """A worker read the metrics source's clock: ``at`` (it never runs backwards on screen)."""
+        if at is not None and (self.metrics_clock is None or at > self.metrics_clock):
+            self.metrics_clock = at
 
     @property
     def window_label(self) -> str:
@@ -302,8 +307,10 @@ class Session:
     def flags_failed(self, error: str) -> None:
         self.flags_status.failed(self.now(), error)
 
-    def metrics_read(self, snapshot: "MetricsSnapshot", figures: "list[RouteFigures]") -> None:
-        """A read of the window (routes already under their flags' roles, figures computed off the UI thread)."""
+    def metrics_read(self, snapshot: "MetricsSnapshot", figures: "list[RouteFigures]", at: float | None = None) -> None:
+        """A read of the window (routes already under their flags' roles, figures computed off the UI thread);
+        ``at``: the source's clock, read by the worker for this read."""
+        self.metrics_clock_read(at)
         self.snapshot = snapshot
         self.figures = figures
         self.metrics_status.succeeded(self.now())
@@ -319,6 +326,7 @@ class Session:
         self.judged_at[key] = self.now()
         if at is not None:
             self.judged_on_metrics_clock[key] = at
+            self.metrics_clock_read(at)
         if decision.metrics:
             history = self.interval_history.setdefault((key, decision.stage), [])
             history.append((self.now(), {m.name: m.interval for m in decision.metrics}))

@@ -118,7 +118,7 @@ class AuditScreen(SessionScreen):
     AuditScreen #audit-prompt { dock: bottom; display: none; margin-bottom: 1; border: tall $accent; }
     AuditScreen #audit-prompt.shown { display: block; }
     """
-    FOOTER = ("rollback", "help", "quit")
+    FOOTER = ("rollback", "back", "help", "quit")
     BINDINGS = [
         Binding("slash", "prompt('text')", "Search", id="audit_search", tooltip="text in who, action, flag, reason"),
         Binding("F", "prompt('flag')", "Flag", id="audit_flag", tooltip="only records of a flag"),

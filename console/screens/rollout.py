@@ -12,6 +12,7 @@ from __future__ import annotations
 from datetime import timezone
 from typing import TYPE_CHECKING
 
+from rich.cells import cell_len
 from rich.console import Group
 from rich.table import Table
 from rich.text import Text
@@ -20,16 +21,16 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.widgets import Footer, Static
 
-from console.core.availability import ended, short_reason
+from console.core.availability import ended, next_rollout, restart_blocked, short_reason
 from console.core.figures import format_value
 from console.core.profile_diff import profile_diff
 from console.core.registry import lookup
 from console.core.safe_text import visible
-from console.core.stats.engine import fmt
+from console.core.stats.engine import eta_sentence, fmt
 from console.screens.base import SessionScreen
-from widgets.rollout_parts import interval_bar, ladder, sparkline
+from widgets.rollout_parts import interval_bar, ladder, sparkline, wrap_name
 from widgets.status_header import StatusHeader, ago, data_plane_line
-from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, STALE, VERDICT_STYLE
+from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, STALE, VERDICT_STYLE, eta_style
 from widgets.notice_bar import NoticeBar
 
 if TYPE_CHECKING:
@@ -47,6 +48,8 @@ LIVE_SHORT = {**LIVE_LABELS, "cost_per_resolved_case": "$/res", "resolved_withou
 SHORT_VERDICT = {"non-inferior": "non-inf", "inconclusive": "unsure", "superior": "better"}
 #: what harm on a readout does, as a mark beside its name where the table has no room for the word
 ACTION_MARK = {"rollback": " ‼", "hold": " !", "warn": " ~", "signal": " °"}
+#: the rule's primary metric, marked before its name (a legend under the table says so)
+PRIMARY_MARK = "★ "
 
 
 def duration(seconds: float) -> str:
@@ -162,8 +165,8 @@ class RolloutScreen(SessionScreen):
 
         stages = [s.name for s in rule.stages] if rule is not None else list(DEFAULT_LADDER)
         drawn = ladder(stages, ro.current_stage_name(flag), over)
-        if over and rule is not None:
-            drawn.append("   N starts a new rollout", "dim")
+        if over and rule is not None and restart_blocked(flag, rule) is None:
+            drawn.append("   N starts a new rollout", "dim")  # else the verdict's place says why N is unavailable
         self._set("ladder", drawn)
 
     def _draw_stage(self, flag: "RouteFlag | None", rule: "DecisionRule | None", d: "Decision | None") -> None:
@@ -225,7 +228,10 @@ class RolloutScreen(SessionScreen):
         error = s.verdict_errors.get(flag.key)
         if over:
             text.append(f"the rollout is {over}: nothing to decide", "bold")
-            text.append(" — N starts a new rollout of this flag", "dim")
+            if restart_blocked(flag, rule) is not None:
+                text.append(f"\n{next_rollout(flag, rule)}", "yellow")
+            else:
+                text.append(" — N starts a new rollout of this flag", "dim")
             self._set("verdict", text)
             self._set("guardrails", None)
             return
@@ -242,21 +248,15 @@ class RolloutScreen(SessionScreen):
                 when = f" when the stage was {duration(at - started.timestamp())} old" if at and started else ""
                 text.append(f" · judged{when}, {ago(s.now() - judged)} ago", "dim")
             if d.verdict.value != "ADVANCE":
-                from console.core.stats.engine import eta_words
-
                 text.append("\n")
-                if d.eta_s is not None:
-                    text.append(f"ADVANCE expected in {eta_words(d.eta_s)} if nothing changes", "cyan")
-                else:
-                    text.append("no ADVANCE expected at the current traffic"
-                                + (f" — {visible(d.eta_note)}" if d.eta_note else ""), "yellow")
+                text.append(visible(eta_sentence(d)), eta_style(d))
             reasons = Table(box=None, padding=(0, 0, 0, 1), show_header=False, expand=False)
             reasons.add_column(no_wrap=True)
             reasons.add_column(overflow="fold")
             for r in d.reasons:
                 if d.request_level and "counts requests, not units" in r:
                     continue  # said once, in the line below
-                if r.startswith(("note: ADVANCE expected", "note: no ADVANCE expected")):
+                if r == f"note: {eta_sentence(d)}":
                     continue  # said above, beside the verdict
                 reasons.add_row("•", Text(visible(short_reason(r, d)), "dim" if r.startswith("note") else ""))
             if d.request_level:
@@ -271,8 +271,10 @@ class RolloutScreen(SessionScreen):
     def _guardrail_table(self, flag: "RouteFlag", d: "Decision") -> Group:
         wide = self.size.width >= 110
         numbers = self.size.width >= 150  # the interval's bounds as numbers beside its bar
-        table = Table(box=None, padding=(0, 1), header_style="bold", expand=False)
-        table.add_column("guardrail", no_wrap=True, overflow="ellipsis", max_width=24 if wide else 17)
+        # one space between columns: the room goes to the names, which wrap between words instead of being cut
+        table = Table(box=None, padding=(0, 1), collapse_padding=True, pad_edge=False, header_style="bold",
+                      expand=False)
+        table.add_column("guardrail", no_wrap=True)
         table.add_column("cand", justify="right", no_wrap=True)
         table.add_column("base", justify="right", no_wrap=True)
         table.add_column("Δ interval  ┃margin" if wide else "Δ  ┃margin", no_wrap=True)
@@ -286,6 +288,7 @@ class RolloutScreen(SessionScreen):
             table.add_column("on harm", no_wrap=True)
             table.add_column("trend", no_wrap=True)
         history = self.session.interval_history.get((flag.key, d.stage), [])
+        rows: list[list] = []
         for m in d.metrics:
             metric = lookup(m.name)
             worse_high = metric.worse_is_higher if metric else True
@@ -295,9 +298,9 @@ class RolloutScreen(SessionScreen):
                                    absolute=absolute, harm=m.verdict.value in ("harm", "tripped"))
             else:
                 bar = Text("no interval" if m.verdict.value != "tripped" else "point estimate", "dim")
-            label = ("primary: " if m.line.startswith("primary: ") else "") + m.name + ("" if wide else ACTION_MARK.get(
-                "signal" if m.signal else m.action, ""))
-            row = [Text(visible(label)), fmt(metric, m.candidate), fmt(metric, m.baseline) if not absolute else "—", bar]
+            label = (PRIMARY_MARK if m.line.startswith("primary: ") else "") + visible(m.name)
+            mark = "" if wide else ACTION_MARK.get("signal" if m.signal else m.action, "")
+            row = [(label, mark), fmt(metric, m.candidate), fmt(metric, m.baseline) if not absolute else "—", bar]
             if numbers:
                 row.append(f"[{fmt(metric, m.interval[0], not absolute)}, {fmt(metric, m.interval[1], not absolute)}]"
                            if m.interval else "—")
@@ -310,7 +313,14 @@ class RolloutScreen(SessionScreen):
                 does = "signal" if m.signal else m.action
                 row.append(Text(does, ACTION_STYLE.get(does, "")))
                 row.append(sparkline([self._harm_bound(iv.get(m.name), worse_high) for _, iv in history]))
-            table.add_row(*row)
+            rows.append(row)
+        # the name column gets what the other columns leave (the body's padding and scrollbar: 4 cells)
+        others = sum(max([cell_len(c.header)] + [Text.from_markup(r[i]).cell_len if isinstance(r[i], str)
+                                                  else r[i].cell_len for r in rows]) + 1
+                     for i, c in enumerate(table.columns) if i > 0)
+        room = max(self.size.width - 4 - others, 12)
+        for row in rows:
+            table.add_row(Text(wrap_name(*row[0], width=room)), *row[1:])
         gates = Table(box=None, padding=(0, 1), header_style="bold", expand=False)
         gates.add_column("health gate", no_wrap=True)
         gates.add_column("status", no_wrap=True)
@@ -320,8 +330,12 @@ class RolloutScreen(SessionScreen):
             gates.add_row(g.name, Text(g.status.value, GATE_STYLE.get(g.status.value, "")), Text(visible(g.detail)),
                           g.action.value)
         parts: list = [table] if d.metrics else []
+        primary = any(m.line.startswith("primary: ") for m in d.metrics)
         if d.metrics and not wide:
-            parts.append(Text("on harm: ‼ rolls back · ! holds · ~ warns · ° a signal (never blocks)", "dim"))
+            parts.append(Text(("★ primary · on harm ‼ rolls back, ! holds, ~ warns; ° signal (never blocks)" if primary
+                               else "on harm: ‼ rolls back · ! holds · ~ warns · ° a signal (never blocks)"), "dim"))
+        elif primary:
+            parts.append(Text("★ primary metric", "dim"))
         if d.health:
             parts.append(gates)
         if d.alpha is not None:

@@ -13,7 +13,7 @@ from textual.screen import ModalScreen
 from textual.widgets import Static
 
 from console.core.safe_text import visible
-from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, VERDICT_STYLE
+from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, VERDICT_STYLE, eta_style
 
 if TYPE_CHECKING:
     from console.core.rules import DecisionRule
@@ -61,11 +61,9 @@ class VerdictScreen(ModalScreen):
                                  for m in self.rule.mappings)
         extra = Text()
         if d.verdict.value != "ADVANCE":
-            from console.core.stats.engine import eta_words
+            from console.core.stats.engine import eta_sentence
 
-            extra.append(f"ADVANCE expected in {eta_words(d.eta_s)} if nothing changes" if d.eta_s is not None
-                         else f"no ADVANCE expected at the current traffic{' — ' + visible(d.eta_note) if d.eta_note else ''}",
-                         "cyan" if d.eta_s is not None else "yellow")
+            extra.append(visible(eta_sentence(d)), eta_style(d))
         if d.alpha is not None:
             extra.append(("\n" if extra.plain else "") + f"α: {visible(d.alpha.statement)}", "dim")
         with VerticalScroll():

@@ -196,3 +196,30 @@ def test_advance_never_sits_beside_an_unjudged_readout():
         for m in blocking:
             if not m.judged:
                 assert any(r.startswith(f"hold: {m.name} not judged yet") for r in d.reasons)
+
+
+def test_an_estimate_before_the_stages_minimums_is_too_little_data_not_never():
+    """Seconds into a stage nothing is judged even at 48× the data: that is too little data, not a forecast
+    that no ADVANCE comes. Past the rule's minimum units and dwell the same data is a forecast."""
+    from console.core.stats.engine import eta_sentence
+    from console.core.stats.spec import PrimarySpec
+
+    tight = 0.0001  # a margin the spread of these arms cannot resolve even at 48× the data
+    spec = DecisionSpec(primary=PrimarySpec("error_rate", margin=tight),
+                        guardrails=(GuardrailSpec("error_rate", tight, critical=True),))
+    cand, base = summarise_units(units(Arm.CANDIDATE, 400, 31)), summarise_units(units(Arm.BASELINE, 400, 32))
+    early = decide(spec, StageContext(STAGE, 30, intended_candidate_share=0.5), cand, base)
+    assert early.verdict is Verdict.HOLD and early.eta_s is None and early.eta_early
+    assert early.eta_note == "0m30s of the 10m00s dwell so far", early.eta_note
+    assert "note: too little data yet to estimate when — 0m30s of the 10m00s dwell so far" in early.reasons
+    assert not any("no ADVANCE expected" in r for r in early.reasons), early.reasons
+    # a harm seen only by extrapolating thin data is no forecast either
+    worse = summarise_units(units(Arm.CANDIDATE, 400, 41))
+    assert "would be harmed" in decide(spec, CTX, worse, base).eta_note
+    assert decide(spec, StageContext(STAGE, 30, intended_candidate_share=0.5), worse, base).eta_early
+    late = decide(spec, CTX, cand, base)
+    assert late.verdict is Verdict.HOLD and late.eta_s is None and not late.eta_early
+    # the primary metric is a guardrail too: two readouts, one name in the note
+    assert late.eta_note.startswith("error_rate not judged even with 48× the data"), late.eta_note
+    assert eta_sentence(late) == f"no ADVANCE expected at the current traffic — {late.eta_note}"
+    assert f"note: {eta_sentence(late)}" in late.reasons

@@ -79,3 +79,29 @@ def test_a_fresh_source_and_a_kept_one_agree_with_late_and_duplicate_records(liv
         total = sum(g.summary.sums["requests"] for g in got)
         assert total == sum(u.requests for u in r.sim.read_units(FLAG, since, 120)) + len(calls)
         r.sim.advance_by(30)
+
+
+def test_a_first_look_that_aggregates_histograms_in_slices_of_units_gives_the_same_summaries(live, monkeypatch):
+    """At millions of requests the first look aggregates the histograms a slice of the units at a time; the slices
+    together are every unit once (here slices of 300 requests, so this traffic needs several)."""
+    from adapters.metrics import events_state
+
+    r, _ = live
+    flag = r.platform.read_flag(FLAG)
+    since = flag.rollout.stage_started_at.timestamp()
+    group_by = tuple(sorted(rule_attributes(r.rule, flag)))
+    whole, sliced = r.events(), r.events()
+    try:
+        want = whole.read_summaries(FLAG, since, 120, group_by)
+        monkeypatch.setattr(events_state, "HIST_SLICE_REQUESTS", 300)
+        requests = sum(g.summary.sums["requests"] for g in want)
+        assert requests > 3 * 300  # several slices
+        got = sliced.read_summaries(FLAG, since, 120, group_by)
+        assert_same_summaries(got, want)
+        # (not the simulator's units: the test before this one added late records the simulator never made)
+        assert_same_summaries(got, group_units(whole.read_units(FLAG, since, 120), group_by))
+        assert sorted(u.unit_id for u in sliced.read_units(FLAG, since, 120)) == \
+            sorted(u.unit_id for u in whole.read_units(FLAG, since, 120))
+    finally:
+        whole.close()
+        sliced.close()

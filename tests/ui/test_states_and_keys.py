@@ -138,6 +138,35 @@ async def test_a_promoted_flag_reads_as_promoted_with_one_row_per_route(tmp_path
         assert "the rollout is promoted: nothing to decide" in verdict and "HOLD" not in verdict
 
 
+async def test_after_a_promote_n_says_it_is_unavailable_and_why_instead_of_promising_a_rollout(tmp_path):
+    """The demo rule names fast_default_v1 as the baseline; after the promote balanced_core_v2 serves as the
+    baseline, so a new rollout with that rule is refused: the screens say N is unavailable and why."""
+    app = rollout_demo_app(tmp_path, stage="full", minutes=10)
+    rule = next(iter(app.session.rules.values()))
+    platform = app.session.platform
+    ops.promote(rule, platform, ops.look(rule, platform, app.session.metrics), None, "test",
+                override_reason="set up a promoted flag")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(app, pilot)
+        app.poll_flags()
+        await wait_for(pilot, lambda: app.session.flags[FLAG].rollout.stage.value == "promoted")
+        await settle(app, pilot)
+        text = header(app)
+        assert "N starts" not in text and "N unavailable: the rule's baseline no longer serves" in text, text
+        await pilot.press("o")
+        await settle(app, pilot)
+        shown = " ".join(" ".join(str(app.screen.query_one(f"#{w}").render()) for w in ("ladder", "verdict")).split())
+        assert "N starts" not in shown, shown
+        assert ("N is unavailable: the rule's baseline fast_default_v1 no longer serves support-answer-route "
+                "(balanced_core_v2 does)") in shown, shown
+        await pilot.press("N")
+        await settle(app, pilot)
+        assert not isinstance(app.screen, ConfirmScreen)  # no dialog that would end in an error
+        said = [n.message for n in app._notifications if "no longer serves" in n.message]
+        assert said and "a new rollout needs a rule whose baseline_route is balanced_core_v2" in said[-1], said
+    assert platform.read_flag(FLAG).rollout.stage.value == "promoted"
+
+
 async def test_an_action_says_what_changed_when_the_verdict_moved_since_it_was_shown(tmp_path):
     app = rollout_demo_app(tmp_path, minutes=1)  # just into 5%: the fresh look says HOLD
     async with app.run_test(size=(120, 40)) as pilot:

@@ -137,6 +137,15 @@ def eta_words(seconds: float | None) -> str:
     return f"≈ {minutes} min" if minutes < 90 else f"≈ {minutes // 60} h {minutes % 60:02d} min"
 
 
+def eta_sentence(decision: Decision) -> str:
+    """The estimate in one sentence, said the same way by the console and by `routedeck check`."""
+    if decision.eta_s is not None:
+        return f"ADVANCE expected in {eta_words(decision.eta_s)} if nothing changes"
+    if decision.eta_early:
+        return "too little data yet to estimate when" + (f" — {decision.eta_note}" if decision.eta_note else "")
+    return "no ADVANCE expected at the current traffic" + (f" — {decision.eta_note}" if decision.eta_note else "")
+
+
 def fmt(metric: Metric | None, value: float | None, signed: bool = False) -> str:
     if value is None or (isinstance(value, float) and math.isinf(value)):
         return "—"
@@ -700,14 +709,12 @@ def decide(
     elif with_eta:
         from .eta import estimate
 
-        decision.eta_s, decision.eta_note = estimate(decision, ctx, cand, base, n_c,
-                                                     lambda c, b: look_metrics(c, b)[0])
+        decision.eta_s, decision.eta_note, decision.eta_early = estimate(decision, ctx, cand, base, n_c,
+                                                                         lambda c, b: look_metrics(c, b)[0])
         if verdict is Verdict.HOLD:
-            when = eta_words(decision.eta_s)
-            decision.reasons.append(f"note: ADVANCE expected in {when} if nothing changes" if decision.eta_s is not None
-                                    else f"note: no ADVANCE expected at the current traffic — {decision.eta_note}")
+            decision.reasons.append(f"note: {eta_sentence(decision)}")
     return decision
 
 
 __all__ = ["evaluate", "evaluate_with", "decide", "readout", "judge", "alpha_budget", "alpha_per_test", "UnitCounts",
-           "split_units", "arm_estimate", "fmt", "judge_difference", "eta_words", "NOT_JUDGED", "UNIT_FIELDS"]
+           "split_units", "arm_estimate", "fmt", "judge_difference", "eta_words", "eta_sentence", "NOT_JUDGED", "UNIT_FIELDS"]

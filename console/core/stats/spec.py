@@ -261,6 +261,9 @@ class Decision:
     #: not expected — see ``eta_note``)
     eta_s: float | None = None
     eta_note: str = ""
+    #: True when too little data is in yet (before the stage's minimum units or dwell) to say when — or
+    #: whether — an ADVANCE can come: ``eta_note`` then says what is missing, and no forecast is made
+    eta_early: bool = False
     #: the α accounting behind this look (None for a look that judged nothing)
     alpha: AlphaBudget | None = None
     #: the offline evaluation evidence behind the gate before internal (console.core.evaluation), as JSON
