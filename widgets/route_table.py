@@ -230,6 +230,7 @@ class RouteTable(DataTable):
             if keep in self._cells:
                 self.move_cursor(row=order.index(keep))
             return
+        updated = False
         for row in rows:
             old = self._cells[row.key]
             if old != row.cells:
@@ -237,7 +238,18 @@ class RouteTable(DataTable):
                     if before != after:
                         # the widths were fitted above: a number is never cut to "92.…"
                         self.update_cell(row.key, label, self._render(after))
+                        updated = True
                 self._cells[row.key] = row.cells
+        if updated:
+            self._drop_stale_renders()
+
+    def _drop_stale_renders(self) -> None:
+        """DataTable keys its rendered cells, rows and lines by a count every ``update_cell`` raises: what was
+        rendered before is never read again, yet is kept until 10,000 cells and 1,000 rows and lines pile up —
+        tens of megabytes on a console left open for days. Dropped once the cells are written, before the
+        next frame renders them afresh (it would anyway)."""
+        for cache in (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache, self._line_cache):
+            cache.clear()
 
     @staticmethod
     def _render(cell: Cell) -> Text:

@@ -417,3 +417,22 @@ def test_a_window_reaching_back_before_the_start_reuses_the_buckets_that_ended(t
     again = fresh.snapshot(START + 125 - 300, START + 125, 5)
     assert [(b.start, b.end, b.counters) for b in kept.buckets] == [(b.start, b.end, b.counters) for b in again.buckets]
     assert kept.totals == again.totals and kept.totals[BASE].requests > 0
+
+
+def test_a_sliding_window_keeps_only_the_buckets_it_can_ask_for_again_and_reads_the_same(tmp_path):
+    sim = make_sim(tmp_path, rate=10)
+    fresh = make_sim(tmp_path, rate=10)
+    for t in range(600, 2401, 5):  # the console's window: 5 minutes on a 5 s grid, read as time moves
+        sim.advance_to(START + t)
+        start = (START + t - 300) // 5 * 5
+        sim.snapshot(start, START + t, 5)
+    # hours of ended 5 s buckets are never asked for again by a 5-minute window: not held
+    assert len(sim._memo) <= 300 / 5 + 2
+    sim.snapshot(START + 1200, START + 2400, 60)  # a wider window on another grid is held beside it
+    assert sum(1 for step, _ in sim._memo if step == 60) == 20
+    # what was dropped is read again from the request detail, exactly
+    fresh.advance_to(START + 2400)
+    for start, end, step in ((START + 1800, START + 2400, 5), (START + 1200, START + 2400, 60)):
+        got, want = sim.snapshot(start, end, step), fresh.snapshot(start, end, step)
+        assert [b.counters for b in got.buckets] == [b.counters for b in want.buckets]
+        assert got.totals == want.totals

@@ -144,6 +144,22 @@ async def test_refresh_keeps_the_highlight_and_marks_changes(tmp_path):
         assert [str(c) for r in range(rows) for c in table.get_row_at(r)] == cells
 
 
+async def test_reads_over_time_keep_the_tables_rendered_cells_to_what_one_frame_draws(tmp_path):
+    # a console open for days: the cells rendered for earlier reads are never drawn again and must not pile up
+    app = demo_app(tmp_path, refresh_s=60)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await settle(app, pilot)
+        table = app.screen.query_one(RouteTable)
+        for _ in range(12):
+            writes = count_writes(table)
+            app.session.metrics.advance_by(60)
+            app.poll_metrics()
+            await settle(app, pilot)
+            assert writes  # each read changed cells
+        one_frame = (table.row_count + 1) * len(table.columns)  # the rows and the header
+        assert 0 < len(table._cell_render_cache) <= one_frame
+
+
 async def test_nothing_is_drawn_under_a_modal(tmp_path):
     app = demo_app(tmp_path, refresh_s=60)
     async with app.run_test(size=(80, 24)) as pilot:

@@ -213,6 +213,9 @@ class TrafficSimulator:
         #: (step, bucket start) -> (dense arrays, counters) of a bucket that ended: it never changes again
         self._memo: dict[tuple[float, float], tuple[dict[str, np.ndarray], dict[RouteKey, RouteCounters]]] = {}
         self._memo_shape: tuple[int, int] | None = None
+        #: step -> the widest window read on that grid: older buckets of it are never asked for again by the
+        #: same reads, and holding hours of them (small objects mixed with short-lived ones) fragments the heap
+        self._memo_span: dict[float, float] = {}
 
     # ---- time ---------------------------------------------------------------------
 
@@ -513,7 +516,9 @@ class TrafficSimulator:
         served_by_route = summed.pop("fb_served")
         totals = self._counters(summed)
         horizon = self.now - self.keep_s
-        for key in [k for k in self._memo if k[1] < horizon]:
+        span = self._memo_span[step] = max(self._memo_span.get(step, 0.0), end - start)
+        oldest = end - span - step  # a read of the widest window on this grid starts after it
+        for key in [k for k in self._memo if k[1] < horizon or (k[0] == step and k[1] < oldest)]:
             del self._memo[key]
         served = {self._routes[int(r)]: int(round(served_by_route[r])) for r in np.nonzero(served_by_route)[0]}
         gaps = []
