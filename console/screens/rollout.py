@@ -199,6 +199,9 @@ class RolloutScreen(SessionScreen):
         text.append("\nallocation now (from the flag): ")
         if flag.foreign_targeting:
             text.append(f"targeting unrecognised ({visible(flag.foreign_targeting)})", "bold red")
+        elif flag.candidate is None and flag.allocation.serve_all is None:
+            # promoted (or never given a candidate): a share of nobody's route would read as if one existed
+            text.append(f"everyone on {visible(flag.baseline)} (no candidate)", "green")
         else:
             text.append(visible(flag.allocation.describe()), "bold yellow" if flag.allocation.serves_candidate else "green")
         if s.flags_status.stale(s.now(), s.refresh_s):

@@ -37,7 +37,7 @@ SPEC = DecisionSpec(
 )
 CTX = StageContext(StageSpec("20%", 2000, internal=False, min_units=1000, min_dwell_s=600), elapsed_s=3600,
                    intended_candidate_share=0.5)
-REASON = "the metrics source counts the SLO at 2500 ms, the rule says 2000 ms — add slo_ms=2000 to the --metrics SPEC"
+REASON = "the metrics source counts the SLO at 2500 ms, the rule says 2000 ms — add slo_ms=2000 to the metrics SPEC (--metrics or the profile's metrics =)"
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from console.core.stats.spec import MetricVerdict, Verdict
 from .helpers import shared_rollout
 
 MISMATCH = ("the metrics source counts the SLO at 2500 ms, the rule says 2000 ms — "
-            "add slo_ms=2000 to the --metrics SPEC")
+            "add slo_ms=2000 to the metrics SPEC (--metrics or the profile's metrics =)")
 
 
 def rule_at(slo_ms: int, extra: str = ""):

@@ -159,6 +159,8 @@ async def test_after_a_promote_n_says_it_is_unavailable_and_why_instead_of_promi
         assert "N starts" not in shown, shown
         assert ("N is unavailable: the rule's baseline fast_default_v1 no longer serves support-answer-route "
                 "(balanced_core_v2 does)") in shown, shown
+        allocation = " ".join(str(app.screen.query_one("#stage").render()).split())
+        assert "allocation now (from the flag): everyone on balanced_core_v2 (no candidate)" in allocation, allocation
         await pilot.press("N")
         await settle(app, pilot)
         assert not isinstance(app.screen, ConfirmScreen)  # no dialog that would end in an error

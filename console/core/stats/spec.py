@@ -164,7 +164,7 @@ def slo_mismatch(spec: DecisionSpec) -> str | None:
     if counted is None or abs(counted - wanted) < 1e-9:
         return None
     return (f"the metrics source counts the SLO at {counted:g} ms, the rule says {wanted:g} ms — "
-            f"add slo_ms={wanted:g} to the --metrics SPEC")
+            f"add slo_ms={wanted:g} to the metrics SPEC (--metrics or the profile's metrics =)")
 
 
 @dataclass(frozen=True)
