@@ -47,12 +47,16 @@ def cohorts_across_restarts(platform: FlagPlatform, key: str, rule, cohort: Coho
     assert abs(len(first) / UNITS - p) <= 4 * math.sqrt(p * (1 - p) / UNITS), len(first)
 
     operations.rollback(platform, key, None, reason="regression")
+    # the evaluator must have seen the rollback before the next stage: an SDK still serving the old 5% would
+    # otherwise pass for the new cohort (right share, stable) until its stream brings the change
+    assert cohort(0) == set()
     result = operations.restart(rule, platform, None, cohort="reuse")
     assert result.after.allocation.cohort_salt is None
     stage(platform, key, 500)
     assert cohort(500) == first, "reusing the cohort must expose the same units first"
 
     operations.rollback(platform, key, None, reason="regression again")
+    assert cohort(0) == set()
     result = operations.restart(rule, platform, None, cohort="new")
     salt = result.after.allocation.cohort_salt
     assert salt and platform.read_flag(key).allocation.cohort_salt == salt
