@@ -87,7 +87,7 @@ class LaunchDarklyPlatform(FlagPlatform):
         stream_url: str | None = None,
         sdk_key: str | None = None,
         bucket_by: str | None = None,
-        timeout_s: float = 5.0,
+        timeout_s: float | None = None,
         retry: RetryPolicy = RetryPolicy(),
         transport: httpx.BaseTransport | None = None,
     ) -> None:

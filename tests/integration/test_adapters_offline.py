@@ -410,3 +410,22 @@ def test_a_prerendered_page_changes_only_when_rendered():
         assert httpx.get(f"http://127.0.0.1:{port}/other", timeout=5).status_code == 404
     finally:
         stop()
+
+
+def test_every_flag_platform_waits_as_long_as_the_profiles_timeout():
+    """`timeout` in a profile bounds one request on every platform (a platform with its own fixed wait would
+    keep an operator waiting in an incident however short the profile asks)."""
+    from adapters.flags.featbit import FeatBitPlatform
+    from adapters.flags.launchdarkly import LaunchDarklyPlatform
+    from adapters.flags.unleash import UnleashPlatform
+    from console.core.timeouts import Timeouts, use_timeouts
+
+    use_timeouts(Timeouts(request_s=1.5))
+    platforms = [
+        LaunchDarklyPlatform("http://127.0.0.1:9", "api-x", "default", "production"),
+        FeatBitPlatform("http://127.0.0.1:9", "token", "00000000-0000-0000-0000-000000000000"),
+        UnleashPlatform("http://127.0.0.1:9", "token"),
+    ]
+    for platform in platforms:
+        assert platform.http.client.timeout.read == 1.5, type(platform).__name__
+        platform.close()
