@@ -146,9 +146,10 @@ def verdict_line(s: "Session", key: str) -> Text:
     else:
         line.append(f"verdict {decision.verdict.value}", VERDICT_STYLE[decision.verdict.value])
         if decision.verdict.value == "HOLD" and decision.eta_s is not None:
-            from console.core.stats.engine import eta_words
+            from console.core.stats.engine import eta_words, waits_for_a_person
 
-            line.append(f" (ADVANCE {eta_words(decision.eta_s)})", "cyan")
+            after = " once acknowledged" if waits_for_a_person(decision) else ""
+            line.append(f" (ADVANCE {eta_words(decision.eta_s)}{after})", "cyan")
         judged = s.judged_at.get(key)
         if judged is not None and s.now() - judged > 3 * s.verdict_every_s:
             line.append(f" (judged {ago(s.now() - judged)} ago)", STALE)

@@ -223,3 +223,21 @@ def test_an_estimate_before_the_stages_minimums_is_too_little_data_not_never():
     assert late.eta_note.startswith("error_rate not judged even with 48× the data"), late.eta_note
     assert eta_sentence(late) == f"no ADVANCE expected at the current traffic — {late.eta_note}"
     assert f"note: {eta_sentence(late)}" in late.reasons
+
+
+def test_an_estimate_that_waits_for_a_person_never_says_if_nothing_changes():
+    """With only the checklist left, nothing in the traffic brings the ADVANCE: the sentence says who must act,
+    in the console and in `check` alike, instead of "ADVANCE expected in < 1 min if nothing changes"."""
+    from dataclasses import replace
+
+    from console.core.stats.engine import eta_sentence, waits_for_a_person
+
+    spec = DecisionSpec(guardrails=(GuardrailSpec("error_rate", 1.0, MarginKind.RELATIVE, critical=True),))
+    cand, base = summarise_units(units(Arm.CANDIDATE, 4000, 51)), summarise_units(units(Arm.BASELINE, 4000, 52))
+    assert decide(spec, CTX, cand, base).verdict is Verdict.ADVANCE
+    waiting = decide(spec, replace(CTX, pending_checklist=("no critical segment shows unacceptable harm",)), cand, base)
+    assert waiting.verdict is Verdict.HOLD and waiting.eta_s == 0.0
+    said = eta_sentence(waiting)
+    assert said.startswith("ADVANCE possible in") and "once the checklist is acknowledged" in said, said
+    assert "if nothing changes" not in said and f"note: {said}" in waiting.reasons
+    assert waits_for_a_person(waiting) and not waits_for_a_person(decide(spec, CTX, cand, base))

@@ -137,9 +137,19 @@ def eta_words(seconds: float | None) -> str:
     return f"≈ {minutes} min" if minutes < 90 else f"≈ {minutes // 60} h {minutes % 60:02d} min"
 
 
+def waits_for_a_person(decision: Decision) -> bool:
+    """Whether the estimated ADVANCE also needs the checklist acknowledged or the rule re-confirmed."""
+    from .eta import PERSON_NEEDED
+
+    return PERSON_NEEDED in decision.eta_note
+
+
 def eta_sentence(decision: Decision) -> str:
     """The estimate in one sentence, said the same way by the console and by `routedeck check`."""
     if decision.eta_s is not None:
+        if waits_for_a_person(decision):  # the traffic alone would never bring it: not "if nothing changes"
+            return (f"ADVANCE possible in {eta_words(decision.eta_s)}, once the checklist is acknowledged "
+                    "or the rule re-confirmed")
         return f"ADVANCE expected in {eta_words(decision.eta_s)} if nothing changes"
     if decision.eta_early:
         return "too little data yet to estimate when" + (f" — {decision.eta_note}" if decision.eta_note else "")
@@ -717,4 +727,4 @@ def decide(
 
 
 __all__ = ["evaluate", "evaluate_with", "decide", "readout", "judge", "alpha_budget", "alpha_per_test", "UnitCounts",
-           "split_units", "arm_estimate", "fmt", "judge_difference", "eta_words", "eta_sentence", "NOT_JUDGED", "UNIT_FIELDS"]
+           "split_units", "arm_estimate", "fmt", "judge_difference", "eta_words", "eta_sentence", "waits_for_a_person", "NOT_JUDGED", "UNIT_FIELDS"]

@@ -61,6 +61,10 @@ def _short_of(ctx: StageContext, n_candidate: int) -> str:
     return ", ".join(lacks) + " so far" if lacks else ""
 
 
+#: in ``eta_note`` when the traffic alone cannot bring the ADVANCE: the estimate is then a lower bound
+PERSON_NEEDED = "a person must acknowledge the checklist or re-confirm the rule"
+
+
 def estimate(decision: Decision, ctx: StageContext, cand: ArmSummary, base: ArmSummary, n_candidate: int,
              look: Callable[[ArmSummary, ArmSummary], list[MetricReadout]]) -> tuple[float | None, str, bool]:
     """(seconds to an expected ADVANCE or None, what it waits for / why none is expected / what is missing,
@@ -115,11 +119,8 @@ def estimate(decision: Decision, ctx: StageContext, cand: ArmSummary, base: ArmS
             names = _names(decision.metrics[i].name for i in pending)
             return None, f"{names} not judged even with {SCALES[-1]:g}× the data (estimate beyond the margin or too noisy)", False
         waits.append((elapsed * (found - 1.0), _names(decision.metrics[i].name for i in pending)))
-    if ctx.pending_checklist or ctx.rule_changed:
-        note = "and a person must acknowledge the checklist or re-confirm the rule"
-    else:
-        note = ""
+    note = PERSON_NEEDED if ctx.pending_checklist or ctx.rule_changed else ""
     if not waits:
         return 0.0, note, False
     seconds, what = max(waits)
-    return seconds, f"waiting for {what}" + (f" {note}" if note else ""), False
+    return seconds, f"waiting for {what}" + (f" and {note}" if note else ""), False
