@@ -23,7 +23,7 @@ from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.message import Message
 from textual.screen import ModalScreen
-from textual.widgets import Footer, Input, Static
+from textual.widgets import Input, Static
 
 from console.core.audit.timeline import (
     Timeline,
@@ -43,6 +43,7 @@ from widgets.audit_detail import diff_table, evidence_renderable
 from widgets.audit_list import LEGEND, AuditList
 from widgets.notice_bar import NoticeBar
 from widgets.safe_input import SafeInput
+from widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
     from console.core.audit.verify import VerifyReport
@@ -144,7 +145,7 @@ class AuditScreen(SessionScreen):
         yield AuditList(id="audit-list", empty_text="loading the journal and the platform's history…")
         yield SafeInput(id="audit-prompt")
         yield NoticeBar()
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeysFooter(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         # the first frame ("loading…") goes out before the worker starts competing for the interpreter

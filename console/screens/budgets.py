@@ -15,7 +15,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
 from textual.message import Message
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.core.budgets import BudgetConfig, BudgetLine, BudgetReport, budget_report
 from console.core.errors import RouteDeckError
@@ -24,6 +24,7 @@ from console.core.safe_text import visible
 from console.core.telemetry import Arm
 from console.screens.base import SessionScreen
 from widgets.notice_bar import NoticeBar
+from widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
     pass
@@ -69,7 +70,7 @@ class BudgetsScreen(SessionScreen):
             yield Static(id="budgets-routes")
             yield Static(id="budgets-gaps")
         yield NoticeBar()
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeysFooter(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self._draw()

@@ -11,7 +11,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
-from textual.widgets import Footer, Input
+from textual.widgets import Input
 
 from console.core.safe_text import visible
 from console.screens.base import SessionScreen
@@ -20,6 +20,7 @@ from widgets.status_header import StatusHeader
 from widgets.trend import TrendPanel
 from widgets.notice_bar import NoticeBar
 from widgets.safe_input import SafeInput
+from widgets.footer import KeysFooter
 
 
 class DashboardScreen(SessionScreen):
@@ -57,7 +58,7 @@ class DashboardScreen(SessionScreen):
                 yield TrendPanel(id=f"trend-{i}")
         yield SafeInput(id="filter", placeholder="routes or flags containing… (enter keeps, esc clears)")
         yield NoticeBar()
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeysFooter(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self.redraw()

@@ -9,7 +9,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.core.figures import format_value
 from console.core.frontier import FrontierPoint, frontier_points
@@ -18,6 +18,7 @@ from console.screens.base import SessionScreen
 from widgets.fitted_table import fill_table
 from widgets.frontier_plot import FrontierPlot
 from widgets.notice_bar import NoticeBar
+from widgets.footer import KeysFooter
 
 
 class FrontierScreen(SessionScreen):
@@ -42,7 +43,7 @@ class FrontierScreen(SessionScreen):
         yield FrontierPlot(id="frontier-plot")
         yield DataTable(id="frontier-table", cursor_type="row", zebra_stripes=False)
         yield NoticeBar()
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeysFooter(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self.redraw()

@@ -16,7 +16,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.core.errors import RouteDeckError
 from console.core.figures import format_value
@@ -33,6 +33,7 @@ from console.core.telemetry import Arm
 from console.screens.base import SessionScreen
 from widgets.fitted_table import fill_table
 from widgets.notice_bar import NoticeBar
+from widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
     pass
@@ -78,7 +79,7 @@ class IncidentScreen(SessionScreen):
         yield DataTable(id="routes", cursor_type="row")
         yield Static(id="segments")
         yield NoticeBar()
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeysFooter(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self.redraw()

@@ -19,7 +19,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
-from textual.widgets import Footer, Static
+from textual.widgets import Static
 
 from console.core.availability import ended, next_rollout, restart_blocked, short_reason
 from console.core.figures import format_value
@@ -32,6 +32,7 @@ from widgets.rollout_parts import interval_bar, ladder, sparkline, wrap_name
 from widgets.status_header import StatusHeader, ago, data_plane_line
 from widgets.styles import ACTION_STYLE, GATE_STYLE, METRIC_STYLE, STALE, VERDICT_STYLE, eta_style
 from widgets.notice_bar import NoticeBar
+from widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
     from console.core.models import RouteFlag
@@ -80,7 +81,7 @@ class RolloutScreen(SessionScreen):
             for part in ("flagline", "ladder", "stage", "verdict", "guardrails", "live", "checklist", "diff", "rule"):
                 yield Static(id=part)
         yield NoticeBar()
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeysFooter(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self.call_after_refresh(self.redraw)  # the screen counts as mounted only after this handler

@@ -17,7 +17,7 @@ from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 from console.core.errors import RouteDeckError
 from console.core.registry import lookup
@@ -26,6 +26,7 @@ from console.core.safe_text import visible
 from console.core.stats.segments import SegmentRow, format_e, format_p
 from console.screens.base import SessionScreen
 from widgets.notice_bar import NoticeBar
+from widgets.footer import KeysFooter
 
 if TYPE_CHECKING:
     from console.core.operations import SegmentLook
@@ -82,7 +83,7 @@ class SegmentsScreen(SessionScreen):
         yield table
         yield Static(id="segments-notes")
         yield NoticeBar()
-        yield Footer(show_command_palette=False, compact=True)
+        yield KeysFooter(show_command_palette=False, compact=True)
 
     def on_mount(self) -> None:
         self._draw()

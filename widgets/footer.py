@@ -1,0 +1,64 @@
+"""KeysFooter: Textual's Footer, rebuilt only when the keys it shows change.
+
+Textual's Footer removes and mounts all its keys after every ``refresh_bindings`` (a focus change, a
+screen pushed, an action that starts or stops applying): at start-up that was four or five rebuilds
+within the first half second, each mounting a widget per key. Here the keys are compared with the ones
+on screen: the same keys draw nothing again, the same keys with another one greyed out only change
+that key's state; anything else (another key, label or tooltip) rebuilds the footer as Textual does.
+"""
+
+from __future__ import annotations
+
+from textual.screen import Screen
+from textual.widgets import Footer
+from textual.widgets._footer import FooterKey
+
+
+class KeysFooter(Footer):
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        #: what the keys on screen were composed from (None: not composed yet)
+        self._drawn: tuple | None = None
+
+    def _shown(self) -> tuple:
+        """What ``compose`` draws from: each shown key (its label, action, group, tooltip), and whether it applies."""
+        keys = tuple(
+            (binding.key, self.app.get_key_display(binding), binding.description, binding.action,
+             id(binding.group) if binding.group is not None else None, tooltip, enabled)
+            for (_, binding, enabled, tooltip) in self.screen.active_bindings.values()
+            if binding.show
+        )
+        palette = self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE
+        return keys, palette, self.compact
+
+    def compose(self):
+        self._drawn = self._shown() if self._bindings_ready else None
+        yield from super().compose()
+
+    def bindings_changed(self, screen: Screen) -> None:
+        self._bindings_ready = True
+        if not screen.app.app_focus:
+            return
+        if self.is_attached and screen is self.screen:
+            self.call_after_refresh(self._update_keys)
+
+    async def _update_keys(self) -> None:
+        if not self.is_attached:
+            return
+        now = self._shown()
+        if now == self._drawn:
+            return  # the same keys, each as it was: nothing to draw
+        drawn = self._drawn
+        keys = list(self.query_children(FooterKey))
+        same_keys = (drawn is not None and now[1:] == drawn[1:] and len(now[0]) == len(drawn[0])
+                     and all(a[:-1] == b[:-1] for a, b in zip(now[0], drawn[0]))
+                     and all(k[4] is None for k in now[0]) and not now[1] and len(keys) == len(now[0]))
+        if same_keys:
+            for widget, key in zip(keys, now[0]):
+                disabled = not key[-1]
+                widget._disabled = disabled
+                widget.set_class(disabled, "-disabled")
+            self._drawn = now
+            return
+        await self.recompose()
