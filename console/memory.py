@@ -23,13 +23,13 @@ _libc = None
 def _glibc():
     global _libc
     if _libc is None:
-        import ctypes  # not before the first frame: only the arena calls need it
-        import ctypes.util
+        import ctypes
 
         try:
-            name = ctypes.util.find_library("c")
-            lib = ctypes.CDLL(name) if name else None
-            _libc = lib if lib is not None and hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt") else False
+            # the symbols the process already has: the C library whose allocator Python uses. (Not
+            # ctypes.util.find_library("c"): it runs `ldconfig -p` in a subprocess, 15–20 ms before the first frame.)
+            lib = ctypes.CDLL(None)
+            _libc = lib if hasattr(lib, "malloc_trim") and hasattr(lib, "mallopt") else False
         except OSError:
             _libc = False
     return _libc or None

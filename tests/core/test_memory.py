@@ -40,3 +40,20 @@ def test_a_start_that_ends_early_turns_collection_back_on(collector):
     memory.hold_collection()
     memory.resume_collection()
     assert gc.isenabled()
+
+
+@pytest.mark.skipif(not __import__("sys").platform.startswith("linux") or __import__("platform").libc_ver()[0] != "glibc",
+                    reason="the arena calls are glibc's")
+def test_the_c_library_is_found_without_a_subprocess(monkeypatch):
+    """Before the first frame: ctypes.util.find_library ran `ldconfig -p` (15–20 ms); the process's own symbols do."""
+    import subprocess
+
+    def refused(*args, **kwargs):
+        raise AssertionError("a subprocess was started to find the C library")
+
+    monkeypatch.setattr(subprocess, "Popen", refused)
+    monkeypatch.setattr(memory, "_libc", None)
+    lib = memory._glibc()
+    assert lib is not None and hasattr(lib, "mallopt") and hasattr(lib, "malloc_trim")
+    memory.limit_arenas()
+    memory.give_back()
