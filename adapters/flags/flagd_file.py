@@ -791,11 +791,12 @@ def _exchange(a: str | Path, b: str | Path) -> bool:
     """Swap two paths in one step (Linux ``renameat2`` with RENAME_EXCHANGE); False where it is not available."""
     global _libc
     import ctypes
-    import ctypes.util
 
     if _libc is None:
         try:
-            _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+            # the process's own C library (ctypes.util.find_library runs `ldconfig -p` in a subprocess: 15–20 ms
+            # of the first write, e.g. `routedeck rollback`)
+            _libc = ctypes.CDLL(None, use_errno=True)
             _libc.renameat2  # noqa: B018 - present from glibc 2.28
         except (OSError, AttributeError):
             _libc = False
