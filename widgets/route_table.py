@@ -104,6 +104,8 @@ class RouteTable(DataTable):
         self._current: dict[str, dict[str, float | None]] = {}
         self._figures_drawn: object = None
         self.rows_by_key: dict[str, RouteFigures] = {}
+        #: each cell's rendering, kept while the cell holds the same value (see ``_render_cell``)
+        self._cell_lines: dict[tuple, tuple[object, object]] = {}
 
     # ---- what the screen asks -----------------------------------------------------------
 
@@ -250,6 +252,32 @@ class RouteTable(DataTable):
         next frame renders them afresh (it would anyway)."""
         for cache in (self._cell_render_cache, self._row_render_cache, self._row_renderable_cache, self._line_cache):
             cache.clear()
+
+    def _render_cell(self, row_index: int, column_index: int, base_style, width: int, cursor: bool = False,
+                     hover: bool = False):
+        """DataTable renders every cell of the screen again after any ``update_cell`` (its caches are keyed by
+        a count each update raises), though a read changes only some figures: a cell whose value is the very
+        object rendered before, at the same place, width and style, is not rendered again."""
+        if row_index < 0 or column_index < 0:  # the header and row labels: DataTable's own way
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        value = self._data[row_key][self._column_locations.get_key(column_index)]
+        key = (row_index, column_index, base_style, width, cursor, hover, self._show_hover_cursor,
+               self._pseudo_class_state, self.rows[row_key].height)
+        found = self._cell_lines.get(key)
+        if found is not None and found[0] is value:
+            return found[1]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._cell_lines[key] = (value, lines)
+        return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        self.__dict__.get("_cell_lines", {}).clear()  # (DataTable may clear before __init__ has made it)
+
+    def notify_style_update(self) -> None:
+        super().notify_style_update()
+        self.__dict__.get("_cell_lines", {}).clear()
 
     @staticmethod
     def _render(cell: Cell) -> Text:
