@@ -173,10 +173,14 @@ class LiveReads:
         self.publish()
         self._rearm("metrics", s.refresh_s, self.poll_metrics)
         if self.__dict__.pop("_first_look_pending", False):
-            self.poll_verdicts()
-            if self.__dict__.pop("_prewarm_after_first_read", False):
-                # the write path, once the routes have their figures
-                self.run_worker(prewarm_writes, thread=True, group="load", exit_on_error=False)
+            # the first look once these figures are drawn: its worker would take the CPU from that frame
+            self.call_after_refresh(self._first_look)
+
+    def _first_look(self) -> None:
+        self.poll_verdicts()
+        if self.__dict__.pop("_prewarm_after_first_read", False):
+            # the write path, once the routes have their figures
+            self.run_worker(prewarm_writes, thread=True, group="load", exit_on_error=False)
 
     # ---- the flags -------------------------------------------------------------------------
 
