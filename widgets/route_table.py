@@ -106,6 +106,8 @@ class RouteTable(DataTable):
         self.rows_by_key: dict[str, RouteFigures] = {}
         #: each cell's rendering, kept while the cell holds the same value (see ``_render_cell``)
         self._cell_lines: dict[tuple, tuple[object, object]] = {}
+        #: each line's strip, kept while its row's cells and the table's layout and styles stay (``_render_line``)
+        self._line_strips: dict[int, tuple[tuple, tuple, object]] = {}
 
     # ---- what the screen asks -----------------------------------------------------------
 
@@ -271,13 +273,37 @@ class RouteTable(DataTable):
         self._cell_lines[key] = (value, lines)
         return lines
 
+    def _render_line(self, y: int, x1: int, x2: int, base_style):
+        """A route row's line is drawn again only when one of its cells holds another value (or the cursor,
+        the hover, the widths or the style moved): each read rebuilt every line of the table."""
+        try:
+            row_key, offset = self._get_offsets(y)
+        except LookupError:
+            return super()._render_line(y, x1, x2, base_style)
+        values = self._data.get(row_key)
+        if values is None:  # the header: DataTable's own way
+            return super()._render_line(y, x1, x2, base_style)
+        key = (x1, x2, self.size.width, self.cursor_coordinate, self.hover_coordinate, base_style, self.cursor_type,
+               self._show_hover_cursor, self._pseudo_class_state, row_key, offset,
+               tuple(column.get_render_width(self) for column in self.ordered_columns))
+        cells = tuple(values.values())
+        found = self._line_strips.get(y)
+        if found is not None and found[0] == key and len(found[1]) == len(cells) and all(
+                a is b for a, b in zip(found[1], cells)):
+            return found[2]
+        strip = super()._render_line(y, x1, x2, base_style)
+        self._line_strips[y] = (key, cells, strip)
+        return strip
+
     def _clear_caches(self) -> None:
         super()._clear_caches()
-        self.__dict__.get("_cell_lines", {}).clear()  # (DataTable may clear before __init__ has made it)
+        for own in ("_cell_lines", "_line_strips"):  # (DataTable may clear before __init__ has made them)
+            self.__dict__.get(own, {}).clear()
 
     def notify_style_update(self) -> None:
         super().notify_style_update()
-        self.__dict__.get("_cell_lines", {}).clear()
+        for own in ("_cell_lines", "_line_strips"):
+            self.__dict__.get(own, {}).clear()
 
     @staticmethod
     def _render(cell: Cell) -> Text:

@@ -1,4 +1,4 @@
-"""The route table renders again only the cells a read changed, and never shows a figure it replaced."""
+"""The route table renders again only the cells (and the lines) a read changed, and never shows a figure it replaced."""
 
 from __future__ import annotations
 
@@ -31,7 +31,15 @@ async def test_a_changed_cell_is_drawn_afresh_and_the_unchanged_ones_are_not_ren
         assert "410ms" in lines(table)[1] and "520ms" in lines(table)[2]
 
         rendered: list[tuple[int, int]] = []
+        rows_drawn: list[str] = []
         own = DataTable._render_cell
+        own_row = DataTable._render_line_in_row
+
+        def row_counted(self, row_key, *args, **kwargs):
+            rows_drawn.append(row_key.value)
+            return own_row(self, row_key, *args, **kwargs)
+
+        monkeypatch.setattr(DataTable, "_render_line_in_row", row_counted)
 
         def counted(self, row_index, column_index, *args, **kwargs):
             rendered.append((row_index, column_index))
@@ -43,10 +51,13 @@ async def test_a_changed_cell_is_drawn_afresh_and_the_unchanged_ones_are_not_ren
         shown = lines(table)
         assert "415ms" in shown[1] and "410ms" not in shown[1] and "520ms" in shown[2]
         assert [cell for cell in rendered if cell[0] >= 0] == [(0, 1)]  # only the new figure was rendered
+        assert "f|b|candidate" not in rows_drawn and "f|a|baseline" in rows_drawn  # only its row's line was rebuilt
 
         rendered.clear()
+        rows_drawn.clear()
         table.move_cursor(row=1)  # the highlight moves: both rows are drawn in their new style
         await pilot.pause()
         shown = lines(table)
         assert "415ms" in shown[1] and "520ms" in shown[2]
         assert {cell for cell in rendered if cell[0] >= 0} == {(0, 0), (0, 1), (1, 0), (1, 1)}
+        assert {"f|a|baseline", "f|b|candidate"} <= set(rows_drawn)
