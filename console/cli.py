@@ -91,6 +91,7 @@ def run_console(args: argparse.Namespace) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
+    _one_blas_thread()
     parser = build_parser(argv)
     args = parser.parse_args(argv)
     command = getattr(args, "command", None)
@@ -106,6 +107,19 @@ def main(argv: list[str] | None = None) -> int:
 
     with shown_as_text():
         return _main(parser, args)
+
+
+def _one_blas_thread() -> None:
+    """numpy's OpenBLAS starts a pool of worker threads when numpy is imported, and they spin waiting for
+    work: 20–60 ms of CPU on a second core while the console loads (import numpy: ~100–145 ms of CPU, ~80
+    with one thread). routedeck's BLAS calls are dot and matrix-vector products over one rollout's units,
+    which OpenBLAS runs on one thread when they are small (the demo's always are); a large one gives the
+    same sum up to the last bits of rounding, as it does between machines with different core counts.
+    One thread unless the user set it (before numpy is imported; no command has imported it yet)."""
+    import os
+
+    if "numpy" not in sys.modules:
+        os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 
 def _main(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
