@@ -5,7 +5,7 @@ Every figure is ``None`` when its denominator is zero: the screen shows "—", n
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Protocol
 
@@ -63,25 +63,29 @@ class RouteFigures:
         return self.key.route
 
 
+#: each figure from one route's counters and its flag's requests (the trend computes only the one it shows)
+FIGURES: dict[str, Callable[[RouteCounters, int], "float | None"]] = {
+    "share": lambda c, flag_requests: _ratio(c.requests, flag_requests),
+    "p50_latency": lambda c, _: histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.5),
+    "p95_latency": lambda c, _: histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.95),
+    "p95_ttft": lambda c, _: histogram_quantile(c.ttft_hist, TTFT_BOUNDS_MS, 0.95),
+    "cost_per_request": lambda c, _: _ratio(c.cost_usd, c.requests),
+    # cost is booked when requests happen, resolutions when outcomes arrive: a bucket needs both
+    "cost_per_resolved_case": lambda c, _: _ratio(c.cost_usd, c.resolved) if c.outcomes and c.requests else None,
+    "resolved_without_escalation": lambda c, _: _ratio(c.resolved, c.outcomes),
+    "fallback_rate": lambda c, _: _ratio(c.fallbacks, c.requests),
+    "error_rate": lambda c, _: _ratio(c.errors, c.requests),
+    "slo_attainment": lambda c, _: _ratio(c.slo_met, c.requests),
+    "join_coverage": lambda c, _: _ratio(c.outcomes, c.exposures),
+    "timeout_rate": lambda c, _: _ratio(c.timeouts, c.requests),
+    "rate_limit_rate": lambda c, _: _ratio(c.rate_limited, c.requests),
+    "correction_rate": lambda c, _: _ratio(c.corrected, c.outcomes),
+    "complaint_rate": lambda c, _: _ratio(c.complaints, c.outcomes),
+}
+
+
 def figures_from_counters(key: RouteKey, c: RouteCounters, flag_requests: int, marks: bool = True) -> RouteFigures:
-    values: dict[str, float | None] = {
-        "share": _ratio(c.requests, flag_requests),
-        "p50_latency": histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.5),
-        "p95_latency": histogram_quantile(c.latency_hist, LATENCY_BOUNDS_MS, 0.95),
-        "p95_ttft": histogram_quantile(c.ttft_hist, TTFT_BOUNDS_MS, 0.95),
-        "cost_per_request": _ratio(c.cost_usd, c.requests),
-        # cost is booked when requests happen, resolutions when outcomes arrive: a bucket needs both
-        "cost_per_resolved_case": _ratio(c.cost_usd, c.resolved) if c.outcomes and c.requests else None,
-        "resolved_without_escalation": _ratio(c.resolved, c.outcomes),
-        "fallback_rate": _ratio(c.fallbacks, c.requests),
-        "error_rate": _ratio(c.errors, c.requests),
-        "slo_attainment": _ratio(c.slo_met, c.requests),
-        "join_coverage": _ratio(c.outcomes, c.exposures),
-        "timeout_rate": _ratio(c.timeouts, c.requests),
-        "rate_limit_rate": _ratio(c.rate_limited, c.requests),
-        "correction_rate": _ratio(c.corrected, c.outcomes),
-        "complaint_rate": _ratio(c.complaints, c.outcomes),
-    }
+    values: dict[str, float | None] = {name: figure(c, flag_requests) for name, figure in FIGURES.items()}
     worst, worst_rate = None, None
     for (provider, model), n in c.provider_requests.items():
         failed = sum(v for (p, m, _k), v in c.provider_errors.items() if (p, m) == (provider, model))
@@ -204,7 +208,8 @@ def trend(snapshot: MetricsSnapshot, key: RouteKey, metric: str) -> list[float |
         if c is None:
             out.append(0.0 if metric == "share" and flag_requests else None)
             continue
-        out.append(figures_from_counters(key, c, flag_requests, marks=False).values.get(metric))
+        figure = FIGURES.get(metric)  # the one figure shown: the same function the route table's figures use
+        out.append(figure(c, flag_requests) if figure is not None else None)
     return out
 
 
