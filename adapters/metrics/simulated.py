@@ -128,6 +128,13 @@ class SimulatedMetricsSource(MetricsSource):
             snap.gaps.append(error)
         return snap
 
+    def read_summaries(self, flag: str, since: float, maturation_s: float = 120.0,
+                       group_by: tuple[str, ...] = ()) -> list:
+        """As the default (the unit records grouped and summarised), from the simulator's per-unit columns."""
+        with self._lock:
+            self.sim.advance_to(self.now())
+            return self.sim.unit_summaries(flag, since, maturation_s, tuple(group_by))
+
     def read_units(self, flag: str, since: float, maturation_s: float = 120.0) -> list[UnitRecord]:
         """Per-unit totals of ``flag`` since ``since`` (see ``TrafficSimulator.units``)."""
         with self._lock:

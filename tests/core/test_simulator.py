@@ -436,3 +436,25 @@ def test_a_sliding_window_keeps_only_the_buckets_it_can_ask_for_again_and_reads_
         got, want = sim.snapshot(start, end, step), fresh.snapshot(start, end, step)
         assert [b.counters for b in got.buckets] == [b.counters for b in want.buckets]
         assert got.totals == want.totals
+
+
+@pytest.mark.parametrize("fleet", ["cbor", "mixed"])
+def test_unit_summaries_equal_the_unit_records_grouped_and_summarised(tmp_path, fleet):
+    """The look reads the simulator's summaries from its per-unit columns: the same groups, in the same order,
+    with the same sums to the last bit as the reference (the records, grouped by ``group_units``)."""
+    from console.core.stats.summary import group_units
+
+    path = tmp_path / "flags.json"
+    write_flag_file(path, 2000)
+    sim = TrafficSimulator(FlagdFileEvaluator(path, fleet=fleet), demo_flags(), "steady", 11, rate_rps=40,
+                           start_time=START)
+    sim.advance_to(START + 900)
+    crossed = 0
+    for since in (START, START + 300, START + 890):
+        for group_by in ((), ("internal",), ("plan", "region"), ("internal", "plan", "region", "workflow")):
+            for maturation in (60.0, 120.0):
+                expected = group_units(sim.units(FLAG, since, maturation), group_by)
+                assert sim.unit_summaries(FLAG, since, maturation, group_by) == expected
+                crossed += sum(g.summary.crossed or 0 for g in expected)
+    assert sim.unit_summaries("no-such-flag", START, 120.0) == [] == sim.units("no-such-flag", START, 120.0)
+    assert (crossed > 0) == (fleet == "mixed")  # units seen on both arms are counted as the records count them

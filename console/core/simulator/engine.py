@@ -629,11 +629,64 @@ class TrafficSimulator:
 
         Outcomes count once arrived and joined; ``mature_*`` count exposures older than
         ``maturation_s`` and the outcomes joined to them."""
+        found = self._unit_columns(flag, since, maturation_s)
+        if found is None:
+            return []
+        uniq, first_keys, t_first, cost, crossed_units, cols, lat_b, ttft_b = found
+        # plain lists: indexing numpy scalars one by one costs more than the arithmetic above
+        lists = {name: np.rint(arr).astype(np.int64).tolist() for name, arr in cols.items()}
+        crossed = crossed_units.tolist()
+        lat_hist, ttft_hist = lat_b.tolist(), ttft_b.tolist()
+        records = []
+        for j, (unit, key, seen, spent) in enumerate(zip(uniq.tolist(), first_keys, t_first.tolist(), cost.tolist())):
+            rec = UnitRecord(
+                unit_id=self.pop.ids[unit], flag=flag, arm=key.arm, route=key.route,
+                segment=self._segment(unit), first_seen=float(seen), cost_usd=spent, crossed=crossed[j],
+                latency_hist=lat_hist[j], ttft_hist=ttft_hist[j],
+            )
+            for name, values in lists.items():
+                setattr(rec, name, values[j])
+            rec.exposures = rec.requests
+            records.append(rec)
+        return records
+
+    def unit_summaries(self, flag: str, since: float, maturation_s: float = 120.0,
+                       group_by: tuple[str, ...] = ()) -> list:
+        """``group_units(self.units(flag, since, maturation_s), group_by)`` without a record per unit: the same
+        groups in the same order, each summarised from the same per-unit table (same values, same layout, so
+        the same sums to the last bit — tests/core/test_simulator.py checks it)."""
+        from ..stats.summary import COLUMNS, GroupSummary, summarise_columns
+
+        found = self._unit_columns(flag, since, maturation_s)
+        if found is None:
+            return []
+        uniq, first_keys, _, cost, crossed_units, cols, lat_b, ttft_b = found
+        ints = {name: np.rint(arr).astype(np.int64) for name, arr in cols.items()}
+        # what summarise_units builds from the records: one row per unit, the COLUMNS as floats
+        table = np.empty((len(uniq), len(COLUMNS)), dtype=float)
+        for i, c in enumerate(COLUMNS):
+            table[:, i] = cost if c == "cost_usd" else ints["requests"] if c == "exposures" else ints[c]
+        groups: dict[tuple, list[int]] = {}
+        for j, (unit, key) in enumerate(zip(uniq.tolist(), first_keys)):
+            segment = self._segments.get(unit) or self._segment(unit)
+            groups.setdefault((key.arm, tuple(str(segment.get(a, "")) for a in group_by)), []).append(j)
+        out = []
+        for (arm, values), rows in groups.items():
+            idx = np.asarray(rows, dtype=np.int64)
+            sub = table[idx]
+            hists = {"latency_hist": lat_b[idx].astype(float), "ttft_hist": ttft_b[idx].astype(float)}
+            summary = summarise_columns({c: sub[:, i] for i, c in enumerate(COLUMNS)},
+                                        sum(1 for j in rows if crossed_units[j]), hists)
+            out.append(GroupSummary(arm, {a: v for a, v in zip(group_by, values) if v != ""}, "", summary))
+        return out
+
+    def _unit_columns(self, flag: str, since: float, maturation_s: float):
+        """The per-unit arrays behind ``units`` (None when ``flag`` has no unit since ``since``)."""
         log = self.log(since=since)
         keys = np.array([k.flag == flag for k in self._keys] or [False])
         m = (log["t"] >= since) & keys[log["key"]] if len(log["t"]) else np.zeros(0, dtype=bool)
         if not m.any():
-            return []
+            return None
         uid = log["unit"][m]
         uniq, inv = np.unique(uid, return_inverse=True)
         n = len(uniq)
@@ -671,25 +724,12 @@ class TrafficSimulator:
         cost = np.bincount(inv, weights=log["cost"][m], minlength=n)
         t_first = log["t"][m][first]
         keys_m = log["key"][m]
-        # plain lists: indexing numpy scalars one by one costs more than the arithmetic above
-        lists = {name: np.rint(arr).astype(np.int64).tolist() for name, arr in cols.items()}
         first_keys = [self._keys[k] for k in keys_m[first].tolist()]
-        crossed = (on_baseline & on_candidate).tolist()
+        crossed = on_baseline & on_candidate
         nl, nt = len(LATENCY_BOUNDS_MS) + 1, len(TTFT_BOUNDS_MS) + 1
-        lat_hist = np.bincount(inv * nl + log["lat_b"][m], minlength=n * nl).reshape(n, nl).tolist()
-        ttft_hist = np.bincount(inv * nt + log["ttft_b"][m], minlength=n * nt).reshape(n, nt).tolist()
-        records = []
-        for j, (unit, key, seen, spent) in enumerate(zip(uniq.tolist(), first_keys, t_first.tolist(), cost.tolist())):
-            rec = UnitRecord(
-                unit_id=self.pop.ids[unit], flag=flag, arm=key.arm, route=key.route,
-                segment=self._segment(unit), first_seen=float(seen), cost_usd=spent, crossed=crossed[j],
-                latency_hist=lat_hist[j], ttft_hist=ttft_hist[j],
-            )
-            for name, values in lists.items():
-                setattr(rec, name, values[j])
-            rec.exposures = rec.requests
-            records.append(rec)
-        return records
+        lat_hist = np.bincount(inv * nl + log["lat_b"][m], minlength=n * nl).reshape(n, nl)
+        ttft_hist = np.bincount(inv * nt + log["ttft_b"][m], minlength=n * nt).reshape(n, nt)
+        return uniq, first_keys, t_first, cost, crossed, cols, lat_hist, ttft_hist
 
     def _segment(self, unit: int) -> dict[str, str]:
         """The unit's segment (computed once: it is fixed); callers get their own copy."""
