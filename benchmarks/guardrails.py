@@ -351,6 +351,16 @@ def stage_spec(rule, stage: str):
     return rule.stage(name)
 
 
+def compared_guardrails(spec) -> list[GuardrailSpec]:
+    """The tests gbstats is compared on: every guardrail it can test (no quantiles) and the primary metric, each
+    with the margins routedeck uses at every stage (the primary's per-stage margins included)."""
+    tested = [g for g in spec.guardrails if lookup(g.metric).kind is not MetricKind.QUANTILE]
+    if spec.primary is not None:
+        p = spec.primary
+        tested.append(GuardrailSpec(p.metric, p.margin, p.margin_kind, stage_margins=p.stage_margins))
+    return tested
+
+
 def one_run(task: tuple) -> dict:
     kind, rule_name, stage, scenario, seed = task
     rule = rules()[rule_name]
@@ -373,9 +383,7 @@ def one_run(task: tuple) -> dict:
            "rollback": None, "advance": None, "seed_advance": None, "harm": None, "gb_harm": None, "gb_any": None, "eta_s": None,
            "cover": {}, "cover_fixed": {}, "cover_gb": {}, "cover_seen": set()}
     target = REGRESSIONS[scenario][0] if scenario in REGRESSIONS else None
-    tested = [g for g in spec.guardrails if lookup(g.metric).kind is not MetricKind.QUANTILE]
-    if spec.primary is not None:
-        tested.append(GuardrailSpec(spec.primary.metric, spec.primary.margin, spec.primary.margin_kind))
+    tested = compared_guardrails(spec)
     for k in range(1, n_looks + 1):
         acc.add(units[bounds[k]:bounds[k + 1]], values[bounds[k]:bounds[k + 1]], buckets[bounds[k]:bounds[k + 1]])
         at = k * LOOK_S
