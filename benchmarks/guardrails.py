@@ -22,7 +22,7 @@ Rows:
   readout median [IQR] for routedeck and gbstats on the same metric.
 
     .venv/bin/python benchmarks/guardrails.py [--runs 1000] [--regression-runs 200] [--stages 5%,20%]
-                                              [--workers 2] [--quick] [--json FILE]
+                                              [--scenarios quality,cost] [--workers 2] [--quick] [--json FILE]
 """
 
 from __future__ import annotations
@@ -202,14 +202,14 @@ class Accumulator:
         self.ttft = np.zeros((n_units, NT))
         self.cand_of = cand_of
         self.request_level = request_level
-        self.arms = {True: self._zero(), False: self._zero()}
-
-    @staticmethod
-    def _zero() -> dict:
-        return {"units": 0, "sums": np.zeros(len(COLUMNS)), "squares": np.zeros(len(COLUMNS)),
-                "products": np.zeros(len(PAIRS)), "nonzero": np.zeros(len(COLUMNS)),
-                "hist": [np.zeros(NL), np.zeros(NT)], "hsq": [np.zeros(NL), np.zeros(NT)],
-                "hprod": [np.zeros(NL), np.zeros(NT)]}
+        # per arm (row 0: candidate, row 1: baseline)
+        k = len(COLUMNS)
+        self.units = np.zeros(2)
+        self.sums, self.squares, self.nonzero = np.zeros((2, k)), np.zeros((2, k)), np.zeros((2, k))
+        self.products = np.zeros((2, len(PAIRS)))
+        self.hist = [np.zeros((2, NL)), np.zeros((2, NT))]
+        self.hsq = [np.zeros((2, NL)), np.zeros((2, NT))]
+        self.hprod = [np.zeros((2, NL)), np.zeros((2, NT))]
 
     def add(self, units: np.ndarray, values: np.ndarray, buckets: np.ndarray) -> None:
         """Add one look's events (``traffic`` gives them sorted by unit within a look)."""
@@ -240,37 +240,34 @@ class Accumulator:
             c_new = c_old + np.cumsum(dh, 1)
             table[touched] = c_new
             hists.append((dh, c_old, c_new))
-        arm = self.cand_of[touched]
+        # both arms at once: a 2 × touched indicator times each touched unit's change
+        cand = self.cand_of[touched]
+        side = np.stack([cand, ~cand]).astype(float)
         r = COL["requests"]
         xs, ys = _PAIR_X, _PAIR_Y
-        for side in (True, False):
-            m = arm == side
-            if not m.any():
+        o, w = old, new
+        self.units += side @ ((w[:, r] > 0) & (o[:, r] <= 0)).astype(float)
+        self.sums += side @ delta
+        self.squares += side @ (w * w - o * o)
+        self.nonzero += side @ ((w > 0).astype(float) - (o > 0))
+        self.products += side @ (w[:, xs] * w[:, ys] - o[:, xs] * o[:, ys])
+        for h, parts in enumerate(hists):
+            if parts is None:
                 continue
-            a = self.arms[side]
-            o, w = old[m], new[m]
-            a["units"] += int(np.count_nonzero((w[:, r] > 0) & (o[:, r] <= 0)))
-            a["sums"] += delta[m].sum(0)
-            a["squares"] += (w * w - o * o).sum(0)
-            a["nonzero"] += (w > 0).sum(0) - (o > 0).sum(0)
-            a["products"] += (w[:, xs] * w[:, ys] - o[:, xs] * o[:, ys]).sum(0)
-            for h, parts in enumerate(hists):
-                if parts is None:
-                    continue
-                dh, c_old, c_new = parts
-                c_old, c_new = c_old[m], c_new[m]
-                a["hist"][h] += dh[m].sum(0)
-                a["hsq"][h] += (c_new * c_new - c_old * c_old).sum(0)
-                a["hprod"][h] += (c_new * c_new[:, -1:] - c_old * c_old[:, -1:]).sum(0)
+            dh, c_old, c_new = parts
+            self.hist[h] += side @ dh
+            self.hsq[h] += side @ (c_new * c_new - c_old * c_old)
+            self.hprod[h] += side @ (c_new * c_new[:, -1:] - c_old * c_old[:, -1:])
 
     def summary(self, side: bool) -> ArmSummary:
-        a = self.arms[side]
-        s = ArmSummary(units=a["units"], crossed=0, request_level=self.request_level)
-        s.sums = dict(zip(COLUMNS, a["sums"].tolist()))
-        s.squares = dict(zip(COLUMNS, a["squares"].tolist()))
-        s.nonzero = dict(zip(COLUMNS, (int(v) for v in a["nonzero"])))
-        s.products = dict(zip(PAIRS, a["products"].tolist()))
-        s.hist = {"latency_hist": [int(v) for v in a["hist"][0]], "ttft_hist": [int(v) for v in a["hist"][1]]}
+        i = 0 if side else 1
+        s = ArmSummary(units=int(round(self.units[i])), crossed=0, request_level=self.request_level)
+        s.sums = dict(zip(COLUMNS, self.sums[i].tolist()))
+        s.squares = dict(zip(COLUMNS, self.squares[i].tolist()))
+        s.nonzero = dict(zip(COLUMNS, (int(round(v)) for v in self.nonzero[i])))
+        s.products = dict(zip(PAIRS, self.products[i].tolist()))
+        s.hist = {"latency_hist": [int(round(v)) for v in self.hist[0][i]],
+                  "ttft_hist": [int(round(v)) for v in self.hist[1][i]]}
         if self.request_level:
             # a request-level source cannot tell which outcomes belong to matured exposures, nor cluster anything
             for key in ("mature_outcomes",):
@@ -278,8 +275,8 @@ class Accumulator:
                 s.squares.pop(key, None)
             s.crossed = None
         else:
-            s.hist_squares = {"latency_hist": a["hsq"][0].tolist(), "ttft_hist": a["hsq"][1].tolist()}
-            s.hist_products = {"latency_hist": a["hprod"][0].tolist(), "ttft_hist": a["hprod"][1].tolist()}
+            s.hist_squares = {"latency_hist": self.hsq[0][i].tolist(), "ttft_hist": self.hsq[1][i].tolist()}
+            s.hist_products = {"latency_hist": self.hprod[0][i].tolist(), "ttft_hist": self.hprod[1][i].tolist()}
         return s
 
 
@@ -572,7 +569,10 @@ def tasks_for(args) -> list[tuple]:
     out = []
     for stage in stages:
         out += [("aa", "ni", stage, "aa", seed) for seed in range(args.runs)]
+    wanted = [s.strip() for s in args.scenarios.split(",")] if getattr(args, "scenarios", "") else None
     for scenario in REGRESSIONS:
+        if wanted is not None and not any(scenario.startswith(w) for w in wanted):
+            continue
         for stage in ("5%", "20%"):
             if stage in stages:
                 out += [("regression", "ni", stage, scenario, 20_000 + seed) for seed in range(args.regression_runs)]
@@ -677,6 +677,8 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=1000, help="runs per A/A row and for the coverage table")
     parser.add_argument("--regression-runs", type=int, default=200, help="runs per regression row")
     parser.add_argument("--stages", default="", help="comma-separated subset of " + ", ".join(STAGES).replace("%", "%%"))
+    parser.add_argument("--scenarios", default="", help="comma-separated regression rows to run (by the start of "
+                        "their name, e.g. 'quality,cost'; default: all)")
     parser.add_argument("--workers", type=int, default=min(2, os.cpu_count() or 1))
     parser.add_argument("--quick", action="store_true", help="a few runs per row, for development")
     parser.add_argument("--json", metavar="FILE", help="also write the table as JSON to FILE ('-': stdout only)")
