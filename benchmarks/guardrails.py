@@ -264,10 +264,10 @@ class Accumulator:
         s = ArmSummary(units=int(round(self.units[i])), crossed=0, request_level=self.request_level)
         s.sums = dict(zip(COLUMNS, self.sums[i].tolist()))
         s.squares = dict(zip(COLUMNS, self.squares[i].tolist()))
-        s.nonzero = dict(zip(COLUMNS, (int(round(v)) for v in self.nonzero[i])))
+        s.nonzero = dict(zip(COLUMNS, np.rint(self.nonzero[i]).astype(np.int64).tolist()))
         s.products = dict(zip(PAIRS, self.products[i].tolist()))
-        s.hist = {"latency_hist": [int(round(v)) for v in self.hist[0][i]],
-                  "ttft_hist": [int(round(v)) for v in self.hist[1][i]]}
+        s.hist = {"latency_hist": np.rint(self.hist[0][i]).astype(np.int64).tolist(),
+                  "ttft_hist": np.rint(self.hist[1][i]).astype(np.int64).tolist()}
         if self.request_level:
             # a request-level source cannot tell which outcomes belong to matured exposures, nor cluster anything
             for key in ("mature_outcomes",):

@@ -119,19 +119,38 @@ def restricted(s_c: float, n_c: float, s_b: float, n_b: float, k: float, delta: 
         pc = k * pb + delta
         return k * (-s_c / pc + f_c / (1 - pc)) - s_b / pb + f_b / (1 - pb)
 
+    def curvature(pb: float) -> float:
+        pc = k * pb + delta
+        return k * k * (s_c / (pc * pc) + f_c / ((1 - pc) * (1 - pc))) + s_b / (pb * pb) + f_b / ((1 - pb) * (1 - pb))
+
     if slope(lo) >= 0:
         pb = lo
     elif slope(hi) <= 0:
         pb = hi
     else:
+        # Newton's steps kept inside a bracket that shrinks with each sign (bisection when a step leaves it):
+        # the slope is increasing (the objective is convex), so this ends at the root to the last digits
         a, b = lo, hi
-        for _ in range(48):
-            mid = 0.5 * (a + b)
-            if slope(mid) < 0:
-                a = mid
+        # start where the two arms' shares meet the boundary in the least-squares sense
+        pb = (s_b + k * (s_c - delta * n_c)) / (n_b + k * k * n_c)
+        if not a < pb < b:
+            pb = 0.5 * (a + b)
+        for _ in range(100):
+            g = slope(pb)
+            if g < 0:
+                a = pb
             else:
-                b = mid
-        pb = 0.5 * (a + b)
+                b = pb
+            h = curvature(pb)
+            step = g / h if h > 0 else math.inf
+            nxt = pb - step
+            if not a < nxt < b:
+                nxt = 0.5 * (a + b)
+            # a Newton step this small leaves an error far below the last digit (it shrinks quadratically)
+            if abs(nxt - pb) <= 1e-10 * pb or b - a <= 1e-15 * b:
+                pb = nxt
+                break
+            pb = nxt
     pc = k * pb + delta
     log_e = log_mixture(s_c, n_c, pc) + log_mixture(s_b, n_b, pb)
     return Restricted(pc, pb, log_e)
