@@ -637,6 +637,11 @@ def report(results: list[dict], args, elapsed: float, load: tuple[float, float, 
     return {"meta": meta, **table}
 
 
+def _share(x: float) -> str:
+    """100%, 24%, 0.5%, 0%: whole percents, except a share under 10% that is not zero (one run in 200 shows)."""
+    return f"{x:.1%}" if 0 < x < 0.1 else f"{x:.0%}"
+
+
 def print_markdown(t: dict) -> None:
     m = t["meta"]
     print(f"Guardrail benchmark — a look every {m['look_s']:.0f} s, {m['rate_rps']} eligible requests/s, per-test α "
@@ -667,9 +672,9 @@ def print_markdown(t: dict) -> None:
           "gbstats detected | gbstats looks |")
     print("|---|---|---|---|---|---|---|---|---|")
     for r in t["regressions"]:
-        gbd = "—" if r["gbstats_detected"] is None else f"{r['gbstats_detected']:.0%}"
-        print(f"| {r['scenario']} | {r['stage']} | {r['runs']} | {r['metric']} | {r['routedeck_detected']:.0%} | "
-              f"{r['routedeck_looks']} | {r['rolled_back']:.0%} | {gbd} | {r['gbstats_looks']} |")
+        gbd = "—" if r["gbstats_detected"] is None else _share(r["gbstats_detected"])
+        print(f"| {r['scenario']} | {r['stage']} | {r['runs']} | {r['metric']} | {_share(r['routedeck_detected'])} | "
+              f"{r['routedeck_looks']} | {_share(r['rolled_back'])} | {gbd} | {r['gbstats_looks']} |")
 
 
 def main() -> int:
