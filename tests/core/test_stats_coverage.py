@@ -189,3 +189,28 @@ def test_the_same_harness_fails_the_old_wald_interval_at_small_counts():
     mixture_missed = (log_m(events, trials, p) >= math.log(1 / alpha)).any(axis=1)
     assert wald_missed.mean() > 3 * alpha
     assert mixture_missed.mean() <= ceiling(alpha, STREAMS)
+
+
+@settings(max_examples=300, deadline=None)
+@given(n_c=st.floats(0.5, 1e5), n_b=st.floats(0.5, 1e6), q_c=st.floats(0.0, 1.0), q_b=st.floats(0.0, 1.0),
+       k=st.sampled_from([1.0, 0.95, 0.97, 2.0, 2.5, 4.0]), delta=st.sampled_from([0.0, 0.03, 0.05, -0.05]))
+def test_the_restricted_point_is_the_boundarys_most_likely(n_c, n_b, q_c, q_b, k, delta):
+    # the e-value against "no harm beyond the margin" is the mixture at the boundary's most likely point:
+    # no point of the boundary p_c = k·p_b + δ is more likely (a minimiser found too early would overstate it)
+    s_c, s_b = q_c * n_c, q_b * n_b
+    r = restricted(s_c, n_c, s_b, n_b, k, delta)
+    if r is None:
+        return
+
+    def nll(pb: float) -> float:
+        pc = k * pb + delta
+        if not (0 < pc < 1 and 0 < pb < 1):
+            return math.inf
+        return -(s_c * math.log(pc) + (n_c - s_c) * math.log1p(-pc) + s_b * math.log(pb) + (n_b - s_b) * math.log1p(-pb))
+
+    best = nll(r.p_b)
+    lo, hi = max(0.0, -delta / k), min(1.0, (1.0 - delta) / k)
+    for t in np.linspace(lo, hi, 401)[1:-1]:
+        assert best <= nll(float(t)) + 1e-9 * (1 + abs(best))
+    for f in (1 - 1e-6, 1 + 1e-6):
+        assert best <= nll(r.p_b * f) + 1e-9 * (1 + abs(best))

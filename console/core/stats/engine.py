@@ -447,19 +447,17 @@ def _judge_quantile(g, metric, cand, base, ctx, spec, alpha, alpha_ni) -> Judgem
     limit = None if ctx.has_control else _internal_limit(g, metric, spec)
     compare = ctx.has_control or limit is None
     if not compare:
-        bc = quantiles.bounds(cand, name, q, alpha)
+        bc, bc_ni = quantiles.bounds_at(cand, name, q, (alpha, alpha_ni))
         if bc is None or not bc.requests:
             return Judgement(MetricVerdict.NO_DATA, None, None, None, limit, cand.units, 0,
                              "no latency histogram from the source — never a pass")
-        high = quantiles.bounds(cand, name, q, alpha_ni).high
+        high = bc_ni.high
         verdict = (MetricVerdict.HARM if bc.low >= limit else
                    MetricVerdict.NON_INFERIOR if high <= limit else MetricVerdict.INCONCLUSIVE)
         interval = None if math.isinf(high) else (bc.low, high)
         return Judgement(verdict, bc.point, None, interval, limit, bc.requests, 0)
-    bc = quantiles.bounds(cand, name, q, alpha / 2)
-    bb = quantiles.bounds(base, name, q, alpha / 2)
-    nc_ = quantiles.bounds(cand, name, q, alpha_ni / 2)
-    nb_ = quantiles.bounds(base, name, q, alpha_ni / 2)
+    bc, nc_ = quantiles.bounds_at(cand, name, q, (alpha / 2, alpha_ni / 2))
+    bb, nb_ = quantiles.bounds_at(base, name, q, (alpha / 2, alpha_ni / 2))
     if bc is None or bb is None or not bc.requests or not bb.requests:
         return Judgement(MetricVerdict.NO_DATA, bc.point if bc else None, bb.point if bb else None, None, None,
                          bc.requests if bc else 0, bb.requests if bb else 0,

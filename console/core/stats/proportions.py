@@ -119,19 +119,38 @@ def restricted(s_c: float, n_c: float, s_b: float, n_b: float, k: float, delta: 
         pc = k * pb + delta
         return k * (-s_c / pc + f_c / (1 - pc)) - s_b / pb + f_b / (1 - pb)
 
+    def curvature(pb: float) -> float:
+        pc = k * pb + delta
+        return k * k * (s_c / (pc * pc) + f_c / ((1 - pc) * (1 - pc))) + s_b / (pb * pb) + f_b / ((1 - pb) * (1 - pb))
+
     if slope(lo) >= 0:
         pb = lo
     elif slope(hi) <= 0:
         pb = hi
     else:
+        # Newton's steps kept inside a bracket that shrinks with each sign (bisection when a step leaves it):
+        # the slope is increasing (the objective is convex), so this ends at the root to the last digits
         a, b = lo, hi
-        for _ in range(48):
-            mid = 0.5 * (a + b)
-            if slope(mid) < 0:
-                a = mid
+        # start where the two arms' shares meet the boundary in the least-squares sense
+        pb = (s_b + k * (s_c - delta * n_c)) / (n_b + k * k * n_c)
+        if not a < pb < b:
+            pb = 0.5 * (a + b)
+        for _ in range(100):
+            g = slope(pb)
+            if g < 0:
+                a = pb
             else:
-                b = mid
-        pb = 0.5 * (a + b)
+                b = pb
+            h = curvature(pb)
+            step = g / h if h > 0 else math.inf
+            nxt = pb - step
+            if not a < nxt < b:
+                nxt = 0.5 * (a + b)
+            # a Newton step this small leaves an error far below the last digit (it shrinks quadratically)
+            if abs(nxt - pb) <= 1e-10 * pb or b - a <= 1e-15 * b:
+                pb = nxt
+                break
+            pb = nxt
     pc = k * pb + delta
     log_e = log_mixture(s_c, n_c, pc) + log_mixture(s_b, n_b, pb)
     return Restricted(pc, pb, log_e)
@@ -192,10 +211,7 @@ def share_counts(arms: list[ArmSummary], num: str, den: str, flip: bool) -> list
     The intra-unit correlation is estimated once from all the given arms together (they share it when the
     candidate is no different), then each arm's design effect follows from its own unit sizes.
     """
-    pooled = ArmSummary()
-    for a in arms:
-        pooled.add(a)
-    icc = _icc(pooled, num, den)
+    icc = _icc(_pooled(arms, num, den), num, den)
     out = []
     for a in arms:
         trials = float(a.sums.get(den, 0.0))
@@ -206,6 +222,31 @@ def share_counts(arms: list[ArmSummary], num: str, den: str, flip: bool) -> list
         d = 1.0 if a.request_level else 1.0 + (m_w - 1.0) * icc
         out.append(ShareCounts(events, trials, max(1.0, d), _delta_variance(a, num, den)))
     return out
+
+
+def _pooled(arms: list[ArmSummary], num: str, den: str) -> ArmSummary:
+    """The arms added up (``ArmSummary.add``), only in what a share's tests read: the units, Σ and Σ² of ``num``
+    and ``den`` and their product — the same numbers, added in the same order, without the other columns."""
+    pooled = ArmSummary()
+    keys = (num, den)
+    pairs = ((num, den), (den, num))
+    started = False
+    for a in arms:
+        if a.empty:
+            continue
+        if not started:
+            started = True
+            pooled.units, pooled.request_level = a.units, a.request_level
+            pooled.sums = {k: a.sums[k] for k in keys if k in a.sums}
+            pooled.squares = {k: a.squares[k] for k in keys if k in a.squares}
+            pooled.products = {k: a.products[k] for k in pairs if k in a.products}
+            continue
+        pooled.units += a.units
+        pooled.sums = {k: v + a.sums[k] for k, v in pooled.sums.items() if k in a.sums}
+        pooled.squares = {k: v + a.squares[k] for k, v in pooled.squares.items() if k in a.squares}
+        pooled.products = {k: v + a.products[k] for k, v in pooled.products.items() if k in a.products}
+        pooled.request_level = pooled.request_level or a.request_level
+    return pooled
 
 
 def _icc(pooled: ArmSummary, num: str, den: str) -> float:

@@ -70,27 +70,36 @@ def design_effect(s: ArmSummary, name: str) -> float:
 
 def bounds(s: ArmSummary, name: str, q: float, alpha: float) -> QuantileBounds | None:
     """Time-uniform bounds on one arm's q-quantile of histogram ``name`` at level ``alpha`` each side."""
+    return bounds_at(s, name, q, (alpha,))[0]
+
+
+def bounds_at(s: ArmSummary, name: str, q: float, alphas: tuple[float, ...]) -> list[QuantileBounds | None]:
+    """``bounds`` at several levels: the evidence at each edge is computed once, then read at each α."""
     hist = s.hist.get(name)
     edges = HISTOGRAMS[name]
     if hist is None or len(hist) != len(edges) + 1:
-        return None
+        return [None for _ in alphas]
     counts = np.asarray(hist, dtype=float)
     total = float(counts.sum())
     if total <= 0:
-        return QuantileBounds(None, 0.0, math.inf, 0, 1.0)
+        return [QuantileBounds(None, 0.0, math.inf, 0, 1.0) for _ in alphas]
     d_edges = design_effects(s, name)
     d = np.ones(len(edges)) if d_edges is None else d_edges
     cum = np.cumsum(counts)[:-1] / d  # effective requests at or below each finite edge
     n = total / d
     log_e = betaln(cum + PRIOR_A, n - cum + PRIOR_B) - betaln(PRIOR_A, PRIOR_B) - cum * math.log(q) \
         - (n - cum) * math.log1p(-q)
-    sure = log_e >= math.log(1.0 / alpha)
     share = cum / n
-    below = np.nonzero(sure & (share < q))[0]  # the quantile is above these edges
-    above = np.nonzero(sure & (share > q))[0]  # … and at or below these
-    low = float(edges[below.max()]) if len(below) else 0.0
-    high = float(edges[above.min()]) if len(above) else math.inf
-    return QuantileBounds(histogram_quantile(list(hist), edges, q), low, high, int(total), float(d.max()))
+    point = histogram_quantile(list(hist), edges, q)
+    out = []
+    for alpha in alphas:
+        sure = log_e >= math.log(1.0 / alpha)
+        below = np.nonzero(sure & (share < q))[0]  # the quantile is above these edges
+        above = np.nonzero(sure & (share > q))[0]  # … and at or below these
+        low = float(edges[below.max()]) if len(below) else 0.0
+        high = float(edges[above.min()]) if len(above) else math.inf
+        out.append(QuantileBounds(point, low, high, int(total), float(d.max())))
+    return out
 
 
-__all__ = ["QuantileBounds", "bounds", "design_effect"]
+__all__ = ["QuantileBounds", "bounds", "bounds_at", "design_effect"]

@@ -7,7 +7,8 @@ code against these types only.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import functools
+from dataclasses import dataclass, field, replace
 from enum import Enum
 
 
@@ -64,6 +65,12 @@ class GateStatus(str, Enum):
     NO_DATA = "no data"
 
 
+@functools.lru_cache(maxsize=512)
+def _at_stage(g: "GuardrailSpec", margin: float) -> "GuardrailSpec":
+    """``g`` with another margin (cached: every look asks it of every guardrail; the spec is immutable)."""
+    return replace(g, margin=margin)
+
+
 @dataclass(frozen=True)
 class GuardrailSpec:
     metric: str  # registry name
@@ -84,9 +91,7 @@ class GuardrailSpec:
         """This guardrail with the margin of ``stage``."""
         for name, margin in self.stage_margins:
             if name == stage:
-                from dataclasses import replace
-
-                return replace(self, margin=margin)
+                return _at_stage(self, margin)
         return self
 
     @property
