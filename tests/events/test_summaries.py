@@ -82,7 +82,7 @@ def test_a_fresh_source_and_a_kept_one_agree_with_late_and_duplicate_records(liv
 
 
 def test_a_first_look_that_aggregates_histograms_in_slices_of_units_gives_the_same_summaries(live, monkeypatch):
-    """At millions of requests the first look aggregates the histograms a slice of the units at a time; the slices
+    """At millions of requests the first look aggregates the units a slice of them at a time; the slices
     together are every unit once (here slices of 300 requests, so this traffic needs several)."""
     from adapters.metrics import events_state
 
