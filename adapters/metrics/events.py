@@ -360,16 +360,20 @@ class EventsSource(MetricsSource):
         for path, _, _, select, case in files:
             groups.setdefault((select, case), []).append(str(path))
         per_file: dict[str, tuple] = {}
-        for (select, case), paths in groups.items():
-            listed = "[" + ", ".join(q.DUCKDB.quote(p) for p in paths) + "]"
+        batches = [(select, case, paths[i:i + 64]) for (select, case), paths in groups.items()
+                   for i in range(0, len(paths), 64)]  # a plan of at most 64 branches
+        for select, case, paths in batches:
+            # one branch per file with its number as a constant (cheaper than grouping by the file name column)
+            union = " UNION ALL ".join(
+                f"SELECT {i} AS file_, row_, t, {case} AS why "
+                f"FROM ({select.format(files=q.DUCKDB.quote(path), extra=', file_row_number AS row_')})"
+                for i, path in enumerate(paths))
             rows = self.db.execute(f"""
                 SELECT file_, count(*), max(t), min(CASE WHEN why IS NOT NULL THEN row_ END),
                        arg_min(why, CASE WHEN why IS NOT NULL THEN row_ END)
-                FROM (SELECT filename AS file_, row_, t, {case} AS why
-                      FROM ({select.format(files=listed + ', filename = true', extra=', file_row_number AS row_, filename')}))
-                GROUP BY file_""").fetchall()
+                FROM ({union}) GROUP BY file_""").fetchall()
             for file_, *rest in rows:
-                per_file[file_] = tuple(rest)
+                per_file[paths[int(file_)]] = tuple(rest)
         why = [f"field {ef.EVENT!r} missing or not one of {', '.join(ef.KINDS)}",
                f"field {ef.TIME!r} missing or not an RFC 3339 time with a zone"]
         for kind, required in ef.REQUIRED.items():
