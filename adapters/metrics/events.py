@@ -108,7 +108,7 @@ class EventsSource(MetricsSource):
     kind = "events"
 
     def __init__(self, directory: Path, *, arms_of: ArmsOf | None = None, clock: Callable[[], float] | None = None,
-                 slo_ms: float = DEFAULT_SLO_MS, memory_limit: str = "400MB", threads: int | None = None) -> None:
+                 slo_ms: float = DEFAULT_SLO_MS, memory_limit: str = "360MB", threads: int | None = None) -> None:
         """``arms_of(flag)`` maps a flag's variants to arms (from the flag platform's rollout state);
         ``clock`` is the source's "now" (default: the wall clock; ``clock=data`` in the spec: the newest event)."""
         self.directory = Path(directory).expanduser()
