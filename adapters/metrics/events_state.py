@@ -369,7 +369,7 @@ class UnitStates:
                     state.update(db, table, now, seq)
                     break
                 except UnitKeyCollision:
-                    # two unit keys share a hash (about 1 in 10^8 at a million units): this window is built
+                    # two unit keys share a hash (odds about 3 in 10^8 at a million units): this window is built
                     # again from the records under the next salt, so no two units are ever merged
                     if state.salt + 1 >= MAX_SALTS:
                         raise BackendError(f"{key.flag}: unit keys whose hashes collide under {MAX_SALTS} salts "
