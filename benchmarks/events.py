@@ -16,7 +16,9 @@ The three engines' summaries must be equal (units, every sum, square, product an
 or the benchmark fails: the figures are only comparable if the aggregate is the same.
 
     .venv/bin/python benchmarks/events.py [--sizes 1000000,10000000] [--looks 4] [--seed N]
-                                          [--engines duckdb,clickhouse,python] [--json FILE]
+                                          [--engines duckdb,clickhouse,python] [--json FILE] [--data DIR]
+
+``--data DIR`` keeps each dataset (per size and seed) and reuses it on a later run with the same ``--seed``.
 
 Targets (issue #14): first look over 10M events ≤ 5 s; each later look ≤ 1 s; peak RSS ≤ 500 MB; rows
 returned independent of the event count. The table says which are met; the machine's load average is
@@ -41,7 +43,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-import events_data as data  # noqa: E402
+#: the synthetic data's flag and arms, handed to each engine's process in its spec: the DuckDB process then never
+#: loads the generator (numpy and pyarrow, about 40 MB the events source itself does not use)
+def _data():
+    import events_data
+
+    return events_data
 
 GROUP_BY = ("audience", "scope")
 MATURATION_S = 120.0
@@ -70,14 +77,15 @@ class DuckDBEngine:
 
         self.clock = spec["t_end"]
         self.dir = Path(spec["dir"])
-        self.source = EventsSource(self.dir, arms_of=lambda f: data.ARMS, clock=lambda: self.clock)
+        self.flag, arms = spec["flag"], spec["arms"]
+        self.source = EventsSource(self.dir, arms_of=lambda f: arms, clock=lambda: self.clock)
 
     def arrive(self, later: Path, t_end: float) -> None:
         shutil.copy(later, self.dir / later.name)
         self.clock = t_end
 
     def look(self, t0: float):
-        groups = self.source.read_summaries(data.FLAG, t0, MATURATION_S, GROUP_BY)
+        groups = self.source.read_summaries(self.flag, t0, MATURATION_S, GROUP_BY)
         return groups, self.source.last_rows
 
 
@@ -87,7 +95,8 @@ class ClickHouseEngine:
 
         self.clock = spec["t_end"]
         self.url, self.table = spec["clickhouse"], spec["table"]
-        self.source = ClickHouseSource(self.url, "bench", spec["table"], arms_of=lambda f: data.ARMS,
+        self.flag, arms = spec["flag"], spec["arms"]
+        self.source = ClickHouseSource(self.url, "bench", spec["table"], arms_of=lambda f: arms,
                                        clock=lambda: self.clock, timeout_s=600)
 
     def arrive(self, later: Path, t_end: float) -> None:
@@ -95,7 +104,7 @@ class ClickHouseEngine:
         self.clock = t_end
 
     def look(self, t0: float):
-        groups = self.source.read_summaries(data.FLAG, t0, MATURATION_S, GROUP_BY)
+        groups = self.source.read_summaries(self.flag, t0, MATURATION_S, GROUP_BY)
         return groups, self.source.last_rows
 
 
@@ -124,6 +133,7 @@ class PythonEngine:
     def _take(self, r: dict) -> None:
         from console.core import event_format as ef
 
+        data = _data()
         t = r["t"]
         if t < self.since:
             return
@@ -161,6 +171,7 @@ class PythonEngine:
 
         from console.core import event_format as ef
 
+        data = _data()
         cols = [ef.TIME, ef.EVENT, ef.FLAG, ef.UNIT, ef.VARIANT, ef.REQUEST_ID, ef.DURATION_MS, ef.TTFC_MS, ef.ERROR_TYPE,
                 ef.COST_USD, ef.FALLBACK_ROUTE, ef.RESOLVED, ef.CORRECTED, ef.COMPLAINT, "context.scope", "context.audience"]
         for path in files:
@@ -179,6 +190,7 @@ class PythonEngine:
         from console.core.stats.summary import group_units
         from console.core.telemetry import Arm, UnitRecord
 
+        data = _data()
         if self.since is None:
             self.since = t0
         waiting, self.ahead = self.ahead, []
@@ -350,6 +362,8 @@ def main() -> int:
     p.add_argument("--seed", type=int, default=None, help="dataset seed (default: drawn anew each run)")
     p.add_argument("--engines", default="duckdb,clickhouse,python")
     p.add_argument("--json", type=Path, default=None)
+    p.add_argument("--data", type=Path, default=None,
+                   help="keep each generated dataset here and reuse it on a later run with the same size and --seed")
     p.add_argument("--child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.child:
@@ -370,17 +384,12 @@ def main() -> int:
             server.query("CREATE DATABASE IF NOT EXISTS bench")
         for size in (int(float(s)) for s in args.sizes.split(",")):
             made = time.perf_counter()
-            ds = data.write(work / f"events-{size}", size, seed)
-            later_dir = work / f"later-{size}"
-            later_dir.mkdir()
-            later = [later_dir / f"events-later-{i}.parquet" for i in range(args.looks - 1)]
-            hold = data.Dataset(later_dir, ds.t0, ds.t_end, 0, ds.next_rid, seed)
-            hold._pop, hold._rng, hold._rate = ds._pop, ds._rng, ds._rate  # type: ignore[attr-defined]
-            for path in later:
-                data.append_minute(hold, path.name)
-            print(f"{ds.events:,} events written in {time.perf_counter() - made:.0f} s (seed {seed})", file=sys.stderr)
-            spec = {"dir": str(ds.directory), "t0": ds.t0, "t_end": ds.t_end, "looks": args.looks, "size": ds.events,
-                    "later": [str(x) for x in later]}
+            ds, reused = dataset(args.data or work, size, seed, args.looks)
+            print(f"{ds['events']:,} events {'reused from' if reused else 'written to'} {ds['dir']} in "
+                  f"{time.perf_counter() - made:.0f} s (seed {seed})", file=sys.stderr)
+            files = sorted(Path(ds["dir"]).glob("*.parquet"))
+            spec = {"t0": ds["t0"], "t_end": ds["t_end"], "looks": args.looks, "size": ds["events"],
+                    "later": ds["later"][: args.looks - 1], "flag": _data().FLAG, "arms": _data().ARMS}
             digests = {}
             for engine in engines:
                 extra = {}
@@ -390,12 +399,22 @@ def main() -> int:
 
                     server.query(LOCAL_DDL.format(table=f"bench.{table}", columns=TABLE_COLUMNS))
                     loaded = time.perf_counter()
-                    load_clickhouse(server.url, table, sorted(ds.directory.glob("*.parquet")))
+                    load_clickhouse(server.url, table, files)
                     print(f"  ClickHouse loaded in {time.perf_counter() - loaded:.0f} s (not a look)", file=sys.stderr)
                     extra = {"clickhouse": server.url, "table": table}
-                got = run_child({**spec, **extra, "engine": engine})
+                # each engine looks at a directory of its own (links to the dataset's files; later files are added
+                # to it), so the dataset itself is never changed and can be reused
+                run = work / f"run-{engine}-{size}"
+                run.mkdir()
+                for f in files:
+                    try:
+                        os.link(f, run / f.name)
+                    except OSError:
+                        shutil.copy(f, run / f.name)
+                got = run_child({**spec, **extra, "dir": str(run), "engine": engine})
+                shutil.rmtree(run, ignore_errors=True)
                 digests[engine] = got.pop("summary")
-                results.append({"engine": engine, "events": ds.events, **got})
+                results.append({"engine": engine, "events": ds["events"], **got})
                 print(f"  {engine}: first look {got['looks'][0]['wall_s']:.2f} s", file=sys.stderr)
             first = next(iter(digests))
             for engine, d in digests.items():
@@ -403,7 +422,6 @@ def main() -> int:
                 if why:
                     print(f"FAIL: {engine} and {first} disagree at {size:,} events: {why}", file=sys.stderr)
                     return 1
-            shutil.rmtree(ds.directory, ignore_errors=True)
     finally:
         if server is not None:
             from servers import stop_pid
@@ -414,6 +432,31 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"seed": seed, "results": results}, indent=2))
     return 0
+
+
+def dataset(base: Path, size: int, seed: int, looks: int) -> tuple[dict, bool]:
+    """The dataset of ``size`` events and ``seed`` under ``base`` (its hourly files, the later minutes' files and
+    meta.json), written unless a complete one is there; returns its description and whether it was reused."""
+    where = base / f"events-{size}-seed{seed}"
+    meta_path = where / "meta.json"
+    if meta_path.exists():
+        meta = json.loads(meta_path.read_text())
+        if len(meta["later"]) >= looks - 1:
+            return meta, True
+    shutil.rmtree(where, ignore_errors=True)
+    data = _data()
+    ds = data.write(where / "events", size, seed)
+    later_dir = where / "later"
+    later_dir.mkdir()
+    later = [later_dir / f"events-later-{i}.parquet" for i in range(max(0, looks - 1))]
+    hold = data.Dataset(later_dir, ds.t0, ds.t_end, 0, ds.next_rid, seed)
+    hold._pop, hold._rng, hold._rate = ds._pop, ds._rng, ds._rate  # type: ignore[attr-defined]
+    for path in later:
+        data.append_minute(hold, path.name)
+    meta = {"dir": str(ds.directory), "t0": ds.t0, "t_end": ds.t_end, "events": ds.events, "seed": seed,
+            "later": [str(x) for x in later]}
+    meta_path.write_text(json.dumps(meta))
+    return meta, False
 
 
 def print_table(results: list[dict], before, after, seed: int) -> None:

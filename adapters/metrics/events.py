@@ -108,7 +108,7 @@ class EventsSource(MetricsSource):
     kind = "events"
 
     def __init__(self, directory: Path, *, arms_of: ArmsOf | None = None, clock: Callable[[], float] | None = None,
-                 slo_ms: float = DEFAULT_SLO_MS, memory_limit: str = "400MB", threads: int | None = None) -> None:
+                 slo_ms: float = DEFAULT_SLO_MS, memory_limit: str = "360MB", threads: int | None = None) -> None:
         """``arms_of(flag)`` maps a flag's variants to arms (from the flag platform's rollout state);
         ``clock`` is the source's "now" (default: the wall clock; ``clock=data`` in the spec: the newest event)."""
         self.directory = Path(directory).expanduser()
@@ -197,14 +197,26 @@ class EventsSource(MetricsSource):
                 raise BackendError(f"events:{self.directory}: the directory is gone — was it moved or unmounted?")
             added = 0
             self._seq += 1
-            for path in sorted(self.directory.iterdir()):
-                if path.suffix == ".jsonl":
-                    added += self._take_jsonl(path)
-                elif path.suffix == ".parquet":
-                    added += self._take_parquet(path)
-                elif path.is_file() and not path.name.startswith("."):
-                    raise BackendError(f"{path}: not a .jsonl or .parquet file — routedeck reads only event files "
-                                       "(docs/events.md); move it out of the events directory")
+            # new Parquet files are described one by one, their rows checked together (one query per column set,
+            # over all of its files at once: DuckDB reads them in parallel); errors still come in the files' order
+            checks: list[tuple[Path, _FileState, tuple[int, int], str, str]] = []
+            try:
+                for path in sorted(self.directory.iterdir()):
+                    if path.suffix == ".parquet":
+                        found = self._describe_parquet(path)
+                        if found is not None:
+                            checks.append(found)
+                        continue
+                    added += self._check_parquet(checks)
+                    if path.suffix == ".jsonl":
+                        added += self._take_jsonl(path)
+                    elif path.is_file() and not path.name.startswith("."):
+                        raise BackendError(f"{path}: not a .jsonl or .parquet file — routedeck reads only event files "
+                                           "(docs/events.md); move it out of the events directory")
+            except BackendError:
+                self._check_parquet(checks)  # an earlier file's bad row is named before a later file's problem
+                raise
+            added += self._check_parquet(checks)
             if self._pending:
                 self._rebuild_view()
             return added
@@ -294,8 +306,9 @@ class EventsSource(MetricsSource):
         raise BackendError(f"{path}: the new lines from line {first_line} cannot be read as JSON Lines — "
                            "is it a JSON Lines file?")
 
-    def _take_parquet(self, path: Path) -> int:
-        """Check a new Parquet file and add it to the ``ev`` view: it is read in place, never copied."""
+    def _describe_parquet(self, path: Path) -> tuple[Path, _FileState, tuple[int, int], str, str] | None:
+        """A Parquet file not taken in yet, its columns checked: (path, state, identity, normalising SELECT, the
+        check of its rows); None when it was taken in already."""
         state = self._catalogue.files.setdefault(str(path), _FileState())
         try:
             st = path.stat()
@@ -303,7 +316,7 @@ class EventsSource(MetricsSource):
             raise BackendError(f"{path}: cannot read it ({exc.strerror}) — check its permissions") from None
         identity = (st.st_size, st.st_mtime_ns)
         if state.identity == identity:
-            return 0
+            return None
         if state.identity is not None:
             raise BackendError(f"{path}: the Parquet file changed after it was read — write Parquet files whole, "
                                "under a new name each time")
@@ -327,29 +340,56 @@ class EventsSource(MetricsSource):
                                "or a timestamp with a zone)")
         select = _parquet_select(types)
         checks = [f"ev_ IS NULL OR ev_ NOT IN ({', '.join(repr(k) for k in ef.KINDS)})", "t IS NULL OR NOT isfinite(t)"]
-        why = [f"field {ef.EVENT!r} missing or not one of {', '.join(ef.KINDS)}",
-               f"field {ef.TIME!r} missing or not an RFC 3339 time with a zone"]
         for kind, required in ef.REQUIRED.items():
             for name in required:
                 if name in (ef.TIME, ef.EVENT):
                     continue
                 column = {ef.FLAG: "flag", ef.UNIT: "unit"}.get(name) or FIELDS[name][0]
                 checks.append(f"ev_ = '{kind}' AND {column} IS NULL")
-                why.append(f"{kind} record without required field {name!r}")
         case = "CASE " + " ".join(f"WHEN {c} THEN {i}" for i, c in enumerate(checks)) + " END"
-        # one pass over the file: how many records, the newest, and the first bad row (if any)
-        count, newest, bad_row, bad_why = db.execute(f"""
-            SELECT count(*), max(t), min(CASE WHEN why IS NOT NULL THEN row_ END),
-                   arg_min(why, CASE WHEN why IS NOT NULL THEN row_ END)
-            FROM (SELECT row_, t, {case} AS why FROM ({select.format(files='?', extra=', file_row_number AS row_')}))""",
-            [str(path)]).fetchone()
-        if bad_row is not None:
-            raise BackendError(f"{path} row {int(bad_row) + 1}: {why[int(bad_why)]} — fix the file (docs/events.md)")
-        self._pending.append((select, str(path), float(newest) if newest is not None else 0.0))
-        if newest is not None:
-            self._newest = max(self._newest or newest, float(newest))
-        state.identity = identity
-        return int(count)
+        return path, state, identity, select, case
+
+    def _check_parquet(self, found: list[tuple[Path, _FileState, tuple[int, int], str, str]]) -> int:
+        """Check the rows of the Parquet files ``found`` (and empty the list): one pass over each file, for how many
+        records, the newest, and its first bad row. Files are taken in up to the first with a bad row (in order),
+        which is named."""
+        if not found:
+            return 0
+        files, found[:] = list(found), []
+        groups: dict[tuple[str, str], list[str]] = {}
+        for path, _, _, select, case in files:
+            groups.setdefault((select, case), []).append(str(path))
+        per_file: dict[str, tuple] = {}
+        batches = [(select, case, paths[i:i + 64]) for (select, case), paths in groups.items()
+                   for i in range(0, len(paths), 64)]  # a plan of at most 64 branches
+        for select, case, paths in batches:
+            # one branch per file with its number as a constant (cheaper than grouping by the file name column)
+            union = " UNION ALL ".join(
+                f"SELECT {i} AS file_, row_, t, {case} AS why "
+                f"FROM ({select.format(files=q.DUCKDB.quote(path), extra=', file_row_number AS row_')})"
+                for i, path in enumerate(paths))
+            rows = self.db.execute(f"""
+                SELECT file_, count(*), max(t), min(CASE WHEN why IS NOT NULL THEN row_ END),
+                       arg_min(why, CASE WHEN why IS NOT NULL THEN row_ END)
+                FROM ({union}) GROUP BY file_""").fetchall()
+            for file_, *rest in rows:
+                per_file[paths[int(file_)]] = tuple(rest)
+        why = [f"field {ef.EVENT!r} missing or not one of {', '.join(ef.KINDS)}",
+               f"field {ef.TIME!r} missing or not an RFC 3339 time with a zone"]
+        for kind, required in ef.REQUIRED.items():
+            why.extend(f"{kind} record without required field {name!r}" for name in required
+                       if name not in (ef.TIME, ef.EVENT))
+        added = 0
+        for path, state, identity, select, _ in files:
+            count, newest, bad_row, bad_why = per_file.get(str(path), (0, None, None, None))
+            if bad_row is not None:
+                raise BackendError(f"{path} row {int(bad_row) + 1}: {why[int(bad_why)]} — fix the file (docs/events.md)")
+            self._pending.append((select, str(path), float(newest) if newest is not None else 0.0))
+            if newest is not None:
+                self._newest = max(self._newest or newest, float(newest))
+            state.identity = identity
+            added += int(count)
+        return added
 
     def _rebuild_view(self) -> None:
         """``ev``: the JSON Lines records and every Parquet file taken in, each group at the batch it came in (a

@@ -24,14 +24,29 @@ from typing import Any
 
 import duckdb
 
+from console.core.errors import BackendError
 from console.core.telemetry import TTFT_BOUNDS_MS
 
 from . import events_sql as q
 
-#: requests per slice of the units when the first look aggregates their histograms (see ``UnitState._build``)
+#: requests per slice of the units when the first look aggregates them (see ``UnitState._build``)
 HIST_SLICE_REQUESTS = 2_000_000
 #: a cut no request is at or before (the first update: nothing had matured)
 _NEVER = -1e300
+#: salts tried for the unit key before a look gives up (each further one only after a collision)
+MAX_SALTS = 4
+
+
+def unit_key(salt: int, column: str = "unit") -> str:
+    """The 64-bit integer the per-request and per-unit tables key a unit by (``uh``): DuckDB's hash of the unit key,
+    of the key behind a salt character after a collision. Grouping and joining by it costs less than by the string
+    (whatever its length: pseudonymised keys are 64 hex digits). Two unit keys with one hash would merge: every look
+    checks the units it sees for that (``_collisions``) and the window is built again under the next salt."""
+    return f"hash({column})" if salt == 0 else f"hash({q.DUCKDB.quote(chr(salt))} || {column})"
+
+
+class UnitKeyCollision(Exception):
+    """Two unit keys of a window share their ``unit_key`` hash (the window is built again under another salt)."""
 
 #: a request's yes/no facts, one bit each in ``bits`` (merging two records of a request is a bitwise or)
 BITS = {"has_call": 0, "ok": 1, "failed": 2, "limited": 3, "timed_out": 4, "fell_back": 5, "in_slo": 6,
@@ -42,7 +57,7 @@ def _bit(name: str, column: str = "bits") -> str:
     return f"(({column} >> {BITS[name]}) & 1)"
 
 
-def request_sql(slo_ms: float, arms: dict[str, str]) -> list[tuple[str, str]]:
+def request_sql(slo_ms: float, arms: dict[str, str], salt: int = 0) -> list[tuple[str, str]]:
     """(column, aggregate over a request's records): the per-request row ``rq`` keeps — as narrow as it can be
     (the unit's route is read from the calls apart): millions of requests must fit the memory limit."""
     n = q._number
@@ -57,7 +72,7 @@ def request_sql(slo_ms: float, arms: dict[str, str]) -> list[tuple[str, str]]:
     bits = " | ".join(f"(CASE WHEN {cond} THEN {1 << BITS[name]} ELSE 0 END)" for name, cond in facts.items())
     ttf_b = q.bucket_index("coalesce(ttfc, dur)", TTFT_BOUNDS_MS)
     return [
-        ("unit", f"max(CASE WHEN {call} THEN unit END)"),
+        ("uh", f"max(CASE WHEN {call} THEN {unit_key(salt)} END)"),
         ("t_call", f"max(CASE WHEN {call} THEN t END)"),
         ("arm", f"CAST(max(CASE WHEN {call} THEN {q.arms_values(q.DUCKDB, arms)} END) AS UTINYINT)"),
         ("bits", f"CAST(bit_or({bits}) AS USMALLINT)"),
@@ -95,10 +110,13 @@ class WindowKey:
 
 
 class UnitState:
-    """The unit totals of one window (``key``) as of the last look (``now``; records up to batch ``seq``)."""
+    """The unit totals of one window (``key``) as of the last look (``now``; records up to batch ``seq``).
 
-    def __init__(self, key: WindowKey, name: str) -> None:
+    Requests are keyed by their id, units by ``unit_key(salt)`` (``uh``); the unit table keeps the unit key too."""
+
+    def __init__(self, key: WindowKey, name: str, salt: int = 0) -> None:
         self.key = key
+        self.salt = salt
         self.rq, self.un = f"rq_{name}", f"un_{name}"
         self.now = _NEVER
         self.seq = -1
@@ -123,8 +141,25 @@ class UnitState:
 
     def _exposures(self, table: str, now: float) -> str:
         """Each unit's first new exposure: its time and its attributes (a map made once per unit)."""
-        return (f"SELECT unit, min(t) AS x_t, map_from_entries(arg_min(ctx, t)) AS ctx "
+        return (f"SELECT unit, {unit_key(self.salt)} AS uh, min(t) AS x_t, map_from_entries(arg_min(ctx, t)) AS ctx "
                 f"FROM ({self._new_rows(table, now, 'kind = 0')}) AS n GROUP BY unit")
+
+    def _first_routes(self, table: str, now: float) -> str:
+        """Each unit's route: the route of its first new call (the same call whose arm is the unit's)."""
+        return (f"SELECT unit, {unit_key(self.salt)} AS uh, arg_min(route, t) AS route, min(t) AS t_route "
+                f"FROM ({self._new_rows(table, now, 'kind = 1')}) AS n GROUP BY unit")
+
+    @staticmethod
+    def _collisions(db: duckdb.DuckDBPyConnection, seen: str, kept: str | None = None) -> None:
+        """Raise ``UnitKeyCollision`` if two unit keys among ``seen`` (a query of unit, uh), or one of them and one of
+        the unit table ``kept``, share a ``uh``."""
+        twice = f"SELECT uh FROM (SELECT DISTINCT unit, uh FROM ({seen}) AS s) AS d GROUP BY uh HAVING count(*) > 1"
+        found = db.execute(f"SELECT count(*) FROM ({twice}) AS c").fetchone()[0]
+        if not found and kept is not None:
+            found = db.execute(f"SELECT count(*) FROM ({seen}) AS s JOIN {kept} AS k USING (uh) "
+                               "WHERE s.unit <> k.unit").fetchone()[0]
+        if found:
+            raise UnitKeyCollision()
 
     def update(self, db: duckdb.DuckDBPyConnection, table: str, now: float, seq: int) -> None:
         """Take in the records of ``table`` up to batch ``seq`` with a time up to ``now``."""
@@ -139,47 +174,47 @@ class UnitState:
     def _build(self, db: duckdb.DuckDBPyConnection, table: str, now: float) -> None:
         """The first look at the window: every request and unit in one pass each."""
         k = self.key
-        fields = ", ".join(f"{expr} AS {name}" for name, expr in request_sql(k.slo_ms, dict(k.arms)))
+        fields = ", ".join(f"{expr} AS {name}" for name, expr in request_sql(k.slo_ms, dict(k.arms), self.salt))
         x = db.execute
         x(f"DROP TABLE IF EXISTS {self.rq}")
         x(f"DROP TABLE IF EXISTS {self.un}")
+        for temp in ("ux_", "ur_"):
+            x(f"DROP TABLE IF EXISTS {temp}")
         x(f"CREATE TABLE {self.rq} AS SELECT rid, {fields} FROM ({self._new_rows(table, now, 'kind IN (1, 2)')}) AS n "
           "GROUP BY rid")
-        terms = unit_terms(now - k.maturation_s)
-        # two passes over the requests (the unit's first call and counters, then its histograms): each
-        # aggregate holds half the columns, so a build at millions of requests fits the memory limit
-        core = [(name, expr) for name, expr in terms if not name.startswith(("lc_", "tc_"))]
-        hist = [(name, expr) for name, expr in terms if name.startswith(("lc_", "tc_"))]
-        x(f"""CREATE TEMP TABLE uc_ AS SELECT unit, CAST(arg_min(arm, t_call) AS INTEGER) AS arm, min(t_call) AS first_seen,
-              CAST(max(CASE WHEN arm = 0 THEN 1 ELSE 0 END) AS INTEGER) AS on_base,
-              CAST(max(CASE WHEN arm = 1 THEN 1 ELSE 0 END) AS INTEGER) AS on_cand, {_counts(core)}
-              FROM {self.rq} WHERE {_bit('has_call')} = 1 GROUP BY unit""")
-        # the histograms' aggregate (61 counters a unit) in slices of the units: one hash table over every unit
-        # outgrows the memory limit at millions of requests and spills, which costs more than reading ``rq`` again
-        parts = 1 + int(x(f"SELECT count(*) FROM {self.rq}").fetchone()[0]) // HIST_SLICE_REQUESTS
-        for p in range(parts):
-            sliced = f" AND hash(unit) % {parts} = {p}" if parts > 1 else ""
-            x(f"{'CREATE TEMP TABLE uh_ AS' if p == 0 else 'INSERT INTO uh_'} SELECT unit, {_counts(hist)} "
-              f"FROM {self.rq} WHERE {_bit('has_call')} = 1{sliced} GROUP BY unit")
+        # the unit keys: every unit with a call (and its route), every unit with an exposure (and its attributes)
         x(f"CREATE TEMP TABLE ux_ AS {self._exposures(table, now)}")
         x(f"CREATE TEMP TABLE ur_ AS {self._first_routes(table, now)}")
-        x(f"""CREATE TABLE {self.un} AS SELECT coalesce(u.unit, e.unit) AS unit, u.arm, r.route, u.first_seen, u.on_base,
-              u.on_cand, e.ctx, e.x_t, {', '.join(f'{_stored(name, f"coalesce(u.{name}, 0)")} AS {name}' for name, _ in terms)}
-              FROM (SELECT * FROM uc_ JOIN uh_ USING (unit)) AS u FULL JOIN ux_ AS e USING (unit)
-              LEFT JOIN ur_ AS r USING (unit)""")
-        for temp in ("uc_", "uh_", "ux_", "ur_"):
+        self._collisions(db, "SELECT unit, uh FROM ur_ UNION ALL SELECT unit, uh FROM ux_")
+        terms = unit_terms(now - k.maturation_s)
+        core = [(name, expr) for name, expr in terms if not name.startswith(("lc_", "tc_"))]
+        hist = [(name, expr) for name, expr in terms if name.startswith(("lc_", "tc_"))]
+        stored = ", ".join(f'{_stored(name, f"coalesce(u.{name}, 0)")} AS {name}' for name, _ in terms)
+        # the unit rows in slices of the units (by uh): each slice one aggregate of all 77 columns over its requests,
+        # joined at once to its units' exposures and routes. One hash table over every unit outgrows the memory
+        # limit at millions of requests and spills; aggregating the counters and the histograms apart and joining
+        # them cost more (about 4 CPU-s against 3 at 10M events)
+        parts = 1 + int(x(f"SELECT count(*) FROM {self.rq}").fetchone()[0]) // HIST_SLICE_REQUESTS
+        for p in range(parts):
+            sliced = f"uh % {parts} = {p}" if parts > 1 else "true"
+            x(f"""{f'CREATE TABLE {self.un} AS' if p == 0 else f'INSERT INTO {self.un}'}
+                  SELECT coalesce(r.unit, e.unit) AS unit, coalesce(u.uh, e.uh) AS uh, u.arm, r.route, u.first_seen,
+                  u.on_base, u.on_cand, e.ctx, e.x_t, {stored}
+                  FROM (SELECT uh, CAST(arg_min(arm, t_call) AS INTEGER) AS arm, min(t_call) AS first_seen,
+                          CAST(max(CASE WHEN arm = 0 THEN 1 ELSE 0 END) AS INTEGER) AS on_base,
+                          CAST(max(CASE WHEN arm = 1 THEN 1 ELSE 0 END) AS INTEGER) AS on_cand,
+                          {_counts(core)}, {_counts(hist)}
+                        FROM {self.rq} WHERE {_bit('has_call')} = 1 AND {sliced} GROUP BY uh) AS u
+                  FULL JOIN (SELECT * FROM ux_ WHERE {sliced}) AS e USING (uh)
+                  LEFT JOIN (SELECT * FROM ur_ WHERE {sliced}) AS r USING (uh)""")
+        for temp in ("ux_", "ur_"):
             x(f"DROP TABLE {temp}")
-
-    def _first_routes(self, table: str, now: float) -> str:
-        """Each unit's route: the route of its first new call (the same call whose arm is the unit's)."""
-        return (f"SELECT unit, arg_min(route, t) AS route, min(t) AS t_route "
-                f"FROM ({self._new_rows(table, now, 'kind = 1')}) AS n GROUP BY unit")
 
     def _advance(self, db: duckdb.DuckDBPyConnection, table: str, now: float) -> None:
         """A later look: merge the new records' requests, and mature the requests that crossed the cut."""
         k = self.key
         x = db.execute
-        fields = request_sql(k.slo_ms, dict(k.arms))
+        fields = request_sql(k.slo_ms, dict(k.arms), self.salt)
         merged = ", ".join(f"{expr} AS {name}" for name, expr in fields)
         x(f"CREATE OR REPLACE TEMP TABLE dr_ AS SELECT rid, {merged} "
           f"FROM ({self._new_rows(table, now, 'kind IN (1, 2)')}) AS n GROUP BY rid")
@@ -196,44 +231,47 @@ class UnitState:
 
         def signed(source: str, sign: int, terms: list[tuple[str, str]]) -> str:
             cols = ", ".join(f"{sign} * ({expr}) AS {name}" for name, expr in terms)
-            return f"SELECT unit, {cols} FROM {source} WHERE {_bit('has_call')} = 1"
+            return f"SELECT uh, {cols} FROM {source} WHERE {_bit('has_call')} = 1"
 
         changes = " UNION ALL ".join([signed("n_", 1, terms_now), signed("o_", -1, terms_then),
                                       signed("m_", 1, terms_now), signed("m_", -1, terms_then)])
         cols = [name for name, _ in terms_now]
-        x(f"CREATE OR REPLACE TEMP TABLE du_ AS SELECT unit, {', '.join(f'sum({c}) AS {c}' for c in cols)} "
-          f"FROM ({changes}) AS c GROUP BY unit")
+        x(f"CREATE OR REPLACE TEMP TABLE du_ AS SELECT uh, {', '.join(f'sum({c}) AS {c}' for c in cols)} "
+          f"FROM ({changes}) AS c GROUP BY uh")
         # calls new to the window (a request whose call was already in only gained its outcome)
-        x(f"""CREATE OR REPLACE TEMP TABLE df_ AS SELECT c.*, r.route FROM (
-                SELECT n.unit AS unit, min(n.t_call) AS first_seen, CAST(arg_min(n.arm, n.t_call) AS INTEGER) AS arm,
+        x(f"""CREATE OR REPLACE TEMP TABLE df_ AS SELECT c.*, r.unit, r.route FROM (
+                SELECT n.uh AS uh, min(n.t_call) AS first_seen, CAST(arg_min(n.arm, n.t_call) AS INTEGER) AS arm,
                   CAST(max(CASE WHEN n.arm = 0 THEN 1 ELSE 0 END) AS INTEGER) AS on_base,
                   CAST(max(CASE WHEN n.arm = 1 THEN 1 ELSE 0 END) AS INTEGER) AS on_cand
                 FROM n_ AS n LEFT JOIN o_ AS o USING (rid)
                 WHERE {_bit('has_call', 'n.bits')} = 1 AND coalesce({_bit('has_call', 'o.bits')}, 0) = 0
-                GROUP BY n.unit) AS c
-              LEFT JOIN ({self._first_routes(table, now)}) AS r USING (unit)""")
+                GROUP BY n.uh) AS c
+              LEFT JOIN ({self._first_routes(table, now)}) AS r USING (uh)""")
         x(f"CREATE OR REPLACE TEMP TABLE dx_ AS {self._exposures(table, now)}")
-        x("CREATE OR REPLACE TEMP TABLE k_ AS SELECT unit FROM du_ UNION SELECT unit FROM df_ UNION SELECT unit FROM dx_")
+        # a new unit key whose hash is another unit's: the caller builds the window again under the next salt
+        self._collisions(db, "SELECT unit, uh FROM df_ WHERE unit IS NOT NULL UNION ALL SELECT unit, uh FROM dx_",
+                         self.un)
+        x("CREATE OR REPLACE TEMP TABLE k_ AS SELECT uh FROM du_ UNION SELECT uh FROM df_ UNION SELECT uh FROM dx_")
         # the changed units' rows as they were (found by a semi-join: the unit table is not read whole)
-        x(f"CREATE OR REPLACE TEMP TABLE ou_ AS SELECT * FROM {self.un} WHERE unit IN (SELECT unit FROM k_)")
+        x(f"CREATE OR REPLACE TEMP TABLE ou_ AS SELECT * FROM {self.un} WHERE uh IN (SELECT uh FROM k_)")
         sums = ", ".join(f"{_stored(c, f'coalesce(u.{c}, 0) + coalesce(s.{c}, 0)')} AS {c}" for c in cols)
         earlier_call = "f.first_seen IS NOT NULL AND (u.first_seen IS NULL OR f.first_seen < u.first_seen)"
         earlier_exposure = "x.x_t IS NOT NULL AND (u.x_t IS NULL OR x.x_t < u.x_t)"
         # the changed units' rows are replaced (a DuckDB UPDATE of 77 columns costs more than this)
-        x(f"""CREATE OR REPLACE TEMP TABLE nu_ AS SELECT k.unit,
+        x(f"""CREATE OR REPLACE TEMP TABLE nu_ AS SELECT coalesce(u.unit, f.unit, x.unit) AS unit, k.uh,
               CASE WHEN {earlier_call} THEN f.arm ELSE u.arm END AS arm,
               CASE WHEN {earlier_call} THEN f.route ELSE u.route END AS route,
               least(u.first_seen, f.first_seen) AS first_seen,
               greatest(u.on_base, f.on_base) AS on_base, greatest(u.on_cand, f.on_cand) AS on_cand,
               CASE WHEN {earlier_exposure} THEN x.ctx ELSE u.ctx END AS ctx,
               least(u.x_t, x.x_t) AS x_t, {sums}
-              FROM k_ AS k LEFT JOIN ou_ AS u USING (unit) LEFT JOIN du_ AS s USING (unit)
-              LEFT JOIN df_ AS f USING (unit) LEFT JOIN dx_ AS x USING (unit)""")
+              FROM k_ AS k LEFT JOIN ou_ AS u USING (uh) LEFT JOIN du_ AS s USING (uh)
+              LEFT JOIN df_ AS f USING (uh) LEFT JOIN dx_ AS x USING (uh)""")
         # the kept summaries change by the changed units' new rows less their old ones (every aggregate is a sum)
         for attributes, kept in self._summaries.items():
             _add_rows(kept, rows_of(db.execute(q.summary_of_units(self.units_sql(attributes, "nu_"), len(attributes)))), 1)
             _add_rows(kept, rows_of(db.execute(q.summary_of_units(self.units_sql(attributes, "ou_"), len(attributes)))), -1)
-        x(f"DELETE FROM {self.un} WHERE unit IN (SELECT unit FROM k_)")
+        x(f"DELETE FROM {self.un} WHERE uh IN (SELECT uh FROM k_)")
         x(f"INSERT INTO {self.un} SELECT * FROM nu_")
         x(f"DELETE FROM {self.rq} WHERE rid IN (SELECT rid FROM o_)")
         x(f"INSERT INTO {self.rq} SELECT * FROM n_")
@@ -292,9 +330,17 @@ def _stored(column: str, expr: str) -> str:
 def _counts(terms: list[tuple[str, str]]) -> str:
     """Per-unit aggregates of request terms. Every term but cost is 0 or 1: counting keeps 8 bytes a unit per
     column (a sum of integers keeps 16)."""
-    return ", ".join("sum(cost) AS cost_usd" if name == "cost_usd" else
-                     f"count(*) AS {name}" if expr == "1" else f"count_if(({expr}) = 1) AS {name}"
-                     for name, expr in terms)
+    def count(name: str, expr: str) -> str:
+        if name == "cost_usd":
+            return "sum(cost) AS cost_usd"
+        if expr == "1":
+            return f"count(*) AS {name}"
+        if name.startswith(("lc_", "tc_")):  # a cumulative histogram counter: one comparison, no CASE
+            column = "lat_b" if name.startswith("lc_") else "ttf_b"
+            return f"count_if({column} <= {int(name.split('_')[1])}) AS {name}"
+        return f"count_if(({expr}) = 1) AS {name}"
+
+    return ", ".join(count(name, expr) for name, expr in terms)
 
 
 class UnitStates:
@@ -318,7 +364,20 @@ class UnitStates:
             oldest = next(iter(self._states))
             self._states.pop(oldest).drop(db)
         try:
-            state.update(db, table, now, seq)
+            while True:
+                try:
+                    state.update(db, table, now, seq)
+                    break
+                except UnitKeyCollision:
+                    # two unit keys share a hash (odds about 3 in 10^8 at a million units): this window is built
+                    # again from the records under the next salt, so no two units are ever merged
+                    if state.salt + 1 >= MAX_SALTS:
+                        raise BackendError(f"{key.flag}: unit keys whose hashes collide under {MAX_SALTS} salts "
+                                           "— report this, with the unit keys' format") from None
+                    state.drop(db)
+                    self._made += 1
+                    state = UnitState(key, f"w{self._made}", state.salt + 1)
+                    self._states[key] = state
         except BaseException:
             # a half-applied change is never kept: the state is dropped and the next look builds this window
             # again from the records (no transaction around the update: its commit cost more than the update)

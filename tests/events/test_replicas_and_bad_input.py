@@ -152,6 +152,44 @@ def test_parquet_files_are_read_and_a_missing_value_names_the_row(tmp_path):
     assert f"{d / 'bad.parquet'} row 2:" in str(caught.value)
 
 
+
+def test_parquet_files_checked_together_still_name_the_first_bad_one_in_order(tmp_path):
+    """New Parquet files are checked in one query per column set; the error names the first bad file in the
+    directory's order, before a later bad JSON Lines file or a later bad Parquet file, and the files before it
+    are taken in."""
+    import duckdb
+
+    d = tmp_path / "pq"
+    d.mkdir()
+    src = _events_dir(tmp_path, [GOOD, GOOD.replace("user-secret-42", "u2")])
+    good = f"(SELECT * FROM read_json_auto('{src / 'a.jsonl'}'))"
+    bad = f"""(SELECT * REPLACE (CASE WHEN "feature_flag.context.id" = 'u2' THEN NULL
+              ELSE "feature_flag.context.id" END AS "feature_flag.context.id") FROM read_json_auto('{src / 'a.jsonl'}'))"""
+    duckdb.sql(f"COPY {good} TO '{d / 'a-ok.parquet'}' (FORMAT parquet)")
+    duckdb.sql(f"COPY {bad} TO '{d / 'b-bad.parquet'}' (FORMAT parquet)")
+    duckdb.sql(f"COPY {good} TO '{d / 'c-ok.parquet'}' (FORMAT parquet)")
+    duckdb.sql(f"COPY {bad} TO '{d / 'e-bad.parquet'}' (FORMAT parquet)")
+    (d / "d-bad.jsonl").write_text("not json\n")
+    source = open_metrics(f"events:{d}", None, arms_of=lambda f: {})
+    try:
+        with pytest.raises(BackendError) as caught:
+            source.refresh()
+        assert str(caught.value).startswith(f"{d / 'b-bad.parquet'} row 2:")
+        (d / "b-bad.parquet").unlink()
+        with pytest.raises(BackendError) as caught:
+            source.refresh()
+        assert str(caught.value).startswith(f"{d / 'd-bad.jsonl'} line 1:")
+        (d / "d-bad.jsonl").unlink()
+        with pytest.raises(BackendError) as caught:
+            source.refresh()
+        assert str(caught.value).startswith(f"{d / 'e-bad.parquet'} row 2:")
+        (d / "e-bad.parquet").unlink()
+        source.refresh()
+        assert source.db.execute("SELECT count(*) FROM ev").fetchone()[0] == 4  # a-ok and c-ok, each once
+    finally:
+        source.close()
+
+
 def test_a_parquet_file_removed_after_it_was_read_is_one_line(tmp_path):
     """Parquet files are read in place: one taken away under a running source is said, never a traceback."""
     import duckdb

@@ -82,7 +82,7 @@ def test_a_fresh_source_and_a_kept_one_agree_with_late_and_duplicate_records(liv
 
 
 def test_a_first_look_that_aggregates_histograms_in_slices_of_units_gives_the_same_summaries(live, monkeypatch):
-    """At millions of requests the first look aggregates the histograms a slice of the units at a time; the slices
+    """At millions of requests the first look aggregates the units a slice of them at a time; the slices
     together are every unit once (here slices of 300 requests, so this traffic needs several)."""
     from adapters.metrics import events_state
 
@@ -105,3 +105,64 @@ def test_a_first_look_that_aggregates_histograms_in_slices_of_units_gives_the_sa
     finally:
         whole.close()
         sliced.close()
+
+
+def test_unit_keys_whose_hashes_collide_are_never_merged(live, monkeypatch):
+    """Units are keyed by a 64-bit hash of their key inside DuckDB. Two keys with one hash (forced here) are found
+    at the first look, or when the second key arrives in a later one, and the window is built again under another
+    salt: the summaries are those of the exact keys."""
+    from adapters.metrics import events_state
+
+    r, _ = live
+    flag = r.platform.read_flag(FLAG)
+    since = flag.rollout.stage_started_at.timestamp()
+    group_by = tuple(sorted(rule_attributes(r.rule, flag)))
+    real = events_state.unit_key
+
+    def exact(source):
+        return source.read_summaries(FLAG, since, 120, group_by), sorted(u.unit_id for u in source.read_units(FLAG, since, 120))
+
+    # every unit key collides under the first salt: the first look is built again under the next one
+    monkeypatch.setattr(events_state, "unit_key", lambda salt, column="unit": f"(hash({column}) % 3)" if salt == 0
+                        else real(salt, column))
+    collided, whole = r.events(), None
+    try:
+        got = exact(collided)
+        assert [s.salt for s in collided._states._states.values()] == [1]
+        monkeypatch.setattr(events_state, "unit_key", real)
+        whole = r.events()
+        want = exact(whole)
+        assert_same_summaries(got[0], want[0])
+        assert got[1] == want[1]
+    finally:
+        collided.close()
+        if whole is not None:
+            whole.close()
+
+    # a later look brings a unit whose key's hash is an earlier unit's
+    old = want[1][0]
+    monkeypatch.setattr(events_state, "unit_key", lambda salt, column="unit": (
+        f"(CASE WHEN {column} = 'collider-unit' THEN hash({events_state.q.DUCKDB.quote(old)}) ELSE hash({column}) END)"
+        if salt == 0 else real(salt, column)))
+    kept = r.events()
+    try:
+        kept.read_summaries(FLAG, since, 120, group_by)
+        lines = sorted(r.events_dir.glob("*.jsonl"))[0].read_text().splitlines()
+        call = next(c for c in map(json.loads, reversed(lines)) if c[ef.EVENT] == ef.CALL and c[ef.FLAG] == FLAG)
+        new = [dict(call, **{ef.UNIT: "collider-unit", ef.REQUEST_ID: "collider-request"}),
+               {ef.TIME: call[ef.TIME], ef.EVENT: ef.EXPOSURE, ef.FLAG: FLAG, ef.UNIT: "collider-unit",
+                ef.VARIANT: call[ef.VARIANT], "context.plan": "pro"}]
+        (r.events_dir / "collider.jsonl").write_text("".join(json.dumps(x) + "\n" for x in new))
+        got = exact(kept)
+        assert [s.salt for s in kept._states._states.values()] == [1]
+        monkeypatch.setattr(events_state, "unit_key", real)
+        fresh = r.events()
+        try:
+            want = exact(fresh)
+        finally:
+            fresh.close()
+        assert "collider-unit" in want[1] and old in want[1]
+        assert_same_summaries(got[0], want[0])
+        assert got[1] == want[1]
+    finally:
+        kept.close()
