@@ -82,12 +82,17 @@ class _Block:
     cols: dict[str, np.ndarray]
 
 
-def _concat(parts: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
+def _concat(parts: list[dict[str, np.ndarray]], names=None) -> dict[str, np.ndarray]:
+    names = _COLUMNS if names is None else names
     if not parts:
-        return {k: np.zeros(0, dtype=dt) for k, dt in _COLUMNS.items()}
+        return {k: np.zeros(0, dtype=_COLUMNS[k]) for k in names}
     if len(parts) == 1:
         return parts[0]
-    return {k: np.concatenate([p[k] for p in parts]) for k in _COLUMNS}
+    return {k: np.concatenate([p[k] for p in parts]) for k in names}
+
+
+#: the request columns a unit's summary reads (``_unit_columns``)
+_UNIT_COLUMNS = ('arrival', 'complaint', 'corrected', 'cost', 'err', 'fallback', 'joined', 'key', 'lat_b', 'resolved', 'slo', 'success', 't', 'ttft_b', 'unit')
 
 
 @dataclass(frozen=True)
@@ -465,12 +470,28 @@ class TrafficSimulator:
     def log(self, since: float | None = None, until: float | None = None) -> dict[str, np.ndarray]:
         """Retained request rows as one set of columns: all of them, or at least those made in
         [since, until) (whole blocks are returned, so callers still mask by time)."""
+        return _concat(self._parts(since, until))
+
+    def _parts(self, since: float | None = None, until: float | None = None) -> list[dict[str, np.ndarray]]:
+        """The retained blocks (and the open one's parts) holding rows made in [since, until)."""
         lo = -math.inf if since is None else since
         hi = math.inf if until is None else until
         parts = [b.cols for b in self._blocks if b.t_end > lo and b.t_start < hi]
         if self._open and self._open_from < hi:
             parts.extend(self._open)
-        return _concat(parts)
+        return parts
+
+    def _flag_rows(self, flag: str, since: float) -> dict[str, np.ndarray] | None:
+        """The retained rows of ``flag`` made since ``since``, kept block by block: a look over a long stage
+        does not copy the whole retained log (hours of every flag's requests, every column) only to keep a
+        part of it."""
+        keys = np.array([k.flag == flag for k in self._keys] or [False])
+        kept = []
+        for cols in self._parts(since):
+            m = (cols["t"] >= since) & keys[cols["key"]]
+            if m.any():
+                kept.append({name: cols[name][m] for name in _UNIT_COLUMNS})
+        return _concat(kept, _UNIT_COLUMNS) if kept else None
 
     # ---- queries ------------------------------------------------------------------
 
@@ -682,53 +703,51 @@ class TrafficSimulator:
 
     def _unit_columns(self, flag: str, since: float, maturation_s: float):
         """The per-unit arrays behind ``units`` (None when ``flag`` has no unit since ``since``)."""
-        log = self.log(since=since)
-        keys = np.array([k.flag == flag for k in self._keys] or [False])
-        m = (log["t"] >= since) & keys[log["key"]] if len(log["t"]) else np.zeros(0, dtype=bool)
-        if not m.any():
+        log = self._flag_rows(flag, since)
+        if log is None:
             return None
-        uid = log["unit"][m]
+        uid = log["unit"]
         uniq, inv = np.unique(uid, return_inverse=True)
         n = len(uniq)
 
         def s(col: np.ndarray) -> np.ndarray:
             return np.bincount(inv, weights=col.astype(float), minlength=n)
 
-        arm_code = np.array([ARM_CODES[k.arm] for k in self._keys])[log["key"][m]]
+        arm_code = np.array([ARM_CODES[k.arm] for k in self._keys])[log["key"]]
         first = np.full(n, -1, dtype=np.int64)
         order = np.arange(len(inv))[::-1]
         first[inv[order]] = order  # earliest row index per unit
         on_baseline = np.bincount(inv, weights=(arm_code == 0).astype(float), minlength=n) > 0
         on_candidate = np.bincount(inv, weights=(arm_code == 1).astype(float), minlength=n) > 0
-        err = log["err"][m]
+        err = log["err"]
         now = self.now
-        joined_arrived = log["joined"][m] & (log["arrival"][m] < now)  # an outcome exists once its tick ran
-        mature = log["t"][m] <= now - maturation_s
-        res = log["resolved"][m]
+        joined_arrived = log["joined"] & (log["arrival"] < now)  # an outcome exists once its tick ran
+        mature = log["t"] <= now - maturation_s
+        res = log["resolved"]
         cols = {
             "requests": np.bincount(inv, minlength=n),
-            "successes": s(log["success"][m]),
+            "successes": s(log["success"]),
             "outcomes": s(joined_arrived),
             "resolved": s(joined_arrived & res),
             "escalated": s(joined_arrived & ~res),
-            "corrected": s(joined_arrived & log["corrected"][m]),
-            "complaints": s(joined_arrived & log["complaint"][m]),
+            "corrected": s(joined_arrived & log["corrected"]),
+            "complaints": s(joined_arrived & log["complaint"]),
             "errors": s(err != ERR_NONE),
             "rate_limited": s(err == ERR_429),
             "timeouts": s(err == ERR_TIMEOUT),
-            "fallbacks": s(log["fallback"][m]),
-            "slo_met": s(log["slo"][m]),
+            "fallbacks": s(log["fallback"]),
+            "slo_met": s(log["slo"]),
             "mature_exposures": s(mature),
             "mature_outcomes": s(mature & joined_arrived),
         }
-        cost = np.bincount(inv, weights=log["cost"][m], minlength=n)
-        t_first = log["t"][m][first]
-        keys_m = log["key"][m]
+        cost = np.bincount(inv, weights=log["cost"], minlength=n)
+        t_first = log["t"][first]
+        keys_m = log["key"]
         first_keys = [self._keys[k] for k in keys_m[first].tolist()]
         crossed = on_baseline & on_candidate
         nl, nt = len(LATENCY_BOUNDS_MS) + 1, len(TTFT_BOUNDS_MS) + 1
-        lat_hist = np.bincount(inv * nl + log["lat_b"][m], minlength=n * nl).reshape(n, nl)
-        ttft_hist = np.bincount(inv * nt + log["ttft_b"][m], minlength=n * nt).reshape(n, nt)
+        lat_hist = np.bincount(inv * nl + log["lat_b"], minlength=n * nl).reshape(n, nl)
+        ttft_hist = np.bincount(inv * nt + log["ttft_b"], minlength=n * nt).reshape(n, nt)
         return uniq, first_keys, t_first, cost, crossed, cols, lat_hist, ttft_hist
 
     def _segment(self, unit: int) -> dict[str, str]:
