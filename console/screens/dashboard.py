@@ -49,14 +49,20 @@ class DashboardScreen(SessionScreen):
         #: what the table and the trends were last drawn from: a publish that changed neither skips them
         self._table_drawn: object = None
         self._trend_drawn: object = None
+        #: the filter field, mounted where compose would have put it the first time `/` is pressed (an Input
+        #: that stays hidden until then cost ~4 ms of CPU before the first frame: its styles and mount)
+        self._filter: SafeInput | None = None
+        #: trend panels mounted since the terminal widened, not composed yet (drawn once they are)
+        self._mounting: set[TrendPanel] = set()
 
     def compose(self) -> ComposeResult:
         yield StatusHeader(id="status")
         yield RouteTable(id="routes")
         with Horizontal(id="trends"):
-            for i in range(3):
+            # below 120 columns one trend shows: the other two are composed on a wide terminal only (and
+            # mounted when a terminal widens): ~4 ms of CPU before the first frame
+            for i in range(3 if self.app.size.width >= 120 else 1):
                 yield TrendPanel(id=f"trend-{i}")
-        yield SafeInput(id="filter", placeholder="routes or flags containing… (enter keeps, esc clears)")
         yield NoticeBar()
         yield KeysFooter(show_command_palette=False, compact=True)
 
@@ -92,8 +98,11 @@ class DashboardScreen(SessionScreen):
 
         self.app.push_screen(RouteDetailsScreen(fig, self.session.window_label))
 
-    def action_filter(self) -> None:
-        field = self.query_one("#filter", Input)
+    async def action_filter(self) -> None:
+        field = self._filter
+        if field is None:
+            field = self._filter = SafeInput(id="filter", placeholder="routes or flags containing… (enter keeps, esc clears)")
+            await self.mount(field, before=self.query_one(NoticeBar))
         field.value = self.query_text
         field.add_class("shown")
         field.focus()
@@ -107,17 +116,18 @@ class DashboardScreen(SessionScreen):
         self._close_filter(keep=True)
 
     def _close_filter(self, keep: bool) -> None:
-        field = self.query_one("#filter", Input)
+        field = self._filter
         if not keep:
             self.query_text = ""
-        field.remove_class("shown")
+        if field is not None:
+            field.remove_class("shown")
         self.query_one(RouteTable).focus()
         self.redraw()
 
     def action_back(self) -> None:
         """esc: leave the filter field, then clear the filter; the dashboard itself stays."""
-        field = self.query_one("#filter", Input)
-        if field.has_class("shown") or self.query_text:
+        field = self._filter
+        if (field is not None and field.has_class("shown")) or self.query_text:
             self._close_filter(keep=False)
 
     def action_sort(self) -> None:
@@ -161,10 +171,29 @@ class DashboardScreen(SessionScreen):
         self._trend_drawn = drawn
         trends = self.query_one("#trends")
         trends.set_class(self.size.height >= 36, "tall")
-        for i, panel in enumerate(self.query(TrendPanel)):
+        panels = list(self.query(TrendPanel))
+        if len(panels) < len(metrics):
+            self._mount_trend_panels(trends, len(panels), len(metrics))
+        for i, panel in enumerate(panels):
+            if panel in self._mounting:
+                continue
             panel.display = i < len(metrics)
             if i < len(metrics):
                 self._draw_one_trend(panel, metrics[i], focused=i == 0)
+
+    def _mount_trend_panels(self, trends, have: int, want: int) -> None:
+        """The terminal widened past 120 columns: the trend panels it shows besides the first, drawn once mounted."""
+        new = [TrendPanel(id=f"trend-{i}") for i in range(have, want)]
+        self._mounting.update(new)
+        mounted = trends.mount_all(new)
+
+        async def draw() -> None:
+            await mounted
+            self._mounting.difference_update(new)
+            self._trend_drawn = None
+            self._draw_trend()
+
+        self.call_later(draw)
 
     def _draw_one_trend(self, panel: TrendPanel, metric: str, focused: bool) -> None:
         fig = self.query_one(RouteTable).highlighted_route()
