@@ -39,6 +39,8 @@ def decision_json(decision) -> dict:
         "eta_note": decision.eta_note,
         # true while the stage is short of its minimum units or dwell: too little data to say when, not "never"
         "eta_early": decision.eta_early,
+        # true when the estimated ADVANCE also waits for the checklist to be acknowledged or the rule re-confirmed
+        "eta_needs_person": decision.eta_needs_person,
         # the α accounting: this stage's bound, each test's share, and the whole rollout's bound in words
         "alpha": decision.alpha.as_json() if decision.alpha is not None else None,
         "evaluation": decision.evaluation,

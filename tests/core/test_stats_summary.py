@@ -241,3 +241,5 @@ def test_an_estimate_that_waits_for_a_person_never_says_if_nothing_changes():
     assert said.startswith("ADVANCE possible in") and "once the checklist is acknowledged" in said, said
     assert "if nothing changes" not in said and f"note: {said}" in waiting.reasons
     assert waits_for_a_person(waiting) and not waits_for_a_person(decide(spec, CTX, cand, base))
+    # said by the estimate itself (a field check --json carries), not read back from the wording of its note
+    assert waiting.eta_needs_person and not decide(spec, CTX, cand, base).eta_needs_person

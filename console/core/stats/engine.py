@@ -139,9 +139,7 @@ def eta_words(seconds: float | None) -> str:
 
 def waits_for_a_person(decision: Decision) -> bool:
     """Whether the estimated ADVANCE also needs the checklist acknowledged or the rule re-confirmed."""
-    from .eta import PERSON_NEEDED
-
-    return PERSON_NEEDED in decision.eta_note
+    return decision.eta_s is not None and decision.eta_needs_person
 
 
 def eta_sentence(decision: Decision) -> str:
@@ -717,8 +715,8 @@ def decide(
     elif with_eta:
         from .eta import estimate
 
-        decision.eta_s, decision.eta_note, decision.eta_early = estimate(decision, ctx, cand, base, n_c,
-                                                                         lambda c, b: look_metrics(c, b)[0])
+        (decision.eta_s, decision.eta_note, decision.eta_early,
+         decision.eta_needs_person) = estimate(decision, ctx, cand, base, n_c, lambda c, b: look_metrics(c, b)[0])
         if verdict is Verdict.HOLD:
             decision.reasons.append(f"note: {eta_sentence(decision)}")
     return decision

@@ -61,44 +61,41 @@ def _short_of(ctx: StageContext, n_candidate: int) -> str:
     return ", ".join(lacks) + " so far" if lacks else ""
 
 
-#: in ``eta_note`` when the traffic alone cannot bring the ADVANCE: the estimate is then a lower bound
-PERSON_NEEDED = "a person must acknowledge the checklist or re-confirm the rule"
-
-
 def estimate(decision: Decision, ctx: StageContext, cand: ArmSummary, base: ArmSummary, n_candidate: int,
-             look: Callable[[ArmSummary, ArmSummary], list[MetricReadout]]) -> tuple[float | None, str, bool]:
+             look: Callable[[ArmSummary, ArmSummary], list[MetricReadout]]) -> tuple[float | None, str, bool, bool]:
     """(seconds to an expected ADVANCE or None, what it waits for / why none is expected / what is missing,
-    True when too little data is in yet to say).
+    True when too little data is in yet to say, True when the ADVANCE also waits for a person — the checklist
+    acknowledged or the rule re-confirmed — which the traffic alone never brings).
 
     A forecast of "no ADVANCE" needs the data the rule asks for before it judges (its minimum units and
     dwell): before that, an unjudged metric or a harm seen by extrapolating a few units is a lack of data."""
     if decision.verdict is Verdict.ADVANCE:
-        return 0.0, "", False
+        return 0.0, "", False, False
     if decision.verdict is Verdict.ROLLBACK:
-        return None, "the verdict is ROLLBACK", False
+        return None, "the verdict is ROLLBACK", False, False
     elapsed = ctx.elapsed_s
     short = _short_of(ctx, n_candidate)
     waits: list[tuple[float, str]] = []
     if ctx.elapsed_s < ctx.stage.min_dwell_s:
         waits.append((ctx.stage.min_dwell_s - ctx.elapsed_s, "the minimum dwell"))
     if n_candidate <= 0 and ctx.stage.min_units > 0:
-        return None, short, True  # every readout and the traffic gate wait for the first unit
+        return None, short, True, False  # every readout and the traffic gate wait for the first unit
     for g in decision.health:
         if g.status.value == "no data" and short:
-            return None, short, True
+            return None, short, True, False
         if g.status.value in ("fail", "no data"):
-            return None, f"the {g.name} gate is {g.status.value}", False
+            return None, f"the {g.name} gate is {g.status.value}", False, False
     blocking = [i for i, m in enumerate(decision.metrics) if not m.signal]
     wanted: dict[int, MetricVerdict] = {}  # the primary's readout is already 'inconclusive' until it shows what the rule asks
     pending = [i for i in blocking if not _ready(decision.metrics[i], wanted.get(i))]
     for i in pending:
         if _ready(decision.metrics[i], wanted.get(i)) is None:
-            return None, f"{decision.metrics[i].name} is harmed", False
+            return None, f"{decision.metrics[i].name} is harmed", False, False
     if elapsed <= 0 and (pending or n_candidate < ctx.stage.min_units):
-        return None, short or "the stage has just begun: no traffic rate yet", True
+        return None, short or "the stage has just begun: no traffic rate yet", True, False
     if n_candidate < ctx.stage.min_units:
         if n_candidate <= 0:
-            return None, short or "no candidate units yet", True
+            return None, short or "no candidate units yet", True, False
         waits.append((elapsed * (ctx.stage.min_units / n_candidate - 1.0), "the minimum units"))
     if pending:
         found = None
@@ -107,20 +104,21 @@ def estimate(decision: Decision, ctx: StageContext, cand: ArmSummary, base: ArmS
             states = [_ready(readouts[i], wanted.get(i)) for i in pending]
             if any(state is None for state in states):
                 if short:
-                    return None, short, True
+                    return None, short, True, False
                 names = _names(readouts[i].name for i, st in zip(pending, states) if st is None)
-                return None, f"{names} would be harmed if it stays where it is", False
+                return None, f"{names} would be harmed if it stays where it is", False, False
             if all(states):
                 found = s
                 break
         if found is None:
             if short:
-                return None, short, True
+                return None, short, True, False
             names = _names(decision.metrics[i].name for i in pending)
-            return None, f"{names} not judged even with {SCALES[-1]:g}× the data (estimate beyond the margin or too noisy)", False
+            return None, f"{names} not judged even with {SCALES[-1]:g}× the data (estimate beyond the margin or too noisy)", False, False
         waits.append((elapsed * (found - 1.0), _names(decision.metrics[i].name for i in pending)))
-    note = PERSON_NEEDED if ctx.pending_checklist or ctx.rule_changed else ""
+    person = bool(ctx.pending_checklist or ctx.rule_changed)
+    note = "a person must acknowledge the checklist or re-confirm the rule" if person else ""
     if not waits:
-        return 0.0, note, False
+        return 0.0, note, False, person
     seconds, what = max(waits)
-    return seconds, f"waiting for {what}" + (f" and {note}" if note else ""), False
+    return seconds, f"waiting for {what}" + (f" and {note}" if note else ""), False, person

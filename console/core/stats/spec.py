@@ -269,6 +269,9 @@ class Decision:
     #: True when too little data is in yet (before the stage's minimum units or dwell) to say when — or
     #: whether — an ADVANCE can come: ``eta_note`` then says what is missing, and no forecast is made
     eta_early: bool = False
+    #: True when the estimated ADVANCE also waits for a person (the checklist acknowledged or the rule
+    #: re-confirmed): ``eta_s`` is then the earliest it can come, not what the traffic alone brings
+    eta_needs_person: bool = False
     #: the α accounting behind this look (None for a look that judged nothing)
     alpha: AlphaBudget | None = None
     #: the offline evaluation evidence behind the gate before internal (console.core.evaluation), as JSON
