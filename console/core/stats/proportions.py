@@ -211,7 +211,10 @@ def share_counts(arms: list[ArmSummary], num: str, den: str, flip: bool) -> list
     The intra-unit correlation is estimated once from all the given arms together (they share it when the
     candidate is no different), then each arm's design effect follows from its own unit sizes.
     """
-    icc = _icc(_pooled(arms, num, den), num, den)
+    pooled = ArmSummary()
+    for a in arms:
+        pooled.add(a.only((num, den)))  # only what the share reads: the other columns cost copies, not answers
+    icc = _icc(pooled, num, den)
     out = []
     for a in arms:
         trials = float(a.sums.get(den, 0.0))
@@ -222,31 +225,6 @@ def share_counts(arms: list[ArmSummary], num: str, den: str, flip: bool) -> list
         d = 1.0 if a.request_level else 1.0 + (m_w - 1.0) * icc
         out.append(ShareCounts(events, trials, max(1.0, d), _delta_variance(a, num, den)))
     return out
-
-
-def _pooled(arms: list[ArmSummary], num: str, den: str) -> ArmSummary:
-    """The arms added up (``ArmSummary.add``), only in what a share's tests read: the units, Σ and Σ² of ``num``
-    and ``den`` and their product — the same numbers, added in the same order, without the other columns."""
-    pooled = ArmSummary()
-    keys = (num, den)
-    pairs = ((num, den), (den, num))
-    started = False
-    for a in arms:
-        if a.empty:
-            continue
-        if not started:
-            started = True
-            pooled.units, pooled.request_level = a.units, a.request_level
-            pooled.sums = {k: a.sums[k] for k in keys if k in a.sums}
-            pooled.squares = {k: a.squares[k] for k in keys if k in a.squares}
-            pooled.products = {k: a.products[k] for k in pairs if k in a.products}
-            continue
-        pooled.units += a.units
-        pooled.sums = {k: v + a.sums[k] for k, v in pooled.sums.items() if k in a.sums}
-        pooled.squares = {k: v + a.squares[k] for k, v in pooled.squares.items() if k in a.squares}
-        pooled.products = {k: v + a.products[k] for k, v in pooled.products.items() if k in a.products}
-        pooled.request_level = pooled.request_level or a.request_level
-    return pooled
 
 
 def _icc(pooled: ArmSummary, num: str, den: str) -> float:
