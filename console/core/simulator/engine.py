@@ -92,7 +92,7 @@ def _concat(parts: list[dict[str, np.ndarray]], names=None) -> dict[str, np.ndar
 
 
 #: the request columns a unit's summary reads (``_unit_columns``)
-_UNIT_COLUMNS = ('arrival', 'complaint', 'corrected', 'cost', 'err', 'fallback', 'joined', 'key', 'lat_b', 'resolved', 'slo', 'success', 't', 'ttft_b', 'unit')
+_UNIT_COLUMNS = ("arrival", "complaint", "corrected", "cost", "err", "fallback", "joined", "key", "lat_b", "resolved", "slo", "success", "t", "ttft_b", "unit")
 
 
 @dataclass(frozen=True)
