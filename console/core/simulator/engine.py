@@ -221,6 +221,10 @@ class TrafficSimulator:
         #: step -> the widest window read on that grid: older buckets of it are never asked for again by the
         #: same reads, and holding hours of them (small objects mixed with short-lived ones) fragments the heap
         self._memo_span: dict[float, float] = {}
+        #: block start -> (its latest outcome arrival, its rows' counters packed in one vector): a one-bucket read
+        #: that holds the whole block and all its outcomes counts exactly these, whatever its window. One entry
+        #: per retained block (dropped with it)
+        self._block_memo: dict[int, tuple[int, np.ndarray]] = {}
 
     # ---- time ---------------------------------------------------------------------
 
@@ -460,7 +464,7 @@ class TrafficSimulator:
         """Drop per-request detail older than ``keep_s`` (whole blocks, so memory stays bounded)."""
         horizon = self.now - self.keep_s
         while self._blocks and self._blocks[0].t_end <= horizon:
-            self._blocks.popleft()
+            self._block_memo.pop(self._blocks.popleft().t_start, None)
 
     @property
     def retained_from(self) -> float:
@@ -509,7 +513,10 @@ class TrafficSimulator:
         shape = (nk, len(self._providers), len(self._routes))
         if self._memo_shape != shape:
             self._memo.clear()  # a new route or provider widens every array: start the memo again
+            self._block_memo.clear()
             self._memo_shape = shape
+        if nb == 1:
+            return self._one_bucket(start, end, step, nk)
         first = 0
         # a kept bucket stands for its traffic while that is retained; until any is dropped (the first keep_s),
         # that includes the buckets before the simulation's start, which had none (a window reaching back
@@ -541,6 +548,10 @@ class TrafficSimulator:
         oldest = end - span - step  # a read of the widest window on this grid starts after it
         for key in [k for k in self._memo if k[1] < horizon or (k[0] == step and k[1] < oldest)]:
             del self._memo[key]
+        return self._snapshot_of(start, end, buckets, totals, served_by_route)
+
+    def _snapshot_of(self, start: float, end: float, buckets: list[TimeBucket], totals: dict[RouteKey, RouteCounters],
+                     served_by_route: np.ndarray) -> MetricsSnapshot:
         served = {self._routes[int(r)]: int(round(served_by_route[r])) for r in np.nonzero(served_by_route)[0]}
         gaps = []
         if start < self.retained_from and start < self.now:
@@ -551,6 +562,61 @@ class TrafficSimulator:
         return MetricsSnapshot(
             start=start, end=end, as_of=self.now, buckets=buckets, totals=totals, fallback_served=served, gaps=gaps
         )
+
+    def _one_bucket(self, start: float, end: float, step: float, nk: int) -> MetricsSnapshot:
+        """``snapshot`` of a window read as one bucket (a look's stage-wide read, whose window grows at every
+        look): the retained blocks one at a time, each block that lies whole in the window with all its
+        outcomes arrived taken from ``_block_memo``. Never the whole log at once, so a look over hours of
+        traffic holds one block's temporaries (not hours of rows) and aggregates only the blocks that are new.
+
+        The same numbers as one aggregation over the whole log, to the last bit: every count is a sum of
+        whole numbers (exact in any order), and the cost, a sum of fractions, is carried from block to block
+        in the order of the rows (``_carry_cost``)."""
+        lo, hi = start - MAX_OUTCOME_DELAY_S, end  # as ``log(since=…, until=…)`` selects them
+        # where each of the aggregation's arrays sits in a packed vector (one allocation per kept block)
+        layout: list[tuple[str, tuple[int, ...], int, int]] = []
+        offset = 0
+        for name, arr in self._aggregate(_concat([]), start, end, step, 1, nk).items():
+            layout.append((name, arr.shape[1:], offset, offset + arr[0].size))
+            offset += arr[0].size
+        total = np.zeros(offset)
+        cost = np.zeros(nk)
+        parts = [(b.t_start, b.t_end, b.cols) for b in self._blocks if b.t_end > lo and b.t_start < hi]
+        if self._open and self._open_from < hi:
+            parts.append((None, None, _concat(self._open)))
+        for t_start, t_end, cols in parts:
+            whole = t_start is not None and t_start >= start and t_end <= end
+            kept = self._block_memo.get(t_start) if whole else None
+            if kept is not None and kept[0] < end:
+                packed = kept[1]
+            else:
+                grid = self._aggregate(cols, start, end, step, 1, nk)
+                packed = np.concatenate([grid[name][0].ravel().astype(np.float64) for name, *_ in layout])
+                last = int(cols["arrival"].max()) if len(cols["arrival"]) else -1
+                if whole and last < end:
+                    self._block_memo[t_start] = (last, packed)
+            total += packed
+            cost = self._carry_cost(cost, cols, start, end, nk)
+        arrays = {name: total[a:b].reshape(shape) for name, shape, a, b in layout}
+        arrays["cost_usd"] = cost
+        served_by_route = arrays.pop("fb_served")
+        bucket = TimeBucket(start, min(end, start + step))
+        bucket.counters = self._counters(arrays)
+        horizon = self.now - self.keep_s
+        for key in [k for k in self._memo if k[1] < horizon]:
+            del self._memo[key]
+        return self._snapshot_of(start, end, [bucket], self._counters(arrays), served_by_route)
+
+    @staticmethod
+    def _carry_cost(carried: np.ndarray, cols: dict[str, np.ndarray], start: float, end: float,
+                    nk: int) -> np.ndarray:
+        """``carried`` plus the cost of ``cols``' rows made in [start, end), by key, added row after row in
+        their order — as one ``bincount`` over the whole log adds them (each key's sum starts from what the
+        earlier blocks carried), so the total is that of one pass to the last bit."""
+        t = cols["t"]
+        m = (t >= start) & (t < end)
+        cells = np.concatenate([np.arange(nk), cols["key"][m].astype(np.int64)])
+        return np.bincount(cells, weights=np.concatenate([carried, cols["cost"][m]]), minlength=nk)
 
     def _aggregate(
         self, log: dict[str, np.ndarray], start: float, end: float, step: float, nb: int, nk: int
