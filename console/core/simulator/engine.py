@@ -91,6 +91,14 @@ def _concat(parts: list[dict[str, np.ndarray]], names=None) -> dict[str, np.ndar
     return {k: np.concatenate([p[k] for p in parts]) for k in names}
 
 
+#: rows of the log (every flag's) that ``_flag_chunks`` gathers before a unit summary sums them: ~5 blocks at
+#: the demo's rate, a few hundred kB of one flag's columns
+UNIT_CHUNK_ROWS = 8_192
+#: units whose latency histograms ``unit_summaries`` turns into floats at a time
+SUMMARY_CHUNK_UNITS = 1024
+#: the per-unit sums ``_unit_columns`` adds beside the request count, in its order
+_UNIT_SUMS = ("successes", "outcomes", "resolved", "escalated", "corrected", "complaints", "errors", "rate_limited",
+              "timeouts", "fallbacks", "slo_met", "mature_exposures", "mature_outcomes")
 #: the request columns a unit's summary reads (``_unit_columns``)
 _UNIT_COLUMNS = ("arrival", "complaint", "corrected", "cost", "err", "fallback", "joined", "key", "lat_b", "resolved", "slo", "success", "t", "ttft_b", "unit")
 
@@ -485,17 +493,25 @@ class TrafficSimulator:
             parts.extend(self._open)
         return parts
 
-    def _flag_rows(self, flag: str, since: float) -> dict[str, np.ndarray] | None:
-        """The retained rows of ``flag`` made since ``since``, kept block by block: a look over a long stage
-        does not copy the whole retained log (hours of every flag's requests, every column) only to keep a
-        part of it."""
+    def _flag_chunks(self, flag: str, since: float, names: tuple[str, ...] = _UNIT_COLUMNS):
+        """The retained rows of ``flag`` made since ``since``, in their order, a few retained blocks at a time
+        (about ``UNIT_CHUNK_ROWS`` rows of the log each): a look over a long stage holds one chunk of rows,
+        never hours of every flag's requests, every column."""
         keys = np.array([k.flag == flag for k in self._keys] or [False])
-        kept = []
-        for cols in self._parts(since):
-            m = (cols["t"] >= since) & keys[cols["key"]]
+        wanted = tuple(dict.fromkeys(("t", "key", *names)))
+        held: list[dict[str, np.ndarray]] = []
+        rows = 0
+        parts = self._parts(since)
+        for i, cols in enumerate(parts):
+            held.append(cols)
+            rows += len(cols["t"])
+            if rows < UNIT_CHUNK_ROWS and i + 1 < len(parts):
+                continue
+            chunk = _concat(held, wanted)
+            held, rows = [], 0
+            m = (chunk["t"] >= since) & keys[chunk["key"]]
             if m.any():
-                kept.append({name: cols[name][m] for name in _UNIT_COLUMNS})
-        return _concat(kept, _UNIT_COLUMNS) if kept else None
+                yield {name: chunk[name][m] for name in names}
 
     # ---- queries ------------------------------------------------------------------
 
@@ -742,17 +758,12 @@ class TrafficSimulator:
         """``group_units(self.units(flag, since, maturation_s), group_by)`` without a record per unit: the same
         groups in the same order, each summarised from the same per-unit table (same values, same layout, so
         the same sums to the last bit — tests/core/test_simulator.py checks it)."""
-        from ..stats.summary import COLUMNS, GroupSummary, summarise_columns
+        from ..stats.summary import COLUMNS, ArmSummary, GroupSummary, summarise_columns
 
         found = self._unit_columns(flag, since, maturation_s)
         if found is None:
             return []
         uniq, first_keys, _, cost, crossed_units, cols, lat_b, ttft_b = found
-        ints = {name: np.rint(arr).astype(np.int64) for name, arr in cols.items()}
-        # what summarise_units builds from the records: one row per unit, the COLUMNS as floats
-        table = np.empty((len(uniq), len(COLUMNS)), dtype=float)
-        for i, c in enumerate(COLUMNS):
-            table[:, i] = cost if c == "cost_usd" else ints["requests"] if c == "exposures" else ints[c]
         groups: dict[tuple, list[int]] = {}
         for j, (unit, key) in enumerate(zip(uniq.tolist(), first_keys)):
             segment = self._segments.get(unit) or self._segment(unit)
@@ -760,61 +771,102 @@ class TrafficSimulator:
         out = []
         for (arm, values), rows in groups.items():
             idx = np.asarray(rows, dtype=np.int64)
-            sub = table[idx]
-            hists = {"latency_hist": lat_b[idx].astype(float), "ttft_hist": ttft_b[idx].astype(float)}
+            # what summarise_units builds from the group's records: one row per unit, the COLUMNS as floats (the
+            # counts rounded to whole numbers, as a record holds them)
+            sub = np.empty((len(idx), len(COLUMNS)), dtype=float)
+            for i, c in enumerate(COLUMNS):
+                sub[:, i] = (cost if c == "cost_usd" else np.rint(cols["requests" if c == "exposures" else c]))[idx]
             summary = summarise_columns({c: sub[:, i] for i, c in enumerate(COLUMNS)},
-                                        sum(1 for j in rows if crossed_units[j]), hists)
+                                        sum(1 for j in rows if crossed_units[j]))
+            # the histograms' aggregates a few thousand units at a time (as floats they are the group's largest
+            # arrays): each is a sum of whole numbers, the same in any order
+            hists = ArmSummary()
+            for part in range(0, len(idx), SUMMARY_CHUNK_UNITS):
+                some = idx[part:part + SUMMARY_CHUNK_UNITS]
+                hists.add(summarise_columns({}, 0, {"latency_hist": lat_b[some].astype(float),
+                                                    "ttft_hist": ttft_b[some].astype(float)}))
+            summary.hist, summary.hist_squares, summary.hist_products = \
+                hists.hist, hists.hist_squares, hists.hist_products
             out.append(GroupSummary(arm, {a: v for a, v in zip(group_by, values) if v != ""}, "", summary))
         return out
 
     def _unit_columns(self, flag: str, since: float, maturation_s: float):
-        """The per-unit arrays behind ``units`` (None when ``flag`` has no unit since ``since``)."""
-        log = self._flag_rows(flag, since)
-        if log is None:
-            return None
-        uid = log["unit"]
-        uniq, inv = np.unique(uid, return_inverse=True)
+        """The per-unit arrays behind ``units`` (None when ``flag`` has no unit since ``since``).
+
+        Summed chunk by chunk of the log (``_flag_chunks``) into one row per unit seen, in unit order: the
+        same arrays as one pass over all the rows, to the last bit — the counts are sums of whole numbers,
+        and each unit's cost is carried from chunk to chunk in the order of its rows."""
+        units = np.zeros(len(self.pop.ids), dtype=bool)
+        for rows in self._flag_chunks(flag, since, ("unit",)):
+            units[rows["unit"]] = True
+        uniq = np.flatnonzero(units)
         n = len(uniq)
-
-        def s(col: np.ndarray) -> np.ndarray:
-            return np.bincount(inv, weights=col.astype(float), minlength=n)
-
-        arm_code = np.array([ARM_CODES[k.arm] for k in self._keys])[log["key"]]
-        first = np.full(n, -1, dtype=np.int64)
-        order = np.arange(len(inv))[::-1]
-        first[inv[order]] = order  # earliest row index per unit
-        on_baseline = np.bincount(inv, weights=(arm_code == 0).astype(float), minlength=n) > 0
-        on_candidate = np.bincount(inv, weights=(arm_code == 1).astype(float), minlength=n) > 0
-        err = log["err"]
-        now = self.now
-        joined_arrived = log["joined"] & (log["arrival"] < now)  # an outcome exists once its tick ran
-        mature = log["t"] <= now - maturation_s
-        res = log["resolved"]
-        cols = {
-            "requests": np.bincount(inv, minlength=n),
-            "successes": s(log["success"]),
-            "outcomes": s(joined_arrived),
-            "resolved": s(joined_arrived & res),
-            "escalated": s(joined_arrived & ~res),
-            "corrected": s(joined_arrived & log["corrected"]),
-            "complaints": s(joined_arrived & log["complaint"]),
-            "errors": s(err != ERR_NONE),
-            "rate_limited": s(err == ERR_429),
-            "timeouts": s(err == ERR_TIMEOUT),
-            "fallbacks": s(log["fallback"]),
-            "slo_met": s(log["slo"]),
-            "mature_exposures": s(mature),
-            "mature_outcomes": s(mature & joined_arrived),
-        }
-        cost = np.bincount(inv, weights=log["cost"], minlength=n)
-        t_first = log["t"][first]
-        keys_m = log["key"]
-        first_keys = [self._keys[k] for k in keys_m[first].tolist()]
-        crossed = on_baseline & on_candidate
+        if not n:
+            return None
+        index = np.full(len(units), -1, dtype=np.int64)
+        index[uniq] = np.arange(n)
+        del units
+        arm_codes = np.array([ARM_CODES[k.arm] for k in self._keys])
         nl, nt = len(LATENCY_BOUNDS_MS) + 1, len(TTFT_BOUNDS_MS) + 1
-        lat_hist = np.bincount(inv * nl + log["lat_b"], minlength=n * nl).reshape(n, nl)
-        ttft_hist = np.bincount(inv * nt + log["ttft_b"], minlength=n * nt).reshape(n, nt)
-        return uniq, first_keys, t_first, cost, crossed, cols, lat_hist, ttft_hist
+        now = self.now
+        requests = np.zeros(n, dtype=np.int64)
+        cols = {name: np.zeros(n) for name in _UNIT_SUMS}
+        cost = np.zeros(n)
+        seen = np.zeros(n, dtype=bool)
+        t_first = np.zeros(n, dtype=np.int64)
+        key_first = np.zeros(n, dtype=np.int64)
+        on_baseline = np.zeros(n, dtype=bool)
+        on_candidate = np.zeros(n, dtype=bool)
+        # counts of a unit's requests per latency bucket: int32 holds them (the old int64 doubled the largest arrays)
+        lat_hist = np.zeros((n, nl), dtype=np.int32)
+        ttft_hist = np.zeros((n, nt), dtype=np.int32)
+        for log in self._flag_chunks(flag, since):
+            # this chunk's units (``at``: their rows in the result) and each row's unit among them
+            at, inv = np.unique(index[log["unit"]], return_inverse=True)
+            m = len(at)
+
+            def s(col: np.ndarray) -> np.ndarray:
+                return np.bincount(inv, weights=col.astype(float), minlength=m)
+
+            first = np.full(m, -1, dtype=np.int64)
+            order = np.arange(len(inv))[::-1]
+            first[inv[order]] = order  # earliest row index per unit in this chunk
+            new = ~seen[at]
+            t_first[at[new]] = log["t"][first[new]]
+            key_first[at[new]] = log["key"][first[new]]
+            seen[at] = True
+            arm_code = arm_codes[log["key"]]
+            on_baseline[at] |= np.bincount(inv, weights=(arm_code == 0).astype(float), minlength=m) > 0
+            on_candidate[at] |= np.bincount(inv, weights=(arm_code == 1).astype(float), minlength=m) > 0
+            err = log["err"]
+            joined_arrived = log["joined"] & (log["arrival"] < now)  # an outcome exists once its tick ran
+            mature = log["t"] <= now - maturation_s
+            res = log["resolved"]
+            requests[at] += np.bincount(inv, minlength=m)
+            for name, col in (
+                ("successes", log["success"]),
+                ("outcomes", joined_arrived),
+                ("resolved", joined_arrived & res),
+                ("escalated", joined_arrived & ~res),
+                ("corrected", joined_arrived & log["corrected"]),
+                ("complaints", joined_arrived & log["complaint"]),
+                ("errors", err != ERR_NONE),
+                ("rate_limited", err == ERR_429),
+                ("timeouts", err == ERR_TIMEOUT),
+                ("fallbacks", log["fallback"]),
+                ("slo_met", log["slo"]),
+                ("mature_exposures", mature),
+                ("mature_outcomes", mature & joined_arrived),
+            ):
+                cols[name][at] += s(col)
+            # each unit's cost goes on from what the earlier chunks summed, row after row
+            cost[at] = np.bincount(np.concatenate([np.arange(m), inv]),
+                                   weights=np.concatenate([cost[at], log["cost"]]), minlength=m)
+            lat_hist[at] += np.bincount(inv * nl + log["lat_b"], minlength=m * nl).reshape(m, nl)
+            ttft_hist[at] += np.bincount(inv * nt + log["ttft_b"], minlength=m * nt).reshape(m, nt)
+        first_keys = [self._keys[k] for k in key_first.tolist()]
+        return uniq, first_keys, t_first, cost, on_baseline & on_candidate, {"requests": requests, **cols}, \
+            lat_hist, ttft_hist
 
     def _segment(self, unit: int) -> dict[str, str]:
         """The unit's segment (computed once: it is fixed); callers get their own copy."""
