@@ -37,6 +37,12 @@ _NEVER = -1e300
 MAX_SALTS = 4
 
 
+def context_map(entries: str) -> str:
+    """The MAP of the evaluation attributes in a record's ``ctx`` list (names and values in turn: see
+    ``events.ENTRIES``); NULL stays NULL, a name given twice is an error."""
+    return f"map(list_slice({entries}, 1, -1, 2), list_slice({entries}, 2, -1, 2))"
+
+
 def unit_key(salt: int, column: str = "unit") -> str:
     """The 64-bit integer the per-request and per-unit tables key a unit by (``uh``): DuckDB's hash of the unit key,
     of the key behind a salt character after a collision. Grouping and joining by it costs less than by the string
@@ -141,7 +147,7 @@ class UnitState:
 
     def _exposures(self, table: str, now: float) -> str:
         """Each unit's first new exposure: its time and its attributes (a map made once per unit)."""
-        return (f"SELECT unit, {unit_key(self.salt)} AS uh, min(t) AS x_t, map_from_entries(arg_min(ctx, t)) AS ctx "
+        return (f"SELECT unit, {unit_key(self.salt)} AS uh, min(t) AS x_t, {context_map('arg_min(ctx, t)')} AS ctx "
                 f"FROM ({self._new_rows(table, now, 'kind = 0')}) AS n GROUP BY unit")
 
     def _first_routes(self, table: str, now: float) -> str:
