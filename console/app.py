@@ -43,6 +43,8 @@ if TYPE_CHECKING:  # the models pull in pydantic: keep it off the path to the fi
 
 #: the tick draws only when nothing was published for this long (each read publishes; the tick is for the clocks)
 TICK_QUIET_S = 0.9
+#: after the load, how long the flags wait for the first figures before they are drawn without them
+FIRST_READ_WAIT_S = 0.3
 #: builds (platform, metrics, flags[, journal[, rules]]) in a worker after the first frame; raises RouteDeckError
 Loader = Callable[[], tuple]
 
@@ -102,6 +104,8 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         self._applies: tuple[bool, ...] = ()
         self._publish_pending = False
         self._published_at = -TICK_QUIET_S
+        #: until when a loaded flag set waits for the first metrics read before it is drawn (None: no wait)
+        self._first_read_due: float | None = None
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -155,7 +159,17 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         settle_collection()  # start-up's objects (modules, models, the simulator) stay out of later collections
         for note in message.notes:
             self.notify(note, title="Demo state", severity="warning", timeout=30, markup=False)
+        # the routes are drawn once, with their first figures, unless that read takes longer than the wait: a
+        # frame of routes without figures just before the one with them took CPU from the read it waited for
+        self._first_read_due = time.monotonic() + FIRST_READ_WAIT_S
+        self.set_timer(FIRST_READ_WAIT_S, self.publish)
         self.start_polling()
+        self.publish_unless_first_read_due()
+
+    def publish_unless_first_read_due(self) -> None:
+        """Publish, unless the loaded flags are still waiting (briefly) for the first metrics read."""
+        if self._first_read_due is not None and time.monotonic() < self._first_read_due:
+            return
         self.publish()
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,

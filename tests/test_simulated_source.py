@@ -149,4 +149,7 @@ def test_reads_in_a_worker_while_another_thread_rewrites_the_flag_file(tmp_path)
     begin = src.now()
     clock.t += 30
     after = src.read(begin, src.now(), 30).totals
-    assert after[CAND].requests == 0 and after[BASE].requests > 200
+    # the candidate has no requests after the rollback; it is listed at all only when outcomes of its earlier
+    # requests arrive in the window, which depends on how the reads above interleaved with the writes
+    assert CAND not in after or after[CAND].requests == 0
+    assert after[BASE].requests > 200

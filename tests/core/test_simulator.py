@@ -110,7 +110,11 @@ def test_same_seed_gives_the_same_stream_and_a_shorter_run_is_a_prefix(tmp_path)
     for d in ("a", "b", "c"):
         (tmp_path / d).mkdir()
     a, b = make_sim(tmp_path / "a"), make_sim(tmp_path / "b")
-    a.advance_to(START + 300)
+    heard_a: list = []
+    heard_b: list = []
+    a.add_listener(heard_a.extend)
+    b.add_listener(heard_b.extend)
+    a.advance_to(START + 300)  # generated a block of ticks at a time
     for t in (17, 18, 60.5, 61, 120):  # uneven steps must not change anything
         b.advance_to(START + t)
     la, lb = a.log(), b.log()
@@ -118,6 +122,9 @@ def test_same_seed_gives_the_same_stream_and_a_shorter_run_is_a_prefix(tmp_path)
     assert n > 2000 and len(la["t"]) > n
     for col in la:
         np.testing.assert_array_equal(la[col][:n], lb[col], err_msg=col)
+    # the listeners hear the same requests and outcomes, tick by tick, however the ticks were batched
+    assert len(heard_a) > len(heard_b) > n
+    assert heard_a[:len(heard_b)] == heard_b
     # the outcomes that have arrived by 120 s are the same in both runs
     sa, sb = a.snapshot(START, START + 120, 10), b.snapshot(START, START + 120, 10)
     assert [vars(c) for c in sa.totals.values()] == [vars(c) for c in sb.totals.values()]

@@ -173,3 +173,63 @@ async def test_nothing_is_drawn_under_a_modal(tmp_path):
         app.poll_metrics()
         await settle(app, pilot)
         assert writes == []
+
+
+def _loaded_demo(tmp_path, source_of):
+    """The app as `routedeck demo` opens it: the flags and the source come from a loader, after the first frame."""
+    from adapters.flags.flagd_file import FlagdFilePlatform
+    from console.app import RouteDeckApp
+    from console.core.journal import Journal, journal_path
+
+    path = prepare_state_dir(tmp_path)
+    source = source_of(path)
+
+    def loader():
+        platform = FlagdFilePlatform(path)
+        flags = {key: platform.read_flag(key) for key in platform.list_flags()}
+        return platform, source, flags, Journal(journal_path(tmp_path)), [], []
+
+    return RouteDeckApp(loader=loader, clock=lambda: 100.0), source
+
+
+def _drawn_header(app) -> str:
+    """The header as the dashboard last drew it."""
+    from widgets.status_header import StatusHeader
+
+    content = app.screen.query_one(StatusHeader).content
+    return getattr(content, "plain", str(content))
+
+
+async def test_loaded_routes_are_drawn_once_with_their_first_figures(tmp_path, monkeypatch):
+    import console.app as app_module
+
+    monkeypatch.setattr(app_module, "FIRST_READ_WAIT_S", 30.0)
+    app, source = _loaded_demo(tmp_path, lambda path: SlowSource(sim_source(path), delay_s=0.0))
+    source.answering.clear()
+    async with app.run_test(size=(100, 30)) as pilot:
+        table = app.screen.query_one(RouteTable)
+        await wait_for(pilot, lambda: source.running == 1)  # loaded; the first read is out and held
+        await pilot.pause(0.2)
+        # the flags wait for their figures...
+        assert "connecting" in _drawn_header(app) and "support-answer-route" not in _drawn_header(app)
+        assert table.row_count == 0
+        source.answering.set()
+        await wait_for(pilot, lambda: "support-answer-route" in _drawn_header(app))
+        # ...and are drawn with them, in one redraw
+        assert "data live" in _drawn_header(app) and table.row_count > 0
+
+
+async def test_loaded_routes_are_drawn_without_figures_when_the_first_read_is_slow(tmp_path, monkeypatch):
+    import console.app as app_module
+
+    monkeypatch.setattr(app_module, "FIRST_READ_WAIT_S", 0.2)
+    app, source = _loaded_demo(tmp_path, lambda path: SlowSource(sim_source(path), delay_s=0.0))
+    source.answering.clear()
+    try:
+        async with app.run_test(size=(100, 30)) as pilot:
+            await wait_for(pilot, lambda: "support-answer-route" in _drawn_header(app))
+            # the read still hangs: the flags are drawn after the wait, without figures
+            assert source.running == 1 and not app.session.figures
+            assert "data live" not in _drawn_header(app)
+    finally:
+        source.answering.set()

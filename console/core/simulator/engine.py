@@ -200,6 +200,8 @@ class TrafficSimulator:
         self._assign_rev: str | None = None
         #: (flag, unit) → the variant name the evaluator served, for the same revision as ``_assign``
         self._variant_of: dict[tuple[str, int], str] = {}
+        #: (flag, variant, arm, hit) → parameter row, for the same revision as ``_assign``
+        self._row_of_variant: dict[tuple[str, str, Arm, bool], int] = {}
         #: (flag, route) → the variant that routes there (an outcome's variant is its request's)
         self._variant_of_route: dict[tuple[str, str], str] = {}
         #: the request log: merged blocks of BLOCK_TICKS ticks, oldest first, then this block's ticks
@@ -230,10 +232,12 @@ class TrafficSimulator:
         return self.start_time + self.next_tick
 
     def advance_to(self, t: float) -> None:
-        """Generate every whole tick that ends at or before ``t``."""
+        """Generate every whole tick that ends at or before ``t``, up to a block of ticks at a time."""
         while self.start_time + self.next_tick + 1 <= t:
-            self._generate_tick(self.next_tick)
-            self.next_tick += 1
+            due = int(math.floor(t - self.start_time - self.next_tick))
+            count = min(due, BLOCK_TICKS)
+            self._generate_ticks(self.next_tick, count)
+            self.next_tick += count
         self._trim()
 
     def add_listener(self, fn: Listener) -> None:
@@ -322,18 +326,30 @@ class TrafficSimulator:
             self._eff_table = {k: np.array([r[k] for r in self._eff_rows]) for k in self._eff_rows[0]}
         return self._eff_table
 
-    def _generate_tick(self, tick: int) -> None:
+    def _generate_ticks(self, first: int, count: int) -> None:
+        """Generate ``count`` ticks from tick ``first``. Each tick draws from its own generator, in the same order
+        whatever the batch, so the traffic does not depend on how ticks are grouped; the arithmetic then runs
+        once over the batch (the demo's first read generates 120 ticks: per tick, numpy's call overhead was
+        most of it)."""
         self.evaluator.refresh()
-        rng = np.random.default_rng([self.seed, tick])
-        n = int(rng.poisson(self.rate))
-        units = np.minimum(np.searchsorted(self.pop.cum_activity, rng.random(n)), len(self.pop.ids) - 1)
-        u = rng.random((n, 8))
-        z = rng.standard_normal((n, 4))
         pop = self.pop
+        draws = []
+        for tick in range(first, first + count):
+            rng = np.random.default_rng([self.seed, tick])
+            n = int(rng.poisson(self.rate))
+            units = np.minimum(np.searchsorted(pop.cum_activity, rng.random(n)), len(pop.ids) - 1)
+            draws.append((n, units, rng.random((n, 8)), rng.standard_normal((n, 4))))
+        sizes = [d[0] for d in draws]
+        n = sum(sizes)
+        units = np.concatenate([d[1] for d in draws])
+        u = np.concatenate([d[2] for d in draws]).reshape(n, 8)
+        z = np.concatenate([d[3] for d in draws]).reshape(n, 4)
+        t_abs = np.repeat(np.arange(first, first + count, dtype=np.int64) + int(self.start_time), sizes)
         rev = self.evaluator.revision
         if rev != self._assign_rev:
             self._assign.clear()
             self._variant_of.clear()
+            self._row_of_variant.clear()
             self._assign_rev = rev
         eff = np.empty(n, dtype=np.int64)
         new_unit = np.zeros(n, dtype=np.bool_)
@@ -351,13 +367,28 @@ class TrafficSimulator:
                 )
                 self._variant_of[(flag, unit)] = variant
                 hit = self.scenario.region is None or REGIONS[pop.region[unit]] == self.scenario.region
-                idx = self._assign[(flag, unit, service)] = self._effective(flag, assigned, arm, hit)
+                # one revision serves one profile per variant: its row is found once, not per unit
+                idx = self._row_of_variant.get((flag, variant, arm, hit))
+                if idx is None:
+                    idx = self._row_of_variant[(flag, variant, arm, hit)] = self._effective(flag, assigned, arm, hit)
+                self._assign[(flag, unit, service)] = idx
             eff[i] = idx
             seen = (self._eff_rows[idx]["key"], unit)
             if seen not in self._seen:
                 self._seen.add(seen)
                 new_unit[i] = True
         T = {k: v[eff] for k, v in self._table().items()} if n else {k: np.zeros(0) for k in self._table()}
+        cols = self._request_columns(T, units, u, z, t_abs, new_unit)
+        at = 0
+        for k, size in enumerate(sizes):
+            self._tick_done(first + k, {name: col[at:at + size] for name, col in cols.items()})
+            at += size
+
+    def _request_columns(self, T: dict[str, np.ndarray], units: np.ndarray, u: np.ndarray, z: np.ndarray,
+                         t_abs: np.ndarray, new_unit: np.ndarray) -> dict[str, np.ndarray]:
+        """The request log's columns for requests whose route parameters are ``T`` and draws ``u``/``z``."""
+        pop = self.pop
+        n = len(units)
         slow, verb = pop.slowness[units], pop.verbosity[units]
         latency = T["lat_med"] * slow * np.exp(T["lat_sig"] * z[:, 0])
         tin = T["tin"] * verb * np.exp(0.3 * z[:, 1])
@@ -384,9 +415,8 @@ class TrafficSimulator:
         ttft = np.where(success, ttft, total_latency)
         p_resolve = np.where(success, T["resolve"] - 0.08 * pop.difficulty[units], 0.0)
         resolved = u[:, 2] < p_resolve
-        t_abs = int(self.start_time) + tick
-        cols = {
-            "t": np.full(n, t_abs, dtype=np.int64),
+        return {
+            "t": t_abs,
             "unit": units.astype(np.int32),
             "key": T["key"].astype(np.int16),
             "fb_route": np.where(fallback, T["fb_route"], -1).astype(np.int16),
@@ -412,6 +442,10 @@ class TrafficSimulator:
             "lat_b": np.searchsorted(_LAT_BOUNDS, total_latency.astype(np.float32), side="left").astype(np.int8),
             "ttft_b": np.searchsorted(_TTFT_BOUNDS, ttft.astype(np.float32), side="left").astype(np.int8),
         }
+
+    def _tick_done(self, tick: int, cols: dict[str, np.ndarray]) -> None:
+        """File one tick's requests in the log and hand them to the listeners."""
+        t_abs = int(self.start_time) + tick
         self._open.append(cols)
         if len(self._open) >= BLOCK_TICKS:
             self._blocks.append(_Block(self._open_from, t_abs + 1, _concat(self._open)))
