@@ -19,6 +19,7 @@ a new state, built in one pass.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,12 @@ HIST_SLICE_REQUESTS = 2_000_000
 _NEVER = -1e300
 #: salts tried for the unit key before a look gives up (each further one only after a collision)
 MAX_SALTS = 4
+
+
+def context_map(entries: str) -> str:
+    """The MAP of the evaluation attributes in a record's ``ctx`` list (names and values in turn: see
+    ``events.ENTRIES``); NULL stays NULL, a name given twice is an error."""
+    return f"map(list_slice({entries}, 1, -1, 2), list_slice({entries}, 2, -1, 2))"
 
 
 def unit_key(salt: int, column: str = "unit") -> str:
@@ -118,6 +125,8 @@ class UnitState:
         self.key = key
         self.salt = salt
         self.rq, self.un = f"rq_{name}", f"un_{name}"
+        #: the first look's unit keys (dropped once the unit table is built)
+        self.ux, self.ur = f"ux_{name}", f"ur_{name}"
         self.now = _NEVER
         self.seq = -1
         #: the summary rows already computed, per attribute tuple (kept up to date by each later look)
@@ -141,7 +150,7 @@ class UnitState:
 
     def _exposures(self, table: str, now: float) -> str:
         """Each unit's first new exposure: its time and its attributes (a map made once per unit)."""
-        return (f"SELECT unit, {unit_key(self.salt)} AS uh, min(t) AS x_t, map_from_entries(arg_min(ctx, t)) AS ctx "
+        return (f"SELECT unit, {unit_key(self.salt)} AS uh, min(t) AS x_t, {context_map('arg_min(ctx, t)')} AS ctx "
                 f"FROM ({self._new_rows(table, now, 'kind = 0')}) AS n GROUP BY unit")
 
     def _first_routes(self, table: str, now: float) -> str:
@@ -176,16 +185,20 @@ class UnitState:
         k = self.key
         fields = ", ".join(f"{expr} AS {name}" for name, expr in request_sql(k.slo_ms, dict(k.arms), self.salt))
         x = db.execute
-        x(f"DROP TABLE IF EXISTS {self.rq}")
-        x(f"DROP TABLE IF EXISTS {self.un}")
-        for temp in ("ux_", "ur_"):
-            x(f"DROP TABLE IF EXISTS {temp}")
-        x(f"CREATE TABLE {self.rq} AS SELECT rid, {fields} FROM ({self._new_rows(table, now, 'kind IN (1, 2)')}) AS n "
-          "GROUP BY rid")
-        # the unit keys: every unit with a call (and its route), every unit with an exposure (and its attributes)
-        x(f"CREATE TEMP TABLE ux_ AS {self._exposures(table, now)}")
-        x(f"CREATE TEMP TABLE ur_ AS {self._first_routes(table, now)}")
-        self._collisions(db, "SELECT unit, uh FROM ur_ UNION ALL SELECT unit, uh FROM ux_")
+        ux, ur = self.ux, self.ur
+        for t in (self.rq, self.un, ux, ur):
+            x(f"DROP TABLE IF EXISTS {t}")
+        x(f"CREATE TABLE {self.rq} AS SELECT rid, {fields} FROM ({self._new_rows(table, now, 'kind IN (1, 2)')}) "
+          "AS n GROUP BY rid")
+        # the unit keys — every unit with an exposure (and its attributes), every unit with a call (and its route) —
+        # aggregated at once, the first on a second connection: each statement alone keeps the cores busy only part
+        # of the time (a Parquet file is read by one thread per row group)
+        side = _Beside(db, [f"CREATE TABLE {ux} AS {self._exposures(table, now)}"])
+        try:
+            x(f"CREATE TABLE {ur} AS {self._first_routes(table, now)}")
+        finally:
+            side.join()
+        self._collisions(db, f"SELECT unit, uh FROM {ur} UNION ALL SELECT unit, uh FROM {ux}")
         terms = unit_terms(now - k.maturation_s)
         core = [(name, expr) for name, expr in terms if not name.startswith(("lc_", "tc_"))]
         hist = [(name, expr) for name, expr in terms if name.startswith(("lc_", "tc_"))]
@@ -205,10 +218,10 @@ class UnitState:
                           CAST(max(CASE WHEN arm = 1 THEN 1 ELSE 0 END) AS INTEGER) AS on_cand,
                           {_counts(core)}, {_counts(hist)}
                         FROM {self.rq} WHERE {_bit('has_call')} = 1 AND {sliced} GROUP BY uh) AS u
-                  FULL JOIN (SELECT * FROM ux_ WHERE {sliced}) AS e USING (uh)
-                  LEFT JOIN (SELECT * FROM ur_ WHERE {sliced}) AS r USING (uh)""")
-        for temp in ("ux_", "ur_"):
-            x(f"DROP TABLE {temp}")
+                  FULL JOIN (SELECT * FROM {ux} WHERE {sliced}) AS e USING (uh)
+                  LEFT JOIN (SELECT * FROM {ur} WHERE {sliced}) AS r USING (uh)""")
+        for t in (ux, ur):
+            x(f"DROP TABLE {t}")
 
     def _advance(self, db: duckdb.DuckDBPyConnection, table: str, now: float) -> None:
         """A later look: merge the new records' requests, and mature the requests that crossed the cut."""
@@ -279,8 +292,8 @@ class UnitState:
             x(f"DROP TABLE {temp}")
 
     def drop(self, db: duckdb.DuckDBPyConnection) -> None:
-        db.execute(f"DROP TABLE IF EXISTS {self.rq}")
-        db.execute(f"DROP TABLE IF EXISTS {self.un}")
+        for t in (self.rq, self.un, self.ux, self.ur):
+            db.execute(f"DROP TABLE IF EXISTS {t}")
 
     # ---- reading it ----------------------------------------------------------------------------
 
@@ -307,6 +320,30 @@ class UnitState:
             self._summaries[attributes] = kept
         return [dict(row) for key, row in sorted(kept.items(), key=lambda kv: tuple(str(v) for v in kv[0]))
                 if row["units"] > 0]
+
+
+class _Beside:
+    """Statements run in order on a second connection to ``db``, in a thread, while the caller runs its own;
+    ``join`` waits for them and raises the first one's failure (a ``duckdb.Error`` as from the caller's)."""
+
+    def __init__(self, db: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
+        self._cursor = db.cursor()
+        self._failure: BaseException | None = None
+        self._thread = threading.Thread(target=self._run, args=(statements,), name="events-beside", daemon=True)
+        self._thread.start()
+
+    def _run(self, statements: list[str]) -> None:
+        try:
+            for sql in statements:
+                self._cursor.execute(sql)
+        except BaseException as exc:  # handed to the caller by join
+            self._failure = exc
+
+    def join(self) -> None:
+        self._thread.join()
+        self._cursor.close()
+        if self._failure is not None:
+            raise self._failure
 
 
 def _add_rows(kept: dict[tuple, dict[str, Any]], rows: list[dict[str, Any]], sign: int) -> None:
