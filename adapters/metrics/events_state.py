@@ -196,8 +196,10 @@ class UnitState:
         side = _Beside(db, [f"CREATE TABLE {ux} AS {self._exposures(table, now)}"])
         try:
             x(f"CREATE TABLE {ur} AS {self._first_routes(table, now)}")
-        finally:
-            side.join()
+        except BaseException:
+            side.cancel()  # the look has failed: its error is said now, not after the other statement's seconds
+            raise
+        side.join()
         self._collisions(db, f"SELECT unit, uh FROM {ur} UNION ALL SELECT unit, uh FROM {ux}")
         terms = unit_terms(now - k.maturation_s)
         core = [(name, expr) for name, expr in terms if not name.startswith(("lc_", "tc_"))]
@@ -329,12 +331,15 @@ class _Beside:
     def __init__(self, db: duckdb.DuckDBPyConnection, statements: list[str]) -> None:
         self._cursor = db.cursor()
         self._failure: BaseException | None = None
+        self._cancelled = False
         self._thread = threading.Thread(target=self._run, args=(statements,), name="events-beside", daemon=True)
         self._thread.start()
 
     def _run(self, statements: list[str]) -> None:
         try:
             for sql in statements:
+                if self._cancelled:
+                    return
                 self._cursor.execute(sql)
         except BaseException as exc:  # handed to the caller by join
             self._failure = exc
@@ -344,6 +349,14 @@ class _Beside:
         self._cursor.close()
         if self._failure is not None:
             raise self._failure
+
+    def cancel(self) -> None:
+        """Interrupt the statements (their tables are not made) and wait for the thread; raises nothing."""
+        self._cancelled = True
+        while self._thread.is_alive():  # again until it stops: a statement may start just after an interrupt
+            self._cursor.interrupt()
+            self._thread.join(0.05)
+        self._cursor.close()
 
 
 def _add_rows(kept: dict[tuple, dict[str, Any]], rows: list[dict[str, Any]], sign: int) -> None:
