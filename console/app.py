@@ -162,7 +162,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         # the routes are drawn once, with their first figures, unless that read takes longer than the wait: a
         # frame of routes without figures just before the one with them took CPU from the read it waited for
         self._first_read_due = time.monotonic() + FIRST_READ_WAIT_S
-        self.set_timer(FIRST_READ_WAIT_S, self.publish)
+        self.set_timer(FIRST_READ_WAIT_S, self._first_read_overdue)
         self.start_polling()
         self.publish_unless_first_read_due()
 
@@ -171,6 +171,12 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         if self._first_read_due is not None and time.monotonic() < self._first_read_due:
             return
         self.publish()
+
+    def _first_read_overdue(self) -> None:
+        """The wait is over: draw the flags without figures, unless the first read has drawn them already."""
+        if self._first_read_due is not None:
+            self._first_read_due = None
+            self.publish()
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
                markup: bool = True) -> None:

@@ -650,12 +650,13 @@ class TrafficSimulator:
         arrays = {name: total[a:b].reshape(shape) for name, shape, a, b in layout}
         arrays["cost_usd"] = cost
         served_by_route = arrays.pop("fb_served")
+        totals = self._counters(arrays)
         bucket = TimeBucket(start, min(end, start + step))
-        bucket.counters = self._counters(arrays)
+        bucket.counters = dict(totals)  # the one bucket is the totals: built once (nothing changes them in place)
         horizon = self.now - self.keep_s
         for key in [k for k in self._memo if k[1] < horizon]:
             del self._memo[key]
-        return self._snapshot_of(start, end, [bucket], self._counters(arrays), served_by_route)
+        return self._snapshot_of(start, end, [bucket], totals, served_by_route)
 
     @staticmethod
     def _carry_cost(carried: np.ndarray, cols: dict[str, np.ndarray], start: float, end: float,
