@@ -156,12 +156,13 @@ class RouteTable(DataTable):
     def _cells_of(self, fig: "RouteFigures", flag: "RouteFlag | None", metrics: tuple[str, ...], wide: bool) -> tuple:
         prev = self._previous.get(row_key(fig), {})
         tags = ARM_TAG if wide else NARROW_TAG
-        tag = tags[fig.key.arm.value] if fig.requests else " ↪fb"
+        fallback_only = not fig.requests and not fig.idle
+        tag = " ↪fb" if fallback_only else tags[fig.key.arm.value]
         cells = [Cell(" " + visible(fig.key.route) + tag, "bold" if fig.key.arm.value == "candidate" else "")]
         for m in metrics:
             if m == "alloc":
                 cells.append(Cell(allocation_text(flag, fig.key.route), "bold"))
-            elif m == "share" and not fig.requests:
+            elif m == "share" and fallback_only:
                 cells.append(Cell(f"fb {fig.via_fallback}", "dim"))
             else:
                 cells.append(self._cell(fig, m, prev.get(m)))

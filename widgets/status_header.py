@@ -170,7 +170,7 @@ def _backend_line(name: str, status: "BackendStatus", now: float, what: str) -> 
     if status.failing_since is not None:
         line.append(f" for {ago(now - status.failing_since)}", FAILING)
     age = status.age(now)
-    line.append(f" ({what} {'from ' + ago(age) + ' ago' if age is not None else 'not read yet'})", STALE)
+    line.append(f" ({what} shown from {ago(age)} ago)" if age is not None else f" (no {what} read yet)", STALE)
     line.append(f": {visible(status.error)}")
     return line
 
@@ -178,8 +178,8 @@ def _backend_line(name: str, status: "BackendStatus", now: float, what: str) -> 
 def status_lines(s: "Session") -> list[Text]:
     now = s.now()
     out = [line for line in (
-        _backend_line("flags", s.flags_status, now, "allocation shown"),
-        _backend_line("metrics", s.metrics_status, now, "figures shown"),
+        _backend_line("flags", s.flags_status, now, "allocation"),
+        _backend_line("metrics", s.metrics_status, now, "figures"),
     ) if line is not None]
     status = Text()
     if s.paused:

@@ -11,7 +11,7 @@ from textual.widgets import Label, Sparkline
 class TrendPanel(Vertical):
     DEFAULT_CSS = """
     TrendPanel { height: 4; border-top: solid $primary-darken-2; padding: 0 1; }
-    TrendPanel > Label { width: 100%; color: $text-muted; }
+    TrendPanel > Label { width: 100%; color: $text-muted; text-wrap: nowrap; text-overflow: ellipsis; }
     TrendPanel > Sparkline { height: 2; }
     """
 
@@ -26,5 +26,8 @@ class TrendPanel(Vertical):
             self._title = (title.plain, title.spans)
             label.update(title, layout=False)  # one line whatever it says: no layout pass
         spark = self.query_one(Sparkline)
+        # an empty sparkline draws a flat line at the bottom, as if every value were the lowest: none is drawn
+        if spark.visible != bool(values):
+            spark.visible = bool(values)
         if list(spark.data or []) != values:
             spark.data = values

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from .registry import lookup
 from .telemetry import (
@@ -20,6 +20,9 @@ from .telemetry import (
     TimeBucket,
     histogram_quantile,
 )
+
+if TYPE_CHECKING:
+    from .models import RouteFlag
 
 
 class Roles(Protocol):
@@ -57,6 +60,8 @@ class RouteFigures:
     via_fallback: int = 0  # requests this route served for other routes' fallbacks
     #: metric name -> "warn" when beyond the registry's default warning line
     marks: dict[str, str] = field(default_factory=dict)
+    #: the flag names this route, but it served no request in the window (its figures are "—")
+    idle: bool = False
 
     @property
     def label(self) -> str:
@@ -151,9 +156,40 @@ def route_figures(snapshot: MetricsSnapshot, flags: Mapping[str, Roles] | None =
         if (flag, route) not in assigned and n:
             key = RouteKey(flag, route, Arm.OTHER)
             rows.append(RouteFigures(key=key, requests=0, share=0.0, values={}, via_fallback=n))
-    in_rollout = {r.key.flag for r in rows if r.key.arm is Arm.CANDIDATE}
-    rows.sort(key=lambda r: (r.key.flag not in in_rollout, r.key.flag, r.requests == 0, _arm_order(r.key.arm), r.key.route))
-    return rows
+    serving = {r.key.flag for r in rows if r.key.arm is Arm.CANDIDATE}
+    return _ordered(rows, lambda flag: 0 if flag in serving else 1)
+
+
+def _ordered(rows: list[RouteFigures], rank: Callable[[str], int]) -> list[RouteFigures]:
+    """Flags by ``rank`` (a rollout's first), then by key; within a flag the routes that served, baseline before
+    candidate."""
+    return sorted(rows, key=lambda r: (rank(r.key.flag), r.key.flag, r.requests == 0, _arm_order(r.key.arm),
+                                       r.key.route))
+
+
+def with_flag_routes(figures: list[RouteFigures], flags: Mapping[str, "RouteFlag"]) -> list[RouteFigures]:
+    """``figures`` plus a row for every route a flag names now (baseline, candidate, switch route) that has none:
+    with no data, or with the application not sending a route its share, the operator still sees each flag's
+    routes and what the flag allocates them. Such a row's share is 0 when its flag served requests lately
+    (measured: none of them went here), "—" when nothing is known; its other figures are "—"."""
+    have = {(f.key.flag, f.key.route) for f in figures}
+    recent = {f.key.flag for f in figures if f.share is not None}
+    added = []
+    for key, flag in flags.items():
+        for route in dict.fromkeys((flag.baseline, flag.candidate, flag.allocation.serve_all)):
+            if route is None or (key, route) in have:
+                continue
+            share = 0.0 if key in recent else None
+            added.append(RouteFigures(key=RouteKey(key, route, _arm_now(flag, route, Arm.OTHER)), requests=0,
+                                      share=share, values={"share": share}, idle=True))
+    if not added:
+        return figures
+    # a rollout whose candidate is served first (as without this), then one whose flag allocates its candidate
+    # traffic the data does not show (yet), then the others
+    serving = {r.key.flag for r in figures if r.key.arm is Arm.CANDIDATE}
+    allocating = {key for key, flag in flags.items() if flag.candidate is not None and flag.allocation.serve_all is None
+                  and (flag.allocation.candidate_bp > 0 or flag.allocation.internal_enabled)}
+    return _ordered(figures + added, lambda flag: 0 if flag in serving else 1 if flag in allocating else 2)
 
 
 def _arm_now(roles: Roles | None, route: str, arm: Arm) -> Arm:

@@ -148,10 +148,15 @@ class DashboardScreen(SessionScreen):
         if drawn == self._table_drawn:
             return  # a tick for the clocks: the header moved, the figures did not
         self._table_drawn = drawn
-        table.show(s.figures, s.flags, wide=wide, query=self.query_text, sort=self.sort_by)
+        rows = s.figures
+        if s.flags:  # every route the flags name, with or without data (the module loads with the flags)
+            from console.core.figures import with_flag_routes
+
+            rows = with_flag_routes(s.figures, s.flags)
+        table.show(rows, s.flags, wide=wide, query=self.query_text, sort=self.sort_by)
         if self.query_text:
             self.query_one("#filter", Input).border_title = (
-                f"filter: {len(table.rows_by_key)} of {len(self.session.figures)} routes")
+                f"filter: {len(table.rows_by_key)} of {len(rows)} routes")
         self._draw_trend()
 
     def _trend_metrics(self) -> list[str]:
@@ -200,7 +205,7 @@ class DashboardScreen(SessionScreen):
         snapshot = self.session.snapshot
         label = LABELS.get(metric, metric)
         if fig is None or snapshot is None:
-            panel.show(Text(f"trend: {label} — highlight a route"), [])
+            panel.show(Text(f"trend: {label} — " + ("highlight a route" if fig is None else "no figures read yet")), [])
             return
         from console.core.figures import format_value, trend  # with the first figures, not before the first frame
         values = trend(snapshot, fig.key, metric)

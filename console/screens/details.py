@@ -50,6 +50,7 @@ class RouteDetailsScreen(ModalScreen):
         table.add_row("requests", str(f.requests), f"in the last {self.window}")
         table.add_row("served for fallbacks", str(f.via_fallback), "requests other routes of this flag fell back to")
         providers = (
+            f"served no request in the last {self.window}: nothing about it is measured" if f.idle else
             f"worst provider: {visible(f.worst_provider)} fails {f.worst_provider_rate * 100:.1f}% of its calls"
             if f.worst_provider else "no provider failures in this window"
         )

@@ -62,6 +62,31 @@ class StuckSource(MetricsSource):
         raise TimeoutError("released")
 
 
+class RefusingSource(MetricsSource):
+    """A metrics source whose every read is refused, like a Prometheus that is down."""
+
+    kind = "prometheus"
+
+    def __init__(self, url: str = "http://127.0.0.1:9") -> None:
+        self.url = url
+
+    @property
+    def capabilities(self) -> SourceCapabilities:
+        return SourceCapabilities(unit_level=False)
+
+    def describe(self) -> str:
+        return f"prometheus:{self.url}"
+
+    def now(self) -> float:
+        return SIM_EPOCH
+
+    def read(self, start: float, end: float, step: float) -> MetricsSnapshot:
+        from console.core.errors import BackendError
+
+        raise BackendError(f"Prometheus at {self.url}/api/v1/query: cannot connect (connection refused) — check that "
+                           "it is running and reachable")
+
+
 async def wait_for(pilot, condition, timeout_s: float = 10.0) -> None:
     """Let the app run until ``condition()`` holds; fail after ``timeout_s``."""
     started = time.perf_counter()

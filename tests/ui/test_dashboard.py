@@ -243,3 +243,35 @@ def test_unknown_scenario_and_unusable_state_dir(tmp_path, capsys):
     assert main(["demo", "--state-dir", str(blocker / "inner")]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("routedeck: --state-dir") and "\n" not in err
+
+
+async def test_every_flag_route_and_its_allocation_show_before_any_figure_is_read(tmp_path):
+    stuck = StuckSource()
+    app = demo_app(tmp_path, metrics=stuck)
+    try:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await pilot.pause(0.5)  # past the wait for the first read, which never comes
+            table = app.screen.query_one("RouteTable")
+
+            def row(route: str) -> list[str]:
+                key = next(k for k in table.rows_by_key if k.split("|")[1] == route)
+                return [str(cell).strip() for cell in table.get_row(key)]
+
+            # the flags' routes with what the flags allocate them; nothing is measured, so no figure and no share
+            assert row("fast_default_v1")[1:3] == ["95%", "—"]
+            assert row("balanced_core_v2")[1:3] == ["5%+i", "—"]
+            assert set(row("balanced_core_v2")[3:]) == {"—"} and row("balanced_core_v2")[0].endswith("◆")
+            assert row("small_low_cost_v1")[1] == "100%" and row("premium_hard_cases_v1")[1] == "100%"
+            assert not any(cell.endswith("↪fb") for key in table.rows_by_key for cell in row(key.split("|")[1])[:1])
+            # no trend is drawn from no data (an empty sparkline is a flat line, as if every value were the lowest)
+            assert not app.screen.query_one("#trend-spark").visible
+            assert "no figures read yet" in str(app.screen.query_one("#trend-title").render())
+            await pilot.press("R")
+            for _ in range(200):
+                await pilot.pause(0.05)
+                if not app.session.writes:
+                    break
+            assert row("balanced_core_v2")[1] == "0%" and row("fast_default_v1")[1] == "100%"
+            stuck.release.set()
+    finally:
+        stuck.release.set()

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from .audit_fixtures import audit_host, loaded
-from .helpers import demo_app, rollout_demo_app, settle
+from .helpers import RefusingSource, demo_app, rollout_demo_app, settle
 from .test_segments_screen import segments_app
 
 SIZES = {"80x24": (80, 24), "120x40": (120, 40)}
@@ -72,6 +72,8 @@ PICTURES = {
     "help": (lambda: demo_app(Path(".")), keys("question_mark")),
     "details": (lambda: demo_app(Path(".")), keys("enter")),
     "after-rollback": (lambda: demo_app(Path(".")), after_rollback),
+    # the metrics source down from the start: every route the flags name, with its allocation and no figure
+    "metrics-down": (lambda: demo_app(Path("."), metrics=RefusingSource()), keys()),
     "rollout": (lambda: rollout_demo_app(Path(".")), keys("o")),
     "override-confirm": (lambda: rollout_demo_app(Path(".")), keys("o", "O")),
     "verdict": (lambda: rollout_demo_app(Path(".")), keys("v")),
