@@ -4,47 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-from console.core.errors import BadInput
-
-from .common import (
-    VERDICT_EXIT_CODES,
-    add_backend_options,
-    add_write_options,
-    open_backends,
-    open_journal,
-    operator,
-    print_change,
-    take_over,
-)
+from .common import add_stage_change_parser, run_stage_change
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("advance", help="move the rollout one stage, if the verdict allows it", description=__doc__,
-                       epilog=VERDICT_EXIT_CODES)
-    add_backend_options(p)
-    add_write_options(p)
-    p.add_argument("--override", action="store_true", help="force one stage past a HOLD or ROLLBACK verdict")
-    p.add_argument("--reason", help="why (mandatory with --override and --take-over-lease; recorded in the journal)")
-    p.set_defaults(run=run)
+    add_stage_change_parser(sub, "advance", __doc__, "move the rollout one stage, if the verdict allows it",
+                            "force one stage past a HOLD or ROLLBACK verdict", run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from console.core import operations
-    from console.core.rules import load_rule
+    from console.core.rollout import current_stage_name
 
-    if args.override and not (args.reason and args.reason.strip()):
-        raise BadInput("--override needs --reason TEXT: say why the verdict is being overridden")
-    taking_over = take_over(args)
-    rule = load_rule(args.rule)
-    platform, metrics = open_backends(args)
-    current = operations.look(rule, platform, metrics)
-    journal = None if args.dry_run else open_journal(args)
-    result = operations.advance(rule, platform, current, journal, operator(args),
-                                override_reason=args.reason if args.override else None, dry_run=args.dry_run,
-                                take_over=taking_over)
-    print_change(result.before, result.after, args.dry_run)
-    if not args.dry_run:
-        print(f"confirmed by read-back: {result.after.key} now at stage "
-              f"{operations.rollout.current_stage_name(result.after)}, {result.after.allocation.describe()}"
-              f" ({result.write.elapsed_s * 1000:.0f} ms)")
-    return 0
+    return run_stage_change(args, "advance", lambda after, result: (
+        f"{after.key} now at stage {current_stage_name(after)}, {after.allocation.describe()} "
+        f"({result.write.elapsed_s * 1000:.0f} ms)"))

@@ -141,3 +141,35 @@ def print_change(before, after, dry_run: bool) -> None:
 
 def print_json(obj) -> None:
     print(json.dumps(obj, indent=2, default=str))
+
+
+def add_stage_change_parser(sub, name: str, doc: str, help_text: str, override_help: str, run) -> None:
+    """The options `advance` and `promote` share: the backends, the write options, --override with --reason."""
+    p = sub.add_parser(name, help=help_text, description=doc, epilog=VERDICT_EXIT_CODES)
+    add_backend_options(p)
+    add_write_options(p)
+    p.add_argument("--override", action="store_true", help=override_help)
+    p.add_argument("--reason", help="why (mandatory with --override and --take-over-lease; recorded in the journal)")
+    p.set_defaults(run=run)
+
+
+def run_stage_change(args: argparse.Namespace, operation_name: str, confirmed) -> int:
+    """Look, then change the stage by the core operation ``operation_name`` (the one the console and the guard
+    call); ``confirmed(after, result)`` is the line printed once the platform's read-back agrees."""
+    from console.core import operations
+    from console.core.rules import load_rule
+
+    if args.override and not (args.reason and args.reason.strip()):
+        raise BadInput("--override needs --reason TEXT: say why the verdict is being overridden")
+    taking_over = take_over(args)
+    rule = load_rule(args.rule)
+    platform, metrics = open_backends(args)
+    current = operations.look(rule, platform, metrics)
+    journal = None if args.dry_run else open_journal(args)
+    result = getattr(operations, operation_name)(rule, platform, current, journal, operator(args),
+                                                 override_reason=args.reason if args.override else None,
+                                                 dry_run=args.dry_run, take_over=taking_over)
+    print_change(result.before, result.after, args.dry_run)
+    if not args.dry_run:
+        print(f"confirmed by read-back: {confirmed(result.after, result)}")
+    return 0

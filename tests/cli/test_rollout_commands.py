@@ -78,6 +78,7 @@ def test_full_rollout_from_the_shell(env, capsys):
         assert code == 0, out + err
         stages.append(FlagdFilePlatform(tmp / "flags.json").read_flag(FLAG).allocation.candidate_bp)
     assert stages == [0, 500, 2000, 9500]
+    assert "confirmed by read-back: support-answer-route now at stage full, " in out
 
     code, out, _ = run(capsys, "check", "--rule", rule, *common, "--metrics", "sim:steady?minutes=60&seed=3", "--json")
     verdict = json.loads(out)
@@ -85,8 +86,11 @@ def test_full_rollout_from_the_shell(env, capsys):
     assert {"name", "status", "detail"} <= set(verdict["health"][0])
     assert {"name", "candidate", "baseline", "interval", "threshold", "n", "verdict"} <= set(verdict["metrics"][0])
 
+    code, out, err = run(capsys, "promote", "--rule", rule, *common, "--metrics", "sim:steady?minutes=60&seed=3",
+                         "--override")
+    assert code == 2 and "--override needs --reason TEXT" in err
     code, out, _ = run(capsys, "promote", "--rule", rule, *common, "--metrics", "sim:steady?minutes=60&seed=3")
-    assert code == 0
+    assert code == 0 and "confirmed by read-back: support-answer-route serves 100% balanced_core_v2" in out
     flag = FlagdFilePlatform(tmp / "flags.json").read_flag(FLAG)
     assert flag.baseline == "balanced_core_v2" and flag.candidate is None and "fast_default_v1" in flag.variations
 
