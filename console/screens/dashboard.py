@@ -216,7 +216,11 @@ class DashboardScreen(SessionScreen):
             (f"{label}", "bold"),
             (f" · {visible(fig.key.route)} ({fig.key.arm.value}) · last {self.session.window_label} · now "
              if focused else " · now "),
-            (last, "bold"), (f" · {gaps} empty" if gaps else "", "dim"), ("  m: next metric" if focused else "", "dim"),
+            (last, "bold"), (f" · {gaps} empty" if gaps else "", "dim"),
         )
-        title.truncate(max(10, panel.size.width - 2 if panel.size.width else self.size.width - 4), overflow="ellipsis")
+        width = max(10, panel.size.width - 2 if panel.size.width else self.size.width - 4)
+        hint = "  m: next metric"
+        if focused and len(title) + len(hint) <= width:  # the key's hint only whole: never cut to "m: nex…"
+            title.append(hint, "dim")
+        title.truncate(width, overflow="ellipsis")
         panel.show(title, [float(v) for v in present])
