@@ -210,15 +210,19 @@ def header_lines(s: "Session", width: int, compact: bool = False) -> list[Text]:
     lines = [_top(s, width)]
     stale = s.flags_status.stale(s.now(), s.refresh_s)
     steady = []
+    flag_rows: set[int] = set()
     if not compact:
         for flag in sorted(s.flags.values(), key=lambda f: f.key):
             if flag.candidate or flag.allocation.serve_all or flag.foreign_targeting:
-                lines.extend(_flag_lines(s, flag, stale))
+                added = _flag_lines(s, flag, stale)
+                flag_rows.update(range(len(lines), len(lines) + len(added)))
+                lines.extend(added)
             else:
                 promoted = flag.rollout is not None and flag.rollout.stage.value == "promoted"
                 steady.append(f"{visible(flag.key)} → {visible(flag.baseline)}" + (" (promoted)" if promoted else ""))
         if steady:
-            lines.append(Text("steady: " + ", ".join(steady) + (" (stale)" if stale else ""), style="dim"))
+            # "(stale)" first: a long list is cut at its end
+            lines.append(Text(("steady (stale): " if stale else "steady: ") + ", ".join(steady), style="dim"))
     rules = [] if compact else list(s.rules)
     verdicts = range(len(lines), len(lines) + len(rules))
     lines.extend(verdict_line(s, key) for key in rules)
@@ -228,21 +232,25 @@ def header_lines(s: "Session", width: int, compact: bool = False) -> list[Text]:
     room = max(10, width - 2)
     fitted = []
     for i, line in enumerate(lines):
-        if (i in verdicts or i in failing) and line.cell_len > room:
+        if (i in verdicts or i in failing or i in flag_rows) and line.cell_len > room:
             # a verdict's reason is what the operator acts on (two lines), a backend's error what to fix
-            # (three): each wraps, never cut mid-word
-            fitted.extend(wrap_once(line, room, 2 if i in verdicts else 3))
+            # (three), a rollout's flag what it serves now, with a write in flight or a stale read (two):
+            # each wraps, never cut mid-word
+            fitted.extend(wrap_once(line, room, 3 if i in failing else 2, " · " if i in flag_rows else None))
             continue
         line.truncate(room, overflow="ellipsis")
         fitted.append(line)
     return fitted
 
 
-def wrap_once(line: Text, room: int, most: int = 2) -> list[Text]:
-    """``line`` as at most ``most`` lines of ``room`` cells, broken between words; the others indented."""
+def wrap_once(line: Text, room: int, most: int = 2, parts: str | None = None) -> list[Text]:
+    """``line`` as at most ``most`` lines of ``room`` cells, broken between words (between ``parts`` separators
+    where one falls in the line's second half); the others indented."""
     out: list[Text] = []
     while len(out) < most - 1 and line.cell_len > room:
-        cut = line.plain.rfind(" ", 0, room + 1)
+        cut = line.plain.rfind(parts, 0, room + 1) if parts else -1
+        if cut <= room // 2:
+            cut = line.plain.rfind(" ", 0, room + 1)
         if cut <= room // 2:
             cut = room
         out.append(line[:cut])

@@ -211,3 +211,6 @@ async def test_a_failing_flag_platform_has_its_own_line_and_the_flags_shown_are_
         assert "permission denied" in failing and "allocation shown from" in failing
         assert any("as last read (stale)" in line for line in lines)
         assert not any(line.startswith("metrics FAILING") for line in lines)
+        # at 80 columns the marks wrap to a line of their own rather than being cut
+        narrow = "\n".join(line.plain for line in header_lines(app.session, 80))
+        assert "as last read (stale)" in narrow and "steady (stale): " in narrow, narrow
