@@ -164,7 +164,9 @@ def _since(text: str | None):
 def run_list(args: argparse.Namespace) -> int:
     from console.core.journal import read_entries
 
-    for e in read_entries(journal_file(args), flag=args.flag, since=_since(args.since)):
+    path, shown = journal_file(args), 0
+    for e in read_entries(path, flag=args.flag, since=_since(args.since)):
+        shown += 1
         if args.json:
             sys.stdout.write(e.to_line())
             continue
@@ -172,6 +174,13 @@ def run_list(args: argparse.Namespace) -> int:
         status = f" {e.status}" if e.status else ""
         detail = f" — {e.reason}" if e.reason else ""
         print(f"{e.seq:>6} {e.time} {who:<12} {e.kind:<7} {e.action:<12}{status:<10} {e.flag or '-'}{detail}")
+    if not shown:  # said on stderr: a script reading the entries gets none, a person learns why
+        if not path.exists():
+            print(f"no journal at {path} — nothing has been recorded in this state dir (--state-dir DIR or "
+                  "--journal FILE names another)", file=sys.stderr)
+        else:
+            which = "".join((f" for flag {args.flag!r}" if args.flag else "", f" since {args.since}" if args.since else ""))
+            print(f"no journal entries{which} in {path}", file=sys.stderr)
     return 0
 
 

@@ -67,3 +67,13 @@ def test_bad_anchor_and_since_are_one_line_errors(tmp_path, capsys):
     assert code == 2 and err.startswith("routedeck: --anchor") and err.count("\n") == 1
     code, _, err = run(capsys, "audit", "list", "--state-dir", tmp_path, "--since", "yesterday")
     assert code == 2 and "--since" in err
+
+
+def test_a_list_with_nothing_to_show_says_why_on_stderr(tmp_path, capsys):
+    code, out, err = run(capsys, "audit", "list", "--state-dir", tmp_path, "--since", "2h")
+    assert code == 0 and out == "" and err.startswith(f"no journal at {tmp_path / 'journal.jsonl'}")
+    make_history(tmp_path, capsys)
+    code, out, err = run(capsys, "audit", "list", "--state-dir", tmp_path, "--flag", "no-such-flag", "--json")
+    assert code == 0 and out == "" and err == f"no journal entries for flag 'no-such-flag' in {tmp_path / 'journal.jsonl'}\n"
+    code, out, err = run(capsys, "audit", "list", "--state-dir", tmp_path, "--since", "2h")
+    assert code == 0 and out.count("\n") == 6 and err == ""
