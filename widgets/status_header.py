@@ -234,9 +234,9 @@ def header_lines(s: "Session", width: int, compact: bool = False) -> list[Text]:
     for i, line in enumerate(lines):
         if (i in verdicts or i in failing or i in flag_rows) and line.cell_len > room:
             # a verdict's reason is what the operator acts on (two lines), a backend's error what to fix
-            # (three), a rollout's flag what it serves now, with a write in flight or a stale read (two):
+            # (up to four), a rollout's flag what it serves now, with a write in flight or a stale read (two):
             # each wraps, never cut mid-word
-            fitted.extend(wrap_once(line, room, 3 if i in failing else 2, " · " if i in flag_rows else None))
+            fitted.extend(wrap_once(line, room, 4 if i in failing else 2, " · " if i in flag_rows else None))
             continue
         line.truncate(room, overflow="ellipsis")
         fitted.append(line)

@@ -61,3 +61,23 @@ def test_console_on_backends_needs_both_specs(capsys, tmp_path):
     assert main(["--flags", f"flagd:{tmp_path / 'missing.json'}", "--metrics", "sim:steady"]) == 2
     err = capsys.readouterr().err
     assert "missing.json: no such flag file" in err and err.count("\n") == 1
+
+
+async def test_a_long_backend_error_keeps_what_to_do_at_80_columns(tmp_path):
+    from console.commands.demo import prepare_state_dir
+
+    path = prepare_state_dir(tmp_path)
+    source = FailingAfterFirst(sim_source(path))
+    long_path = "/var/lib/team/llm-events/replica-group-a/2026-12-07/events-0-of-3.jsonl"
+    source.read = lambda *a: (_ for _ in ()).throw(BackendError(
+        f"{long_path} line 1: field 'event.name' missing or not one of feature_flag.evaluation, routedeck.call, "
+        "routedeck.outcome — fix the file (docs/events.md)"))
+    app = demo_app(tmp_path, metrics=source, refresh_s=0.05)
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(100):
+            await pilot.pause(0.05)
+            if app.session.metrics_status.error:
+                break
+        text = " ".join(line.plain.strip() for line in header_lines(app.session, 80))
+        # the file, the line and what to do are all on screen: the error wraps, it is not cut
+        assert long_path in text and "fix the file (docs/events.md)" in text and "…" not in text.split("metrics FAILING")[1]
