@@ -249,20 +249,27 @@ class UnitState:
             for name, _ in fields)
         x(f"CREATE OR REPLACE TEMP TABLE n_ AS SELECT d.rid, {combine} FROM dr_ AS d LEFT JOIN o_ AS o USING (rid)")
         cut, old_cut = now - k.maturation_s, self.cut
-        x(f"""CREATE OR REPLACE TEMP TABLE m_ AS SELECT * FROM {self.rq}
+        x(f"""CREATE OR REPLACE TEMP TABLE m_ AS SELECT uh, bits FROM {self.rq}
               WHERE {_bit('has_call')} = 1 AND t_call > {q._number(old_cut)} AND t_call <= {q._number(cut)}
               AND rid NOT IN (SELECT rid FROM dr_)""")
+        x("DROP TABLE dr_")  # every temporary table is dropped after its last use: the kept tables fill the memory
         terms_now, terms_then = unit_terms(cut), unit_terms(old_cut)
 
         def signed(source: str, sign: int, terms: list[tuple[str, str]]) -> str:
             cols = ", ".join(f"{sign} * ({expr}) AS {name}" for name, expr in terms)
             return f"SELECT uh, {cols} FROM {source} WHERE {_bit('has_call')} = 1"
 
+        # a request that only matured (in m_) changes its unit's two maturity counts, by one exposure and its
+        # outcome: every other term is the same before and after the cut
+        matured = {"mature_exposures": "1", "mature_outcomes": _bit("has_out")}
+        ripe = ", ".join(f"{matured.get(name, '0')} AS {name}" for name, _ in terms_now)
         changes = " UNION ALL ".join([signed("n_", 1, terms_now), signed("o_", -1, terms_then),
-                                      signed("m_", 1, terms_now), signed("m_", -1, terms_then)])
+                                      f"SELECT uh, {ripe} FROM m_"])
         cols = [name for name, _ in terms_now]
-        x(f"CREATE OR REPLACE TEMP TABLE du_ AS SELECT uh, {', '.join(f'sum({c}) AS {c}' for c in cols)} "
-          f"FROM ({changes}) AS c GROUP BY uh")
+        # a change of a unit count fits its 4-byte column: summed as such (a sum of integers is a 16-byte one)
+        deltas = ", ".join(f"{_stored(c, f'sum({c})')} AS {c}" for c in cols)
+        x(f"CREATE OR REPLACE TEMP TABLE du_ AS SELECT uh, {deltas} FROM ({changes}) AS c GROUP BY uh")
+        x("DROP TABLE m_")
         # calls new to the window (a request whose call was already in only gained its outcome)
         x(f"""CREATE OR REPLACE TEMP TABLE df_ AS SELECT c.*, r.unit, r.route FROM (
                 SELECT n.uh AS uh, min(n.t_call) AS first_seen, CAST(arg_min(n.arm, n.t_call) AS INTEGER) AS arm,
@@ -272,6 +279,10 @@ class UnitState:
                 WHERE {_bit('has_call', 'n.bits')} = 1 AND coalesce({_bit('has_call', 'o.bits')}, 0) = 0
                 GROUP BY n.uh) AS c
               LEFT JOIN ({self._first_routes(table, now)}) AS r USING (uh)""")
+        # the merged requests replace their old rows (no transaction: a failure from here on drops the whole state)
+        self._replace(db, self.rq, "rid IN (SELECT rid FROM o_)", "n_")
+        for temp in ("o_", "n_"):
+            x(f"DROP TABLE {temp}")
         x(f"CREATE OR REPLACE TEMP TABLE dx_ AS {self._exposures(table, now)}")
         # a new unit key whose hash is another unit's: the caller builds the window again under the next salt
         self._collisions(db, "SELECT unit, uh FROM df_ WHERE unit IS NOT NULL UNION ALL SELECT unit, uh FROM dx_",
@@ -292,13 +303,15 @@ class UnitState:
               least(u.x_t, x.x_t) AS x_t, {sums}
               FROM k_ AS k LEFT JOIN ou_ AS u USING (uh) LEFT JOIN du_ AS s USING (uh)
               LEFT JOIN df_ AS f USING (uh) LEFT JOIN dx_ AS x USING (uh)""")
+        for temp in ("du_", "df_", "dx_"):
+            x(f"DROP TABLE {temp}")
         # the kept summaries change by the changed units' new rows less their old ones (every aggregate is a sum)
         for attributes, kept in self._summaries.items():
             _add_rows(kept, rows_of(db.execute(q.summary_of_units(self.units_sql(attributes, "nu_"), len(attributes)))), 1)
             _add_rows(kept, rows_of(db.execute(q.summary_of_units(self.units_sql(attributes, "ou_"), len(attributes)))), -1)
+        x("DROP TABLE ou_")
         self._replace(db, self.un, "uh IN (SELECT uh FROM k_)", "nu_")
-        self._replace(db, self.rq, "rid IN (SELECT rid FROM o_)", "n_")
-        for temp in ("dr_", "o_", "n_", "m_", "du_", "df_", "dx_", "k_", "ou_", "nu_"):
+        for temp in ("k_", "nu_"):
             x(f"DROP TABLE {temp}")
         self._compact(db)
 
