@@ -5,10 +5,16 @@ screen pushed, an action that starts or stops applying): at start-up that was fo
 within the first half second, each mounting a widget per key. Here the keys are compared with the ones
 on screen: the same keys draw nothing again, the same keys with another one greyed out only change
 that key's state; anything else (another key, label or tooltip) rebuilds the footer as Textual does.
+
+Textual's Footer scrolls what does not fit off its right edge, so at 80 columns a key could show cut
+("K Acknowle") or not at all. Here the keys that do not fit are left out whole: first the greyed-out ones
+(they do not apply now), from the right, then the rightmost others. Every key still works, and `?` lists
+each with whether it applies.
 """
 
 from __future__ import annotations
 
+from textual import events
 from textual.screen import Screen
 from textual.widgets import Footer
 from textual.widgets._footer import FooterKey
@@ -36,6 +42,32 @@ class KeysFooter(Footer):
         self._drawn = self._shown() if self._bindings_ready else None
         yield from super().compose()
 
+    async def recompose(self) -> None:
+        await super().recompose()
+        self._fit()
+
+    def on_resize(self, event: events.Resize) -> None:
+        self._fit()
+
+    def _fit(self) -> None:
+        """Show the keys that fit the footer's width whole; leave out the rest (greyed-out ones first)."""
+        keys = list(self.query_children(FooterKey))
+        room = self.size.width
+        if not keys or not room:
+            return
+        width = {key: key.render().cell_len + key.styles.margin.width for key in keys}
+        total = sum(width.values())
+        shown = set(keys)
+        greyed = [key for key in keys if key.has_class("-disabled")]
+        for key in [*reversed(greyed), *reversed([k for k in keys if k not in greyed])]:
+            if total <= room:
+                break
+            shown.discard(key)
+            total -= width[key]
+        for key in keys:
+            if key.display != (key in shown):
+                key.display = key in shown
+
     def bindings_changed(self, screen: Screen) -> None:
         self._bindings_ready = True
         if not screen.app.app_focus:
@@ -60,5 +92,6 @@ class KeysFooter(Footer):
                 widget._disabled = disabled
                 widget.set_class(disabled, "-disabled")
             self._drawn = now
+            self._fit()  # a key greyed out (or back) may change which keys fit
             return
         await self.recompose()

@@ -68,7 +68,8 @@ class RolloutScreen(SessionScreen):
     RolloutScreen #body > Static { margin-bottom: 1; }
     RolloutScreen #ladder { margin-bottom: 0; }
     """
-    FOOTER = ("advance", "promote", "hold", "acknowledge", "override", "restart", "rollback", "help", "quit")
+    #: ten keys need 84 columns: at 80 the footer leaves out a greyed-out one (``widgets.footer``)
+    FOOTER = ("advance", "promote", "hold", "acknowledge", "override", "restart", "rollback", "back", "help", "quit")
     BINDINGS = [Binding("tab", "next_flag", "Next flag", show=False, tooltip="the next flag with a rollout")]
 
     def __init__(self, session, flag_key: str | None = None) -> None:
