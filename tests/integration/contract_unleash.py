@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from .servers import session_servers
+from .servers import remove_unleash_flag, session_servers
 
 #: flags the contract checks create; removed (archived, then deleted) before each check
 CONTRACT_KEYS = ("contract-route", "contract-created")
@@ -25,8 +25,7 @@ def unleash_factory(request: pytest.FixtureRequest, tmp_path: Path):
     server = session_servers().unleash()
     with httpx.Client(base_url=server.url, headers={"Authorization": server.admin_token}, timeout=5) as http:
         for key in CONTRACT_KEYS:
-            http.delete(f"/api/admin/projects/default/features/{key}")
-            http.delete(f"/api/admin/archive/{key}")
+            remove_unleash_flag(http, key)
 
     def new() -> UnleashPlatform:
         return UnleashPlatform(server.url, server.admin_token)

@@ -242,6 +242,25 @@ def start_unleash(base: Path, pg: Postgres, port: int | None = None) -> Unleash:
     return Unleash(url, admin, client, proc.pid)
 
 
+def remove_unleash_flag(http: httpx.Client, key: str) -> None:
+    """Delete flag ``key`` from an Unleash server (``http`` carries an admin token): archive it, then delete it.
+
+    Unleash 8.2 records an archived flag's lifecycle stage after it has answered the archive request, checking
+    first that the flag still exists; a delete landing between its check and its insert failed that insert,
+    and with nothing catching it the server process exited. So the delete waits for the stage to be recorded.
+    """
+    archived = http.delete(f"/api/admin/projects/default/features/{key}")
+    if archived.is_success:
+        def stage_recorded() -> bool:
+            stages = http.get(f"/api/admin/projects/default/features/{key}/lifecycle").json()
+            return any(s.get("stage") == "archived" for s in stages)
+
+        wait_until(stage_recorded, 10, f"Unleash recording that {key} was archived")
+        http.delete(f"/api/admin/archive/{key}").raise_for_status()
+    else:  # not a live flag: an archived one (from a run cut short) is deleted, none at all is fine
+        http.delete(f"/api/admin/archive/{key}")
+
+
 def start_prometheus(base: Path, targets: list[str], data_dir: Path | None = None,
                      port: int | None = None, rule_files: list[Path] | None = None) -> Prometheus:
     exe = shutil.which("prometheus")

@@ -23,7 +23,7 @@ from adapters.metrics.prometheus import PrometheusSource
 from console.cli import main
 from console.core.telemetry import Arm
 
-from .servers import Unavailable, free_port, wait_until
+from .servers import Unavailable, free_port, remove_unleash_flag, wait_until
 from .test_simulate_unleash import requests_by_arm, scrape
 from .test_unleash import served_rollouts
 
@@ -63,8 +63,7 @@ def remove_flag(unleash) -> None:
     with httpx.Client(base_url=unleash.url, headers={"Authorization": unleash.admin_token}, timeout=5) as http:
         if http.get(f"/api/admin/projects/default/features/{FLAG}").status_code == 404:
             return
-        http.delete(f"/api/admin/projects/default/features/{FLAG}").raise_for_status()
-        http.delete(f"/api/admin/archive/{FLAG}").raise_for_status()
+        remove_unleash_flag(http, FLAG)
     wait_until(lambda: served_rollouts(unleash, FLAG) is None, 15, f"client API no longer serving {FLAG}")
 
 
