@@ -191,7 +191,11 @@ def test_bucketing_attribute_keeps_a_whole_account_on_one_route(fake: FakeLaunch
         set_stage(p, 5000, internal=False, key="by-account")
         rule = next(r for r in fake.raw("by-account")["environments"][ENV]["rules"] if r["description"] == SCOPE)
         assert rule["rollout"]["bucketBy"] == "account"
-        wait_for(lambda: "by-account" in sdk.all_flags_state(context("x")).to_json_dict())
+        # the SDK must hold the flag as staged, not only as created: an update arriving halfway through the
+        # loop below would split accounts across the two versions
+        staged = fake.raw("by-account")["environments"][ENV]["version"]
+        wait_for(lambda: sdk.all_flags_state(context("x")).to_json_dict()
+                 .get("$flagsState", {}).get("by-account", {}).get("version") == staged)
         by_account: dict[str, set[str]] = {}
         for i in range(600):
             account = f"acct-{i % 40}"
