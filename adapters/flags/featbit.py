@@ -31,7 +31,7 @@ import re
 import uuid
 from datetime import datetime, timezone
 from typing import Any, Callable
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import ValidationError
@@ -44,6 +44,7 @@ from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
 from ..http import PERMANENT_STATUSES, JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
+from .spec import parse_platform_spec
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_FEATBIT_TOKEN"
@@ -94,22 +95,13 @@ class FeatBitPlatform(FlagPlatform):
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "FeatBitPlatform":
         """``featbit:http://HOST:PORT?env=ENV_ID&stream=ws://HOST:PORT``; tokens from the environment."""
-        kind, _, url = spec.partition(":")
-        parts = urlsplit(url)
-        usage = "expected featbit:http://HOST:PORT?env=ENV_ID&stream=ws://HOST:PORT"
-        if kind != "featbit" or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BadInput(f"--flags {redact(spec)!r}: {usage}")
-        if parts.username or parts.password:
-            raise BadInput(f"--flags {redact_url(url)!r}: put no credentials in the URL — set {TOKEN_ENV}")
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = sorted(set(query) - {"env", "stream"})
-        if unknown:
-            raise BadInput(f"--flags {redact_url(url)!r}: unknown option {unknown[0]!r} — use env and stream")
-        env_id = query.get("env", "")
+        given = parse_platform_spec(spec, "featbit", "expected featbit:http://HOST:PORT?env=ENV_ID&stream=ws://HOST:PORT",
+                                    ("env", "stream"), TOKEN_ENV)
+        env_id = given.options.get("env", "")
         if not _GUID.match(env_id):
-            raise BadInput(f"--flags {redact_url(url)!r}: env must be the environment's id (a GUID, "
+            raise BadInput(f"--flags {given.shown!r}: env must be the environment's id (a GUID, "
                            "shown in FeatBit under the environment's settings)")
-        stream = query.get("stream") or None
+        stream = given.options.get("stream") or None
         if stream is not None:
             sp = urlsplit(stream)
             if sp.scheme not in ("ws", "wss") or not sp.netloc or sp.query or sp.username:
@@ -120,8 +112,7 @@ class FeatBitPlatform(FlagPlatform):
         secret = options.pop("secret", None) or env_secret
         if not token:
             raise BadInput(f"--flags featbit:…: no Open API access token — run `routedeck login PROFILE` or set {TOKEN_ENV}")
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        return cls(base, token, env_id, stream_url=stream, secret=secret, **options)
+        return cls(given.base_url, token, env_id, stream_url=stream, secret=secret, **options)
 
     def describe(self) -> str:
         return f"featbit:{redact_url(self.base_url)}?env={self.env_id}"

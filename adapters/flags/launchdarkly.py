@@ -34,7 +34,7 @@ import hashlib
 import json
 from datetime import datetime, timezone
 from typing import Any, Callable
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 from pydantic import ValidationError
@@ -44,9 +44,9 @@ from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput, ConflictError, RouteDeckError
 from console.core.models import FULL_SHARE_BP, Allocation, ChangeEvent, RouteFlag, RouteProfile
 from console.core.ports import FlagPlatform, describe_difference_short
-from console.core.redact import redact
 
 from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url, ssl_verify
+from .spec import parse_platform_spec
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_LAUNCHDARKLY_TOKEN"
@@ -105,29 +105,20 @@ class LaunchDarklyPlatform(FlagPlatform):
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "LaunchDarklyPlatform":
         """``launchdarkly:https://app.launchdarkly.com?project=P&env=E[&stream=URL][&bucketBy=ATTR]``."""
-        kind, _, url = spec.partition(":")
-        parts = urlsplit(url)
-        usage = "expected launchdarkly:https://app.launchdarkly.com?project=PROJECT&env=ENVIRONMENT"
-        if kind != "launchdarkly" or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BadInput(f"--flags {redact(spec)!r}: {usage}")
-        if parts.username or parts.password:
-            raise BadInput(f"--flags {redact_url(url)!r}: put no credentials in the URL — set {TOKEN_ENV}")
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = sorted(set(query) - set(_SPEC_OPTIONS))
-        if unknown:
-            raise BadInput(f"--flags {redact_url(url)!r}: unknown option {unknown[0]!r} — use "
-                           + ", ".join(_SPEC_OPTIONS))
-        project, env = query.get("project", ""), query.get("env", "")
+        given = parse_platform_spec(
+            spec, "launchdarkly", "expected launchdarkly:https://app.launchdarkly.com?project=PROJECT&env=ENVIRONMENT",
+            _SPEC_OPTIONS, TOKEN_ENV)
+        project, env = given.options.get("project", ""), given.options.get("env", "")
         if not project or not env:
-            raise BadInput(f"--flags {redact_url(url)!r}: name the project and the environment "
+            raise BadInput(f"--flags {given.shown!r}: name the project and the environment "
                            "(?project=KEY&env=KEY, as in LaunchDarkly's project settings)")
-        stream = query.get("stream") or None
+        stream = given.options.get("stream") or None
         if stream is not None:
             sp = urlsplit(stream)
             if sp.scheme not in ("http", "https") or not sp.netloc or sp.query or sp.username:
                 raise BadInput(f"--flags launchdarkly:…: stream {redact_url(stream)!r} must be https://HOST "
                                f"(e.g. https://stream.launchdarkly.com), with no key in it — set {SDK_KEY_ENV}")
-        bucket_by = query.get("bucketBy") or None
+        bucket_by = given.options.get("bucketBy") or None
         if bucket_by is not None and not bucket_by.replace("_", "").replace("-", "").replace("/", "").isalnum():
             raise BadInput(f"--flags launchdarkly:…: bucketBy {bucket_by!r} is not a context attribute name")
         env_token, env_key = launchdarkly_credentials()
@@ -136,8 +127,8 @@ class LaunchDarklyPlatform(FlagPlatform):
         if not token:
             raise BadInput(f"--flags launchdarkly:…: no access token — run `routedeck login PROFILE "
                            f"--which launchdarkly-token` or set {TOKEN_ENV}")
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        return cls(base, token, project, env, stream_url=stream, sdk_key=sdk_key, bucket_by=bucket_by, **options)
+        return cls(given.base_url, token, project, env, stream_url=stream, sdk_key=sdk_key, bucket_by=bucket_by,
+                   **options)
 
     def describe(self) -> str:
         return f"launchdarkly:{redact_url(self.base_url)}?project={self.project}&env={self.env}"

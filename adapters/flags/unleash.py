@@ -31,7 +31,7 @@ import json
 import re
 from datetime import datetime, timezone
 from typing import Any
-from urllib.parse import parse_qs, quote, urlsplit, urlunsplit
+from urllib.parse import quote
 
 import httpx
 from pydantic import ValidationError
@@ -48,9 +48,9 @@ from console.core.models import (
     RouteProfile,
 )
 from console.core.ports import FlagPlatform, describe_difference_short
-from console.core.redact import redact
 
 from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url
+from .spec import parse_platform_spec
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_UNLEASH_TOKEN"
@@ -93,24 +93,15 @@ class UnleashPlatform(FlagPlatform):
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "UnleashPlatform":
         """``unleash:http://HOST:PORT?project=P&environment=E``; the admin token comes from ROUTEDECK_UNLEASH_TOKEN."""
-        kind, _, url = spec.partition(":")
-        parts = urlsplit(url)
-        if kind != "unleash" or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BadInput(f"--flags {redact(spec)!r}: expected unleash:http://HOST:PORT?project=P&environment=E")
-        if parts.username or parts.password:
-            raise BadInput(f"--flags {redact_url(url)!r}: put no credentials in the URL — set {TOKEN_ENV}")
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = sorted(set(query) - {"project", "environment"})
-        if unknown:
-            raise BadInput(f"--flags {redact_url(url)!r}: unknown option {unknown[0]!r} — use project and environment")
+        given = parse_platform_spec(spec, "unleash", "expected unleash:http://HOST:PORT?project=P&environment=E",
+                                    ("project", "environment"), TOKEN_ENV)
         token = options.pop("token", None) or read_token(TOKEN_ENV)
         if not token:
             raise BadInput(f"--flags unleash:…: no admin API token — run `routedeck login PROFILE` or set {TOKEN_ENV}")
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         return cls(
-            base, token,
-            project=query.get("project") or "default",
-            environment=query.get("environment") or "development",
+            given.base_url, token,
+            project=given.options.get("project") or "default",
+            environment=given.options.get("environment") or "development",
             **options,
         )
 
