@@ -205,9 +205,10 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         self.call_later(self._publish_now)
 
     def _tick(self) -> None:
-        """The one-second tick: a read that published within the last second has moved the clocks already."""
+        """The one-second tick: a read that published within the last second has moved the clocks already (and
+        loaded flags still waiting for their first figures are not drawn by a tick either)."""
         if time.monotonic() - self._published_at >= TICK_QUIET_S:
-            self.publish()
+            self.publish_unless_first_read_due()
 
     def _publish_now(self) -> None:
         self._publish_pending = False

@@ -209,7 +209,7 @@ async def test_loaded_routes_are_drawn_once_with_their_first_figures(tmp_path, m
     async with app.run_test(size=(100, 30)) as pilot:
         table = app.screen.query_one(RouteTable)
         await wait_for(pilot, lambda: source.running == 1)  # loaded; the first read is out and held
-        await pilot.pause(0.2)
+        await pilot.pause(1.3)  # longer than the one-second tick that moves the clocks: it draws nothing yet
         # the flags wait for their figures...
         assert "connecting" in _drawn_header(app) and "support-answer-route" not in _drawn_header(app)
         assert table.row_count == 0
