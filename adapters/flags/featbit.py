@@ -44,7 +44,7 @@ from console.core.ports import FlagPlatform, describe_difference_short
 from console.core.redact import redact
 
 from ..http import PERMANENT_STATUSES, JsonHttp, RetryPolicy, make_client, redact_url, ssl_context
-from .spec import parse_platform_spec
+from ..spec import parse_http_spec
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_FEATBIT_TOKEN"
@@ -95,7 +95,7 @@ class FeatBitPlatform(FlagPlatform):
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "FeatBitPlatform":
         """``featbit:http://HOST:PORT?env=ENV_ID&stream=ws://HOST:PORT``; tokens from the environment."""
-        given = parse_platform_spec(spec, "featbit", "expected featbit:http://HOST:PORT?env=ENV_ID&stream=ws://HOST:PORT",
+        given = parse_http_spec(spec, "featbit", "expected featbit:http://HOST:PORT?env=ENV_ID&stream=ws://HOST:PORT",
                                     ("env", "stream"), TOKEN_ENV)
         env_id = given.options.get("env", "")
         if not _GUID.match(env_id):

@@ -46,7 +46,7 @@ from console.core.models import FULL_SHARE_BP, Allocation, ChangeEvent, RouteFla
 from console.core.ports import FlagPlatform, describe_difference_short
 
 from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url, ssl_verify
-from .spec import parse_platform_spec
+from ..spec import parse_http_spec
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_LAUNCHDARKLY_TOKEN"
@@ -105,7 +105,7 @@ class LaunchDarklyPlatform(FlagPlatform):
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "LaunchDarklyPlatform":
         """``launchdarkly:https://app.launchdarkly.com?project=P&env=E[&stream=URL][&bucketBy=ATTR]``."""
-        given = parse_platform_spec(
+        given = parse_http_spec(
             spec, "launchdarkly", "expected launchdarkly:https://app.launchdarkly.com?project=PROJECT&env=ENVIRONMENT",
             _SPEC_OPTIONS, TOKEN_ENV)
         project, env = given.options.get("project", ""), given.options.get("env", "")

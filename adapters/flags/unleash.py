@@ -50,7 +50,7 @@ from console.core.models import (
 from console.core.ports import FlagPlatform, describe_difference_short
 
 from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url
-from .spec import parse_platform_spec
+from ..spec import parse_http_spec
 from .state_meta import allocation_from_meta, rollout_from_meta, state_meta
 
 TOKEN_ENV = "ROUTEDECK_UNLEASH_TOKEN"
@@ -93,7 +93,7 @@ class UnleashPlatform(FlagPlatform):
     @classmethod
     def from_spec(cls, spec: str, **options: Any) -> "UnleashPlatform":
         """``unleash:http://HOST:PORT?project=P&environment=E``; the admin token comes from ROUTEDECK_UNLEASH_TOKEN."""
-        given = parse_platform_spec(spec, "unleash", "expected unleash:http://HOST:PORT?project=P&environment=E",
+        given = parse_http_spec(spec, "unleash", "expected unleash:http://HOST:PORT?project=P&environment=E",
                                     ("project", "environment"), TOKEN_ENV)
         token = options.pop("token", None) or read_token(TOKEN_ENV)
         if not token:

@@ -17,17 +17,16 @@ import json
 import logging
 import threading
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 from UnleashClient.cache import BaseCache
 from UnleashClient.constants import FEATURES_URL
 
 from console.core.credentials import read_token
 from console.core.errors import BackendError, BadInput
-from console.core.redact import redact
 from console.core.telemetry import Arm
 
 from ..http import redact_url
+from ..spec import parse_http_spec
 from .unleash import META_KEY, TOKEN_ENV
 
 #: the SDK's token (a backend/client API token); the admin token is used when it is not set
@@ -124,29 +123,20 @@ class UnleashSdkEvaluator:
     def from_spec(cls, spec: str, **options: Any) -> "UnleashSdkEvaluator":
         """``unleash:http://HOST:PORT?project=P&environment=E&refresh=S``; the token comes from
         ROUTEDECK_UNLEASH_CLIENT_TOKEN (or ROUTEDECK_UNLEASH_TOKEN)."""
-        kind, _, url = spec.partition(":")
-        parts = urlsplit(url)
-        if kind != "unleash" or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BadInput(f"--flags {redact(spec)!r}: expected unleash:http://HOST:PORT?project=P&environment=E&refresh=S")
-        if parts.username or parts.password:
-            raise BadInput(f"--flags {redact_url(url)!r}: put no credentials in the URL — set {CLIENT_TOKEN_ENV}")
-        query = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        unknown = sorted(set(query) - {"project", "environment", "refresh"})
-        if unknown:
-            raise BadInput(f"--flags {redact_url(url)!r}: unknown option {unknown[0]!r} — use project, environment or refresh")
+        given = parse_http_spec(spec, "unleash", "expected unleash:http://HOST:PORT?project=P&environment=E&refresh=S",
+                                ("project", "environment", "refresh"), CLIENT_TOKEN_ENV)
         try:
-            refresh_s = int(query.get("refresh", options.pop("refresh_s", DEFAULT_REFRESH_S)))
+            refresh_s = int(given.options.get("refresh", options.pop("refresh_s", DEFAULT_REFRESH_S)))
         except ValueError:
-            raise BadInput(f"--flags {redact_url(url)!r}: refresh must be a whole number of seconds") from None
+            raise BadInput(f"--flags {given.shown!r}: refresh must be a whole number of seconds") from None
         if refresh_s < 1:
-            raise BadInput(f"--flags {redact_url(url)!r}: refresh must be at least 1 second")
+            raise BadInput(f"--flags {given.shown!r}: refresh must be at least 1 second")
         token = options.pop("token", None) or read_token(CLIENT_TOKEN_ENV) or read_token(TOKEN_ENV)
         if not token:
             raise BadInput(f"--flags unleash:…: no API token — set {CLIENT_TOKEN_ENV}")
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
         return cls(
-            base, token, project=query.get("project") or None,
-            environment=query.get("environment") or "development", refresh_s=refresh_s, **options,
+            given.base_url, token, project=given.options.get("project") or None,
+            environment=given.options.get("environment") or "development", refresh_s=refresh_s, **options,
         )
 
     def describe(self) -> str:

@@ -19,7 +19,6 @@ import re
 import time
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 
@@ -32,6 +31,7 @@ from console.core.stats.summary import GroupSummary
 from console.core.telemetry import DEFAULT_SLO_MS, MetricsSnapshot, SourceCapabilities, TimeBucket, UnitRecord, slo_option
 
 from ..http import JsonHttp, RetryPolicy, make_client, redact_url
+from ..spec import parse_http_spec
 from . import events_sql as q
 from . import events_window
 from .events import unit_record
@@ -140,29 +140,21 @@ class _Http:
 
 
 def _parse(spec: str) -> tuple[str, str, str, str, float | None]:
-    kind, _, url = spec.partition(":")
-    parts = urlsplit(url)
-    if kind != "clickhouse" or parts.scheme not in ("http", "https") or not parts.netloc:
-        raise BadInput(f"--metrics {redact(spec)!r}: expected clickhouse:http://HOST:PORT?database=D&table=T")
-    if parts.username or parts.password:
-        raise BadInput(f"--metrics {redact_url(url)!r}: put no credentials in the URL — set {USER_ENV} and "
-                       f"{PASSWORD_ENV} (or store them with routedeck login)")
-    opts = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-    unknown = sorted(set(opts) - {"database", "table", "schema", "slo_ms"})
-    if unknown:
-        raise BadInput(f"--metrics {redact_url(url)!r}: unknown option {unknown[0]!r} — use database, table, schema "
-                       "and slo_ms")
-    slo_ms = slo_option(opts, f"clickhouse:{redact_url(url)}") if "slo_ms" in opts else None
+    given = parse_http_spec(spec, "clickhouse", "expected clickhouse:http://HOST:PORT?database=D&table=T",
+                            ("database", "table", "schema", "slo_ms"),
+                            f"{USER_ENV} and {PASSWORD_ENV} (or store them with routedeck login)", flag="--metrics")
+    opts, url = given.options, given.shown
+    slo_ms = slo_option(opts, f"clickhouse:{url}") if "slo_ms" in opts else None
     schema = opts.get("schema", "routedeck")
     if schema not in SCHEMAS:
-        raise BadInput(f"--metrics {redact_url(url)!r}: schema must be routedeck (the events table, docs/backends.md) "
+        raise BadInput(f"--metrics {url!r}: schema must be routedeck (the events table, docs/backends.md) "
                        "or otel (the OpenTelemetry collector's otel_traces table)")
     database = opts.get("database", "default")
     table = opts.get("table", "otel_traces" if schema == "otel" else "events")
     for what, name in (("database", database), ("table", table)):
         if not _NAME.match(name):
-            raise BadInput(f"--metrics {redact_url(url)!r}: {what} {name!r} is not a plain name (letters, digits, _)")
-    return f"{parts.scheme}://{parts.netloc}", database, table, schema, slo_ms
+            raise BadInput(f"--metrics {url!r}: {what} {name!r} is not a plain name (letters, digits, _)")
+    return given.origin, database, table, schema, slo_ms
 
 
 class ClickHouseSource(MetricsSource):

@@ -21,7 +21,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from string import Template
 from typing import Any
-from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import httpx
 
@@ -30,7 +29,6 @@ from console.core.errors import BackendError, BadInput
 from console.core.models import RouteProfile
 from console.core.ports import MetricsSource
 from console.core.pricing import PricingTable
-from console.core.redact import redact
 from console.core.telemetry import (
     DEFAULT_SLO_MS,
     LATENCY_BOUNDS_MS,
@@ -47,6 +45,7 @@ from console.core.telemetry import (
 )
 
 from ..http import JsonHttp, RetryPolicy, error_detail, make_client, redact_url
+from ..spec import parse_http_spec
 from . import prom_contract as c
 
 TOKEN_ENV = "ROUTEDECK_PROMETHEUS_TOKEN"
@@ -199,20 +198,9 @@ class PrometheusSource(MetricsSource):
     def from_spec(cls, spec: str, **options: Any) -> "PrometheusSource":
         """``prometheus:http://HOST:PORT`` or ``…?slo_ms=N`` (in-SLO requests counted at N ms, from the duration
         histogram's bucket there); the bearer token, if any, comes from ROUTEDECK_PROMETHEUS_TOKEN."""
-        kind, _, url = spec.partition(":")
-        parts = urlsplit(url)
-        if kind != "prometheus" or parts.scheme not in ("http", "https") or not parts.netloc:
-            raise BadInput(f"--metrics {redact(spec)!r}: expected prometheus:http://HOST:PORT")
-        if parts.username or parts.password:
-            raise BadInput(
-                f"--metrics {redact_url(url)!r}: put no credentials in the URL — set {TOKEN_ENV} for a bearer token"
-            )
-        opts = {k: v[-1] for k, v in parse_qs(parts.query, keep_blank_values=True).items()}
-        base = urlunsplit((parts.scheme, parts.netloc, parts.path, "", ""))
-        unknown = sorted(set(opts) - {"slo_ms"})
-        if unknown:
-            raise BadInput(f"--metrics {redact_url(url)!r}: unknown option {unknown[0]!r} — the one option is slo_ms=N "
-                           f"(set {TOKEN_ENV} for a bearer token)")
+        given = parse_http_spec(spec, "prometheus", "expected prometheus:http://HOST:PORT[?slo_ms=N]", ("slo_ms",),
+                                f"{TOKEN_ENV} for a bearer token", flag="--metrics")
+        opts, base = given.options, given.base_url
         if "slo_ms" in opts:  # the SPEC's SLO wins over a caller's
             options["slo_ms"] = slo_option(opts, f"prometheus:{redact_url(base)}")
         options.setdefault("token", read_token(TOKEN_ENV))

@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 
 _USERINFO = re.compile(r"//[^/@\s]+@")
-_SECRET_QUERY = re.compile(r"(?i)([?&](?:token|secret|key|apikey|api_key|password|auth|access_token)=)[^&\s]+")
+#: a query option whose name holds one of these words carries a credential (api_token, sdkKey, x-auth, user…)
+CREDENTIAL_WORDS = ("token", "secret", "key", "password", "passwd", "auth", "user")
+_SECRET_QUERY = re.compile(r"(?i)([?&][^=&\s]*(?:" + "|".join(CREDENTIAL_WORDS) + r")[^=&\s]*=)[^&\s]+")
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 

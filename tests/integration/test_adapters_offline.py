@@ -382,29 +382,48 @@ def test_unleash_spec_needs_a_token_and_keeps_it_out_of_describe(monkeypatch):
         UnleashPlatform.from_spec("unleash:http://u.test:4242?env=x")
 
 
+def _http_backends():
+    from adapters.flags.featbit import FeatBitPlatform
+    from adapters.flags.launchdarkly import LaunchDarklyPlatform
+    from adapters.flags.unleash_sdk import UnleashSdkEvaluator
+    from adapters.metrics.clickhouse import ClickHouseSource
+
+    return {"unleash": UnleashPlatform, "featbit": FeatBitPlatform, "launchdarkly": LaunchDarklyPlatform,
+            "unleash-sdk": UnleashSdkEvaluator, "prometheus": PrometheusSource, "clickhouse": ClickHouseSource}
+
+
+@pytest.mark.parametrize("backend, kind, options", [
+    ("unleash", "unleash", "?project=p&environment=e"),
+    ("featbit", "featbit", "?env=00000000-0000-0000-0000-000000000001"),
+    ("launchdarkly", "launchdarkly", "?project=p&env=e"),
+    ("unleash-sdk", "unleash", "?project=p&environment=e&refresh=5"),
+    ("prometheus", "prometheus", "?slo_ms=2500"),
+    ("clickhouse", "clickhouse", "?database=d&table=t"),
+])
+def test_every_http_backend_reads_its_spec_alike(backend, kind, options):
+    """One reading of KIND:URL?OPTIONS for every HTTP flag platform and metrics source: the wrong kind or
+    scheme, credentials in the URL (as user:password or as an option) and an unknown option are each one line
+    naming the SPEC, the secret masked. Nothing is connected to: each fails before its client is made."""
+    source = _http_backends()[backend]
+    for spec, said in ((f"{kind}:ftp://h.test:1{options}", "expected " + kind + ":"),
+                       (f"other:http://h.test:1{options}", "expected " + kind + ":"),
+                       (f"{kind}:http://u:SEKRET@h.test:1{options}", "put no credentials in the URL — set "),
+                       (f"{kind}:http://h.test:1{options}&api_token=SEKRET", "put no credentials in the URL — set "),
+                       (f"{kind}:http://h.test:1{options}&colour=red", "unknown option 'colour' — use ")):
+        with pytest.raises(BadInput) as err:
+            source.from_spec(spec)
+        assert said in str(err.value) and "SEKRET" not in str(err.value) and "\n" not in str(err.value), str(err.value)
+
+
 @pytest.mark.parametrize("kind, options", [
     ("unleash", "?project=p&environment=e"),
     ("featbit", "?env=00000000-0000-0000-0000-000000000001"),
     ("launchdarkly", "?project=p&env=e"),
 ])
-def test_every_http_flag_platform_reads_its_spec_alike(kind, options, monkeypatch):
-    """One reading of KIND:URL?OPTIONS for every HTTP flag platform: the wrong kind or scheme, credentials in
-    the URL and an unknown option are each one line naming the SPEC, the secret masked."""
-    from adapters.flags.featbit import FeatBitPlatform
-    from adapters.flags.launchdarkly import LaunchDarklyPlatform
-
-    platform = {"unleash": UnleashPlatform, "featbit": FeatBitPlatform, "launchdarkly": LaunchDarklyPlatform}[kind]
+def test_a_flag_platform_keeps_the_path_of_its_url(kind, options, monkeypatch):
     for env in ("ROUTEDECK_UNLEASH_TOKEN", "ROUTEDECK_FEATBIT_TOKEN", "ROUTEDECK_LAUNCHDARKLY_TOKEN"):
         monkeypatch.setenv(env, "tok-SEKRET")
-    given = platform.from_spec(f"{kind}:http://h.test:1/base{options}")
-    assert given.base_url == "http://h.test:1/base"
-    for spec, said in ((f"{kind}:ftp://h.test:1{options}", "expected " + kind + ":"),
-                       (f"other:http://h.test:1{options}", "expected " + kind + ":"),
-                       (f"{kind}:http://u:SEKRET@h.test:1{options}", "put no credentials in the URL"),
-                       (f"{kind}:http://h.test:1{options}&colour=red", "unknown option 'colour' — use ")):
-        with pytest.raises(BadInput) as err:
-            platform.from_spec(spec)
-        assert said in str(err.value) and "SEKRET" not in str(err.value) and "\n" not in str(err.value), str(err.value)
+    assert _http_backends()[kind].from_spec(f"{kind}:http://h.test:1/base{options}").base_url == "http://h.test:1/base"
 
 
 def test_a_prerendered_page_changes_only_when_rendered():
