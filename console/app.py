@@ -104,8 +104,8 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         self._applies: tuple[bool, ...] = ()
         self._publish_pending = False
         self._published_at = -TICK_QUIET_S
-        #: until when a loaded flag set waits for the first metrics read before it is drawn (None: no wait)
-        self._first_read_due: float | None = None
+        #: the loaded flags wait (at most FIRST_READ_WAIT_S) for the first metrics read, to be drawn with it
+        self._awaiting_first_read = False
 
     # ---- life cycle ---------------------------------------------------------------------
 
@@ -161,21 +161,20 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
             self.notify(note, title="Demo state", severity="warning", timeout=30, markup=False)
         # the routes are drawn once, with their first figures, unless that read takes longer than the wait: a
         # frame of routes without figures just before the one with them took CPU from the read it waited for
-        self._first_read_due = time.monotonic() + FIRST_READ_WAIT_S
+        self._awaiting_first_read = True
         self.set_timer(FIRST_READ_WAIT_S, self._first_read_overdue)
         self.start_polling()
-        self.publish_unless_first_read_due()
 
-    def publish_unless_first_read_due(self) -> None:
-        """Publish, unless the loaded flags are still waiting (briefly) for the first metrics read."""
-        if self._first_read_due is not None and time.monotonic() < self._first_read_due:
-            return
-        self.publish()
+    def publish_unless_awaiting_first_read(self) -> None:
+        """Publish, unless the loaded flags are still waiting (briefly) for the first metrics read: the
+        passive redraws (the clock tick, a flags read) hold off; what the operator does is drawn at once."""
+        if not self._awaiting_first_read:
+            self.publish()
 
     def _first_read_overdue(self) -> None:
         """The wait is over: draw the flags without figures, unless the first read has drawn them already."""
-        if self._first_read_due is not None:
-            self._first_read_due = None
+        if self._awaiting_first_read:
+            self._awaiting_first_read = False
             self.publish()
 
     def notify(self, message: str, *, title: str = "", severity="information", timeout: float | None = None,
@@ -208,7 +207,7 @@ class RouteDeckApp(LiveReads, Writes, RolloutActions, EmergencySwitchActions, Ap
         """The one-second tick: a read that published within the last second has moved the clocks already (and
         loaded flags still waiting for their first figures are not drawn by a tick either)."""
         if time.monotonic() - self._published_at >= TICK_QUIET_S:
-            self.publish_unless_first_read_due()
+            self.publish_unless_awaiting_first_read()
 
     def _publish_now(self) -> None:
         self._publish_pending = False

@@ -165,7 +165,7 @@ class LiveReads:
 
     def on_metrics_read(self, message: MetricsRead) -> None:
         s = self.session
-        self._first_read_due = None  # the flags waited for this read: drawn now, with it
+        self._awaiting_first_read = False  # the flags waited for this read: drawn now, with it
         if message.snapshot is not None:
             s.metrics_read(message.snapshot, message.figures, message.at)
             self._journal_data_plane()
@@ -210,7 +210,7 @@ class LiveReads:
                 self._classify_change(old, new, describe_difference(old, new))
         else:
             s.flags_failed(message.error or "unreadable")
-        self.publish_unless_first_read_due()
+        self.publish_unless_awaiting_first_read()
         self._rearm("flags", s.refresh_s, self.poll_flags)
 
     # ---- one look at every rule --------------------------------------------------------------
