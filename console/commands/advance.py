@@ -13,8 +13,9 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from console.core import operations
     from console.core.rollout import current_stage_name
 
-    return run_stage_change(args, "advance", lambda after, result: (
+    return run_stage_change(args, operations.advance, lambda after, result: (
         f"{after.key} now at stage {current_stage_name(after)}, {after.allocation.describe()} "
         f"({result.write.elapsed_s * 1000:.0f} ms)"))

@@ -153,9 +153,9 @@ def add_stage_change_parser(sub, name: str, doc: str, help_text: str, override_h
     p.set_defaults(run=run)
 
 
-def run_stage_change(args: argparse.Namespace, operation_name: str, confirmed) -> int:
-    """Look, then change the stage by the core operation ``operation_name`` (the one the console and the guard
-    call); ``confirmed(after, result)`` is the line printed once the platform's read-back agrees."""
+def run_stage_change(args: argparse.Namespace, operation, confirmed) -> int:
+    """Look, then change the stage by the core ``operation`` (``operations.advance`` or ``.promote``, the one the
+    console and the guard call); ``confirmed(after, result)`` is the line printed once the read-back agrees."""
     from console.core import operations
     from console.core.rules import load_rule
 
@@ -166,9 +166,9 @@ def run_stage_change(args: argparse.Namespace, operation_name: str, confirmed) -
     platform, metrics = open_backends(args)
     current = operations.look(rule, platform, metrics)
     journal = None if args.dry_run else open_journal(args)
-    result = getattr(operations, operation_name)(rule, platform, current, journal, operator(args),
-                                                 override_reason=args.reason if args.override else None,
-                                                 dry_run=args.dry_run, take_over=taking_over)
+    result = operation(rule, platform, current, journal, operator(args),
+                       override_reason=args.reason if args.override else None, dry_run=args.dry_run,
+                       take_over=taking_over)
     print_change(result.before, result.after, args.dry_run)
     if not args.dry_run:
         print(f"confirmed by read-back: {confirmed(result.after, result)}")

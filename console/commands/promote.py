@@ -13,5 +13,7 @@ def add_parser(sub) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    return run_stage_change(args, "promote", lambda after, result: (
+    from console.core import operations
+
+    return run_stage_change(args, operations.promote, lambda after, result: (
         f"{after.key} serves 100% {after.baseline} (previous baseline kept as a variation)"))
